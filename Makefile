@@ -1,0 +1,87 @@
+# mailfs - mount an IMAP account as a directory tree.
+#
+#   make            build ./mailfs (objects in build/)
+#   make asan       ASan+UBSan build in build-asan/ (used by the tests)
+#   make unit       build and run the C unit tests
+#   make fuzz       build the libFuzzer targets (clang) in build-fuzz/
+#   make check      the whole test suite against a private Dovecot (as root)
+#   make demo       throwaway server with sample mail, mounted at ./mail
+#   make bench      benchmarks (see README)
+#   make lint       clang-format check and banned-call check
+
+VERSION = 0.1.0
+CC ?= cc
+BUILD ?= build
+PKGS = fuse3 libcurl gmime-3.0 sqlite3 openssl
+
+WARN = -Wall -Wextra -Wmissing-declarations -Wwrite-strings -Werror
+CFLAGS ?= -O2 -g
+SANFLAGS =
+ifeq ($(SAN),1)
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DMAILFS_VERSION='"$(VERSION)"' $(WARN) \
+	$(CFLAGS) $(SANFLAGS) -Iinclude $(shell pkg-config --cflags $(PKGS))
+LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread
+
+LIB_SRC = $(wildcard util/*.c) $(wildcard imap/*.c) $(wildcard smtp/*.c) \
+	$(filter-out fs/main.c,$(wildcard fs/*.c))
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+
+all: mailfs
+
+mailfs: $(BUILD)/mailfs
+	cp $< $@
+
+$(BUILD)/mailfs: $(BUILD)/fs/main.o $(BUILD)/libmailfs.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/libmailfs.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libmailfs.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmailfs.a $(LIBS)
+
+unit-build: $(UNIT_BIN)
+
+unit: $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do $$t || true; done
+
+asan:
+	$(MAKE) BUILD=build-asan SAN=1 build-asan/mailfs unit-build
+
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	-Iinclude $(shell pkg-config --cflags $(PKGS))
+fuzz:
+	@mkdir -p build-fuzz
+	@for f in $(FUZZ_SRC); do \
+		n=$$(basename $$f .c); \
+		echo "  FUZZ $$n"; \
+		clang $(FUZZ_CFLAGS) -o build-fuzz/$$n $$f $(LIB_SRC) $(LIBS) || exit 1; \
+	done
+
+check:
+	tests/run
+
+demo: mailfs
+	tests/demo
+
+bench: mailfs
+	bench/run
+
+lint:
+	tests/lint
+
+clean:
+	rm -rf build build-asan build-fuzz mailfs
+
+.PHONY: all mailfs unit unit-build asan fuzz check demo bench lint clean

@@ -1,0 +1,53 @@
+/* mime.h - the decoded view of a message, with GMime.
+ *
+ * Best effort by design: malformed mail yields whatever can be decoded and
+ * never crashes; only local failures (I/O, memory) are errors.
+ */
+#ifndef MIME_H
+#define MIME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mfs_err.h"
+
+/* Call once per process before any other function here (g_mime_init). */
+void mime_init(void);
+void mime_shutdown(void);
+
+/* What a message's header says, decoded to UTF-8. */
+struct mime_summary {
+	int64_t date;		/* Date header, seconds since epoch */
+	bool date_valid;	/* false when missing or unparsable */
+	char *from;		/* display name of the first From, else address, else NULL */
+	char *subject;		/* decoded (RFC 2047), NULL when missing */
+	char *message_id;	/* without angle brackets, NULL when missing */
+};
+
+/* Parse a raw header block (as fetched with BODY.PEEK[HEADER.FIELDS ...] or
+ * the head of a whole message).  Fills *out (caller frees with
+ * mime_summary_clear).  0, MFS_E_NOMEM. Unparsable fields are left NULL. */
+int mime_summary_parse(const char *hdr, size_t len, struct mime_summary *out);
+void mime_summary_clear(struct mime_summary *s);
+
+/* Called once per part of the decoded view, in order, n counting from 1.
+ * name is the clean, unique file name; type the MIME type ("text/plain");
+ * size the exact number of bytes written to "<outdir>/<n>". Return 0 to go
+ * on or a negative mfs_err to stop with it. */
+typedef int (*mime_part_fn)(void *ctx, unsigned n, const char *name,
+			    const char *type, uint64_t size);
+
+/* Decode the raw message read from fd_in (from offset 0) into files
+ * "<outdir>/1", "<outdir>/2" ... (outdir exists; files 0600):
+ *   body.txt   first text/plain body part, converted to UTF-8
+ *   body.html  first text/html body part, converted to UTF-8
+ *   each attachment / inline part under its decoded filename
+ *     (RFC 2231 / 2047, names_component), transfer-decoded
+ *   a nested message/rfc822 as "<its subject>.eml", raw bytes
+ *   other unnamed leaf parts as "part<N>.<ext>"
+ * Names are unique within the message (names_unique).  At most max_parts
+ * parts.  Returns 0, MFS_E_IO, MFS_E_NOMEM, or fn's code. */
+int mime_decode(int fd_in, const char *outdir, unsigned max_parts,
+		mime_part_fn fn, void *ctx, struct mfs_error *err);
+
+#endif
