@@ -1,0 +1,192 @@
+"""imaptest.py - the independent IMAP client side of the mailfs tests.
+
+Standard library only: imaplib over TLS verified against the test CA, plus
+modified UTF-7 (RFC 3501 5.1.3) written here from the RFC, so the tests
+never share code with the implementation they check.
+"""
+
+import base64
+import imaplib
+import json
+import os
+import re
+import ssl
+import time
+
+HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HARNESS_DIR))
+
+
+def state_dir():
+    return os.path.abspath(os.environ.get("MAILFS_TEST_DIR")
+                           or os.path.join(REPO_ROOT, "tests", "tmp"))
+
+
+def load_harness(sdir=None):
+    """The harness.json written by start.sh (ports, CA, password files)."""
+    sdir = sdir or state_dir()
+    with open(os.path.join(sdir, "harness.json")) as f:
+        return json.load(f)
+
+
+def password(h, user):
+    with open(h["users"][user]["password_file"]) as f:
+        return f.readline().rstrip("\n")
+
+
+# --- modified UTF-7 -------------------------------------------------------
+
+def utf7_encode(s):
+    """UTF-8 str -> modified UTF-7 str (RFC 3501 5.1.3)."""
+    out, buf = [], []
+
+    def flush():
+        if buf:
+            b = "".join(buf).encode("utf-16-be")
+            out.append("&" + base64.b64encode(b).decode().rstrip("=")
+                       .replace("/", ",") + "-")
+            buf.clear()
+
+    for ch in s:
+        if 0x20 <= ord(ch) <= 0x7e:
+            flush()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            buf.append(ch)
+    flush()
+    return "".join(out)
+
+
+def utf7_decode(s):
+    """Modified UTF-7 str -> UTF-8 str; ValueError when malformed."""
+    out, i = [], 0
+    while i < len(s):
+        ch = s[i]
+        if ch != "&":
+            out.append(ch)
+            i += 1
+            continue
+        j = s.index("-", i)
+        if j == i + 1:
+            out.append("&")
+        else:
+            b64 = s[i + 1:j].replace(",", "/")
+            b64 += "=" * (-len(b64) % 4)
+            out.append(base64.b64decode(b64, validate=True).decode("utf-16-be"))
+        i = j + 1
+    return "".join(out)
+
+
+def quote(s):
+    """An IMAP quoted string for an ASCII (already mUTF-7) mailbox name."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def wire_name(folder):
+    return quote(utf7_encode(folder))
+
+
+# --- connections ----------------------------------------------------------
+
+def tls_context(cafile):
+    return ssl.create_default_context(cafile=cafile)
+
+
+def connect(h, user="alice", pw=None):
+    """Logged-in IMAP4_SSL connection to the test server."""
+    m = imaplib.IMAP4_SSL(h["host"], h["imaps_port"],
+                          ssl_context=tls_context(h["ca_file"]), timeout=60)
+    m.login(user, pw if pw is not None else password(h, user))
+    return m
+
+
+def check(typ, data, what):
+    if typ != "OK":
+        raise RuntimeError("%s: %s %r" % (what, typ, data))
+    return data
+
+
+_LIST_RE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delim>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.*)$')
+
+
+def _unquote(b):
+    if b.startswith(b'"') and b.endswith(b'"'):
+        return re.sub(rb'\\(.)', rb'\1', b[1:-1])
+    return b
+
+
+def list_folders(m):
+    """[(utf8_name, set_of_flags, delimiter)] for LIST "" "*"."""
+    data = check(*m.list('""', '"*"'), "LIST")
+    res = []
+    for item in data:
+        if item is None:
+            continue
+        if isinstance(item, tuple):          # name sent as a literal
+            head, name = item
+            mo = _LIST_RE.match(head.rstrip() + b" X")
+            raw_name = name
+        else:
+            mo = _LIST_RE.match(item)
+            raw_name = _unquote(mo.group("name")) if mo else None
+        if not mo:
+            raise RuntimeError("cannot parse LIST line %r" % (item,))
+        flags = set(mo.group("flags").decode().split())
+        delim = _unquote(mo.group("delim")).decode()
+        res.append((utf7_decode(raw_name.decode("ascii")), flags, delim))
+    return res
+
+
+_FETCH_RE = re.compile(rb'^\d+ \((.*)\)$')
+
+
+def _parse_meta(line):
+    """Dict from one FETCH line of UID FLAGS RFC822.SIZE INTERNALDATE."""
+    mo = _FETCH_RE.match(line)
+    if not mo:
+        raise RuntimeError("cannot parse FETCH line %r" % line)
+    body = mo.group(1)
+    uid = int(re.search(rb'\bUID (\d+)', body).group(1))
+    flags = re.search(rb'\bFLAGS \(([^)]*)\)', body).group(1).decode().split()
+    size = int(re.search(rb'\bRFC822\.SIZE (\d+)', body).group(1))
+    idate = re.search(rb'\bINTERNALDATE ("[^"]*")', body).group(1)
+    ts = imaplib.Internaldate2tuple(b"INTERNALDATE " + idate)
+    return {"uid": uid, "flags": set(flags) - {"\\Recent"}, "size": size,
+            "internaldate": time.mktime(ts) if ts else None}
+
+
+def select(m, folder, readonly=True):
+    typ, data = m.select(wire_name(folder), readonly=readonly)
+    check(typ, data, "SELECT " + folder)
+    return int(data[0])
+
+
+def folder_meta(m, folder):
+    """{uid: {uid, flags, size, internaldate}} for a folder (EXAMINE)."""
+    n = select(m, folder, readonly=True)
+    res = {}
+    if n == 0:
+        return res
+    data = check(*m.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE INTERNALDATE)"),
+                 "FETCH meta " + folder)
+    for line in data:
+        if line is None or isinstance(line, tuple):
+            continue
+        d = _parse_meta(line)
+        res[d["uid"]] = d
+    return res
+
+
+def fetch_raw(m, uid):
+    """BODY.PEEK[] of one message in the selected folder, as bytes."""
+    data = check(*m.uid("FETCH", str(uid), "(BODY.PEEK[])"), "FETCH body %d" % uid)
+    for item in data:
+        if isinstance(item, tuple):
+            return item[1]
+    raise RuntimeError("no body for UID %d: %r" % (uid, data))
+
+
+def capabilities(m):
+    typ, data = m.capability()
+    check(typ, data, "CAPABILITY")
+    return set(data[0].decode().upper().split())
