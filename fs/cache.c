@@ -1,0 +1,414 @@
+/* cache.c - body cache: fetch once, keep on disk, evict least recently
+ * used; decoded views live beside their body. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "log.h"
+#include "mime.h"
+
+#define MAX_PARTS 1000
+#define MAX_INFLIGHT 64
+
+struct cache {
+	char *dir;
+	struct index *ix;
+	struct pool *pool;
+	uint64_t max_bytes;
+	long timeout_s;
+	cache_size_fn on_size;
+	void *ctx;
+	pthread_mutex_t lock;	/* guards inflight */
+	pthread_cond_t done;
+	struct {
+		int64_t folder;
+		uint32_t uid;
+	} inflight[MAX_INFLIGHT];
+	unsigned ninflight;
+};
+
+int cache_open(const char *dir, struct index *ix, struct pool *pool,
+	       uint64_t max_bytes, long timeout_s, cache_size_fn on_size,
+	       void *ctx, struct cache **out, struct mfs_error *err)
+{
+	struct cache *c = calloc(1, sizeof(*c));
+
+	if (!c || !(c->dir = strdup(dir))) {
+		free(c);
+		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
+	}
+	c->ix = ix;
+	c->pool = pool;
+	c->max_bytes = max_bytes;
+	c->timeout_s = timeout_s;
+	c->on_size = on_size;
+	c->ctx = ctx;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->done, NULL);
+	*out = c;
+	return 0;
+}
+
+void cache_close(struct cache *c)
+{
+	if (!c)
+		return;
+	pthread_cond_destroy(&c->done);
+	pthread_mutex_destroy(&c->lock);
+	free(c->dir);
+	free(c);
+}
+
+static void key_path(const struct cache *c, const struct cache_key *k,
+		     const char *suffix, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%lld.%u.%u%s", c->dir, (long long)k->folder,
+		 k->uidvalidity, k->uid, suffix);
+}
+
+/* Serialise work on one message so two readers don't fetch it twice. */
+static int inflight_enter(struct cache *c, const struct cache_key *k)
+{
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		unsigned i;
+		bool busy = false;
+
+		for (i = 0; i < c->ninflight; i++)
+			if (c->inflight[i].folder == k->folder &&
+			    c->inflight[i].uid == k->uid)
+				busy = true;
+		if (!busy && c->ninflight < MAX_INFLIGHT)
+			break;
+		pthread_cond_wait(&c->done, &c->lock);
+	}
+	c->inflight[c->ninflight].folder = k->folder;
+	c->inflight[c->ninflight].uid = k->uid;
+	c->ninflight++;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+static void inflight_leave(struct cache *c, const struct cache_key *k)
+{
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < c->ninflight; i++) {
+		if (c->inflight[i].folder == k->folder &&
+		    c->inflight[i].uid == k->uid) {
+			c->inflight[i] = c->inflight[--c->ninflight];
+			break;
+		}
+	}
+	pthread_cond_broadcast(&c->done);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void remove_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	char sub[PATH_MAX];
+
+	if (d) {
+		while ((de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+			unlink(sub);
+		}
+		closedir(d);
+	}
+	rmdir(path);
+}
+
+static void evict(struct cache *c, const struct cache_key *keep)
+{
+	uint64_t total;
+	struct cache_key k = { 0 };
+	char path[PATH_MAX];
+	DIR *d;
+	struct dirent *de;
+	char prefix[64];
+
+	for (;;) {
+		if (index_cache_total(c->ix, &total, NULL) < 0 ||
+		    total <= c->max_bytes)
+			return;
+		if (index_cache_oldest(c->ix, &k.folder, &k.uid, NULL) < 0)
+			return;
+		if (k.folder == keep->folder && k.uid == keep->uid)
+			return;
+		/* The UIDVALIDITY part of the name is not in the cache
+		 * table; find the files by their folder.uid prefix. */
+		snprintf(prefix, sizeof(prefix), "%lld.", (long long)k.folder);
+		d = opendir(c->dir);
+		while (d && (de = readdir(d))) {
+			unsigned uv, uid;
+			char rest[16] = "";
+
+			if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
+			    sscanf(de->d_name + strlen(prefix), "%u.%u%15s",
+				   &uv, &uid, rest) < 2 ||
+			    uid != k.uid)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", c->dir,
+				 de->d_name);
+			if (strcmp(rest, ".d") == 0)
+				remove_tree(path);
+			else
+				unlink(path);
+		}
+		if (d)
+			closedir(d);
+		index_cache_remove(c->ix, k.folder, k.uid, NULL);
+		log_debug(LOG_CAT_CACHE, "evicted %lld/%u", (long long)k.folder,
+			  k.uid);
+	}
+}
+
+struct size_ctx {
+	uint64_t size;
+};
+
+static int get_size(void *ctx, const struct ix_msg *m)
+{
+	((struct size_ctx *)ctx)->size = m->size;
+	return 0;
+}
+
+static int fetch(struct cache *c, const struct cache_key *k,
+		 const char *path, struct mfs_error *err)
+{
+	char tmp[PATH_MAX + 8];
+	struct imap_conn *conn = NULL;
+	struct size_ctx old = { 0 };
+	uint64_t len = 0;
+	int fd = -1, rc;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = mfs_fail(err, MFS_E_IO, "cache %s: %s", tmp,
+			      strerror(errno));
+		goto out;
+	}
+	rc = pool_get(c->pool, c->timeout_s, &conn, err);
+	if (rc < 0)
+		goto out;
+	rc = imap_fetch_body(conn, k->mailbox, k->uidvalidity, k->uid, fd,
+			     &len, err);
+	pool_put(c->pool, conn);
+	if (rc < 0)
+		goto out;
+	if (rename(tmp, path) < 0) {
+		rc = mfs_fail(err, MFS_E_IO, "cache rename: %s",
+			      strerror(errno));
+		goto out;
+	}
+	log_debug(LOG_CAT_CACHE, "fetched %s/%u: %llu bytes", k->mailbox,
+		  k->uid, (unsigned long long)len);
+	index_cache_add(c->ix, k->folder, k->uid, len, NULL);
+	/* Servers can report RFC822.SIZE wrongly; the bytes are the truth. */
+	if (index_msg_get(c->ix, k->folder, k->uid, get_size, &old, NULL) == 0 &&
+	    old.size != len) {
+		log_msg(LOG_INFO, "%s/%u: server said %llu bytes, sent %llu",
+			k->mailbox, k->uid, (unsigned long long)old.size,
+			(unsigned long long)len);
+		index_msg_set_size(c->ix, k->folder, k->uid, len, NULL);
+		if (c->on_size)
+			c->on_size(c->ctx, k->folder, k->uid);
+	}
+	evict(c, k);
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	return rc;
+}
+
+/* held: the caller already owns k's inflight slot. */
+static int open_body(struct cache *c, const struct cache_key *k, bool held,
+		     int *fd, uint64_t *size, struct mfs_error *err)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int rc = 0;
+
+	key_path(c, k, ".eml", path, sizeof(path));
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		if (!held)
+			inflight_enter(c, k);
+		*fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (*fd < 0) {
+			rc = fetch(c, k, path, err);
+			if (rc == 0)
+				*fd = open(path, O_RDONLY | O_CLOEXEC);
+		}
+		if (!held)
+			inflight_leave(c, k);
+		if (rc < 0)
+			return rc;
+		if (*fd < 0)
+			return mfs_fail(err, MFS_E_IO, "cache %s: %s", path,
+					strerror(errno));
+	} else {
+		index_cache_touch(c->ix, k->folder, k->uid, NULL);
+	}
+	if (fstat(*fd, &st) < 0) {
+		close(*fd);
+		*fd = -1;
+		return mfs_fail(err, MFS_E_IO, "cache stat: %s",
+				strerror(errno));
+	}
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+int cache_body(struct cache *c, const struct cache_key *k, int *fd,
+	       uint64_t *size, struct mfs_error *err)
+{
+	return open_body(c, k, false, fd, size, err);
+}
+
+struct parts_acc {
+	struct ix_part parts[MAX_PARTS];
+	char *names[MAX_PARTS];
+	char *types[MAX_PARTS];
+	unsigned n;
+};
+
+static int collect_part(void *ctx, unsigned n, const char *name,
+			const char *type, uint64_t size)
+{
+	struct parts_acc *a = ctx;
+	unsigned i = a->n;
+
+	if (i >= MAX_PARTS)
+		return 0;
+	a->names[i] = strdup(name);
+	a->types[i] = strdup(type);
+	if (!a->names[i] || !a->types[i]) {
+		free(a->names[i]);
+		free(a->types[i]);
+		return MFS_E_NOMEM;
+	}
+	a->parts[i] = (struct ix_part){ .n = n, .name = a->names[i],
+					.type = a->types[i], .size = size };
+	a->n++;
+	return 0;
+}
+
+/* Decode into a private directory, then rename it into place, so a reader
+ * never sees a half-written view. */
+static int decode(struct cache *c, const struct cache_key *k,
+		  const char *dpath, bool record, struct mfs_error *err)
+{
+	char tmp[PATH_MAX + 8];
+	struct parts_acc *acc = NULL;
+	uint64_t size;
+	int fd = -1, rc;
+
+	rc = open_body(c, k, true, &fd, &size, err);
+	if (rc < 0)
+		return rc;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dpath);
+	remove_tree(tmp);
+	acc = calloc(1, sizeof(*acc));
+	if (!acc) {
+		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (mkdir(tmp, 0700) < 0) {
+		rc = mfs_fail(err, MFS_E_IO, "cache %s: %s", tmp,
+			      strerror(errno));
+		goto out;
+	}
+	rc = mime_decode(fd, tmp, MAX_PARTS, collect_part, acc, err);
+	if (rc < 0)
+		goto out;
+	if (rename(tmp, dpath) < 0) {
+		rc = mfs_fail(err, MFS_E_IO, "cache rename: %s",
+			      strerror(errno));
+		goto out;
+	}
+	if (record)
+		rc = index_parts_set(c->ix, k->folder, k->uid, acc->parts,
+				     acc->n, err);
+out:
+	remove_tree(tmp);
+	if (acc)
+		for (unsigned i = 0; i < acc->n; i++) {
+			free(acc->names[i]);
+			free(acc->types[i]);
+		}
+	free(acc);
+	close(fd);
+	return rc;
+}
+
+struct known_ctx {
+	bool known;
+};
+
+static int get_known(void *ctx, const struct ix_msg *m)
+{
+	((struct known_ctx *)ctx)->known = m->parts_known;
+	return 0;
+}
+
+static int ensure_view(struct cache *c, const struct cache_key *k,
+		       struct mfs_error *err)
+{
+	char dpath[PATH_MAX];
+	struct known_ctx kc = { false };
+	struct stat st;
+	int rc;
+
+	key_path(c, k, ".d", dpath, sizeof(dpath));
+	rc = index_msg_get(c->ix, k->folder, k->uid, get_known, &kc, err);
+	if (rc < 0)
+		return rc;
+	if (kc.known && stat(dpath, &st) == 0)
+		return 0;
+	inflight_enter(c, k);
+	rc = 0;
+	if (!kc.known || stat(dpath, &st) < 0)
+		rc = decode(c, k, dpath, !kc.known, err);
+	inflight_leave(c, k);
+	return rc;
+}
+
+int cache_parts(struct cache *c, const struct cache_key *k,
+		struct mfs_error *err)
+{
+	return ensure_view(c, k, err);
+}
+
+int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
+	       int *fd, struct mfs_error *err)
+{
+	char path[PATH_MAX];
+	char suffix[32];
+	int rc;
+
+	rc = ensure_view(c, k, err);
+	if (rc < 0)
+		return rc;
+	snprintf(suffix, sizeof(suffix), ".d/%u", n);
+	key_path(c, k, suffix, path, sizeof(path));
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return mfs_fail(err, MFS_E_IO, "cache %s: %s", path,
+				strerror(errno));
+	return 0;
+}

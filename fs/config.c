@@ -1,0 +1,393 @@
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "config.h"
+
+static int set_str(char **field, const char *v)
+{
+	if (*field)
+		return 0;	/* the command line wins */
+	*field = strdup(v);
+	return *field ? 0 : MFS_E_NOMEM;
+}
+
+static int parse_uint(const char *v, unsigned *out)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno || end == v || *end || n > 100000)
+		return -1;
+	*out = (unsigned)n;
+	return 0;
+}
+
+/* host[:port] with optional user@ in front; [v6]:port accepted. */
+static int parse_url(struct config *cfg, const char *url,
+		     struct mfs_error *err)
+{
+	const char *p, *at, *hend, *colon;
+	char *host = NULL;
+	bool implicit;
+
+	if (strncmp(url, "imaps://", 8) == 0) {
+		implicit = true;
+		p = url + 8;
+	} else {
+		implicit = false;
+		p = url + 7;
+	}
+	at = strrchr(p, '@');
+	if (at) {
+		char *user = strndup(p, (size_t)(at - p));
+
+		if (!user || set_str(&cfg->user, user) < 0) {
+			free(user);
+			return MFS_E_NOMEM;
+		}
+		free(user);
+		p = at + 1;
+	}
+	if (*p == '[') {
+		hend = strchr(p, ']');
+		if (!hend)
+			return mfs_fail(err, MFS_E_CONFIG, "bad URL %s", url);
+		host = strndup(p + 1, (size_t)(hend - p - 1));
+		colon = hend[1] == ':' ? hend + 1 : NULL;
+	} else {
+		hend = p + strcspn(p, ":/");
+		host = strndup(p, (size_t)(hend - p));
+		colon = *hend == ':' ? hend : NULL;
+	}
+	if (!host)
+		return MFS_E_NOMEM;
+	if (!*host) {
+		free(host);
+		return mfs_fail(err, MFS_E_CONFIG, "no host in %s", url);
+	}
+	if (set_str(&cfg->host, host) < 0) {
+		free(host);
+		return MFS_E_NOMEM;
+	}
+	free(host);
+	if (colon && !cfg->port) {
+		char port[8] = "";
+
+		snprintf(port, sizeof(port), "%.*s",
+			 (int)strcspn(colon + 1, "/"), colon + 1);
+		if (parse_uint(port, &cfg->port) < 0 || cfg->port > 65535)
+			return mfs_fail(err, MFS_E_CONFIG, "bad port in %s",
+					url);
+	}
+	if (!cfg->tls && !(cfg->tls = strdup(implicit ? "implicit" :
+								 "starttls")))
+		return MFS_E_NOMEM;
+	return 0;
+}
+
+static int set_key(struct config *cfg, const char *k, const char *v,
+		   const char *file, int line, struct mfs_error *err)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} strs[] = {
+#define S(f) { #f, offsetof(struct config, f) }
+		S(host), S(user), S(tls), S(ca_file), S(password_command),
+		S(oauth2_token_command), S(netrc_file), S(cache_size),
+		S(cache_dir), S(debug), S(log_file),
+#undef S
+	};
+
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		if (strcmp(k, strs[i].key) == 0)
+			return set_str((char **)((char *)cfg + strs[i].off), v);
+	if (strcmp(k, "port") == 0 || strcmp(k, "connections") == 0 ||
+	    strcmp(k, "timeout") == 0) {
+		unsigned *f = k[0] == 'p' ? &cfg->port :
+			      k[0] == 'c' ? &cfg->connections : &cfg->timeout;
+		unsigned n;
+
+		if (parse_uint(v, &n) < 0)
+			return mfs_fail(err, MFS_E_CONFIG,
+					"%s:%d: bad number for %s", file, line,
+					k);
+		if (!*f)
+			*f = n;
+		return 0;
+	}
+	if (strcmp(k, "allow_plaintext") == 0) {
+		if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
+			cfg->allow_plaintext = 1;
+		return 0;
+	}
+	return mfs_fail(err, MFS_E_CONFIG, "%s:%d: unknown setting '%s'", file,
+			line, k);
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int load_file(struct config *cfg, const char *path,
+		     struct mfs_error *err)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	bool in_section = false, found = false;
+	int lineno = 0, rc = 0;
+
+	if (!f)
+		return mfs_fail(err, MFS_E_CONFIG,
+				"account '%s' is not a URL and %s: %s",
+				cfg->account, path, strerror(errno));
+	while (getline(&line, &cap, f) > 0) {
+		char *s = trim(line), *eq;
+
+		lineno++;
+		if (!*s || *s == '#' || *s == ';')
+			continue;
+		if (*s == '[') {
+			char *e = strchr(s, ']');
+
+			if (!e) {
+				rc = mfs_fail(err, MFS_E_CONFIG,
+					      "%s:%d: bad section", path,
+					      lineno);
+				goto out;
+			}
+			*e = '\0';
+			in_section = strcmp(trim(s + 1), cfg->account) == 0;
+			found |= in_section;
+			continue;
+		}
+		if (!in_section)
+			continue;
+		eq = strchr(s, '=');
+		if (!eq) {
+			rc = mfs_fail(err, MFS_E_CONFIG,
+				      "%s:%d: expected key = value", path,
+				      lineno);
+			goto out;
+		}
+		*eq = '\0';
+		rc = set_key(cfg, trim(s), trim(eq + 1), path, lineno, err);
+		if (rc < 0)
+			goto out;
+	}
+	if (!found)
+		rc = mfs_fail(err, MFS_E_CONFIG, "no account [%s] in %s",
+			      cfg->account, path);
+out:
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+static char *xdg_path(const char *var, const char *fallback,
+		      const char *rest)
+{
+	const char *base = getenv(var);
+	const char *home = getenv("HOME");
+	char *out = NULL;
+
+	if (base && *base) {
+		if (asprintf(&out, "%s/%s", base, rest) < 0)
+			out = NULL;
+	} else if (asprintf(&out, "%s/%s/%s", home ? home : "/", fallback,
+			    rest) < 0) {
+		out = NULL;
+	}
+	return out;
+}
+
+int config_resolve(struct config *cfg, struct mfs_error *err)
+{
+	int rc;
+
+	if (!cfg->account)
+		return mfs_fail(err, MFS_E_CONFIG, "no account given");
+	if (strncmp(cfg->account, "imaps://", 8) == 0 ||
+	    strncmp(cfg->account, "imap://", 7) == 0) {
+		rc = parse_url(cfg, cfg->account, err);
+		if (rc < 0)
+			return rc;
+		/* The config file may still add settings for a URL. */
+	} else {
+		if (!cfg->config_file &&
+		    !(cfg->config_file = xdg_path("XDG_CONFIG_HOME", ".config",
+						  "mailfs/config")))
+			return MFS_E_NOMEM;
+		rc = load_file(cfg, cfg->config_file, err);
+		if (rc < 0)
+			return rc;
+	}
+	if (!cfg->host)
+		return mfs_fail(err, MFS_E_CONFIG, "account %s: no host",
+				cfg->account);
+	if (!cfg->user)
+		return mfs_fail(err, MFS_E_CONFIG, "account %s: no user",
+				cfg->account);
+	if (!cfg->connections)
+		cfg->connections = 4;
+	if (!cfg->timeout)
+		cfg->timeout = 30;
+	if (!cfg->cache_dir) {
+		char *rest = NULL;
+
+		/* The account name becomes one directory component. */
+		if (asprintf(&rest, "mailfs/%s@%s", cfg->user, cfg->host) < 0)
+			return MFS_E_NOMEM;
+		for (char *p = rest + 7; *p; p++)
+			if (*p == '/')
+				*p = '_';
+		cfg->cache_dir = xdg_path("XDG_CACHE_HOME", ".cache", rest);
+		free(rest);
+		if (!cfg->cache_dir)
+			return MFS_E_NOMEM;
+	}
+	return 0;
+}
+
+int config_tls(const struct config *cfg, enum imap_tls *tls,
+	       struct mfs_error *err)
+{
+	const char *t = cfg->tls ? cfg->tls : "implicit";
+
+	if (strcmp(t, "implicit") == 0)
+		*tls = IMAP_TLS_IMPLICIT;
+	else if (strcmp(t, "starttls") == 0)
+		*tls = IMAP_TLS_STARTTLS;
+	else if (strcmp(t, "none") == 0)
+		*tls = IMAP_TLS_NONE;
+	else
+		return mfs_fail(err, MFS_E_CONFIG,
+				"tls must be implicit, starttls or none, not "
+				"'%s'", t);
+	return 0;
+}
+
+int config_cache_bytes(const struct config *cfg, uint64_t *bytes,
+		       struct mfs_error *err)
+{
+	const char *s = cfg->cache_size ? cfg->cache_size : "1G";
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno || end == s)
+		goto bad;
+	switch (toupper((unsigned char)*end)) {
+	case 'K': n <<= 10; end++; break;
+	case 'M': n <<= 20; end++; break;
+	case 'G': n <<= 30; end++; break;
+	case '\0': break;
+	default: goto bad;
+	}
+	if (*end)
+		goto bad;
+	*bytes = n;
+	return 0;
+bad:
+	return mfs_fail(err, MFS_E_CONFIG, "bad cache_size '%s'", s);
+}
+
+int config_secret(const struct config *cfg, bool oauth2, char **secret,
+		  struct mfs_error *err)
+{
+	const char *cmd = oauth2 ? cfg->oauth2_token_command :
+				   cfg->password_command;
+	const char *what = oauth2 ? "oauth2_token_command" : "password_command";
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *p;
+	int status;
+
+	*secret = NULL;
+	if (!cmd)
+		return 0;
+	p = popen(cmd, "re");
+	if (!p)
+		return mfs_fail(err, MFS_E_CONFIG, "%s: %s", what,
+				strerror(errno));
+	n = getline(&line, &cap, p);
+	/* Drain so the command is not killed by SIGPIPE mid-write. */
+	while (fgetc(p) != EOF)
+		;
+	status = pclose(p);
+	if (n <= 0 || status != 0) {
+		if (line)
+			explicit_bzero(line, cap);
+		free(line);
+		if (status != 0)
+			return mfs_fail(err, MFS_E_CONFIG,
+					"%s failed (exit status %d)", what,
+					WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		return mfs_fail(err, MFS_E_CONFIG, "%s printed nothing", what);
+	}
+	line[strcspn(line, "\r\n")] = '\0';
+	*secret = line;
+	return 0;
+}
+
+int config_mkdirs(const char *dir, struct mfs_error *err)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (len >= sizeof(path))
+		return mfs_fail(err, MFS_E_CONFIG, "path too long: %s", dir);
+	memcpy(path, dir, len + 1);
+	for (char *p = path + 1; ; p++) {
+		if (*p == '/' || *p == '\0') {
+			char c = *p;
+
+			*p = '\0';
+			if (mkdir(path, 0700) < 0 && errno != EEXIST)
+				return mfs_fail(err, MFS_E_IO, "mkdir %s: %s",
+						path, strerror(errno));
+			*p = c;
+			if (!c)
+				break;
+		}
+	}
+	/* An existing directory may have been made with a laxer umask. */
+	if (chmod(dir, 0700) < 0)
+		return mfs_fail(err, MFS_E_IO, "chmod %s: %s", dir,
+				strerror(errno));
+	return 0;
+}
+
+void config_clear(struct config *cfg)
+{
+	char **strs[] = { &cfg->account, &cfg->host, &cfg->user, &cfg->tls,
+			  &cfg->ca_file, &cfg->password_command,
+			  &cfg->oauth2_token_command, &cfg->netrc_file,
+			  &cfg->cache_size, &cfg->cache_dir,
+			  &cfg->config_file, &cfg->debug, &cfg->log_file };
+
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+}

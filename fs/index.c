@@ -1,0 +1,863 @@
+/* index.c - SQLite index.  One connection per thread on a WAL database:
+ * FUSE readers never block behind the sync writer. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "index.h"
+
+#define STMT_CACHE 48
+
+struct handle {
+	sqlite3 *db;
+	struct index *ix;
+	struct handle *next, *prev;
+	struct {
+		const char *sql;
+		sqlite3_stmt *st;
+	} stmts[STMT_CACHE];
+};
+
+struct index {
+	char *path;
+	pthread_key_t key;
+	pthread_mutex_t lock;	/* guards the handle list */
+	struct handle *handles;
+};
+
+static const char schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"CREATE TABLE IF NOT EXISTS folders("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" parent INTEGER NOT NULL, name TEXT NOT NULL, wire TEXT,"
+	" delim INTEGER NOT NULL DEFAULT 0, flags INTEGER NOT NULL DEFAULT 0,"
+	" uidvalidity INTEGER NOT NULL DEFAULT 0,"
+	" uidnext INTEGER NOT NULL DEFAULT 0,"
+	" highestmodseq INTEGER NOT NULL DEFAULT 0,"
+	" synced INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE(parent, name));"
+	"CREATE TABLE IF NOT EXISTS messages("
+	" folder INTEGER NOT NULL, uid INTEGER NOT NULL,"
+	" size INTEGER NOT NULL, date INTEGER NOT NULL,"
+	" flags TEXT NOT NULL, message_id TEXT, name TEXT NOT NULL,"
+	" parts_known INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY(folder, uid)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS messages_name ON messages(folder, name);"
+	"CREATE TABLE IF NOT EXISTS parts("
+	" folder INTEGER NOT NULL, uid INTEGER NOT NULL, n INTEGER NOT NULL,"
+	" name TEXT NOT NULL, type TEXT NOT NULL, size INTEGER NOT NULL,"
+	" PRIMARY KEY(folder, uid, n)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS parts_name ON parts(folder, uid, name);"
+	"CREATE TABLE IF NOT EXISTS cache("
+	" folder INTEGER NOT NULL, uid INTEGER NOT NULL,"
+	" bytes INTEGER NOT NULL, used INTEGER NOT NULL,"
+	" PRIMARY KEY(folder, uid)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS cache_used ON cache(used);";
+
+static int db_fail(struct mfs_error *err, sqlite3 *db, const char *what)
+{
+	return mfs_fail(err, MFS_E_IO, "index: %s: %s", what,
+			db ? sqlite3_errmsg(db) : "cannot open");
+}
+
+static void handle_free(struct handle *h)
+{
+	for (int i = 0; i < STMT_CACHE; i++)
+		sqlite3_finalize(h->stmts[i].st);
+	sqlite3_close(h->db);
+	free(h);
+}
+
+static void handle_unlink(struct handle *h)
+{
+	struct index *ix = h->ix;
+
+	pthread_mutex_lock(&ix->lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		ix->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&ix->lock);
+}
+
+static void handle_destroy(void *p)
+{
+	struct handle *h = p;
+
+	handle_unlink(h);
+	handle_free(h);
+}
+
+static struct handle *handle_get(struct index *ix, struct mfs_error *err)
+{
+	struct handle *h = pthread_getspecific(ix->key);
+
+	if (h)
+		return h;
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		mfs_fail(err, MFS_E_NOMEM, "out of memory");
+		return NULL;
+	}
+	h->ix = ix;
+	if (sqlite3_open_v2(ix->path, &h->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		db_fail(err, h->db, ix->path);
+		handle_free(h);
+		return NULL;
+	}
+	sqlite3_busy_timeout(h->db, 10000);
+	sqlite3_exec(h->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+	pthread_mutex_lock(&ix->lock);
+	h->next = ix->handles;
+	if (h->next)
+		h->next->prev = h;
+	ix->handles = h;
+	pthread_mutex_unlock(&ix->lock);
+	pthread_setspecific(ix->key, h);
+	return h;
+}
+
+/* A prepared, reset statement for sql (a string literal: cached by its
+ * address for the life of the thread's connection). */
+static sqlite3_stmt *stmt(struct index *ix, const char *sql,
+			  struct mfs_error *err)
+{
+	struct handle *h = handle_get(ix, err);
+	int i, free_slot = -1;
+	sqlite3_stmt *st = NULL;
+
+	if (!h)
+		return NULL;
+	for (i = 0; i < STMT_CACHE; i++) {
+		if (h->stmts[i].sql == sql) {
+			sqlite3_reset(h->stmts[i].st);
+			sqlite3_clear_bindings(h->stmts[i].st);
+			return h->stmts[i].st;
+		}
+		if (!h->stmts[i].sql && free_slot < 0)
+			free_slot = i;
+	}
+	if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		db_fail(err, h->db, "prepare");
+		return NULL;
+	}
+	if (free_slot >= 0) {
+		h->stmts[free_slot].sql = sql;
+		h->stmts[free_slot].st = st;
+	}
+	/* With no free slot the statement leaks into no one's care; the
+	 * cache is sized above the number of statements in this file. */
+	return st;
+}
+
+static int step_done(struct index *ix, sqlite3_stmt *st, struct mfs_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_fail(err, sqlite3_db_handle(st), "step");
+	sqlite3_reset(st);
+	(void)ix;
+	return 0;
+}
+
+int index_open(const char *path, struct index **out, struct mfs_error *err)
+{
+	struct index *ix = NULL;
+	struct handle *h;
+	char *msg = NULL;
+	int fd, rc;
+
+	*out = NULL;
+	/* Create the file ourselves so it is 0600 from the first byte. */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return mfs_fail(err, MFS_E_IO, "index %s: %s", path,
+				strerror(errno));
+	fchmod(fd, 0600);
+	close(fd);
+	ix = calloc(1, sizeof(*ix));
+	if (!ix || !(ix->path = strdup(path))) {
+		free(ix);
+		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
+	}
+	pthread_mutex_init(&ix->lock, NULL);
+	pthread_key_create(&ix->key, handle_destroy);
+	h = handle_get(ix, err);
+	if (!h) {
+		rc = err ? err->code : MFS_E_IO;
+		goto fail;
+	}
+	if (sqlite3_exec(h->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+		rc = mfs_fail(err, MFS_E_IO, "index schema: %s",
+			      msg ? msg : "?");
+		sqlite3_free(msg);
+		goto fail;
+	}
+	*out = ix;
+	return 0;
+fail:
+	index_close(ix);
+	return rc;
+}
+
+void index_close(struct index *ix)
+{
+	if (!ix)
+		return;
+	pthread_setspecific(ix->key, NULL);
+	pthread_mutex_lock(&ix->lock);
+	while (ix->handles) {
+		struct handle *h = ix->handles;
+
+		ix->handles = h->next;
+		handle_free(h);
+	}
+	pthread_mutex_unlock(&ix->lock);
+	pthread_key_delete(ix->key);
+	pthread_mutex_destroy(&ix->lock);
+	free(ix->path);
+	free(ix);
+}
+
+static int exec(struct index *ix, const char *sql, struct mfs_error *err)
+{
+	struct handle *h = handle_get(ix, err);
+
+	if (!h)
+		return MFS_E_NOMEM;
+	if (sqlite3_exec(h->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(err, h->db, sql);
+	return 0;
+}
+
+int index_begin(struct index *ix, struct mfs_error *err)
+{
+	return exec(ix, "BEGIN IMMEDIATE", err);
+}
+
+int index_commit(struct index *ix, struct mfs_error *err)
+{
+	return exec(ix, "COMMIT", err);
+}
+
+void index_rollback(struct index *ix)
+{
+	exec(ix, "ROLLBACK", NULL);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+/* Run a SELECT, handing each row to row(); stops early on a non-zero
+ * return.  With want_one, no row at all is MFS_E_NOTFOUND. */
+static int run_query(sqlite3_stmt *st, int (*row)(sqlite3_stmt *, void *,
+						   void *),
+		     void *fn, void *ctx, bool want_one, struct mfs_error *err)
+{
+	int rc, n = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		rc = row(st, fn, ctx);
+		if (rc) {
+			sqlite3_reset(st);
+			return rc;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_fail(err, sqlite3_db_handle(st), "query");
+		sqlite3_reset(st);
+		return rc;
+	}
+	sqlite3_reset(st);
+	return (want_one && n == 0) ? MFS_E_NOTFOUND : 0;
+}
+
+#define FOLDER_COLS \
+	"id, parent, wire, name, delim, flags, uidvalidity, uidnext," \
+	" highestmodseq, synced"
+
+static int folder_row(sqlite3_stmt *st, void *fn, void *ctx)
+{
+	struct ix_folder f = {
+		.id = sqlite3_column_int64(st, 0),
+		.parent = sqlite3_column_int64(st, 1),
+		.wire = col_text(st, 2),
+		.name = col_text(st, 3),
+		.delim = (char)sqlite3_column_int(st, 4),
+		.flags = (unsigned)sqlite3_column_int(st, 5),
+		.uidvalidity = (uint32_t)sqlite3_column_int64(st, 6),
+		.uidnext = (uint32_t)sqlite3_column_int64(st, 7),
+		.highestmodseq = (uint64_t)sqlite3_column_int64(st, 8),
+		.synced = sqlite3_column_int(st, 9) != 0,
+	};
+
+	return ((ix_folder_fn)fn)(ctx, &f);
+}
+
+int index_folder_get(struct index *ix, int64_t id, ix_folder_fn fn, void *ctx,
+		     struct mfs_error *err)
+{
+	static const char sql[] =
+		"SELECT " FOLDER_COLS " FROM folders WHERE id = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, id);
+	return run_query(st, folder_row, (void *)fn, ctx, true, err);
+}
+
+int index_folder_by_name(struct index *ix, int64_t parent, const char *name,
+			 ix_folder_fn fn, void *ctx, struct mfs_error *err)
+{
+	static const char sql[] = "SELECT " FOLDER_COLS
+				  " FROM folders WHERE parent = ? AND name = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, parent);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	return run_query(st, folder_row, (void *)fn, ctx, true, err);
+}
+
+int index_folder_children(struct index *ix, int64_t parent, ix_folder_fn fn,
+			  void *ctx, struct mfs_error *err)
+{
+	static const char sql[] = "SELECT " FOLDER_COLS
+				  " FROM folders WHERE parent = ? ORDER BY name";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, parent);
+	return run_query(st, folder_row, (void *)fn, ctx, false, err);
+}
+
+int index_folder_all(struct index *ix, ix_folder_fn fn, void *ctx,
+		     struct mfs_error *err)
+{
+	static const char sql[] = "SELECT " FOLDER_COLS
+				  " FROM folders ORDER BY id";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	return run_query(st, folder_row, (void *)fn, ctx, false, err);
+}
+
+int index_folder_put(struct index *ix, int64_t parent, const char *name,
+		     const char *wire, char delim, unsigned flags, int64_t *id,
+		     struct mfs_error *err)
+{
+	/* An implied directory (wire NULL) never overwrites what a real
+	 * LIST entry said about the same path. */
+	static const char sql[] =
+		"INSERT INTO folders(parent, name, wire, delim, flags)"
+		" VALUES(?1, ?2, ?3, ?4, ?5)"
+		" ON CONFLICT(parent, name) DO UPDATE SET"
+		"  wire = coalesce(?3, wire),"
+		"  delim = CASE WHEN ?3 IS NULL THEN delim ELSE ?4 END,"
+		"  flags = CASE WHEN ?3 IS NULL THEN flags ELSE ?5 END"
+		" RETURNING id";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+	int rc;
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, parent);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	if (wire)
+		sqlite3_bind_text(st, 3, wire, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 3);
+	sqlite3_bind_int(st, 4, delim);
+	sqlite3_bind_int(st, 5, (int)flags);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = db_fail(err, sqlite3_db_handle(st), "folder put");
+		sqlite3_reset(st);
+		return rc;
+	}
+	*id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int index_folder_set_state(struct index *ix, int64_t id, uint32_t uidvalidity,
+			   uint32_t uidnext, uint64_t highestmodseq,
+			   struct mfs_error *err)
+{
+	static const char sql[] =
+		"UPDATE folders SET uidvalidity = ?, uidnext = ?,"
+		" highestmodseq = ?, synced = 1 WHERE id = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, uidvalidity);
+	sqlite3_bind_int64(st, 2, uidnext);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)highestmodseq);
+	sqlite3_bind_int64(st, 4, id);
+	return step_done(ix, st, err);
+}
+
+static int delete_folder_rows(struct index *ix, int64_t id,
+			      struct mfs_error *err)
+{
+	static const char *const sqls[] = {
+		"DELETE FROM messages WHERE folder = ?",
+		"DELETE FROM parts WHERE folder = ?",
+		"DELETE FROM cache WHERE folder = ?",
+		"DELETE FROM folders WHERE id = ?",
+	};
+	int rc;
+
+	for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
+		sqlite3_stmt *st = stmt(ix, sqls[i], err);
+
+		if (!st)
+			return MFS_E_IO;
+		sqlite3_bind_int64(st, 1, id);
+		rc = step_done(ix, st, err);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int index_folder_drop(struct index *ix, int64_t id, bool renew,
+		      int64_t *new_id, struct mfs_error *err)
+{
+	static const char copy_sql[] =
+		"INSERT INTO folders(parent, name, wire, delim, flags)"
+		" SELECT parent, name || char(1), wire, delim, flags"
+		" FROM folders WHERE id = ? RETURNING id";
+	static const char fix_sql[] =
+		"UPDATE folders SET name = substr(name, 1, length(name) - 1)"
+		" WHERE id = ?";
+	static const char reparent_sql[] =
+		"UPDATE folders SET parent = ? WHERE parent = ?";
+	sqlite3_stmt *st;
+	int64_t nid = 0;
+	int rc;
+
+	if (renew) {
+		/* Insert the successor under a temporary name first: the
+		 * (parent, name) key is still held by the old row. */
+		st = stmt(ix, copy_sql, err);
+		if (!st)
+			return MFS_E_IO;
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			rc = db_fail(err, sqlite3_db_handle(st), "folder renew");
+			sqlite3_reset(st);
+			return rc;
+		}
+		nid = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		st = stmt(ix, reparent_sql, err);
+		if (!st)
+			return MFS_E_IO;
+		sqlite3_bind_int64(st, 1, nid);
+		sqlite3_bind_int64(st, 2, id);
+		if ((rc = step_done(ix, st, err)) < 0)
+			return rc;
+	}
+	rc = delete_folder_rows(ix, id, err);
+	if (rc < 0 || !renew)
+		return rc;
+	st = stmt(ix, fix_sql, err);
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, nid);
+	rc = step_done(ix, st, err);
+	if (rc == 0 && new_id)
+		*new_id = nid;
+	return rc;
+}
+
+#define MSG_COLS "folder, uid, size, date, flags, message_id, name, parts_known"
+
+static int msg_row(sqlite3_stmt *st, void *fn, void *ctx)
+{
+	struct ix_msg m = {
+		.folder = sqlite3_column_int64(st, 0),
+		.uid = (uint32_t)sqlite3_column_int64(st, 1),
+		.size = (uint64_t)sqlite3_column_int64(st, 2),
+		.date = sqlite3_column_int64(st, 3),
+		.flags = col_text(st, 4),
+		.message_id = col_text(st, 5),
+		.name = col_text(st, 6),
+		.parts_known = sqlite3_column_int(st, 7) != 0,
+	};
+
+	return ((ix_msg_fn)fn)(ctx, &m);
+}
+
+int index_msg_get(struct index *ix, int64_t folder, uint32_t uid,
+		  ix_msg_fn fn, void *ctx, struct mfs_error *err)
+{
+	static const char sql[] = "SELECT " MSG_COLS
+				  " FROM messages WHERE folder = ? AND uid = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	return run_query(st, msg_row, (void *)fn, ctx, true, err);
+}
+
+int index_msg_by_name(struct index *ix, int64_t folder, const char *name,
+		      ix_msg_fn fn, void *ctx, struct mfs_error *err)
+{
+	static const char sql[] = "SELECT " MSG_COLS
+				  " FROM messages WHERE folder = ? AND name = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	return run_query(st, msg_row, (void *)fn, ctx, true, err);
+}
+
+int index_msg_list(struct index *ix, int64_t folder, ix_msg_fn fn, void *ctx,
+		   struct mfs_error *err)
+{
+	static const char sql[] = "SELECT " MSG_COLS
+				  " FROM messages WHERE folder = ? ORDER BY name";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	return run_query(st, msg_row, (void *)fn, ctx, false, err);
+}
+
+int index_msg_put(struct index *ix, const struct ix_msg *m,
+		  struct mfs_error *err)
+{
+	static const char sql[] =
+		"INSERT OR REPLACE INTO messages(" MSG_COLS ")"
+		" VALUES(?, ?, ?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, m->folder);
+	sqlite3_bind_int64(st, 2, m->uid);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)m->size);
+	sqlite3_bind_int64(st, 4, m->date);
+	sqlite3_bind_text(st, 5, m->flags ? m->flags : "", -1, SQLITE_STATIC);
+	if (m->message_id)
+		sqlite3_bind_text(st, 6, m->message_id, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 6);
+	sqlite3_bind_text(st, 7, m->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 8, m->parts_known);
+	return step_done(ix, st, err);
+}
+
+static int update_msg(struct index *ix, const char *sql, int64_t folder,
+		      uint32_t uid, const char *text, int64_t num,
+		      struct mfs_error *err)
+{
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	if (text)
+		sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, num);
+	sqlite3_bind_int64(st, 2, folder);
+	sqlite3_bind_int64(st, 3, uid);
+	return step_done(ix, st, err);
+}
+
+int index_msg_set_flags(struct index *ix, int64_t folder, uint32_t uid,
+			const char *flags, struct mfs_error *err)
+{
+	static const char sql[] =
+		"UPDATE messages SET flags = ? WHERE folder = ? AND uid = ?";
+
+	return update_msg(ix, sql, folder, uid, flags ? flags : "", 0, err);
+}
+
+int index_msg_set_size(struct index *ix, int64_t folder, uint32_t uid,
+		       uint64_t size, struct mfs_error *err)
+{
+	static const char sql[] =
+		"UPDATE messages SET size = ? WHERE folder = ? AND uid = ?";
+
+	return update_msg(ix, sql, folder, uid, NULL, (int64_t)size, err);
+}
+
+int index_msg_delete(struct index *ix, int64_t folder, uint32_t uid,
+		     struct mfs_error *err)
+{
+	static const char *const sqls[] = {
+		"DELETE FROM messages WHERE folder = ? AND uid = ?",
+		"DELETE FROM parts WHERE folder = ? AND uid = ?",
+	};
+	int rc;
+
+	for (size_t i = 0; i < 2; i++) {
+		sqlite3_stmt *st = stmt(ix, sqls[i], err);
+
+		if (!st)
+			return MFS_E_IO;
+		sqlite3_bind_int64(st, 1, folder);
+		sqlite3_bind_int64(st, 2, uid);
+		if ((rc = step_done(ix, st, err)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int index_msg_max_uid(struct index *ix, int64_t folder, uint32_t *uid,
+		      struct mfs_error *err)
+{
+	static const char sql[] =
+		"SELECT coalesce(max(uid), 0) FROM messages WHERE folder = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+	int rc;
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = db_fail(err, sqlite3_db_handle(st), "max uid");
+		sqlite3_reset(st);
+		return rc;
+	}
+	*uid = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int index_parts_set(struct index *ix, int64_t folder, uint32_t uid,
+		    const struct ix_part *parts, unsigned n,
+		    struct mfs_error *err)
+{
+	static const char del_sql[] =
+		"DELETE FROM parts WHERE folder = ? AND uid = ?";
+	static const char ins_sql[] =
+		"INSERT INTO parts(folder, uid, n, name, type, size)"
+		" VALUES(?, ?, ?, ?, ?, ?)";
+	static const char known_sql[] =
+		"UPDATE messages SET parts_known = 1 WHERE folder = ? AND uid = ?";
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = index_begin(ix, err);
+	if (rc < 0)
+		return rc;
+	st = stmt(ix, del_sql, err);
+	if (!st)
+		goto fail;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	if (step_done(ix, st, err) < 0)
+		goto fail;
+	for (unsigned i = 0; i < n; i++) {
+		st = stmt(ix, ins_sql, err);
+		if (!st)
+			goto fail;
+		sqlite3_bind_int64(st, 1, folder);
+		sqlite3_bind_int64(st, 2, uid);
+		sqlite3_bind_int(st, 3, (int)parts[i].n);
+		sqlite3_bind_text(st, 4, parts[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, parts[i].type, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)parts[i].size);
+		if (step_done(ix, st, err) < 0)
+			goto fail;
+	}
+	st = stmt(ix, known_sql, err);
+	if (!st)
+		goto fail;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	if (step_done(ix, st, err) < 0)
+		goto fail;
+	return index_commit(ix, err);
+fail:
+	index_rollback(ix);
+	return MFS_E_IO;
+}
+
+static int part_row(sqlite3_stmt *st, void *fn, void *ctx)
+{
+	struct ix_part p = {
+		.n = (unsigned)sqlite3_column_int(st, 0),
+		.name = col_text(st, 1),
+		.type = col_text(st, 2),
+		.size = (uint64_t)sqlite3_column_int64(st, 3),
+	};
+
+	return ((ix_part_fn)fn)(ctx, &p);
+}
+
+int index_parts_list(struct index *ix, int64_t folder, uint32_t uid,
+		     ix_part_fn fn, void *ctx, struct mfs_error *err)
+{
+	static const char sql[] = "SELECT n, name, type, size FROM parts"
+				  " WHERE folder = ? AND uid = ? ORDER BY n";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	return run_query(st, part_row, (void *)fn, ctx, false, err);
+}
+
+int index_part_by_name(struct index *ix, int64_t folder, uint32_t uid,
+		       const char *name, ix_part_fn fn, void *ctx,
+		       struct mfs_error *err)
+{
+	static const char sql[] =
+		"SELECT n, name, type, size FROM parts"
+		" WHERE folder = ? AND uid = ? AND name = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	return run_query(st, part_row, (void *)fn, ctx, true, err);
+}
+
+int index_part_get(struct index *ix, int64_t folder, uint32_t uid, unsigned n,
+		   ix_part_fn fn, void *ctx, struct mfs_error *err)
+{
+	static const char sql[] = "SELECT n, name, type, size FROM parts"
+				  " WHERE folder = ? AND uid = ? AND n = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int(st, 3, (int)n);
+	return run_query(st, part_row, (void *)fn, ctx, true, err);
+}
+
+/* A clock for LRU order that never goes backwards within one index. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int index_cache_add(struct index *ix, int64_t folder, uint32_t uid,
+		    uint64_t bytes, struct mfs_error *err)
+{
+	static const char sql[] =
+		"INSERT OR REPLACE INTO cache(folder, uid, bytes, used)"
+		" VALUES(?, ?, ?, ?)";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)bytes);
+	sqlite3_bind_int64(st, 4, now_ms());
+	return step_done(ix, st, err);
+}
+
+int index_cache_touch(struct index *ix, int64_t folder, uint32_t uid,
+		      struct mfs_error *err)
+{
+	static const char sql[] =
+		"UPDATE cache SET used = ? WHERE folder = ? AND uid = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, now_ms());
+	sqlite3_bind_int64(st, 2, folder);
+	sqlite3_bind_int64(st, 3, uid);
+	return step_done(ix, st, err);
+}
+
+int index_cache_remove(struct index *ix, int64_t folder, uint32_t uid,
+		       struct mfs_error *err)
+{
+	static const char sql[] =
+		"DELETE FROM cache WHERE folder = ? AND uid = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	return step_done(ix, st, err);
+}
+
+int index_cache_total(struct index *ix, uint64_t *bytes,
+		      struct mfs_error *err)
+{
+	static const char sql[] = "SELECT coalesce(sum(bytes), 0) FROM cache";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+	int rc;
+
+	if (!st)
+		return MFS_E_IO;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = db_fail(err, sqlite3_db_handle(st), "cache total");
+		sqlite3_reset(st);
+		return rc;
+	}
+	*bytes = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
+		       struct mfs_error *err)
+{
+	static const char sql[] =
+		"SELECT folder, uid FROM cache ORDER BY used LIMIT 1";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+	int rc;
+
+	if (!st)
+		return MFS_E_IO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return MFS_E_NOTFOUND;
+	}
+	if (rc != SQLITE_ROW) {
+		rc = db_fail(err, sqlite3_db_handle(st), "cache oldest");
+		sqlite3_reset(st);
+		return rc;
+	}
+	*folder = sqlite3_column_int64(st, 0);
+	*uid = (uint32_t)sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	return 0;
+}

@@ -1,0 +1,588 @@
+/* sync.c - LIST, then for each folder: new messages by UID range, flags
+ * and expunges by a FLAGS pass over the known range. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "imap_parse.h"
+#include "log.h"
+#include "mime.h"
+#include "names.h"
+#include "sync.h"
+
+#define MAX_WANT 16
+#define BATCH 500
+
+struct sync {
+	struct index *ix;
+	struct pool *pool;
+	struct imap_conn *conn;
+	struct sync_hooks hooks;
+	unsigned interval_s;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;	/* to the thread: work or stop */
+	pthread_cond_t done;	/* from the thread: progress */
+	bool stop;
+	bool listed;
+	bool down;		/* the last pass failed: don't make readers wait */
+	unsigned generation;	/* bumped after every folder pass */
+	int64_t want[MAX_WANT];
+	unsigned nwant;
+};
+
+/* ---- folder list ---- */
+
+struct seen {
+	int64_t *ids;
+	size_t n, cap;
+};
+
+static int seen_add(struct seen *s, int64_t id)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		int64_t *p = realloc(s->ids, cap * sizeof(*p));
+
+		if (!p)
+			return MFS_E_NOMEM;
+		s->ids = p;
+		s->cap = cap;
+	}
+	s->ids[s->n++] = id;
+	return 0;
+}
+
+static bool seen_has(const struct seen *s, int64_t id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->ids[i] == id)
+			return true;
+	return false;
+}
+
+struct list_ctx {
+	struct sync *s;
+	struct seen seen;
+	struct mfs_error *err;
+};
+
+static int on_mailbox(void *ctx, const struct imap_mailbox *mb)
+{
+	struct list_ctx *lc = ctx;
+	char *utf8 = NULL;
+	const char *p;
+	int64_t parent = 0, id = 0;
+	int rc = 0;
+
+	if (imap_utf7_decode(mb->name, &utf8) < 0) {
+		/* Not valid modified UTF-7: show the raw name, cleaned. */
+		utf8 = strdup(mb->name);
+		if (!utf8)
+			return MFS_E_NOMEM;
+	}
+	p = utf8;
+	for (;;) {
+		size_t len = mb->delim ? strcspn(p, (char[]){ mb->delim, 0 }) :
+					 strlen(p);
+		bool leaf = p[len] == '\0';
+		char comp[NAMES_MAX + 1];
+
+		names_component(p, len, "_", NAMES_MAX, comp);
+		rc = index_folder_put(lc->s->ix, parent, comp,
+				      leaf ? mb->name : NULL, mb->delim,
+				      leaf ? mb->flags : IMAP_MB_NOSELECT, &id,
+				      lc->err);
+		if (rc < 0)
+			break;
+		rc = seen_add(&lc->seen, id);
+		if (rc < 0 || leaf)
+			break;
+		parent = id;
+		p += len + 1;
+	}
+	free(utf8);
+	return rc;
+}
+
+struct drop_ctx {
+	struct seen *seen;
+	struct seen gone;
+};
+
+static int find_gone(void *ctx, const struct ix_folder *f)
+{
+	struct drop_ctx *dc = ctx;
+
+	if (!seen_has(dc->seen, f->id))
+		return seen_add(&dc->gone, f->id);
+	return 0;
+}
+
+static int sync_list(struct sync *s, struct mfs_error *err)
+{
+	struct list_ctx lc = { .s = s, .err = err };
+	struct drop_ctx dc = { .seen = &lc.seen };
+	int rc;
+
+	rc = index_begin(s->ix, err);
+	if (rc < 0)
+		return rc;
+	rc = imap_list(s->conn, on_mailbox, &lc, err);
+	if (rc == 0)
+		rc = index_folder_all(s->ix, find_gone, &dc, err);
+	for (size_t i = 0; rc == 0 && i < dc.gone.n; i++) {
+		log_debug(LOG_CAT_SYNC, "folder %lld gone from server",
+			  (long long)dc.gone.ids[i]);
+		rc = index_folder_drop(s->ix, dc.gone.ids[i], false, NULL, err);
+	}
+	if (rc == 0)
+		rc = index_commit(s->ix, err);
+	else
+		index_rollback(s->ix);
+	if (rc == 0 && s->hooks.folder_changed)
+		s->hooks.folder_changed(s->hooks.ctx, 0);
+	free(lc.seen.ids);
+	free(dc.gone.ids);
+	return rc;
+}
+
+/* ---- one folder ---- */
+
+struct uidset {
+	uint32_t *uids;
+	size_t n, cap;
+};
+
+struct fold_ctx {
+	struct sync *s;
+	int64_t folder;
+	uint32_t above;		/* only UIDs above this are new */
+	struct uidset present;
+	unsigned added, batch;
+	struct mfs_error *err;
+};
+
+static int on_flags(void *ctx, const struct imap_msginfo *mi)
+{
+	struct fold_ctx *fc = ctx;
+	struct uidset *u = &fc->present;
+
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 1024;
+		uint32_t *p = realloc(u->uids, cap * sizeof(*p));
+
+		if (!p)
+			return MFS_E_NOMEM;
+		u->uids = p;
+		u->cap = cap;
+	}
+	u->uids[u->n++] = mi->uid;
+	return index_msg_set_flags(fc->s->ix, fc->folder, mi->uid, mi->flags,
+				   fc->err);
+}
+
+static int on_new(void *ctx, const struct imap_msginfo *mi)
+{
+	struct fold_ctx *fc = ctx;
+	struct mime_summary sum = { 0 };
+	char name[NAMES_MAX + 1];
+	struct ix_msg m = { 0 };
+	int rc;
+
+	/* "N:*" always includes the highest UID, even below N. */
+	if (mi->uid <= fc->above)
+		return 0;
+	if (mi->header)
+		mime_summary_parse(mi->header, mi->header_len, &sum);
+	m.folder = fc->folder;
+	m.uid = mi->uid;
+	m.size = mi->size;
+	m.date = sum.date_valid ? sum.date : mi->internaldate;
+	m.flags = mi->flags;
+	m.message_id = sum.message_id;
+	names_message(m.date, sum.from, sum.subject, mi->uid, name);
+	m.name = name;
+	rc = index_msg_put(fc->s->ix, &m, fc->err);
+	mime_summary_clear(&sum);
+	if (rc < 0)
+		return rc;
+	fc->added++;
+	/* Commit in batches: readers see progress on a big first sync and
+	 * the writer lock is never held for long. */
+	if (++fc->batch >= BATCH) {
+		fc->batch = 0;
+		rc = index_commit(fc->s->ix, fc->err);
+		if (rc == 0)
+			rc = index_begin(fc->s->ix, fc->err);
+	}
+	return rc;
+}
+
+static int cmp_uid(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct gone_ctx {
+	const struct uidset *present;
+	struct uidset gone;
+	struct sync *s;
+};
+
+static int find_gone_msg(void *ctx, const struct ix_msg *m)
+{
+	struct gone_ctx *gc = ctx;
+	struct uidset *g = &gc->gone;
+
+	if (bsearch(&m->uid, gc->present->uids, gc->present->n,
+		    sizeof(uint32_t), cmp_uid))
+		return 0;
+	if (gc->s->hooks.msg_gone)
+		gc->s->hooks.msg_gone(gc->s->hooks.ctx, m->folder, m->uid,
+				      m->name);
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 64;
+		uint32_t *p = realloc(g->uids, cap * sizeof(*p));
+
+		if (!p)
+			return MFS_E_NOMEM;
+		g->uids = p;
+		g->cap = cap;
+	}
+	g->uids[g->n++] = m->uid;
+	return 0;
+}
+
+static int sync_folder(struct sync *s, const struct ix_folder *f,
+		       struct mfs_error *err)
+{
+	struct imap_mbstate st;
+	struct fold_ctx fc = { .s = s, .folder = f->id, .err = err };
+	struct gone_ctx gc = { .present = &fc.present, .s = s };
+	char set[32];
+	uint32_t max = 0;
+	int rc;
+
+	rc = imap_examine(s->conn, f->wire, &st, err);
+	if (rc < 0)
+		return rc;
+	if (f->uidvalidity && f->uidvalidity != st.uidvalidity) {
+		log_msg(LOG_INFO, "%s: UIDVALIDITY changed, rebuilding",
+			f->wire);
+		rc = index_folder_drop(s->ix, f->id, true, &fc.folder, err);
+		if (rc < 0)
+			return rc;
+		if (s->hooks.folder_changed)
+			s->hooks.folder_changed(s->hooks.ctx, f->parent);
+	} else if (f->synced && st.highestmodseq &&
+		   st.highestmodseq == f->highestmodseq &&
+		   st.uidnext == f->uidnext) {
+		return 0;	/* CONDSTORE says nothing changed */
+	}
+	rc = index_begin(s->ix, err);
+	if (rc < 0)
+		return rc;
+	rc = index_msg_max_uid(s->ix, fc.folder, &max, err);
+	if (rc < 0)
+		goto fail;
+	if (max > 0) {
+		snprintf(set, sizeof(set), "1:%u", max);
+		rc = imap_fetch_meta(s->conn, set, false, on_flags, &fc, err);
+		if (rc < 0)
+			goto fail;
+		qsort(fc.present.uids, fc.present.n, sizeof(uint32_t), cmp_uid);
+		rc = index_msg_list(s->ix, fc.folder, find_gone_msg, &gc, err);
+		for (size_t i = 0; rc == 0 && i < gc.gone.n; i++)
+			rc = index_msg_delete(s->ix, fc.folder, gc.gone.uids[i],
+					      err);
+		if (rc < 0)
+			goto fail;
+	}
+	if (st.exists > 0 && (st.uidnext == 0 || st.uidnext > max + 1)) {
+		fc.above = max;
+		snprintf(set, sizeof(set), "%u:*", max + 1);
+		rc = imap_fetch_meta(s->conn, set, true, on_new, &fc, err);
+		if (rc < 0)
+			goto fail;
+	}
+	rc = index_folder_set_state(s->ix, fc.folder, st.uidvalidity,
+				    st.uidnext, st.highestmodseq, err);
+	if (rc < 0)
+		goto fail;
+	rc = index_commit(s->ix, err);
+	if (rc < 0)
+		goto fail;
+	log_debug(LOG_CAT_SYNC, "%s: %u new, %zu gone", f->wire, fc.added,
+		  gc.gone.n);
+	if ((fc.added || gc.gone.n) && s->hooks.folder_changed)
+		s->hooks.folder_changed(s->hooks.ctx, fc.folder);
+	goto out;
+fail:
+	index_rollback(s->ix);
+out:
+	free(fc.present.uids);
+	free(gc.gone.uids);
+	return rc;
+}
+
+/* ---- the thread ---- */
+
+struct folder_copy {
+	struct ix_folder f;
+	char *wire;
+};
+
+static int copy_folder(void *ctx, const struct ix_folder *f)
+{
+	struct folder_copy *fc = ctx;
+
+	fc->f = *f;
+	fc->f.name = NULL;
+	fc->wire = f->wire ? strdup(f->wire) : NULL;
+	fc->f.wire = fc->wire;
+	return 0;
+}
+
+struct ids {
+	int64_t *v;
+	size_t n, cap;
+};
+
+static int collect_selectable(void *ctx, const struct ix_folder *f)
+{
+	struct ids *ids = ctx;
+
+	if (!f->wire || (f->flags & IMAP_MB_NOSELECT))
+		return 0;
+	if (ids->n == ids->cap) {
+		size_t cap = ids->cap ? ids->cap * 2 : 32;
+		int64_t *p = realloc(ids->v, cap * sizeof(*p));
+
+		if (!p)
+			return MFS_E_NOMEM;
+		ids->v = p;
+		ids->cap = cap;
+	}
+	ids->v[ids->n++] = f->id;
+	return 0;
+}
+
+static int sync_one(struct sync *s, int64_t id, struct mfs_error *err)
+{
+	struct folder_copy fc = { 0 };
+	int rc;
+
+	rc = index_folder_get(s->ix, id, copy_folder, &fc, err);
+	if (rc == MFS_E_NOTFOUND)
+		return 0;	/* dropped since */
+	if (rc == 0 && fc.wire && !(fc.f.flags & IMAP_MB_NOSELECT))
+		rc = sync_folder(s, &fc.f, err);
+	free(fc.wire);
+	if (rc == MFS_E_NO) {
+		log_msg(LOG_WARNING, "cannot examine folder: %s", err->msg);
+		rc = 0;
+	}
+	return rc;
+}
+
+static void progress(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->generation++;
+	pthread_cond_broadcast(&s->done);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int64_t next_wanted(struct sync *s)
+{
+	int64_t id = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->nwant > 0) {
+		id = s->want[0];
+		memmove(s->want, s->want + 1, --s->nwant * sizeof(s->want[0]));
+	}
+	pthread_mutex_unlock(&s->lock);
+	return id;
+}
+
+static int full_pass(struct sync *s, struct mfs_error *err)
+{
+	struct ids ids = { 0 };
+	int rc;
+
+	rc = sync_list(s, err);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&s->lock);
+	s->listed = true;
+	pthread_cond_broadcast(&s->done);
+	pthread_mutex_unlock(&s->lock);
+	rc = index_folder_all(s->ix, collect_selectable, &ids, err);
+	for (size_t i = 0; rc == 0 && i < ids.n && !s->stop; i++) {
+		int64_t want;
+
+		/* A reader waiting on a folder goes first. */
+		while (rc == 0 && (want = next_wanted(s)) != 0) {
+			rc = sync_one(s, want, err);
+			progress(s);
+		}
+		if (rc == 0)
+			rc = sync_one(s, ids.v[i], err);
+		progress(s);
+	}
+	free(ids.v);
+	return rc;
+}
+
+static void *sync_main(void *arg)
+{
+	struct sync *s = arg;
+	unsigned backoff = 1;
+
+	while (!s->stop) {
+		struct mfs_error err = { 0 };
+		struct timespec until;
+		int rc = 0;
+
+		if (!imap_usable(s->conn)) {
+			imap_close(s->conn);
+			s->conn = NULL;
+			rc = pool_open_extra(s->pool, &s->conn, &err);
+		}
+		if (rc == 0)
+			rc = full_pass(s, &err);
+		pthread_mutex_lock(&s->lock);
+		s->down = rc < 0;
+		pthread_mutex_unlock(&s->lock);
+		if (rc < 0) {
+			log_msg(LOG_WARNING, "sync: %s; retrying in %u s",
+				err.msg[0] ? err.msg : mfs_strerror(rc),
+				backoff);
+			/* Wake waiters: they get what the index has. */
+			progress(s);
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += rc < 0 ? backoff : s->interval_s;
+		backoff = rc < 0 ? (backoff < 60 ? backoff * 2 : 60) : 1;
+		pthread_mutex_lock(&s->lock);
+		while (!s->stop && s->nwant == 0 &&
+		       pthread_cond_timedwait(&s->wake, &s->lock, &until) !=
+			       ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return NULL;
+}
+
+int sync_start(struct index *ix, struct pool *pool, struct imap_conn *conn,
+	       const struct sync_hooks *hooks, unsigned interval_s,
+	       struct sync **out)
+{
+	struct sync *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return MFS_E_NOMEM;
+	s->ix = ix;
+	s->pool = pool;
+	s->conn = conn;
+	s->hooks = *hooks;
+	s->interval_s = interval_s ? interval_s : 60;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
+	pthread_cond_init(&s->done, NULL);
+	if (pthread_create(&s->thread, NULL, sync_main, s) != 0) {
+		free(s);
+		return MFS_E_NOMEM;
+	}
+	*out = s;
+	return 0;
+}
+
+void sync_stop(struct sync *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	imap_close(s->conn);
+	pthread_cond_destroy(&s->wake);
+	pthread_cond_destroy(&s->done);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static void deadline(struct timespec *ts, long timeout_s)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += timeout_s;
+}
+
+void sync_wait_list(struct sync *s, long timeout_s)
+{
+	struct timespec until;
+
+	deadline(&until, timeout_s);
+	pthread_mutex_lock(&s->lock);
+	while (!s->listed && !s->stop && !s->down &&
+	       pthread_cond_timedwait(&s->done, &s->lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct synced_ctx {
+	bool synced;
+};
+
+static int get_synced(void *ctx, const struct ix_folder *f)
+{
+	((struct synced_ctx *)ctx)->synced = f->synced;
+	return 0;
+}
+
+void sync_wait_folder(struct sync *s, int64_t folder, long timeout_s)
+{
+	struct timespec until;
+	struct synced_ctx sc = { false };
+	bool queued = false;
+
+	deadline(&until, timeout_s);
+	for (;;) {
+		unsigned gen;
+		bool give_up;
+
+		if (index_folder_get(s->ix, folder, get_synced, &sc, NULL) < 0 ||
+		    sc.synced)
+			return;
+		pthread_mutex_lock(&s->lock);
+		if (!queued) {
+			bool dup = false;
+
+			for (unsigned i = 0; i < s->nwant; i++)
+				dup |= s->want[i] == folder;
+			if (!dup && s->nwant < MAX_WANT)
+				s->want[s->nwant++] = folder;
+			queued = true;
+			pthread_cond_signal(&s->wake);
+		}
+		gen = s->generation;
+		while (gen == s->generation && !s->stop)
+			if (pthread_cond_timedwait(&s->done, &s->lock,
+						   &until) == ETIMEDOUT)
+				break;
+		/* Timed out, stopping or offline: answer from the index. */
+		give_up = gen == s->generation || s->stop || s->down;
+		pthread_mutex_unlock(&s->lock);
+		if (give_up)
+			return;
+	}
+}

@@ -1,0 +1,381 @@
+/* client.c - IMAP commands with typed results, over conn.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+/* Fields that name a message; fetched at sync time. */
+#define META_FIELDS "DATE FROM SUBJECT MESSAGE-ID"
+
+struct list_ctx {
+	imap_list_fn fn;
+	void *ctx;
+};
+
+static const struct {
+	const char *attr;
+	unsigned flag;
+} mb_attrs[] = {
+	{ "\\Noselect", IMAP_MB_NOSELECT },
+	{ "\\NonExistent", IMAP_MB_NOSELECT },
+	{ "\\Noinferiors", IMAP_MB_NOINFERIORS },
+	{ "\\Sent", IMAP_MB_SENT },
+	{ "\\Trash", IMAP_MB_TRASH },
+	{ "\\Drafts", IMAP_MB_DRAFTS },
+	{ "\\Junk", IMAP_MB_JUNK },
+	{ "\\Archive", IMAP_MB_ARCHIVE },
+	{ "\\All", IMAP_MB_ALL },
+};
+
+static int on_list(void *ctx, const struct imap_resp *r)
+{
+	struct list_ctx *lc = ctx;
+	const struct imap_value *attrs = imap_list_get(&r->data, 1);
+	const struct imap_value *delim = imap_list_get(&r->data, 2);
+	const struct imap_value *name = imap_list_get(&r->data, 3);
+	struct imap_mailbox mb = { 0 };
+
+	if (!imap_atom_is(imap_list_get(&r->data, 0), "LIST"))
+		return 0;
+	if (!attrs || attrs->type != IMAP_V_LIST || !delim || !name ||
+	    (name->type != IMAP_V_ATOM && name->type != IMAP_V_STRING) ||
+	    memchr(name->str, '\0', name->len))
+		return MFS_E_PROTO;
+	for (size_t i = 0; i < attrs->n; i++)
+		for (size_t k = 0; k < sizeof(mb_attrs) / sizeof(mb_attrs[0]); k++)
+			if (imap_atom_is(&attrs->items[i], mb_attrs[k].attr))
+				mb.flags |= mb_attrs[k].flag;
+	if (delim->type == IMAP_V_STRING && delim->len == 1)
+		mb.delim = delim->str[0];
+	mb.name = name->str;
+	return lc->fn(lc->ctx, &mb);
+}
+
+int imap_list(struct imap_conn *c, imap_list_fn fn, void *ctx,
+	      struct mfs_error *err)
+{
+	struct list_ctx lc = { fn, ctx };
+	const char *cmd = (c->caps & IMAP_CAP_SPECIAL_USE) ?
+				  "LIST \"\" \"*\" RETURN (SPECIAL-USE)" :
+				  "LIST \"\" \"*\"";
+	int rc = conn_cmd(c, cmd, on_list, &lc, err);
+
+	if (rc == MFS_E_PROTO)
+		mfs_fail(err, rc, "malformed LIST response");
+	return rc;
+}
+
+static int on_examine(void *ctx, const struct imap_resp *r)
+{
+	struct imap_mbstate *st = ctx;
+	const struct imap_value *k, *v;
+	uint64_t n;
+
+	if (r->status == IMAP_S_OK && r->code.n >= 2) {
+		k = &r->code.items[0];
+		v = &r->code.items[1];
+		if (imap_value_u64(v, &n) < 0)
+			return 0;
+		if (imap_atom_is(k, "UIDVALIDITY"))
+			st->uidvalidity = (uint32_t)n;
+		else if (imap_atom_is(k, "UIDNEXT"))
+			st->uidnext = (uint32_t)n;
+		else if (imap_atom_is(k, "HIGHESTMODSEQ"))
+			st->highestmodseq = n;
+	} else if (r->status == IMAP_S_NONE &&
+		   imap_atom_is(imap_list_get(&r->data, 1), "EXISTS") &&
+		   imap_value_u64(imap_list_get(&r->data, 0), &n) == 0) {
+		st->exists = (uint32_t)n;
+	}
+	return 0;
+}
+
+int imap_examine(struct imap_conn *c, const char *mailbox,
+		 struct imap_mbstate *st, struct mfs_error *err)
+{
+	char *cmd = NULL, *name = NULL;
+	size_t len = 0;
+	struct imap_mbstate fresh = { 0 };
+	int rc;
+
+	if (c->selected && strcmp(c->selected, mailbox) == 0) {
+		if (st)
+			*st = c->st;
+		return 0;
+	}
+	free(c->selected);
+	c->selected = NULL;
+	name = strdup(mailbox);
+	if (!name) {
+		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	rc = conn_append(&cmd, &len, "EXAMINE ");
+	if (rc == 0)
+		rc = conn_quote(&cmd, &len, mailbox);
+	if (rc == 0 && (c->caps & IMAP_CAP_CONDSTORE))
+		rc = conn_append(&cmd, &len, " (CONDSTORE)");
+	if (rc < 0) {
+		mfs_fail(err, rc, "cannot quote mailbox name");
+		goto out;
+	}
+	rc = conn_cmd(c, cmd, on_examine, &fresh, err);
+	if (rc < 0)
+		goto out;
+	c->st = fresh;
+	c->selected = name;
+	name = NULL;
+	if (st)
+		*st = fresh;
+out:
+	free(name);
+	free(cmd);
+	return rc;
+}
+
+static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May",
+				       "Jun", "Jul", "Aug", "Sep", "Oct",
+				       "Nov", "Dec" };
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian), without timegm's
+ * dependence on the process time zone. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* INTERNALDATE: "22-May-2024 10:23:00 +0200" (day may be space-padded). */
+static int parse_internaldate(const char *s, int64_t *out)
+{
+	int d, y, hh, mm, ss, tz;
+	char mon[4], sign;
+	unsigned m;
+
+	if (sscanf(s, " %d-%3s-%d %d:%d:%d %c%4d", &d, mon, &y, &hh, &mm, &ss,
+		   &sign, &tz) != 8 || (sign != '+' && sign != '-'))
+		return -1;
+	for (m = 0; m < 12; m++)
+		if (strcmp(mon, months[m]) == 0)
+			break;
+	if (m == 12 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60)
+		return -1;
+	*out = days_from_civil(y, m + 1, (unsigned)d) * 86400 + hh * 3600 +
+	       mm * 60 + ss -
+	       (sign == '-' ? -1 : 1) * ((tz / 100) * 3600 + (tz % 100) * 60);
+	return 0;
+}
+
+static char *join_flags(const struct imap_value *l)
+{
+	size_t len = 0;
+	char *s, *p;
+
+	for (size_t i = 0; i < l->n; i++)
+		len += l->items[i].len + 1;
+	s = malloc(len + 1);
+	if (!s)
+		return NULL;
+	p = s;
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->items[i].type != IMAP_V_ATOM)
+			continue;
+		if (p != s)
+			*p++ = ' ';
+		memcpy(p, l->items[i].str, l->items[i].len);
+		p += l->items[i].len;
+	}
+	*p = '\0';
+	return s;
+}
+
+struct meta_ctx {
+	imap_msg_fn fn;
+	void *ctx;
+};
+
+static int on_fetch_meta(void *ctx, const struct imap_resp *r)
+{
+	struct meta_ctx *mc = ctx;
+	const struct imap_value *att = imap_list_get(&r->data, 2);
+	const struct imap_value *v;
+	struct imap_msginfo mi = { 0 };
+	uint64_t n;
+	char *flags = NULL;
+	int rc;
+
+	if (!imap_atom_is(imap_list_get(&r->data, 1), "FETCH"))
+		return 0;
+	if (!att || att->type != IMAP_V_LIST)
+		return MFS_E_PROTO;
+	v = imap_fetch_item(att, "UID");
+	if (!v || imap_value_u64(v, &n) < 0 || n == 0 || n > UINT32_MAX)
+		return MFS_E_PROTO;
+	mi.uid = (uint32_t)n;
+	v = imap_fetch_item(att, "FLAGS");
+	if (v && v->type == IMAP_V_LIST) {
+		flags = join_flags(v);
+		if (!flags)
+			return MFS_E_NOMEM;
+	}
+	mi.flags = flags ? flags : "";
+	v = imap_fetch_item(att, "RFC822.SIZE");
+	if (v)
+		imap_value_u64(v, &mi.size);
+	v = imap_fetch_item(att, "INTERNALDATE");
+	if (v && v->type == IMAP_V_STRING)
+		parse_internaldate(v->str, &mi.internaldate);
+	v = imap_fetch_item(att, "MODSEQ");
+	if (v && v->type == IMAP_V_LIST && v->n == 1)
+		imap_value_u64(&v->items[0], &mi.modseq);
+	/* The server echoes the field list in its own spelling, so match
+	 * the section by prefix rather than by exact key. */
+	for (size_t i = 0; i + 1 < att->n; i += 2) {
+		const struct imap_value *k = &att->items[i];
+
+		if (k->type == IMAP_V_ATOM &&
+		    strncasecmp(k->str, "BODY[HEADER.FIELDS", 18) == 0 &&
+		    att->items[i + 1].type == IMAP_V_STRING) {
+			mi.header = att->items[i + 1].str;
+			mi.header_len = att->items[i + 1].len;
+		}
+	}
+	rc = mc->fn(mc->ctx, &mi);
+	free(flags);
+	return rc;
+}
+
+int imap_fetch_meta(struct imap_conn *c, const char *uidset, bool full,
+		    imap_msg_fn fn, void *ctx, struct mfs_error *err)
+{
+	struct meta_ctx mc = { fn, ctx };
+	char *cmd = NULL;
+	size_t len = 0;
+	int rc;
+
+	for (const char *p = uidset; *p; p++)
+		if (!strchr("0123456789:,*", *p))
+			return mfs_fail(err, MFS_E_INVAL, "bad UID set");
+	rc = conn_append(&cmd, &len, "UID FETCH %s (UID FLAGS%s%s)", uidset,
+			 full ? " RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (" META_FIELDS ")]" : "",
+			 (c->caps & IMAP_CAP_CONDSTORE) ? " MODSEQ" : "");
+	if (rc < 0) {
+		rc = mfs_fail(err, rc, "out of memory");
+		goto out;
+	}
+	rc = conn_cmd(c, cmd, on_fetch_meta, &mc, err);
+	if (rc == MFS_E_PROTO)
+		mfs_fail(err, rc, "malformed FETCH response");
+out:
+	free(cmd);
+	return rc;
+}
+
+struct body_ctx {
+	int fd;
+	uint32_t uid;
+	uint64_t sunk;
+	bool found;
+	uint64_t len;
+	struct mfs_error *err;
+};
+
+static int body_sink(void *ctx, const char *buf, size_t len)
+{
+	struct body_ctx *bc = ctx;
+
+	while (len > 0) {
+		ssize_t n = write(bc->fd, buf, len);
+
+		if (n < 0)
+			return mfs_fail(bc->err, MFS_E_IO, "cache write: %m");
+		buf += n;
+		len -= (size_t)n;
+		bc->sunk += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int on_fetch_body(void *ctx, const struct imap_resp *r)
+{
+	struct body_ctx *bc = ctx;
+	const struct imap_value *att = imap_list_get(&r->data, 2);
+	const struct imap_value *v;
+	uint64_t uid;
+
+	if (!imap_atom_is(imap_list_get(&r->data, 1), "FETCH") || !att)
+		return 0;
+	v = imap_fetch_item(att, "UID");
+	if (!v || imap_value_u64(v, &uid) < 0 || uid != bc->uid)
+		return 0;
+	v = imap_fetch_item(att, "BODY[]");
+	if (!v)
+		return 0;
+	if (v->type == IMAP_V_SUNK) {
+		/* Only this body may have gone to the file. */
+		if (v->off != 0 || bc->sunk != v->len)
+			return MFS_E_PROTO;
+	} else if (v->type == IMAP_V_STRING) {
+		if (bc->sunk != 0)
+			return MFS_E_PROTO;
+		int rc = body_sink(bc, v->str, v->len);
+
+		if (rc < 0)
+			return rc;
+	} else {
+		return 0;
+	}
+	bc->found = true;
+	bc->len = v->len;
+	return 0;
+}
+
+int imap_fetch_body(struct imap_conn *c, const char *mailbox,
+		    uint32_t uidvalidity, uint32_t uid, int fd, uint64_t *len,
+		    struct mfs_error *err)
+{
+	struct body_ctx bc = { .fd = fd, .uid = uid, .err = err };
+	struct imap_mbstate st;
+	char cmd[64];
+	int rc;
+
+	rc = imap_examine(c, mailbox, &st, err);
+	if (rc < 0)
+		return rc;
+	if (st.uidvalidity != uidvalidity)
+		return mfs_fail(err, MFS_E_NOTFOUND,
+				"UIDVALIDITY of %s changed", mailbox);
+	snprintf(cmd, sizeof(cmd), "UID FETCH %u (UID BODY.PEEK[])", uid);
+	imap_parser_set_sink(c->parser, body_sink, &bc);
+	rc = conn_cmd(c, cmd, on_fetch_body, &bc, err);
+	imap_parser_set_sink(c->parser, NULL, NULL);
+	if (rc == MFS_E_PROTO)
+		mfs_fail(err, rc, "malformed body response for UID %u", uid);
+	if (rc < 0)
+		return rc;
+	if (!bc.found)
+		return mfs_fail(err, MFS_E_NOTFOUND,
+				"UID %u no longer in %s", uid, mailbox);
+	if (c->trace) {
+		char line[64];
+		int n = snprintf(line, sizeof(line), "body of UID %u: %llu bytes",
+				 uid, (unsigned long long)bc.len);
+		c->trace(c->trace_ctx, "S", line, (size_t)n);
+	}
+	*len = bc.len;
+	return 0;
+}
+
+int imap_noop(struct imap_conn *c, struct mfs_error *err)
+{
+	return conn_cmd(c, "NOOP", NULL, NULL, err);
+}

@@ -1,0 +1,445 @@
+/* conn.c - the connection: curl does the connect, TLS and login; we speak
+ * IMAP over the raw byte stream it leaves us. */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+
+#define RBUF_SIZE (64 * 1024)
+#define MAX_INLINE (64 * 1024)
+#define MAX_RESPONSE (64u * 1024 * 1024)
+
+static int map_curl(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return MFS_E_CONNECT;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_USE_SSL_FAILED:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+		return MFS_E_TLS;
+	case CURLE_LOGIN_DENIED:
+		return MFS_E_AUTH;
+	case CURLE_OPERATION_TIMEDOUT:
+		return MFS_E_TIMEOUT;
+	case CURLE_OUT_OF_MEMORY:
+		return MFS_E_NOMEM;
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+		return MFS_E_CLOSED;
+	default:
+		return MFS_E_PROTO;
+	}
+}
+
+static int wait_sock(struct imap_conn *c, short events, struct mfs_error *err)
+{
+	struct pollfd pfd = { .fd = c->sock, .events = events };
+	int n;
+
+	do
+		n = poll(&pfd, 1, (int)c->timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return mfs_fail(err, MFS_E_IO, "poll: %s", strerror(errno));
+	if (n == 0)
+		return mfs_fail(err, MFS_E_TIMEOUT,
+				"no answer from server in %ld s",
+				c->timeout_ms / 1000);
+	return 0;
+}
+
+static int conn_send(struct imap_conn *c, const char *buf, size_t len,
+		     struct mfs_error *err)
+{
+	int rc;
+
+	while (len > 0) {
+		size_t n = 0;
+		CURLcode cr = curl_easy_send(c->curl, buf, len, &n);
+
+		if (cr == CURLE_AGAIN) {
+			rc = wait_sock(c, POLLOUT, err);
+			if (rc < 0)
+				goto fail;
+			continue;
+		}
+		if (cr != CURLE_OK) {
+			rc = mfs_fail(err, map_curl(cr), "send: %s",
+				      curl_easy_strerror(cr));
+			goto fail;
+		}
+		buf += n;
+		len -= n;
+	}
+	return 0;
+fail:
+	c->broken = true;
+	return rc;
+}
+
+/* TLS may already hold decrypted bytes the socket no longer shows, so
+ * always try to receive first and poll only when curl says CURLE_AGAIN. */
+static int conn_fill(struct imap_conn *c, struct mfs_error *err)
+{
+	for (;;) {
+		size_t n = 0;
+		CURLcode cr = curl_easy_recv(c->curl, c->rbuf, RBUF_SIZE, &n);
+		int rc;
+
+		if (cr == CURLE_AGAIN) {
+			rc = wait_sock(c, POLLIN, err);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (cr != CURLE_OK)
+			return mfs_fail(err, map_curl(cr), "receive: %s",
+					curl_easy_strerror(cr));
+		if (n == 0)
+			return mfs_fail(err, MFS_E_CLOSED,
+					"server closed the connection");
+		c->rpos = 0;
+		c->rlen = n;
+		return 0;
+	}
+}
+
+static void trace_resp(struct imap_conn *c, const struct imap_resp *r)
+{
+	char line[200];
+	int n;
+
+	if (!c->trace)
+		return;
+	if (r->kind == IMAP_R_TAGGED || r->status != IMAP_S_NONE)
+		n = snprintf(line, sizeof(line), "%s %s", r->tag ? r->tag : "*",
+			     r->text ? r->text : "");
+	else
+		n = snprintf(line, sizeof(line), "* %.*s %.*s (%zu items)",
+			     r->data.n > 0 ? (int)r->data.items[0].len : 0,
+			     r->data.n > 0 && r->data.items[0].str ?
+				     r->data.items[0].str : "",
+			     r->data.n > 1 ? (int)r->data.items[1].len : 0,
+			     r->data.n > 1 && r->data.items[1].str ?
+				     r->data.items[1].str : "",
+			     r->data.n);
+	if (n > 0)
+		c->trace(c->trace_ctx, "S", line,
+			 (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static int conn_read(struct imap_conn *c, struct imap_resp **out,
+		     struct mfs_error *err)
+{
+	int rc;
+
+	*out = NULL;
+	for (;;) {
+		if (c->rpos < c->rlen) {
+			ssize_t n = imap_parser_feed(c->parser,
+						     c->rbuf + c->rpos,
+						     c->rlen - c->rpos, out);
+			if (n < 0) {
+				rc = mfs_fail(err, (int)n,
+					      "unparsable server response");
+				goto fail;
+			}
+			c->rpos += (size_t)n;
+			if (*out) {
+				trace_resp(c, *out);
+				return 0;
+			}
+			continue;
+		}
+		rc = conn_fill(c, err);
+		if (rc < 0)
+			goto fail;
+	}
+fail:
+	c->broken = true;
+	return rc;
+}
+
+int conn_append(char **buf, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	char *p;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return MFS_E_INVAL;
+	p = realloc(*buf, *len + (size_t)n + 1);
+	if (!p)
+		return MFS_E_NOMEM;
+	*buf = p;
+	va_start(ap, fmt);
+	vsnprintf(p + *len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	*len += (size_t)n;
+	return 0;
+}
+
+int conn_quote(char **buf, size_t *len, const char *s)
+{
+	size_t extra = 2;
+	char *p;
+
+	for (const char *q = s; *q; q++) {
+		if (*q == '\r' || *q == '\n')
+			return MFS_E_INVAL;
+		extra += (*q == '"' || *q == '\\') ? 2 : 1;
+	}
+	p = realloc(*buf, *len + extra + 1);
+	if (!p)
+		return MFS_E_NOMEM;
+	*buf = p;
+	p += *len;
+	*p++ = '"';
+	for (const char *q = s; *q; q++) {
+		if (*q == '"' || *q == '\\')
+			*p++ = '\\';
+		*p++ = *q;
+	}
+	*p++ = '"';
+	*p = '\0';
+	*len += extra;
+	return 0;
+}
+
+int conn_cmd(struct imap_conn *c, const char *line, conn_untagged_fn fn,
+	     void *ctx, struct mfs_error *err)
+{
+	char *out = NULL;
+	size_t outlen = 0;
+	char tag[16];
+	struct imap_resp *r = NULL;
+	int rc, cbrc = 0;
+
+	if (c->broken)
+		return mfs_fail(err, MFS_E_CLOSED, "connection is down");
+	snprintf(tag, sizeof(tag), "M%u", ++c->tagseq);
+	rc = conn_append(&out, &outlen, "%s %s\r\n", tag, line);
+	if (rc < 0)
+		goto out;
+	if (c->trace)
+		c->trace(c->trace_ctx, "C", out, outlen - 2);
+	rc = conn_send(c, out, outlen, err);
+	if (rc < 0)
+		goto out;
+	for (;;) {
+		rc = conn_read(c, &r, err);
+		if (rc < 0)
+			goto out;
+		if (r->kind == IMAP_R_TAGGED && r->tag &&
+		    strcmp(r->tag, tag) == 0)
+			break;
+		if (r->kind == IMAP_R_UNTAGGED && r->status == IMAP_S_BYE) {
+			/* The server is going away; remember why, the read
+			 * that follows will fail. */
+			mfs_fail(err, MFS_E_CLOSED, "server said BYE: %s",
+				 r->text ? r->text : "");
+			c->broken = true;
+		} else if (r->kind == IMAP_R_UNTAGGED && fn && cbrc == 0) {
+			/* Keep reading to the tagged reply even after a
+			 * callback fails, so the stream stays in step. */
+			cbrc = fn(ctx, r);
+		}
+		imap_resp_free(r);
+		r = NULL;
+	}
+	switch (r->status) {
+	case IMAP_S_OK:
+		rc = cbrc;
+		break;
+	case IMAP_S_NO:
+		rc = mfs_fail(err, MFS_E_NO, "%s", r->text ? r->text : "NO");
+		break;
+	default:
+		rc = mfs_fail(err, MFS_E_BAD, "%s", r->text ? r->text : "BAD");
+		break;
+	}
+out:
+	imap_resp_free(r);
+	free(out);
+	return rc;
+}
+
+static int parse_caps(void *ctx, const struct imap_resp *r)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} known[] = {
+		{ "CONDSTORE", IMAP_CAP_CONDSTORE },
+		{ "QRESYNC", IMAP_CAP_QRESYNC },
+		{ "BINARY", IMAP_CAP_BINARY },
+		{ "LIST-STATUS", IMAP_CAP_LIST_STATUS },
+		{ "SPECIAL-USE", IMAP_CAP_SPECIAL_USE },
+		{ "UIDPLUS", IMAP_CAP_UIDPLUS },
+		{ "ESEARCH", IMAP_CAP_ESEARCH },
+		{ "LITERAL+", IMAP_CAP_LITERALPLUS },
+		{ "MOVE", IMAP_CAP_MOVE },
+		{ "IDLE", IMAP_CAP_IDLE },
+		{ "ENABLE", IMAP_CAP_ENABLE },
+	};
+	struct imap_conn *c = ctx;
+
+	if (!imap_atom_is(imap_list_get(&r->data, 0), "CAPABILITY"))
+		return 0;
+	c->caps = 0;
+	for (size_t i = 1; i < r->data.n; i++)
+		for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+			if (imap_atom_is(&r->data.items[i], known[k].name))
+				c->caps |= known[k].bit;
+	return 0;
+}
+
+static char *make_url(const struct imap_opts *o)
+{
+	unsigned port = o->port;
+	const char *scheme = o->tls == IMAP_TLS_IMPLICIT ? "imaps" : "imap";
+	bool v6 = strchr(o->host, ':') != NULL;
+	char *url = NULL;
+	size_t len = 0;
+
+	if (!port)
+		port = o->tls == IMAP_TLS_IMPLICIT ? 993 : 143;
+	if (conn_append(&url, &len, "%s://%s%s%s:%u/", scheme, v6 ? "[" : "",
+			o->host, v6 ? "]" : "", port) < 0) {
+		free(url);
+		return NULL;
+	}
+	return url;
+}
+
+int imap_open(const struct imap_opts *o, struct imap_conn **out,
+	      struct mfs_error *err)
+{
+	struct imap_conn *c = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	char *url = NULL;
+	CURLcode cr;
+	int rc;
+
+	*out = NULL;
+	if (o->tls == IMAP_TLS_NONE && !o->allow_plaintext)
+		return mfs_fail(err, MFS_E_CONFIG,
+				"refusing to log in without TLS "
+				"(tls=none needs -o allow_plaintext)");
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
+	c->sock = CURL_SOCKET_BAD;
+	c->timeout_ms = (o->timeout_s > 0 ? o->timeout_s : 30) * 1000;
+	c->trace = o->trace;
+	c->trace_ctx = o->trace_ctx;
+	c->rbuf = malloc(RBUF_SIZE);
+	c->parser = imap_parser_new(MAX_INLINE, MAX_RESPONSE);
+	c->curl = curl_easy_init();
+	url = make_url(o);
+	if (!c->rbuf || !c->parser || !c->curl || !url) {
+		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (o->tls == IMAP_TLS_STARTTLS)
+		curl_easy_setopt(c->curl, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+	if (o->ca_file)
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, o->ca_file);
+	if (o->user)
+		curl_easy_setopt(c->curl, CURLOPT_USERNAME, o->user);
+	if (o->oauth2_token) {
+		curl_easy_setopt(c->curl, CURLOPT_XOAUTH2_BEARER,
+				 o->oauth2_token);
+		curl_easy_setopt(c->curl, CURLOPT_LOGIN_OPTIONS,
+				 "AUTH=XOAUTH2");
+	} else if (o->password) {
+		curl_easy_setopt(c->curl, CURLOPT_PASSWORD, o->password);
+	} else {
+		curl_easy_setopt(c->curl, CURLOPT_NETRC,
+				 (long)CURL_NETRC_REQUIRED);
+		if (o->netrc_file)
+			curl_easy_setopt(c->curl, CURLOPT_NETRC_FILE,
+					 o->netrc_file);
+	}
+	cr = curl_easy_perform(c->curl);
+	/* The error buffer must not outlive this frame. */
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
+	if (cr != CURLE_OK) {
+		rc = map_curl(cr);
+		if (rc == MFS_E_AUTH)
+			mfs_fail(err, rc, "login to %s as %s refused", o->host,
+				 o->user ? o->user : "(netrc user)");
+		else
+			mfs_fail(err, rc, "%s:%u: %s", o->host,
+				 o->port, errbuf[0] ? errbuf :
+				 curl_easy_strerror(cr));
+		goto fail;
+	}
+	cr = curl_easy_getinfo(c->curl, CURLINFO_ACTIVESOCKET, &c->sock);
+	if (cr != CURLE_OK || c->sock == CURL_SOCKET_BAD) {
+		rc = mfs_fail(err, MFS_E_CONNECT, "no socket after connect");
+		goto fail;
+	}
+	rc = conn_cmd(c, "CAPABILITY", parse_caps, c, err);
+	if (rc < 0)
+		goto fail;
+	free(url);
+	*out = c;
+	return 0;
+fail:
+	free(url);
+	imap_close(c);
+	return rc;
+}
+
+void imap_close(struct imap_conn *c)
+{
+	if (!c)
+		return;
+	if (c->curl && c->sock != CURL_SOCKET_BAD && !c->broken) {
+		/* Don't wait for the reply: closing is what we want anyway. */
+		static const char bye[] = "Z LOGOUT\r\n";
+		size_t n;
+
+		curl_easy_send(c->curl, bye, sizeof(bye) - 1, &n);
+	}
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	imap_parser_free(c->parser);
+	free(c->rbuf);
+	free(c->selected);
+	free(c);
+}
+
+unsigned imap_caps(const struct imap_conn *c)
+{
+	return c->caps;
+}
+
+bool imap_usable(const struct imap_conn *c)
+{
+	return c && !c->broken;
+}

@@ -1,0 +1,44 @@
+/* conn.h - private to imap/: the I/O shell under the command layer. */
+#ifndef IMAP_CONN_H
+#define IMAP_CONN_H
+
+#include <curl/curl.h>
+
+#include "imap.h"
+#include "imap_parse.h"
+
+struct imap_conn {
+	CURL *curl;
+	curl_socket_t sock;
+	struct imap_parser *parser;
+	char *rbuf;
+	size_t rpos, rlen;
+	unsigned tagseq;
+	unsigned caps;
+	bool broken;
+	long timeout_ms;
+	char *selected;		/* wire name of the examined mailbox */
+	struct imap_mbstate st;
+	imap_trace_fn trace;
+	void *trace_ctx;
+};
+
+/* Called for each untagged response while a command runs. */
+typedef int (*conn_untagged_fn)(void *ctx, const struct imap_resp *r);
+
+/* Send one command line (without tag and CRLF) and read until its tagged
+ * completion, passing untagged responses to fn (may be NULL).  Returns 0 on
+ * OK, MFS_E_NO / MFS_E_BAD with the server's text in err, or an I/O error
+ * (which also marks the connection broken). */
+int conn_cmd(struct imap_conn *c, const char *line, conn_untagged_fn fn,
+	     void *ctx, struct mfs_error *err);
+
+/* Append s to the growable command buffer *buf as an IMAP quoted string.
+ * MFS_E_INVAL if s holds CR, LF or NUL-unsafe bytes; MFS_E_NOMEM. */
+int conn_quote(char **buf, size_t *len, const char *s);
+
+/* Append printf output to *buf.  MFS_E_NOMEM. */
+int conn_append(char **buf, size_t *len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,50 @@
+/* cache.h - on-disk body cache beside the index, with the decoded views.
+ *
+ * A UID's message never changes, so a cached body is valid for as long as
+ * the folder's UIDVALIDITY holds (both are in the file name).  Bodies are
+ * fetched on first use through the pool; total size is capped and the
+ * least recently used bodies (with their decoded parts) are evicted.
+ */
+#ifndef CACHE_H
+#define CACHE_H
+
+#include <stdint.h>
+
+#include "index.h"
+#include "pool.h"
+
+struct cache;
+
+struct cache_key {
+	int64_t folder;		/* index folder id */
+	const char *mailbox;	/* wire name, for fetching */
+	uint32_t uidvalidity;
+	uint32_t uid;
+};
+
+/* Told when a fetched body's size differs from what the index said (the
+ * index is already corrected): the kernel's cached attributes are stale. */
+typedef void (*cache_size_fn)(void *ctx, int64_t folder, uint32_t uid);
+
+/* dir must exist with mode 0700.  Files created are 0600. */
+int cache_open(const char *dir, struct index *ix, struct pool *pool,
+	       uint64_t max_bytes, long timeout_s, cache_size_fn on_size,
+	       void *ctx, struct cache **out, struct mfs_error *err);
+void cache_close(struct cache *c);
+
+/* A read-only fd on the raw message (caller closes), fetched if needed;
+ * *size receives its exact size.  MFS_E_NOTFOUND if the server no longer
+ * has it; network errors as imap.h. */
+int cache_body(struct cache *c, const struct cache_key *k, int *fd,
+	       uint64_t *size, struct mfs_error *err);
+
+/* Make sure the decoded view is on disk and its parts are in the index. */
+int cache_parts(struct cache *c, const struct cache_key *k,
+		struct mfs_error *err);
+
+/* A read-only fd on decoded part n (caller closes), re-creating the view
+ * if it was evicted. */
+int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
+	       int *fd, struct mfs_error *err);
+
+#endif

@@ -1,0 +1,56 @@
+/* config.h - account settings from options, the config file and URLs.
+ *
+ * Precedence: command line (-o) over the config file over defaults.
+ * Secrets are never stored here: only the commands that produce them.
+ */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "imap.h"
+#include "mfs_err.h"
+
+struct config {
+	char *account;		/* name given on the command line */
+	char *host;
+	unsigned port;
+	char *user;
+	char *tls;		/* implicit | starttls | none */
+	int allow_plaintext;
+	char *ca_file;
+	char *password_command;
+	char *oauth2_token_command;
+	char *netrc_file;
+	unsigned connections;
+	char *cache_size;	/* e.g. "512M" */
+	char *cache_dir;
+	char *config_file;
+	char *debug;
+	char *log_file;
+	unsigned timeout;	/* seconds; network operations */
+};
+
+/* Fill unset fields from ACCOUNT: an imaps:// or imap:// URL, or a section
+ * of the config file.  MFS_E_CONFIG with a one-line reason. */
+int config_resolve(struct config *cfg, struct mfs_error *err);
+
+/* Parsed numeric and enum settings, after config_resolve. */
+int config_tls(const struct config *cfg, enum imap_tls *tls,
+	       struct mfs_error *err);
+int config_cache_bytes(const struct config *cfg, uint64_t *bytes,
+		       struct mfs_error *err);
+
+/* Run the password or token command (sh -c) and return the first line of
+ * its output in *secret (caller frees, after wiping).  Neither command:
+ * *secret = NULL (netrc).  MFS_E_CONFIG if the command fails. */
+int config_secret(const struct config *cfg, bool oauth2, char **secret,
+		  struct mfs_error *err);
+
+/* Create dir and its parents with mode 0700. */
+int config_mkdirs(const char *dir, struct mfs_error *err);
+
+void config_clear(struct config *cfg);
+
+#endif

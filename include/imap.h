@@ -1,0 +1,140 @@
+/* imap.h - IMAP client engine: one logged-in connection, typed results.
+ *
+ * libcurl opens the connection (TLS or STARTTLS, certificate checks, SASL
+ * login) with CURLOPT_CONNECT_ONLY; everything after login is spoken here
+ * over curl_easy_send/recv and parsed by imap_parse.h.  No FUSE, no paths,
+ * no SQLite, no printing: errors come back as mfs_err codes with detail.
+ *
+ * A connection is not thread safe; the caller serialises use of each one.
+ */
+#ifndef IMAP_H
+#define IMAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mfs_err.h"
+
+enum imap_tls {
+	IMAP_TLS_IMPLICIT,	/* imaps, port 993 */
+	IMAP_TLS_STARTTLS,	/* imap + STARTTLS, required */
+	IMAP_TLS_NONE,		/* plaintext; refused unless allow_plaintext */
+};
+
+/* Protocol trace hook: dir is "C" or "S"; login payloads never reach it
+ * (curl performs the login), bodies are shown as byte counts. */
+typedef void (*imap_trace_fn)(void *ctx, const char *dir, const char *line,
+			      size_t len);
+
+struct imap_opts {
+	const char *host;
+	unsigned port;			/* 0: 993 or 143 by tls */
+	const char *user;
+	const char *password;		/* borrowed; NULL: netrc */
+	const char *oauth2_token;	/* borrowed; XOAUTH2 instead of PLAIN */
+	const char *netrc_file;		/* NULL: ~/.netrc */
+	enum imap_tls tls;
+	bool allow_plaintext;
+	const char *ca_file;		/* NULL: system store */
+	long timeout_s;			/* connect and per-response; 0: 30 */
+	imap_trace_fn trace;
+	void *trace_ctx;
+};
+
+enum {
+	IMAP_CAP_CONDSTORE = 1u << 0,
+	IMAP_CAP_QRESYNC = 1u << 1,
+	IMAP_CAP_BINARY = 1u << 2,
+	IMAP_CAP_LIST_STATUS = 1u << 3,
+	IMAP_CAP_SPECIAL_USE = 1u << 4,
+	IMAP_CAP_UIDPLUS = 1u << 5,
+	IMAP_CAP_ESEARCH = 1u << 6,
+	IMAP_CAP_LITERALPLUS = 1u << 7,
+	IMAP_CAP_MOVE = 1u << 8,
+	IMAP_CAP_IDLE = 1u << 9,
+	IMAP_CAP_ENABLE = 1u << 10,
+};
+
+struct imap_conn;
+
+/* Connect, secure and log in.  On success *out owns the connection.
+ * Errors: MFS_E_CONNECT, MFS_E_TLS, MFS_E_AUTH, MFS_E_CONFIG (plaintext
+ * not allowed), MFS_E_TIMEOUT, MFS_E_PROTO, MFS_E_NOMEM; detail in err. */
+int imap_open(const struct imap_opts *o, struct imap_conn **out,
+	      struct mfs_error *err);
+
+/* LOGOUT (best effort) and free.  NULL is a no-op. */
+void imap_close(struct imap_conn *c);
+
+/* IMAP_CAP_* bits the server announced after login. */
+unsigned imap_caps(const struct imap_conn *c);
+
+/* False once the connection has failed; it must then be closed. */
+bool imap_usable(const struct imap_conn *c);
+
+enum {
+	IMAP_MB_NOSELECT = 1u << 0,	/* \Noselect or \NonExistent */
+	IMAP_MB_NOINFERIORS = 1u << 1,
+	IMAP_MB_SENT = 1u << 2,
+	IMAP_MB_TRASH = 1u << 3,
+	IMAP_MB_DRAFTS = 1u << 4,
+	IMAP_MB_JUNK = 1u << 5,
+	IMAP_MB_ARCHIVE = 1u << 6,
+	IMAP_MB_ALL = 1u << 7,
+};
+
+struct imap_mailbox {
+	const char *name;	/* as on the wire (modified UTF-7), unquoted */
+	char delim;		/* hierarchy delimiter, 0 if NIL */
+	unsigned flags;		/* IMAP_MB_* */
+};
+
+/* Called once per mailbox; return 0 to go on, negative mfs_err to stop. */
+typedef int (*imap_list_fn)(void *ctx, const struct imap_mailbox *mb);
+
+/* LIST "" "*" (with RETURN (SPECIAL-USE) when offered). */
+int imap_list(struct imap_conn *c, imap_list_fn fn, void *ctx,
+	      struct mfs_error *err);
+
+struct imap_mbstate {
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint32_t exists;
+	uint64_t highestmodseq;	/* 0 without CONDSTORE */
+};
+
+/* EXAMINE a mailbox (read-only: nothing we do sets flags), unless it is
+ * already the selected one.  Errors: MFS_E_NO (no such mailbox), ... */
+int imap_examine(struct imap_conn *c, const char *mailbox,
+		 struct imap_mbstate *st, struct mfs_error *err);
+
+struct imap_msginfo {
+	uint32_t uid;
+	uint64_t size;		/* RFC822.SIZE */
+	int64_t internaldate;	/* seconds since the epoch; 0 if absent */
+	const char *flags;	/* space separated, e.g. "\\Seen $Label1" */
+	const char *header;	/* selected header fields, raw; may be NULL */
+	size_t header_len;
+	uint64_t modseq;	/* 0 without CONDSTORE */
+};
+
+typedef int (*imap_msg_fn)(void *ctx, const struct imap_msginfo *mi);
+
+/* UID FETCH uidset in the examined mailbox: UID FLAGS, and with full also
+ * RFC822.SIZE INTERNALDATE and the Date/From/Subject/Message-ID header
+ * fields.  uidset is an IMAP sequence set like "1:*" or "4711:*". */
+int imap_fetch_meta(struct imap_conn *c, const char *uidset, bool full,
+		    imap_msg_fn fn, void *ctx, struct mfs_error *err);
+
+/* UID FETCH uid BODY.PEEK[] from mailbox (examined here if needed; the
+ * fetch fails with MFS_E_NOTFOUND if its UIDVALIDITY is not uidvalidity
+ * or the message is gone).  The raw bytes are written to fd from its
+ * current position and *len receives their count. */
+int imap_fetch_body(struct imap_conn *c, const char *mailbox,
+		    uint32_t uidvalidity, uint32_t uid, int fd, uint64_t *len,
+		    struct mfs_error *err);
+
+/* NOOP: keep-alive and liveness check. */
+int imap_noop(struct imap_conn *c, struct mfs_error *err);
+
+#endif

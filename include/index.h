@@ -1,0 +1,134 @@
+/* index.h - the local SQLite index: folders, messages, decoded parts and
+ * the body cache's bookkeeping.
+ *
+ * Thread safe: each thread gets its own SQLite connection to one WAL
+ * database, so readers (FUSE callbacks) never wait for the writer (sync).
+ * Strings in records handed to callbacks are borrowed for the call only.
+ * Errors: MFS_E_IO (SQLite failure, detail in err), MFS_E_NOTFOUND, ...
+ */
+#ifndef INDEX_H
+#define INDEX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mfs_err.h"
+#include "names.h"
+
+struct index;
+
+struct ix_folder {
+	int64_t id;		/* > 0; a new id after a UIDVALIDITY change */
+	int64_t parent;		/* 0 for top level */
+	const char *wire;	/* server name (modified UTF-7); NULL for a
+				   directory implied by the hierarchy only */
+	const char *name;	/* clean path component (UTF-8) */
+	char delim;
+	unsigned flags;		/* IMAP_MB_* as reported by LIST */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	bool synced;		/* listed completely at least once */
+};
+
+struct ix_msg {
+	int64_t folder;
+	uint32_t uid;
+	uint64_t size;		/* bytes of the raw message */
+	int64_t date;		/* Date header, else INTERNALDATE */
+	const char *flags;	/* space separated */
+	const char *message_id;
+	const char *name;	/* derived base name, no extension */
+	bool parts_known;	/* decoded view is in the parts table */
+};
+
+struct ix_part {
+	unsigned n;		/* 1.. */
+	const char *name;
+	const char *type;
+	uint64_t size;
+};
+
+typedef int (*ix_folder_fn)(void *ctx, const struct ix_folder *f);
+typedef int (*ix_msg_fn)(void *ctx, const struct ix_msg *m);
+typedef int (*ix_part_fn)(void *ctx, const struct ix_part *p);
+
+/* Open or create the index at path (file mode 0600). */
+int index_open(const char *path, struct index **out, struct mfs_error *err);
+void index_close(struct index *ix);
+
+/* Transactions on the calling thread's connection (for the sync writer). */
+int index_begin(struct index *ix, struct mfs_error *err);
+int index_commit(struct index *ix, struct mfs_error *err);
+void index_rollback(struct index *ix);
+
+/* Folders. */
+int index_folder_get(struct index *ix, int64_t id, ix_folder_fn fn, void *ctx,
+		     struct mfs_error *err);
+int index_folder_by_name(struct index *ix, int64_t parent, const char *name,
+			 ix_folder_fn fn, void *ctx, struct mfs_error *err);
+int index_folder_children(struct index *ix, int64_t parent, ix_folder_fn fn,
+			  void *ctx, struct mfs_error *err);
+int index_folder_all(struct index *ix, ix_folder_fn fn, void *ctx,
+		     struct mfs_error *err);
+/* Insert or update the folder (parent, name); wire NULL for an implied
+ * directory (never downgrades a real folder).  *id receives its id. */
+int index_folder_put(struct index *ix, int64_t parent, const char *name,
+		     const char *wire, char delim, unsigned flags, int64_t *id,
+		     struct mfs_error *err);
+/* Record the mailbox state after a sync pass (synced = true). */
+int index_folder_set_state(struct index *ix, int64_t id, uint32_t uidvalidity,
+			   uint32_t uidnext, uint64_t highestmodseq,
+			   struct mfs_error *err);
+/* Drop a folder with its messages and parts (and, with renew, re-create it
+ * under a new id, returned in *new_id: used when UIDVALIDITY changes). */
+int index_folder_drop(struct index *ix, int64_t id, bool renew,
+		      int64_t *new_id, struct mfs_error *err);
+
+/* Messages. */
+int index_msg_get(struct index *ix, int64_t folder, uint32_t uid,
+		  ix_msg_fn fn, void *ctx, struct mfs_error *err);
+int index_msg_by_name(struct index *ix, int64_t folder, const char *name,
+		      ix_msg_fn fn, void *ctx, struct mfs_error *err);
+/* All messages of a folder in name order. */
+int index_msg_list(struct index *ix, int64_t folder, ix_msg_fn fn, void *ctx,
+		   struct mfs_error *err);
+/* Insert or replace a message row. */
+int index_msg_put(struct index *ix, const struct ix_msg *m,
+		  struct mfs_error *err);
+int index_msg_set_flags(struct index *ix, int64_t folder, uint32_t uid,
+			const char *flags, struct mfs_error *err);
+int index_msg_set_size(struct index *ix, int64_t folder, uint32_t uid,
+		       uint64_t size, struct mfs_error *err);
+int index_msg_delete(struct index *ix, int64_t folder, uint32_t uid,
+		     struct mfs_error *err);
+/* Highest UID stored for a folder (0 when empty). */
+int index_msg_max_uid(struct index *ix, int64_t folder, uint32_t *uid,
+		      struct mfs_error *err);
+
+/* Decoded parts of a message: replaces them all and sets parts_known. */
+int index_parts_set(struct index *ix, int64_t folder, uint32_t uid,
+		    const struct ix_part *parts, unsigned n,
+		    struct mfs_error *err);
+int index_parts_list(struct index *ix, int64_t folder, uint32_t uid,
+		     ix_part_fn fn, void *ctx, struct mfs_error *err);
+int index_part_by_name(struct index *ix, int64_t folder, uint32_t uid,
+		       const char *name, ix_part_fn fn, void *ctx,
+		       struct mfs_error *err);
+int index_part_get(struct index *ix, int64_t folder, uint32_t uid, unsigned n,
+		   ix_part_fn fn, void *ctx, struct mfs_error *err);
+
+/* Body cache bookkeeping (LRU by last use). */
+int index_cache_add(struct index *ix, int64_t folder, uint32_t uid,
+		    uint64_t bytes, struct mfs_error *err);
+int index_cache_touch(struct index *ix, int64_t folder, uint32_t uid,
+		      struct mfs_error *err);
+int index_cache_remove(struct index *ix, int64_t folder, uint32_t uid,
+		       struct mfs_error *err);
+int index_cache_total(struct index *ix, uint64_t *bytes,
+		      struct mfs_error *err);
+/* Least recently used entry: 0 with *folder and *uid set, or MFS_E_NOTFOUND. */
+int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
+		       struct mfs_error *err);
+
+#endif

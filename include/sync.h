@@ -1,0 +1,41 @@
+/* sync.h - the background thread that keeps the index in step with the
+ * server.  The only writer of folder and message rows; FUSE callbacks only
+ * read them.  After each change it calls the hooks (outside any lock a
+ * FUSE callback takes) so the kernel can be told. */
+#ifndef SYNC_H
+#define SYNC_H
+
+#include <stdint.h>
+
+#include "index.h"
+#include "pool.h"
+
+struct sync_hooks {
+	/* A folder's listing changed (messages added or gone, subfolders). */
+	void (*folder_changed)(void *ctx, int64_t folder);
+	/* A message left the index (expunged, or its folder was rebuilt). */
+	void (*msg_gone)(void *ctx, int64_t folder, uint32_t uid,
+			 const char *name);
+	void *ctx;
+};
+
+struct sync;
+
+/* Start the thread.  conn (taken, may be NULL) is its connection; it
+ * opens a new one through pool when needed.  interval_s: seconds between
+ * full passes. */
+int sync_start(struct index *ix, struct pool *pool, struct imap_conn *conn,
+	       const struct sync_hooks *hooks, unsigned interval_s,
+	       struct sync **out);
+
+/* Stop and join the thread, free everything.  NULL is a no-op. */
+void sync_stop(struct sync *s);
+
+/* Block until the folder list has been fetched once, at most timeout_s. */
+void sync_wait_list(struct sync *s, long timeout_s);
+
+/* Ask for this folder to be synced next and block until it has been
+ * listed completely once (or timeout_s passes, or the sync fails). */
+void sync_wait_folder(struct sync *s, int64_t folder, long timeout_s);
+
+#endif
