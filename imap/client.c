@@ -187,7 +187,10 @@ static char *join_flags(const struct imap_value *l)
 		return NULL;
 	p = s;
 	for (size_t i = 0; i < l->n; i++) {
-		if (l->items[i].type != IMAP_V_ATOM)
+		/* \Recent belongs to one session; showing it would make
+		 * the flags flicker between connections. */
+		if (l->items[i].type != IMAP_V_ATOM ||
+		    imap_atom_is(&l->items[i], "\\Recent"))
 			continue;
 		if (p != s)
 			*p++ = ' ';

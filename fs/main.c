@@ -1,0 +1,314 @@
+/* main.c - options, log in before mounting, then serve.
+ *
+ * Order matters (as in sshfs): everything that can fail for a reason the
+ * user must hear about (bad options, mountpoint, password, TLS, login)
+ * happens in the foreground, before mounting and daemonizing; the index
+ * and the threads start only after the fork. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "config.h"
+#include "fsops.h"
+#include "index.h"
+#include "log.h"
+#include "mime.h"
+#include "pool.h"
+#include "sync.h"
+
+enum { KEY_HELP, KEY_VERSION, KEY_DISCARD };
+
+#define OPT(t, f) { t, offsetof(struct config, f), 0 }
+
+static const struct fuse_opt opt_spec[] = {
+	OPT("config=%s", config_file),
+	OPT("host=%s", host),
+	OPT("port=%u", port),
+	OPT("user=%s", user),
+	OPT("tls=%s", tls),
+	OPT("allow_plaintext", allow_plaintext),
+	OPT("ca_file=%s", ca_file),
+	OPT("password_command=%s", password_command),
+	OPT("oauth2_token_command=%s", oauth2_token_command),
+	OPT("netrc_file=%s", netrc_file),
+	OPT("connections=%u", connections),
+	OPT("cache_size=%s", cache_size),
+	OPT("cache_dir=%s", cache_dir),
+	OPT("debug=%s", debug),
+	OPT("log_file=%s", log_file),
+	OPT("timeout=%u", timeout),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	/* fstab's own words mean nothing to us. */
+	FUSE_OPT_KEY("_netdev", KEY_DISCARD),
+	FUSE_OPT_KEY("noauto", KEY_DISCARD),
+	FUSE_OPT_KEY("auto", KEY_DISCARD),
+	FUSE_OPT_KEY("user", KEY_DISCARD),
+	FUSE_OPT_KEY("users", KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", KEY_DISCARD),
+	FUSE_OPT_END
+};
+
+struct cmdline {
+	struct config cfg;
+	bool help, version;
+	int nonopt;
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] ACCOUNT|imaps://user@host[:port] MOUNTPOINT\n"
+	       "\n"
+	       "Mount an IMAP account as a directory tree.\n"
+	       "\n"
+	       "    -f                     stay in the foreground\n"
+	       "    -d                     FUSE debug output (implies -f)\n"
+	       "    -o config=FILE         config file ($XDG_CONFIG_HOME/mailfs/config)\n"
+	       "    -o tls=implicit|starttls|none   (none needs -o allow_plaintext)\n"
+	       "    -o ca_file=FILE        trust these CA certificates\n"
+	       "    -o password_command=CMD  first line of its output is the password\n"
+	       "    -o oauth2_token_command=CMD  log in with XOAUTH2 using its output\n"
+	       "    -o netrc_file=FILE     password from this netrc (default ~/.netrc)\n"
+	       "    -o connections=N       IMAP connections for reading (4)\n"
+	       "    -o cache_size=N[KMG]   body cache cap (1G)\n"
+	       "    -o cache_dir=DIR       index and cache ($XDG_CACHE_HOME/mailfs/USER@HOST)\n"
+	       "    -o timeout=SECONDS     network timeout (30)\n"
+	       "    -o debug=imap,fs,sync,cache   debug output by category\n"
+	       "    -o log_file=FILE       log here instead of syslog/stderr\n"
+	       "\n"
+	       "See mailfs(1).  Unmount with: fusermount3 -u MOUNTPOINT\n",
+	       prog);
+}
+
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct cmdline *cl = data;
+
+	(void)outargs;
+	switch (key) {
+	case KEY_HELP:
+		cl->help = true;
+		return 0;
+	case KEY_VERSION:
+		cl->version = true;
+		return 0;
+	case KEY_DISCARD:
+		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		/* The first word is the account; the mountpoint goes on to
+		 * fuse_parse_cmdline. */
+		if (cl->nonopt++ == 0) {
+			cl->cfg.account = strdup(arg);
+			return cl->cfg.account ? 0 : -1;
+		}
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+
+static int fail_line(const char *what, const struct mfs_error *err)
+{
+	fprintf(stderr, "mailfs: %s: %s\n", what,
+		err->msg[0] ? err->msg : mfs_strerror(err->code));
+	return 1;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct cmdline cl = { 0 };
+	struct fuse_cmdline_opts fo = { 0 };
+	struct mfs_error err = { 0 };
+	struct imap_opts io = { 0 };
+	struct imap_conn *first = NULL;
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *lc = NULL;
+	struct fsops *fsops = NULL;
+	struct index *ix = NULL;
+	struct pool *pool = NULL;
+	struct cache *cache = NULL;
+	struct sync *sync = NULL;
+	struct sync_hooks hooks;
+	struct stat st;
+	char *secret = NULL, *fsname = NULL, *index_path = NULL,
+	     *body_dir = NULL;
+	unsigned debug_mask = 0;
+	uint64_t cache_bytes;
+	bool mounted = false;
+	int ret = 1;
+
+	if (fuse_opt_parse(&args, &cl, opt_spec, opt_proc) < 0)
+		goto out;
+	if (cl.help) {
+		usage(argv[0]);
+		ret = 0;
+		goto out;
+	}
+	if (cl.version) {
+		printf("mailfs %s (libfuse %s, %s)\n", MAILFS_VERSION,
+		       fuse_pkgversion(), curl_version());
+		ret = 0;
+		goto out;
+	}
+	if (fuse_parse_cmdline(&args, &fo) != 0)
+		goto out;
+	if (!cl.cfg.account || !fo.mountpoint) {
+		fprintf(stderr, "mailfs: need ACCOUNT and MOUNTPOINT "
+				"(try --help)\n");
+		goto out;
+	}
+	if (stat(fo.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "mailfs: mountpoint %s: %s\n", fo.mountpoint,
+			errno ? strerror(errno) : "not a directory");
+		goto out;
+	}
+	if (config_resolve(&cl.cfg, &err) < 0 ||
+	    config_tls(&cl.cfg, &io.tls, &err) < 0 ||
+	    config_cache_bytes(&cl.cfg, &cache_bytes, &err) < 0) {
+		ret = fail_line("configuration", &err);
+		goto out;
+	}
+	if (cl.cfg.debug && log_parse_categories(cl.cfg.debug, &debug_mask) < 0) {
+		fprintf(stderr, "mailfs: unknown debug category in '%s' "
+				"(imap, fs, sync, cache, all)\n",
+			cl.cfg.debug);
+		goto out;
+	}
+	log_setup(debug_mask, false, cl.cfg.log_file);
+	if (config_secret(&cl.cfg, cl.cfg.oauth2_token_command != NULL,
+			  &secret, &err) < 0) {
+		ret = fail_line("credentials", &err);
+		goto out;
+	}
+	io.host = cl.cfg.host;
+	io.port = cl.cfg.port;
+	io.user = cl.cfg.user;
+	if (cl.cfg.oauth2_token_command)
+		io.oauth2_token = secret;
+	else
+		io.password = secret;
+	io.netrc_file = cl.cfg.netrc_file;
+	io.allow_plaintext = cl.cfg.allow_plaintext;
+	io.ca_file = cl.cfg.ca_file;
+	io.timeout_s = cl.cfg.timeout;
+	if (debug_mask & LOG_CAT_IMAP)
+		io.trace = log_imap_trace;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	mime_init();
+	if (imap_open(&io, &first, &err) < 0) {
+		ret = fail_line(cl.cfg.host, &err);
+		goto out;
+	}
+	if (config_mkdirs(cl.cfg.cache_dir, &err) < 0) {
+		ret = fail_line("cache directory", &err);
+		goto out;
+	}
+	if (asprintf(&index_path, "%s/index.sqlite", cl.cfg.cache_dir) < 0 ||
+	    asprintf(&body_dir, "%s/bodies", cl.cfg.cache_dir) < 0 ||
+	    asprintf(&fsname, "-ofsname=mailfs:%s,subtype=mailfs,"
+			      "default_permissions,ro",
+		     cl.cfg.account) < 0)
+		goto out;
+	if (config_mkdirs(body_dir, &err) < 0) {
+		ret = fail_line("cache directory", &err);
+		goto out;
+	}
+	/* fsname carries the account; commas in it would split options. */
+	for (char *p = fsname + 15; *p && strncmp(p, ",subtype", 8); p++)
+		if (*p == ',')
+			*p = '_';
+	if (fuse_opt_add_arg(&args, fsname) < 0)
+		goto out;
+
+	fsops = fsops_new(cl.cfg.timeout);
+	if (!fsops)
+		goto out;
+	se = fuse_session_new(&args, fsops_ops(), sizeof(*fsops_ops()), fsops);
+	if (!se)
+		goto out;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out;
+	if (fuse_session_mount(se, fo.mountpoint) != 0) {
+		fprintf(stderr, "mailfs: cannot mount on %s\n", fo.mountpoint);
+		goto out;
+	}
+	mounted = true;
+	if (fuse_daemonize(fo.foreground) != 0)
+		goto out;
+	log_setup(debug_mask, !fo.foreground, cl.cfg.log_file);
+
+	/* After the fork: SQLite handles and threads must not cross it. */
+	if (index_open(index_path, &ix, &err) < 0) {
+		log_msg(LOG_ERR, "%s", err.msg);
+		goto out;
+	}
+	if (pool_new(&io, cl.cfg.connections, first, &pool) < 0)
+		goto out;
+	first = NULL;
+	if (cache_open(body_dir, ix, pool, cache_bytes, cl.cfg.timeout,
+		       fsops_size_changed, fsops, &cache, &err) < 0)
+		goto out;
+	fsops_attach(fsops, ix, cache, NULL);
+	if (fsops_start_notifier(fsops, se) < 0)
+		goto out;
+	hooks = (struct sync_hooks){ .folder_changed = fsops_folder_changed,
+				     .msg_gone = fsops_msg_gone,
+				     .ctx = fsops };
+	if (sync_start(ix, pool, NULL, &hooks, 60, &sync) < 0)
+		goto out;
+	fsops_attach(fsops, ix, cache, sync);
+	log_msg(LOG_INFO, "mounted %s on %s", cl.cfg.account, fo.mountpoint);
+
+	if (fo.singlethread) {
+		ret = fuse_session_loop(se);
+	} else {
+		lc = fuse_loop_cfg_create();
+		if (!lc)
+			goto out;
+		fuse_loop_cfg_set_max_threads(lc, 16);
+		ret = fuse_session_loop_mt(se, lc);
+	}
+	ret = ret != 0;
+out:
+	if (se && mounted) {
+		fuse_session_unmount(se);
+		mounted = false;
+	}
+	if (fsops)
+		fsops_stop_notifier(fsops);
+	sync_stop(sync);
+	fsops_attach(fsops, ix, cache, NULL);
+	if (se) {
+		fuse_remove_signal_handlers(se);
+		fuse_session_destroy(se);
+	}
+	fuse_loop_cfg_destroy(lc);
+	cache_close(cache);
+	pool_free(pool);
+	imap_close(first);
+	index_close(ix);
+	fsops_free(fsops);
+	if (secret) {
+		explicit_bzero(secret, strlen(secret));
+		free(secret);
+	}
+	free(fsname);
+	free(index_path);
+	free(body_dir);
+	free(fo.mountpoint);
+	config_clear(&cl.cfg);
+	fuse_opt_free_args(&args);
+	return ret;
+}

@@ -1,0 +1,960 @@
+/* ops.c - FUSE low-level callbacks over the index and the body cache. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsops.h"
+#include "imap.h"
+#include "imap_parse.h"
+#include "log.h"
+
+enum kind { K_ROOT = 0, K_DIR = 1, K_EML = 2, K_MDIR = 3, K_PART = 4 };
+
+#define FOLDER_BITS 18
+#define UID_BITS 32
+#define PART_BITS 10
+#define MAX_FOLDER ((1LL << FOLDER_BITS) - 1)
+
+/* A message's bytes never change for its UID: let the kernel keep them. */
+#define MSG_TIMEOUT 86400.0
+/* Folder listings change; issue-4 style invalidation narrows this. */
+#define DIR_TIMEOUT 1.0
+
+struct node {
+	enum kind kind;
+	int64_t folder;
+	uint32_t uid;
+	unsigned part;
+};
+
+struct note {
+	fuse_ino_t parent;	/* with name: an entry; else ino: an inode */
+	fuse_ino_t ino;
+	char *name;
+	struct note *next;
+};
+
+struct fsops {
+	struct index *ix;
+	struct cache *cache;
+	struct sync *sync;
+	long timeout_s;
+	uid_t uid;
+	gid_t gid;
+	time_t started;
+	struct fuse_session *se;
+	pthread_t notifier;
+	bool notifier_running;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	struct note *head, **tail;
+};
+
+static fuse_ino_t make_ino(enum kind k, int64_t folder, uint32_t uid,
+			   unsigned part)
+{
+	if (k == K_ROOT)
+		return FUSE_ROOT_ID;
+	return ((uint64_t)k << 60) | ((uint64_t)folder << 42) |
+	       ((uint64_t)uid << 10) | part;
+}
+
+static struct node parse_ino(fuse_ino_t ino)
+{
+	struct node n = { K_ROOT, 0, 0, 0 };
+
+	if (ino == FUSE_ROOT_ID)
+		return n;
+	n.kind = (enum kind)(ino >> 60);
+	n.folder = (int64_t)((ino >> 42) & MAX_FOLDER);
+	n.uid = (uint32_t)(ino >> 10);
+	n.part = (unsigned)(ino & ((1u << PART_BITS) - 1));
+	return n;
+}
+
+static struct fsops *ctx_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* ---- attributes ---- */
+
+static void dir_attr(struct fsops *o, fuse_ino_t ino, time_t mtime,
+		     struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	st->st_uid = o->uid;
+	st->st_gid = o->gid;
+	st->st_mtime = st->st_ctime = st->st_atime = mtime;
+}
+
+static void file_attr(struct fsops *o, fuse_ino_t ino, uint64_t size,
+		      time_t mtime, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_uid = o->uid;
+	st->st_gid = o->gid;
+	st->st_size = (off_t)size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	st->st_mtime = st->st_ctime = st->st_atime = mtime;
+}
+
+struct msg_copy {
+	bool found;
+	uint64_t size;
+	int64_t date;
+	bool parts_known;
+	char name[NAMES_MAX + 1];
+	char *flags;
+	char *message_id;
+};
+
+static int copy_msg(void *ctx, const struct ix_msg *m)
+{
+	struct msg_copy *c = ctx;
+
+	c->found = true;
+	c->size = m->size;
+	c->date = m->date;
+	c->parts_known = m->parts_known;
+	snprintf(c->name, sizeof(c->name), "%s", m->name);
+	return 0;
+}
+
+static int copy_msg_all(void *ctx, const struct ix_msg *m)
+{
+	struct msg_copy *c = ctx;
+
+	copy_msg(ctx, m);
+	c->flags = strdup(m->flags ? m->flags : "");
+	c->message_id = m->message_id ? strdup(m->message_id) : NULL;
+	return c->flags ? 0 : MFS_E_NOMEM;
+}
+
+struct folder_copy {
+	bool found;
+	bool synced;
+	uint32_t uidvalidity;
+	char *wire;
+};
+
+static int copy_folder(void *ctx, const struct ix_folder *f)
+{
+	struct folder_copy *c = ctx;
+
+	c->found = true;
+	c->synced = f->synced;
+	c->uidvalidity = f->uidvalidity;
+	c->wire = f->wire ? strdup(f->wire) : NULL;
+	return 0;
+}
+
+struct part_copy {
+	unsigned n;
+	uint64_t size;
+};
+
+static int copy_part(void *ctx, const struct ix_part *p)
+{
+	struct part_copy *c = ctx;
+
+	c->n = p->n;
+	c->size = p->size;
+	return 0;
+}
+
+/* Attributes of ino from the index; 0 or a negative mfs_err. */
+static int node_attr(struct fsops *o, fuse_ino_t ino, struct stat *st,
+		     double *timeout)
+{
+	struct node n = parse_ino(ino);
+	struct folder_copy fc = { 0 };
+	struct msg_copy mc = { 0 };
+	struct part_copy pc = { 0 };
+	int rc;
+
+	switch (n.kind) {
+	case K_ROOT:
+		dir_attr(o, ino, o->started, st);
+		*timeout = DIR_TIMEOUT;
+		return 0;
+	case K_DIR:
+		rc = index_folder_get(o->ix, n.folder, copy_folder, &fc, NULL);
+		free(fc.wire);
+		if (rc < 0)
+			return rc;
+		dir_attr(o, ino, o->started, st);
+		*timeout = DIR_TIMEOUT;
+		return 0;
+	case K_EML:
+	case K_MDIR:
+		rc = index_msg_get(o->ix, n.folder, n.uid, copy_msg, &mc, NULL);
+		if (rc < 0)
+			return rc;
+		if (n.kind == K_EML)
+			file_attr(o, ino, mc.size, (time_t)mc.date, st);
+		else
+			dir_attr(o, ino, (time_t)mc.date, st);
+		*timeout = MSG_TIMEOUT;
+		return 0;
+	case K_PART:
+		rc = index_msg_get(o->ix, n.folder, n.uid, copy_msg, &mc, NULL);
+		if (rc == 0)
+			rc = index_part_get(o->ix, n.folder, n.uid, n.part,
+					    copy_part, &pc, NULL);
+		if (rc < 0)
+			return rc;
+		file_attr(o, ino, pc.size, (time_t)mc.date, st);
+		*timeout = MSG_TIMEOUT;
+		return 0;
+	}
+	return MFS_E_NOTFOUND;
+}
+
+static int fetch_key(struct fsops *o, int64_t folder, uint32_t uid,
+		     struct cache_key *k, char **wire)
+{
+	struct folder_copy fc = { 0 };
+	int rc = index_folder_get(o->ix, folder, copy_folder, &fc, NULL);
+
+	if (rc < 0)
+		return rc;
+	if (!fc.wire)
+		return MFS_E_NOTFOUND;
+	*wire = fc.wire;
+	*k = (struct cache_key){ .folder = folder, .mailbox = fc.wire,
+				 .uidvalidity = fc.uidvalidity, .uid = uid };
+	return 0;
+}
+
+static void ensure_folder_listed(struct fsops *o, int64_t folder)
+{
+	struct folder_copy fc = { 0 };
+
+	if (index_folder_get(o->ix, folder, copy_folder, &fc, NULL) == 0 &&
+	    !fc.synced && fc.wire && o->sync)
+		sync_wait_folder(o->sync, folder, o->timeout_s);
+	free(fc.wire);
+}
+
+struct count_ctx {
+	unsigned n;
+};
+
+static int count_folder(void *ctx, const struct ix_folder *f)
+{
+	(void)f;
+	((struct count_ctx *)ctx)->n++;
+	return 0;
+}
+
+static void ensure_root_listed(struct fsops *o)
+{
+	struct count_ctx cc = { 0 };
+
+	index_folder_children(o->ix, 0, count_folder, &cc, NULL);
+	if (cc.n == 0 && o->sync)
+		sync_wait_list(o->sync, o->timeout_s);
+}
+
+/* ---- lookup ---- */
+
+struct id_ctx {
+	int64_t id;
+	uint32_t uid;
+};
+
+static int get_folder_id(void *ctx, const struct ix_folder *f)
+{
+	((struct id_ctx *)ctx)->id = f->id;
+	return 0;
+}
+
+static int get_msg_uid(void *ctx, const struct ix_msg *m)
+{
+	((struct id_ctx *)ctx)->uid = m->uid;
+	return 0;
+}
+
+static int get_part_n(void *ctx, const struct ix_part *p)
+{
+	((struct id_ctx *)ctx)->uid = p->n;
+	return 0;
+}
+
+static bool has_suffix(const char *s, const char *suf, size_t *stem)
+{
+	size_t n = strlen(s), m = strlen(suf);
+
+	*stem = n >= m ? n - m : 0;
+	return n > m && strcmp(s + n - m, suf) == 0;
+}
+
+static int resolve(struct fsops *o, fuse_ino_t parent, const char *name,
+		   fuse_ino_t *ino)
+{
+	struct node p = parse_ino(parent);
+	struct id_ctx ic = { 0 };
+	char stem[NAMES_MAX + 1];
+	size_t len;
+	int rc;
+
+	switch (p.kind) {
+	case K_ROOT:
+		ensure_root_listed(o);
+		rc = index_folder_by_name(o->ix, 0, name, get_folder_id, &ic,
+					  NULL);
+		if (rc == 0 && ic.id > MAX_FOLDER)
+			rc = MFS_E_NOTFOUND;
+		if (rc == 0)
+			*ino = make_ino(K_DIR, ic.id, 0, 0);
+		return rc;
+	case K_DIR:
+		rc = index_folder_by_name(o->ix, p.folder, name, get_folder_id,
+					  &ic, NULL);
+		if (rc == 0 && ic.id <= MAX_FOLDER) {
+			*ino = make_ino(K_DIR, ic.id, 0, 0);
+			return 0;
+		}
+		ensure_folder_listed(o, p.folder);
+		if (has_suffix(name, ".eml", &len) && len < sizeof(stem)) {
+			memcpy(stem, name, len);
+			stem[len] = '\0';
+			rc = index_msg_by_name(o->ix, p.folder, stem,
+					       get_msg_uid, &ic, NULL);
+			if (rc == 0)
+				*ino = make_ino(K_EML, p.folder, ic.uid, 0);
+			return rc;
+		}
+		rc = index_msg_by_name(o->ix, p.folder, name, get_msg_uid, &ic,
+				       NULL);
+		if (rc == 0)
+			*ino = make_ino(K_MDIR, p.folder, ic.uid, 0);
+		return rc;
+	case K_MDIR: {
+		struct cache_key k;
+		char *wire = NULL;
+
+		rc = fetch_key(o, p.folder, p.uid, &k, &wire);
+		if (rc == 0)
+			rc = cache_parts(o->cache, &k, NULL);
+		free(wire);
+		if (rc < 0)
+			return rc;
+		rc = index_part_by_name(o->ix, p.folder, p.uid, name,
+					get_part_n, &ic, NULL);
+		if (rc == 0 && ic.uid >= (1u << PART_BITS))
+			rc = MFS_E_NOTFOUND;
+		if (rc == 0)
+			*ino = make_ino(K_PART, p.folder, p.uid, ic.uid);
+		return rc;
+	}
+	default:
+		return MFS_E_NOTFOUND;
+	}
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fsops *o = ctx_of(req);
+	struct fuse_entry_param e = { 0 };
+	fuse_ino_t ino = 0;
+	double timeout = 0;
+	int rc;
+
+	rc = resolve(o, parent, name, &ino);
+	if (rc == 0)
+		rc = node_attr(o, ino, &e.attr, &timeout);
+	if (rc < 0) {
+		fuse_reply_err(req, mfs_errno(rc));
+		return;
+	}
+	e.ino = ino;
+	e.attr_timeout = e.entry_timeout = timeout;
+	fuse_reply_entry(req, &e);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fsops *o = ctx_of(req);
+	struct stat st;
+	double timeout = 0;
+	int rc;
+
+	(void)fi;
+	rc = node_attr(o, ino, &st, &timeout);
+	if (rc < 0)
+		fuse_reply_err(req, mfs_errno(rc));
+	else
+		fuse_reply_attr(req, &st, timeout);
+}
+
+/* ---- directories: a snapshot taken at opendir, served by offset ---- */
+
+struct dent {
+	char *name;
+	struct stat st;
+	double timeout;
+};
+
+struct dirsnap {
+	struct fsops *o;
+	struct dent *e;
+	size_t n, cap;
+	int rc;
+};
+
+static int snap_add(struct dirsnap *d, const char *name, size_t len,
+		    const char *suffix, const struct stat *st, double timeout)
+{
+	struct dent *e;
+	size_t slen = suffix ? strlen(suffix) : 0;
+
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+
+		e = realloc(d->e, cap * sizeof(*e));
+		if (!e)
+			return MFS_E_NOMEM;
+		d->e = e;
+		d->cap = cap;
+	}
+	e = &d->e[d->n];
+	e->name = malloc(len + slen + 1);
+	if (!e->name)
+		return MFS_E_NOMEM;
+	memcpy(e->name, name, len);
+	memcpy(e->name + len, suffix ? suffix : "", slen + 1);
+	e->st = *st;
+	e->timeout = timeout;
+	d->n++;
+	return 0;
+}
+
+static void snap_free(struct dirsnap *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->e[i].name);
+	free(d->e);
+	free(d);
+}
+
+static int snap_folder(void *ctx, const struct ix_folder *f)
+{
+	struct dirsnap *d = ctx;
+	struct stat st;
+
+	if (f->id > MAX_FOLDER)
+		return 0;
+	dir_attr(d->o, make_ino(K_DIR, f->id, 0, 0), d->o->started, &st);
+	return snap_add(d, f->name, strlen(f->name), NULL, &st, DIR_TIMEOUT);
+}
+
+static int snap_msg(void *ctx, const struct ix_msg *m)
+{
+	struct dirsnap *d = ctx;
+	struct stat st;
+	size_t len = strlen(m->name);
+	int rc;
+
+	file_attr(d->o, make_ino(K_EML, m->folder, m->uid, 0), m->size,
+		  (time_t)m->date, &st);
+	rc = snap_add(d, m->name, len, ".eml", &st, MSG_TIMEOUT);
+	if (rc < 0)
+		return rc;
+	dir_attr(d->o, make_ino(K_MDIR, m->folder, m->uid, 0), (time_t)m->date,
+		 &st);
+	return snap_add(d, m->name, len, NULL, &st, MSG_TIMEOUT);
+}
+
+struct part_snap {
+	struct dirsnap *d;
+	int64_t folder;
+	uint32_t uid;
+	int64_t date;
+};
+
+static int snap_part(void *ctx, const struct ix_part *p)
+{
+	struct part_snap *ps = ctx;
+	struct stat st;
+
+	if (p->n >= (1u << PART_BITS))
+		return 0;
+	file_attr(ps->d->o, make_ino(K_PART, ps->folder, ps->uid, p->n),
+		  p->size, (time_t)ps->date, &st);
+	return snap_add(ps->d, p->name, strlen(p->name), NULL, &st,
+			MSG_TIMEOUT);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fsops *o = ctx_of(req);
+	struct node n = parse_ino(ino);
+	struct dirsnap *d = calloc(1, sizeof(*d));
+	struct stat st;
+	double t;
+	int rc;
+
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	d->o = o;
+	rc = node_attr(o, ino, &st, &t);
+	if (rc < 0)
+		goto out;
+	rc = snap_add(d, ".", 1, NULL, &st, 0);
+	if (rc == 0)
+		rc = snap_add(d, "..", 2, NULL, &st, 0);
+	if (rc < 0)
+		goto out;
+	switch (n.kind) {
+	case K_ROOT:
+		ensure_root_listed(o);
+		rc = index_folder_children(o->ix, 0, snap_folder, d, NULL);
+		break;
+	case K_DIR:
+		ensure_folder_listed(o, n.folder);
+		rc = index_folder_children(o->ix, n.folder, snap_folder, d,
+					   NULL);
+		if (rc == 0)
+			rc = index_msg_list(o->ix, n.folder, snap_msg, d, NULL);
+		break;
+	case K_MDIR: {
+		struct cache_key k;
+		char *wire = NULL;
+		struct msg_copy mc = { 0 };
+		struct part_snap ps = { d, n.folder, n.uid, 0 };
+
+		rc = fetch_key(o, n.folder, n.uid, &k, &wire);
+		if (rc == 0)
+			rc = cache_parts(o->cache, &k, NULL);
+		free(wire);
+		if (rc == 0)
+			rc = index_msg_get(o->ix, n.folder, n.uid, copy_msg,
+					   &mc, NULL);
+		ps.date = mc.date;
+		if (rc == 0)
+			rc = index_parts_list(o->ix, n.folder, n.uid, snap_part,
+					      &ps, NULL);
+		break;
+	}
+	default:
+		rc = MFS_E_INVAL;
+	}
+out:
+	if (rc < 0) {
+		snap_free(d);
+		fuse_reply_err(req, rc == MFS_E_INVAL ? ENOTDIR : mfs_errno(rc));
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	fi->cache_readdir = 0;
+	fuse_reply_open(req, fi);
+}
+
+static void readdir_common(fuse_req_t req, size_t size, off_t off,
+			   struct fuse_file_info *fi, bool plus)
+{
+	struct dirsnap *d = (struct dirsnap *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t pos = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)off; i < d->n; i++) {
+		struct dent *e = &d->e[i];
+		size_t len;
+
+		if (plus) {
+			struct fuse_entry_param ep = { 0 };
+
+			/* "." and ".." must not take a lookup reference. */
+			if (i >= 2)
+				ep.ino = e->st.st_ino;
+			ep.attr = e->st;
+			ep.attr_timeout = ep.entry_timeout = e->timeout;
+			len = fuse_add_direntry_plus(req, buf + pos, size - pos,
+						     e->name, &ep,
+						     (off_t)(i + 1));
+		} else {
+			len = fuse_add_direntry(req, buf + pos, size - pos,
+						e->name, &e->st, (off_t)(i + 1));
+		}
+		if (len > size - pos)
+			break;
+		pos += len;
+	}
+	fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_common(req, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_common(req, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	snap_free((struct dirsnap *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- files ---- */
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fsops *o = ctx_of(req);
+	struct node n = parse_ino(ino);
+	struct mfs_error err = { 0 };
+	struct cache_key k;
+	char *wire = NULL;
+	uint64_t size;
+	int fd = -1, rc;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (n.kind != K_EML && n.kind != K_PART) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	rc = fetch_key(o, n.folder, n.uid, &k, &wire);
+	if (rc == 0 && n.kind == K_EML)
+		rc = cache_body(o->cache, &k, &fd, &size, &err);
+	else if (rc == 0)
+		rc = cache_part(o->cache, &k, n.part, &fd, &err);
+	if (rc < 0) {
+		if (err.msg[0])
+			log_msg(LOG_WARNING, "open %s/%u: %s", wire ? wire : "?",
+				n.uid, err.msg);
+		free(wire);
+		fuse_reply_err(req, mfs_errno(rc));
+		return;
+	}
+	free(wire);
+	fi->fh = (uint64_t)fd;
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) != 0)
+		close(fd);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	(void)ino;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	close((int)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- extended attributes ---- */
+
+static const char xattr_names[] = "user.mail.uid\0user.mail.flags\0"
+				  "user.mail.message-id\0user.mail.folder";
+
+static void reply_xattr_value(fuse_req_t req, size_t size, const char *v,
+			      size_t len)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, v, len);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	if (parse_ino(ino).kind != K_EML) {
+		reply_xattr_value(req, size, "", 0);
+		return;
+	}
+	reply_xattr_value(req, size, xattr_names, sizeof(xattr_names));
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct fsops *o = ctx_of(req);
+	struct node n = parse_ino(ino);
+	struct msg_copy mc = { 0 };
+	struct folder_copy fc = { 0 };
+	char *utf8 = NULL;
+	char num[16];
+	const char *v = NULL;
+	int rc;
+
+	if (n.kind != K_EML) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	rc = index_msg_get(o->ix, n.folder, n.uid, copy_msg_all, &mc, NULL);
+	if (rc < 0) {
+		fuse_reply_err(req, mfs_errno(rc));
+		goto out;
+	}
+	if (strcmp(name, "user.mail.uid") == 0) {
+		snprintf(num, sizeof(num), "%u", n.uid);
+		v = num;
+	} else if (strcmp(name, "user.mail.flags") == 0) {
+		v = mc.flags;
+	} else if (strcmp(name, "user.mail.message-id") == 0) {
+		v = mc.message_id;
+	} else if (strcmp(name, "user.mail.folder") == 0) {
+		if (index_folder_get(o->ix, n.folder, copy_folder, &fc, NULL) == 0
+		    && fc.wire)
+			v = imap_utf7_decode(fc.wire, &utf8) == 0 ? utf8 : fc.wire;
+	}
+	if (!v)
+		fuse_reply_err(req, ENODATA);
+	else
+		reply_xattr_value(req, size, v, strlen(v));
+out:
+	free(utf8);
+	free(fc.wire);
+	free(mc.flags);
+	free(mc.message_id);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv = { 0 };
+
+	(void)ino;
+	sv.f_bsize = sv.f_frsize = 4096;
+	sv.f_namemax = NAMES_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* ls -l wants attributes with every entry, always. */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.listxattr = op_listxattr,
+	.getxattr = op_getxattr,
+	.statfs = op_statfs,
+};
+
+const struct fuse_lowlevel_ops *fsops_ops(void)
+{
+	return &ops;
+}
+
+/* ---- setup and the notifier ---- */
+
+struct fsops *fsops_new(long timeout_s)
+{
+	struct fsops *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return NULL;
+	o->timeout_s = timeout_s;
+	o->uid = getuid();
+	o->gid = getgid();
+	o->started = time(NULL);
+	o->tail = &o->head;
+	pthread_mutex_init(&o->lock, NULL);
+	pthread_cond_init(&o->cond, NULL);
+	return o;
+}
+
+void fsops_attach(struct fsops *o, struct index *ix, struct cache *cache,
+		  struct sync *sync)
+{
+	o->ix = ix;
+	o->cache = cache;
+	o->sync = sync;
+}
+
+static void notify(struct fsops *o, fuse_ino_t parent, fuse_ino_t ino,
+		   const char *name)
+{
+	struct note *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return;		/* the timeouts bound the staleness anyway */
+	n->parent = parent;
+	n->ino = ino;
+	if (name && !(n->name = strdup(name))) {
+		free(n);
+		return;
+	}
+	pthread_mutex_lock(&o->lock);
+	if (!o->notifier_running) {
+		pthread_mutex_unlock(&o->lock);
+		free(n->name);
+		free(n);
+		return;
+	}
+	*o->tail = n;
+	o->tail = &n->next;
+	pthread_cond_signal(&o->cond);
+	pthread_mutex_unlock(&o->lock);
+}
+
+static void *notifier_main(void *arg)
+{
+	struct fsops *o = arg;
+
+	pthread_mutex_lock(&o->lock);
+	while (!o->stop) {
+		struct note *n = o->head;
+
+		if (!n) {
+			pthread_cond_wait(&o->cond, &o->lock);
+			continue;
+		}
+		o->head = n->next;
+		if (!o->head)
+			o->tail = &o->head;
+		pthread_mutex_unlock(&o->lock);
+		/* ENOENT just means the kernel had nothing cached. */
+		if (n->name)
+			fuse_lowlevel_notify_inval_entry(o->se, n->parent,
+							 n->name,
+							 strlen(n->name));
+		else
+			fuse_lowlevel_notify_inval_inode(o->se, n->ino, 0, 0);
+		free(n->name);
+		free(n);
+		pthread_mutex_lock(&o->lock);
+	}
+	pthread_mutex_unlock(&o->lock);
+	return NULL;
+}
+
+int fsops_start_notifier(struct fsops *o, struct fuse_session *se)
+{
+	o->se = se;
+	if (pthread_create(&o->notifier, NULL, notifier_main, o) != 0)
+		return MFS_E_NOMEM;
+	pthread_mutex_lock(&o->lock);
+	o->notifier_running = true;
+	pthread_mutex_unlock(&o->lock);
+	return 0;
+}
+
+void fsops_stop_notifier(struct fsops *o)
+{
+	bool running;
+
+	pthread_mutex_lock(&o->lock);
+	running = o->notifier_running;
+	o->notifier_running = false;
+	o->stop = true;
+	pthread_cond_signal(&o->cond);
+	pthread_mutex_unlock(&o->lock);
+	if (running)
+		pthread_join(o->notifier, NULL);
+}
+
+void fsops_free(struct fsops *o)
+{
+	if (!o)
+		return;
+	while (o->head) {
+		struct note *n = o->head;
+
+		o->head = n->next;
+		free(n->name);
+		free(n);
+	}
+	pthread_cond_destroy(&o->cond);
+	pthread_mutex_destroy(&o->lock);
+	free(o);
+}
+
+void fsops_folder_changed(void *ctx, int64_t folder)
+{
+	struct fsops *o = ctx;
+
+	if (folder == 0 || folder > MAX_FOLDER)
+		notify(o, 0, FUSE_ROOT_ID, NULL);
+	else
+		notify(o, 0, make_ino(K_DIR, folder, 0, 0), NULL);
+}
+
+void fsops_msg_gone(void *ctx, int64_t folder, uint32_t uid, const char *name)
+{
+	struct fsops *o = ctx;
+	fuse_ino_t dir = make_ino(K_DIR, folder, 0, 0);
+	char eml[NAMES_MAX + 8];
+
+	(void)uid;
+	if (folder > MAX_FOLDER)
+		return;
+	snprintf(eml, sizeof(eml), "%s.eml", name);
+	notify(o, dir, 0, eml);
+	notify(o, dir, 0, name);
+}
+
+void fsops_size_changed(void *ctx, int64_t folder, uint32_t uid)
+{
+	struct fsops *o = ctx;
+
+	if (folder <= MAX_FOLDER)
+		notify(o, 0, make_ino(K_EML, folder, uid, 0), NULL);
+}

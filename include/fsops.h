@@ -1,0 +1,46 @@
+/* fsops.h - the FUSE low-level operations: the tree mailfs shows.
+ *
+ * Callbacks answer from the index and the body cache only; the network is
+ * reached through cache (body fetch on open) and sync (first listing of a
+ * folder).  Inode numbers are computed from index ids, not allocated:
+ *   kind(4) | folder id(18) | UID(32) | part(10)
+ * so lookups need no table and forget is free; a folder rebuilt after a
+ * UIDVALIDITY change gets a new id and so new inode numbers.
+ */
+#ifndef FSOPS_H
+#define FSOPS_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "index.h"
+#include "sync.h"
+
+struct fsops;
+
+/* timeout_s bounds how long a callback waits for the first listing of a
+ * folder. */
+struct fsops *fsops_new(long timeout_s);
+void fsops_free(struct fsops *o);
+
+/* Wire up the parts (borrowed) once they exist. */
+void fsops_attach(struct fsops *o, struct index *ix, struct cache *cache,
+		  struct sync *sync);
+
+/* Start telling the kernel about changes (a thread of its own, because
+ * invalidation must never be sent from inside a FUSE callback). */
+int fsops_start_notifier(struct fsops *o, struct fuse_session *se);
+void fsops_stop_notifier(struct fsops *o);
+
+const struct fuse_lowlevel_ops *fsops_ops(void);
+
+/* Hooks for sync (struct sync_hooks) and cache (cache_size_fn); ctx is
+ * the struct fsops. */
+void fsops_folder_changed(void *ctx, int64_t folder);
+void fsops_msg_gone(void *ctx, int64_t folder, uint32_t uid,
+		    const char *name);
+void fsops_size_changed(void *ctx, int64_t folder, uint32_t uid);
+
+#endif
