@@ -34,7 +34,7 @@ FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 all: mailfs
 
 mailfs: $(BUILD)/mailfs
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/mailfs: $(BUILD)/fs/main.o $(BUILD)/libmailfs.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)

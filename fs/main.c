@@ -59,6 +59,7 @@ static const struct fuse_opt opt_spec[] = {
 
 struct cmdline {
 	struct config cfg;
+	char *mountpoint;
 	bool help, version;
 	int nonopt;
 };
@@ -104,23 +105,35 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_DISCARD:
 		return 0;
 	case FUSE_OPT_KEY_NONOPT:
-		/* The first word is the account; the mountpoint goes on to
-		 * fuse_parse_cmdline. */
-		if (cl->nonopt++ == 0) {
+			if (cl->nonopt == 0) {
+			cl->nonopt++;
 			cl->cfg.account = strdup(arg);
 			return cl->cfg.account ? 0 : -1;
 		}
-		return 1;
+		if (cl->nonopt == 1) {
+			/* Checked by us, so a bad one gets our one line. */
+			cl->nonopt++;
+			cl->mountpoint = strdup(arg);
+			return cl->mountpoint ? 0 : -1;
+		}
+		fprintf(stderr, "mailfs: unexpected argument '%s'\n", arg);
+		return -1;
 	default:
 		return 1;
 	}
 }
 
 
+/* The one line a user sees when mailfs cannot start; what is omitted
+ * when the detail already names it. */
 static int fail_line(const char *what, const struct mfs_error *err)
 {
-	fprintf(stderr, "mailfs: %s: %s\n", what,
-		err->msg[0] ? err->msg : mfs_strerror(err->code));
+	if (what)
+		fprintf(stderr, "mailfs: %s: %s\n", what,
+			err->msg[0] ? err->msg : mfs_strerror(err->code));
+	else
+		fprintf(stderr, "mailfs: %s\n",
+			err->msg[0] ? err->msg : mfs_strerror(err->code));
 	return 1;
 }
 
@@ -163,13 +176,14 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_parse_cmdline(&args, &fo) != 0)
 		goto out;
-	if (!cl.cfg.account || !fo.mountpoint) {
+	if (!cl.cfg.account || !cl.mountpoint) {
 		fprintf(stderr, "mailfs: need ACCOUNT and MOUNTPOINT "
 				"(try --help)\n");
 		goto out;
 	}
-	if (stat(fo.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "mailfs: mountpoint %s: %s\n", fo.mountpoint,
+	errno = 0;
+	if (stat(cl.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "mailfs: mountpoint %s: %s\n", cl.mountpoint,
 			errno ? strerror(errno) : "not a directory");
 		goto out;
 	}
@@ -208,7 +222,7 @@ int main(int argc, char *argv[])
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	mime_init();
 	if (imap_open(&io, &first, &err) < 0) {
-		ret = fail_line(cl.cfg.host, &err);
+		ret = fail_line(NULL, &err);
 		goto out;
 	}
 	if (config_mkdirs(cl.cfg.cache_dir, &err) < 0) {
@@ -240,8 +254,8 @@ int main(int argc, char *argv[])
 		goto out;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
-	if (fuse_session_mount(se, fo.mountpoint) != 0) {
-		fprintf(stderr, "mailfs: cannot mount on %s\n", fo.mountpoint);
+	if (fuse_session_mount(se, cl.mountpoint) != 0) {
+		fprintf(stderr, "mailfs: cannot mount on %s\n", cl.mountpoint);
 		goto out;
 	}
 	mounted = true;
@@ -269,7 +283,7 @@ int main(int argc, char *argv[])
 	if (sync_start(ix, pool, NULL, &hooks, 60, &sync) < 0)
 		goto out;
 	fsops_attach(fsops, ix, cache, sync);
-	log_msg(LOG_INFO, "mounted %s on %s", cl.cfg.account, fo.mountpoint);
+	log_msg(LOG_INFO, "mounted %s on %s", cl.cfg.account, cl.mountpoint);
 
 	if (fo.singlethread) {
 		ret = fuse_session_loop(se);
@@ -289,7 +303,8 @@ out:
 	if (fsops)
 		fsops_stop_notifier(fsops);
 	sync_stop(sync);
-	fsops_attach(fsops, ix, cache, NULL);
+	if (fsops)
+		fsops_attach(fsops, ix, cache, NULL);
 	if (se) {
 		fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
@@ -307,7 +322,7 @@ out:
 	free(fsname);
 	free(index_path);
 	free(body_dir);
-	free(fo.mountpoint);
+	free(cl.mountpoint);
 	config_clear(&cl.cfg);
 	fuse_opt_free_args(&args);
 	return ret;

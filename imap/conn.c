@@ -390,12 +390,12 @@ int imap_open(const struct imap_opts *o, struct imap_conn **out,
 	if (cr != CURLE_OK) {
 		rc = map_curl(cr);
 		if (rc == MFS_E_AUTH)
-			mfs_fail(err, rc, "login to %s as %s refused", o->host,
+			mfs_fail(err, rc, "%s: login as %s refused", o->host,
 				 o->user ? o->user : "(netrc user)");
 		else
-			mfs_fail(err, rc, "%s:%u: %s", o->host,
-				 o->port, errbuf[0] ? errbuf :
-				 curl_easy_strerror(cr));
+			mfs_fail(err, rc, "%s:%u: %s%s", o->host, o->port,
+				 rc == MFS_E_TLS ? "TLS: " : "",
+				 errbuf[0] ? errbuf : curl_easy_strerror(cr));
 		goto fail;
 	}
 	cr = curl_easy_getinfo(c->curl, CURLINFO_ACTIVESOCKET, &c->sock);
