@@ -1,0 +1,158 @@
+/* fuzz_names.c - the promises of names.h on arbitrary bytes.
+ *
+ * Input layout: byte 0 picks max for names_component, bytes 1-8 a date,
+ * 9-12 a uid, 13 how many names names_unique finds taken; the rest is the
+ * text, split at its first NUL into sender and subject for names_message.
+ * Every broken promise is an abort(), so libFuzzer reports it.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "names.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Strict UTF-8 (RFC 3629), independent of names.c. */
+static bool valid_utf8(const unsigned char *p, size_t len)
+{
+	size_t i = 0, n, k;
+	uint32_t cp;
+
+	while (i < len) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((p[i] & 0xe0) == 0xc0) {
+			n = 2;
+			cp = p[i] & 0x1f;
+		} else if ((p[i] & 0xf0) == 0xe0) {
+			n = 3;
+			cp = p[i] & 0x0f;
+		} else if ((p[i] & 0xf8) == 0xf0) {
+			n = 4;
+			cp = p[i] & 0x07;
+		} else {
+			return false;
+		}
+		if (i + n > len)
+			return false;
+		for (k = 1; k < n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+		    (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		/* C1 controls */
+		if (cp >= 0x80 && cp <= 0x9f)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* What any name shown in a directory must be. */
+static void check_name(const char *s, size_t len, size_t max)
+{
+	size_t i;
+
+	if (len == 0 || len > max || len > NAMES_MAX || strlen(s) != len)
+		abort();
+	if (!valid_utf8((const unsigned char *)s, len))
+		abort();
+	if (s[0] == ' ' || s[len - 1] == ' ')
+		abort();
+	if (!strcmp(s, ".") || !strcmp(s, ".."))
+		abort();
+	for (i = 0; i < len; i++)
+		if (s[i] == '/' || (unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			abort();
+}
+
+struct taken {
+	unsigned left; /* report this many more names as taken */
+	char first[NAMES_MAX + 1];
+};
+
+static bool is_taken(void *ctx, const char *name)
+{
+	struct taken *t = ctx;
+
+	check_name(name, strlen(name), NAMES_MAX);
+	if (t->left == 0)
+		return false;
+	t->left--;
+	return true;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char out[NAMES_MAX + 1], again[NAMES_MAX + 1], msg[NAMES_MAX + 1];
+	char tail[24], *from = NULL, *subject = NULL;
+	const uint8_t *text, *nul;
+	size_t max, len, tlen, n;
+	struct taken t;
+	int64_t date;
+	uint32_t uid;
+
+	if (size < 14)
+		return 0;
+	max = 1 + data[0] % NAMES_MAX;
+	memcpy(&date, data + 1, sizeof(date));
+	memcpy(&uid, data + 9, sizeof(uid));
+	t.left = data[13] % 32;
+	text = data + 14;
+	tlen = size - 14;
+
+	len = names_component((const char *)text, tlen, "fb", max, out);
+	check_name(out, len, max);
+	if (out[0] == '.')
+		abort();
+	/* Clean output is a fixed point. */
+	n = names_component(out, len, "other", NAMES_MAX, again);
+	if (n != len || strcmp(out, again) != 0)
+		abort();
+
+	/* The first t.left candidates are taken, then one is free. */
+	memcpy(t.first, out, len + 1);
+	if (names_unique(out, is_taken, &t) != 0)
+		abort();
+	check_name(out, strlen(out), NAMES_MAX);
+	if (out[0] == '.' || (data[13] % 32 && !strcmp(out, t.first)))
+		abort();
+
+	/* names_message: sender and subject are C strings. */
+	nul = memchr(text, '\0', tlen);
+	n = nul ? (size_t)(nul - text) : tlen;
+	from = malloc(n + 1);
+	subject = malloc(tlen - n + 1);
+	if (!from || !subject)
+		goto out;
+	memcpy(from, text, n);
+	from[n] = '\0';
+	if (nul) {
+		memcpy(subject, nul + 1, tlen - n - 1);
+		subject[tlen - n - 1] = '\0';
+	} else {
+		subject[0] = '\0';
+	}
+	len = names_message(date, data[0] & 1 ? from : NULL,
+			    data[0] & 2 ? subject : NULL, uid, msg);
+	check_name(msg, len, NAMES_MAX - 4);
+	if (msg[0] < '0' || msg[0] > '9' || !strstr(msg, " - "))
+		abort();
+	snprintf(tail, sizeof(tail), " [%" PRIu32 "]", uid);
+	if (len < strlen(tail) || strcmp(msg + len - strlen(tail), tail))
+		abort();
+out:
+	free(from);
+	free(subject);
+	return 0;
+}
