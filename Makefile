@@ -37,7 +37,8 @@ mailfs: $(BUILD)/mailfs
 	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/mailfs: $(BUILD)/fs/main.o $(BUILD)/libmailfs.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/libmailfs.a: $(LIB_OBJ)
 	rm -f $@
@@ -45,11 +46,13 @@ $(BUILD)/libmailfs.a: $(LIB_OBJ)
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libmailfs.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmailfs.a $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmailfs.a $(LIBS)
 
 unit-build: $(UNIT_BIN)
 

@@ -148,6 +148,7 @@ static int copy_msg_all(void *ctx, const struct ix_msg *m)
 struct folder_copy {
 	bool found;
 	bool synced;
+	unsigned flags;
 	uint32_t uidvalidity;
 	char *wire;
 };
@@ -158,6 +159,7 @@ static int copy_folder(void *ctx, const struct ix_folder *f)
 
 	c->found = true;
 	c->synced = f->synced;
+	c->flags = f->flags;
 	c->uidvalidity = f->uidvalidity;
 	c->wire = f->wire ? strdup(f->wire) : NULL;
 	return 0;
@@ -246,7 +248,8 @@ static void ensure_folder_listed(struct fsops *o, int64_t folder)
 	struct folder_copy fc = { 0 };
 
 	if (index_folder_get(o->ix, folder, copy_folder, &fc, NULL) == 0 &&
-	    !fc.synced && fc.wire && o->sync)
+	    !fc.synced && fc.wire && !(fc.flags & IMAP_MB_NOSELECT) &&
+	    o->sync)
 		sync_wait_folder(o->sync, folder, o->timeout_s);
 	free(fc.wire);
 }

@@ -32,6 +32,7 @@ struct sync {
 	unsigned generation;	/* bumped after every folder pass */
 	int64_t want[MAX_WANT];
 	unsigned nwant;
+	int64_t served;		/* the last wanted folder handled */
 };
 
 /* ---- folder list ---- */
@@ -431,6 +432,9 @@ static int full_pass(struct sync *s, struct mfs_error *err)
 		/* A reader waiting on a folder goes first. */
 		while (rc == 0 && (want = next_wanted(s)) != 0) {
 			rc = sync_one(s, want, err);
+			pthread_mutex_lock(&s->lock);
+			s->served = want;
+			pthread_mutex_unlock(&s->lock);
 			progress(s);
 		}
 		if (rc == 0)
@@ -565,6 +569,8 @@ void sync_wait_folder(struct sync *s, int64_t folder, long timeout_s)
 			return;
 		pthread_mutex_lock(&s->lock);
 		if (!queued) {
+			if (s->served == folder)
+				s->served = 0;
 			bool dup = false;
 
 			for (unsigned i = 0; i < s->nwant; i++)
@@ -580,7 +586,8 @@ void sync_wait_folder(struct sync *s, int64_t folder, long timeout_s)
 						   &until) == ETIMEDOUT)
 				break;
 		/* Timed out, stopping or offline: answer from the index. */
-		give_up = gen == s->generation || s->stop || s->down;
+		give_up = gen == s->generation || s->stop || s->down ||
+			  s->served == folder;
 		pthread_mutex_unlock(&s->lock);
 		if (give_up)
 			return;
