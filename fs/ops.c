@@ -656,8 +656,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	rc = fetch_key(o, n.folder, n.uid, &k, &wire);
-	if (rc == 0 && n.kind == K_EML)
-		rc = cache_body(o->cache, &k, &fd, &size, &err);
+	if (rc == 0 && n.kind == K_EML) {
+		struct msg_copy mc = { 0 };
+
+		rc = index_msg_get(o->ix, n.folder, n.uid, copy_msg, &mc, NULL);
+		if (rc == 0)
+			rc = cache_body(o->cache, &k, &fd, &size, &err);
+		/* The kernel still holds the size the server claimed and
+		 * would cut reads short at it; bypass the page cache for
+		 * this open while the notifier corrects the attributes. */
+		if (rc == 0 && size != mc.size)
+			fi->direct_io = 1;
+	}
 	else if (rc == 0)
 		rc = cache_part(o->cache, &k, n.part, &fd, &err);
 	if (rc < 0) {
@@ -670,7 +680,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	free(wire);
 	fi->fh = (uint64_t)fd;
-	fi->keep_cache = 1;
+	fi->keep_cache = !fi->direct_io;
 	if (fuse_reply_open(req, fi) != 0)
 		close(fd);
 }
