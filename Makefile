@@ -62,7 +62,7 @@ unit: $(UNIT_BIN)
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 build-asan/mailfs unit-build
 
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-Iinclude $(shell pkg-config --cflags $(PKGS))
 fuzz:
 	@mkdir -p build-fuzz
