@@ -91,8 +91,19 @@ static int on_mailbox(void *ctx, const struct imap_mailbox *mb)
 					 strlen(p);
 		bool leaf = p[len] == '\0';
 		char comp[NAMES_MAX + 1];
+		char *raw = strndup(p, len);
 
-		names_component(p, len, "_", NAMES_MAX, comp);
+		if (!raw) {
+			rc = MFS_E_NOMEM;
+			break;
+		}
+		/* A '/' inside a component (servers with '.' as delimiter)
+		 * is part of the name, not a path: keep the rest of it. */
+		for (char *q = raw; *q; q++)
+			if (*q == '/' || *q == '\\')
+				*q = '_';
+		names_component(raw, len, "_", NAMES_MAX, comp);
+		free(raw);
 		rc = index_folder_put(lc->s->ix, parent, comp,
 				      leaf ? mb->name : NULL, mb->delim,
 				      leaf ? mb->flags : IMAP_MB_NOSELECT, &id,
