@@ -24,7 +24,7 @@ int log_parse_categories(const char *s, unsigned *mask)
 	unsigned m = 0;
 
 	while (*s) {
-		size_t len = strcspn(s, ",");
+		size_t len = strcspn(s, ",:+");
 		size_t i;
 
 		for (i = 0; i < sizeof(cats) / sizeof(cats[0]); i++)
@@ -35,7 +35,7 @@ int log_parse_categories(const char *s, unsigned *mask)
 			return -1;
 		m |= cats[i].bit;
 		s += len;
-		if (*s == ',')
+		if (*s)
 			s++;
 	}
 	*mask = m;

@@ -82,7 +82,7 @@ static void usage(const char *prog)
 	       "    -o cache_size=N[KMG]   body cache cap (1G)\n"
 	       "    -o cache_dir=DIR       index and cache ($XDG_CACHE_HOME/mailfs/USER@HOST)\n"
 	       "    -o timeout=SECONDS     network timeout (30)\n"
-	       "    -o debug=imap,fs,sync,cache   debug output by category\n"
+	       "    -o debug=imap:fs:sync:cache   debug output by category\n"
 	       "    -o log_file=FILE       log here instead of syslog/stderr\n"
 	       "\n"
 	       "See mailfs(1).  Unmount with: fusermount3 -u MOUNTPOINT\n",
@@ -195,7 +195,7 @@ int main(int argc, char *argv[])
 	}
 	if (cl.cfg.debug && log_parse_categories(cl.cfg.debug, &debug_mask) < 0) {
 		fprintf(stderr, "mailfs: unknown debug category in '%s' "
-				"(imap, fs, sync, cache, all)\n",
+				"(imap, fs, sync, cache, all; separate with ':')\n",
 			cl.cfg.debug);
 		goto out;
 	}

@@ -33,6 +33,13 @@ struct sync {
 	int64_t want[MAX_WANT];
 	unsigned nwant;
 	int64_t served;		/* the last wanted folder handled */
+	/* Mailbox state from LIST-STATUS in the last LIST, by folder id;
+	 * lets a pass skip unchanged folders without an EXAMINE. */
+	struct lstatus {
+		int64_t id;
+		struct imap_mbstate st;
+	} *lstatus;
+	size_t nlisted, caplisted;
 };
 
 /* ---- folder list ---- */
@@ -70,6 +77,33 @@ struct list_ctx {
 	struct seen seen;
 	struct mfs_error *err;
 };
+
+static int remember_status(struct sync *s, int64_t id,
+			   const struct imap_mbstate *st)
+{
+	if (s->nlisted == s->caplisted) {
+		size_t cap = s->caplisted ? s->caplisted * 2 : 32;
+		struct lstatus *p = realloc(s->lstatus, cap * sizeof(*p));
+
+		if (!p)
+			return MFS_E_NOMEM;
+		s->lstatus = p;
+		s->caplisted = cap;
+	}
+	s->lstatus[s->nlisted].id = id;
+	s->lstatus[s->nlisted].st = *st;
+	s->nlisted++;
+	return 0;
+}
+
+static const struct imap_mbstate *listed_status(const struct sync *s,
+						int64_t id)
+{
+	for (size_t i = 0; i < s->nlisted; i++)
+		if (s->lstatus[i].id == id)
+			return &s->lstatus[i].st;
+	return NULL;
+}
 
 static int on_mailbox(void *ctx, const struct imap_mailbox *mb)
 {
@@ -111,6 +145,8 @@ static int on_mailbox(void *ctx, const struct imap_mailbox *mb)
 		if (rc < 0)
 			break;
 		rc = seen_add(&lc->seen, id);
+		if (rc == 0 && leaf && mb->has_status)
+			rc = remember_status(lc->s, id, &mb->status);
 		if (rc < 0 || leaf)
 			break;
 		parent = id;
@@ -143,6 +179,7 @@ static int sync_list(struct sync *s, struct mfs_error *err)
 	rc = index_begin(s->ix, err);
 	if (rc < 0)
 		return rc;
+	s->nlisted = 0;
 	rc = imap_list(s->conn, on_mailbox, &lc, err);
 	if (rc == 0)
 		rc = index_folder_all(s->ix, find_gone, &dc, err);
@@ -390,11 +427,20 @@ static int sync_one(struct sync *s, int64_t id, struct mfs_error *err)
 	struct folder_copy fc = { 0 };
 	int rc;
 
+	const struct imap_mbstate *ls;
+
 	rc = index_folder_get(s->ix, id, copy_folder, &fc, err);
 	if (rc == MFS_E_NOTFOUND)
 		return 0;	/* dropped since */
-	if (rc == 0 && fc.wire && !(fc.f.flags & IMAP_MB_NOSELECT))
+	ls = listed_status(s, id);
+	if (rc == 0 && ls && fc.f.synced && ls->highestmodseq &&
+	    ls->uidvalidity == fc.f.uidvalidity &&
+	    ls->uidnext == fc.f.uidnext &&
+	    ls->highestmodseq == fc.f.highestmodseq) {
+		log_debug(LOG_CAT_SYNC, "%s: unchanged (LIST-STATUS)", fc.wire);
+	} else if (rc == 0 && fc.wire && !(fc.f.flags & IMAP_MB_NOSELECT)) {
 		rc = sync_folder(s, &fc.f, err);
+	}
 	free(fc.wire);
 	if (rc == MFS_E_NO) {
 		log_msg(LOG_WARNING, "cannot examine folder: %s", err->msg);
@@ -533,6 +579,7 @@ void sync_stop(struct sync *s)
 	pthread_cond_destroy(&s->wake);
 	pthread_cond_destroy(&s->done);
 	pthread_mutex_destroy(&s->lock);
+	free(s->lstatus);
 	free(s);
 }
 

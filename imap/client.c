@@ -9,9 +9,14 @@
 /* Fields that name a message; fetched at sync time. */
 #define META_FIELDS "DATE FROM SUBJECT MESSAGE-ID"
 
+struct list_entry {
+	char *name;
+	struct imap_mailbox mb;
+};
+
 struct list_ctx {
-	imap_list_fn fn;
-	void *ctx;
+	struct list_entry *v;
+	size_t n, cap;
 };
 
 static const struct {
@@ -29,41 +34,111 @@ static const struct {
 	{ "\\All", IMAP_MB_ALL },
 };
 
+static bool is_name(const struct imap_value *v)
+{
+	return v && (v->type == IMAP_V_ATOM || v->type == IMAP_V_STRING) &&
+	       !memchr(v->str, '\0', v->len);
+}
+
+/* STATUS attributes (LIST-STATUS) go to the mailbox listed before. */
+static int on_status(struct list_ctx *lc, const struct imap_resp *r)
+{
+	const struct imap_value *name = imap_list_get(&r->data, 1);
+	const struct imap_value *att = imap_list_get(&r->data, 2);
+	struct imap_mbstate *st;
+	size_t i;
+
+	if (!is_name(name) || !att || att->type != IMAP_V_LIST)
+		return MFS_E_PROTO;
+	for (i = lc->n; i > 0; i--)
+		if (strcmp(lc->v[i - 1].name, name->str) == 0)
+			break;
+	if (i == 0)
+		return 0;
+	st = &lc->v[i - 1].mb.status;
+	for (size_t k = 0; k + 1 < att->n; k += 2) {
+		uint64_t n;
+
+		if (imap_value_u64(&att->items[k + 1], &n) < 0)
+			continue;
+		if (imap_atom_is(&att->items[k], "UIDVALIDITY"))
+			st->uidvalidity = (uint32_t)n;
+		else if (imap_atom_is(&att->items[k], "UIDNEXT"))
+			st->uidnext = (uint32_t)n;
+		else if (imap_atom_is(&att->items[k], "MESSAGES"))
+			st->exists = (uint32_t)n;
+		else if (imap_atom_is(&att->items[k], "HIGHESTMODSEQ"))
+			st->highestmodseq = n;
+	}
+	lc->v[i - 1].mb.has_status = st->uidvalidity != 0;
+	return 0;
+}
+
 static int on_list(void *ctx, const struct imap_resp *r)
 {
 	struct list_ctx *lc = ctx;
 	const struct imap_value *attrs = imap_list_get(&r->data, 1);
 	const struct imap_value *delim = imap_list_get(&r->data, 2);
 	const struct imap_value *name = imap_list_get(&r->data, 3);
-	struct imap_mailbox mb = { 0 };
+	struct list_entry *e;
 
+	if (imap_atom_is(imap_list_get(&r->data, 0), "STATUS"))
+		return on_status(lc, r);
 	if (!imap_atom_is(imap_list_get(&r->data, 0), "LIST"))
 		return 0;
-	if (!attrs || attrs->type != IMAP_V_LIST || !delim || !name ||
-	    (name->type != IMAP_V_ATOM && name->type != IMAP_V_STRING) ||
-	    memchr(name->str, '\0', name->len))
+	if (!attrs || attrs->type != IMAP_V_LIST || !delim || !is_name(name))
 		return MFS_E_PROTO;
+	if (lc->n == lc->cap) {
+		size_t cap = lc->cap ? lc->cap * 2 : 32;
+
+		e = realloc(lc->v, cap * sizeof(*e));
+		if (!e)
+			return MFS_E_NOMEM;
+		lc->v = e;
+		lc->cap = cap;
+	}
+	e = &lc->v[lc->n];
+	memset(e, 0, sizeof(*e));
+	e->name = strdup(name->str);
+	if (!e->name)
+		return MFS_E_NOMEM;
+	lc->n++;
 	for (size_t i = 0; i < attrs->n; i++)
 		for (size_t k = 0; k < sizeof(mb_attrs) / sizeof(mb_attrs[0]); k++)
 			if (imap_atom_is(&attrs->items[i], mb_attrs[k].attr))
-				mb.flags |= mb_attrs[k].flag;
+				e->mb.flags |= mb_attrs[k].flag;
 	if (delim->type == IMAP_V_STRING && delim->len == 1)
-		mb.delim = delim->str[0];
-	mb.name = name->str;
-	return lc->fn(lc->ctx, &mb);
+		e->mb.delim = delim->str[0];
+	return 0;
 }
 
 int imap_list(struct imap_conn *c, imap_list_fn fn, void *ctx,
 	      struct mfs_error *err)
 {
-	struct list_ctx lc = { fn, ctx };
-	const char *cmd = (c->caps & IMAP_CAP_SPECIAL_USE) ?
-				  "LIST \"\" \"*\" RETURN (SPECIAL-USE)" :
-				  "LIST \"\" \"*\"";
-	int rc = conn_cmd(c, cmd, on_list, &lc, err);
+	struct list_ctx lc = { 0 };
+	char cmd[160];
+	int rc;
 
+	bool su = c->caps & IMAP_CAP_SPECIAL_USE;
+	bool ls = c->caps & IMAP_CAP_LIST_STATUS;
+
+	snprintf(cmd, sizeof(cmd), "LIST \"\" \"*\"%s%s%s%s%s",
+		 su || ls ? " RETURN (" : "", su ? "SPECIAL-USE" : "",
+		 su && ls ? " " : "",
+		 !ls ? "" : (c->caps & IMAP_CAP_CONDSTORE) ?
+			"STATUS (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)" :
+			"STATUS (UIDVALIDITY UIDNEXT MESSAGES)",
+		 su || ls ? ")" : "");
+	rc = conn_cmd(c, cmd, on_list, &lc, err);
 	if (rc == MFS_E_PROTO)
 		mfs_fail(err, rc, "malformed LIST response");
+	for (size_t i = 0; rc == 0 && i < lc.n; i++) {
+		lc.v[i].mb.name = lc.v[i].name;
+		rc = fn(ctx, &lc.v[i].mb);
+	}
+	for (size_t i = 0; i < lc.n; i++)
+		free(lc.v[i].name);
+	free(lc.v);
 	return rc;
 }
 

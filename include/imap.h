@@ -83,25 +83,29 @@ enum {
 	IMAP_MB_ALL = 1u << 7,
 };
 
-struct imap_mailbox {
-	const char *name;	/* as on the wire (modified UTF-7), unquoted */
-	char delim;		/* hierarchy delimiter, 0 if NIL */
-	unsigned flags;		/* IMAP_MB_* */
-};
-
-/* Called once per mailbox; return 0 to go on, negative mfs_err to stop. */
-typedef int (*imap_list_fn)(void *ctx, const struct imap_mailbox *mb);
-
-/* LIST "" "*" (with RETURN (SPECIAL-USE) when offered). */
-int imap_list(struct imap_conn *c, imap_list_fn fn, void *ctx,
-	      struct mfs_error *err);
-
 struct imap_mbstate {
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	uint32_t exists;
 	uint64_t highestmodseq;	/* 0 without CONDSTORE */
 };
+
+struct imap_mailbox {
+	const char *name;	/* as on the wire (modified UTF-7), unquoted */
+	char delim;		/* hierarchy delimiter, 0 if NIL */
+	unsigned flags;		/* IMAP_MB_* */
+	bool has_status;	/* LIST-STATUS filled in status */
+	struct imap_mbstate status;
+};
+
+/* Called once per mailbox; return 0 to go on, negative mfs_err to stop. */
+typedef int (*imap_list_fn)(void *ctx, const struct imap_mailbox *mb);
+
+/* LIST "" "*", with RETURN (SPECIAL-USE) and, where LIST-STATUS is
+ * offered, the STATUS of every selectable mailbox in the same round trip.
+ * fn is called once per mailbox after the command has completed. */
+int imap_list(struct imap_conn *c, imap_list_fn fn, void *ctx,
+	      struct mfs_error *err);
 
 /* EXAMINE a mailbox (read-only: nothing we do sets flags), unless it is
  * already the selected one.  Errors: MFS_E_NO (no such mailbox), ... */

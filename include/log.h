@@ -1,7 +1,8 @@
 /* log.h - logging for the daemon (fs/ only; libraries return errors).
  *
  * Foreground: stderr.  Daemonized: syslog, or log_file when given.
- * Debug output is by category, chosen with -o debug=imap,fs,sync,cache.
+ * Debug output is by category, chosen with -o debug=imap:fs:sync:cache
+ * (':' because FUSE splits -o values on commas).
  */
 #ifndef LOG_H
 #define LOG_H
