@@ -33,6 +33,11 @@ struct cache {
 		uint32_t uid;
 	} inflight[MAX_INFLIGHT];
 	unsigned ninflight;
+	/* Bytes cached, kept here so a fetch needn't sum the table; re-read
+	 * from the index now and then in case files were touched behind our
+	 * back.  Guarded by lock. */
+	uint64_t total;
+	unsigned adds;
 };
 
 int cache_open(const char *dir, struct index *ix, struct pool *pool,
@@ -53,6 +58,7 @@ int cache_open(const char *dir, struct index *ix, struct pool *pool,
 	c->ctx = ctx;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->done, NULL);
+	index_cache_total(ix, &c->total, NULL);
 	*out = c;
 	return 0;
 }
@@ -129,48 +135,65 @@ static void remove_tree(const char *path)
 	rmdir(path);
 }
 
-static void evict(struct cache *c, const struct cache_key *keep)
+static int get_uidvalidity(void *ctx, const struct ix_folder *f)
+{
+	*(uint32_t *)ctx = f->uidvalidity;
+	return 0;
+}
+
+static void remove_files(struct cache *c, int64_t folder, uint32_t uid)
+{
+	struct cache_key k = { .folder = folder, .uid = uid };
+	char path[PATH_MAX];
+
+	if (index_folder_get(c->ix, folder, get_uidvalidity, &k.uidvalidity,
+			     NULL) < 0)
+		return;
+	key_path(c, &k, ".eml", path, sizeof(path));
+	unlink(path);
+	key_path(c, &k, ".d", path, sizeof(path));
+	remove_tree(path);
+}
+
+static void account(struct cache *c, uint64_t added)
 {
 	uint64_t total;
-	struct cache_key k = { 0 };
-	char path[PATH_MAX];
-	DIR *d;
-	struct dirent *de;
-	char prefix[64];
 
-	for (;;) {
-		if (index_cache_total(c->ix, &total, NULL) < 0 ||
-		    total <= c->max_bytes)
-			return;
-		if (index_cache_oldest(c->ix, &k.folder, &k.uid, NULL) < 0)
-			return;
-		if (k.folder == keep->folder && k.uid == keep->uid)
-			return;
-		/* The UIDVALIDITY part of the name is not in the cache
-		 * table; find the files by their folder.uid prefix. */
-		snprintf(prefix, sizeof(prefix), "%lld.", (long long)k.folder);
-		d = opendir(c->dir);
-		while (d && (de = readdir(d))) {
-			unsigned uv, uid;
-			char rest[16] = "";
+	pthread_mutex_lock(&c->lock);
+	c->total += added;
+	if (++c->adds % 256 == 0 && index_cache_total(c->ix, &total, NULL) == 0)
+		c->total = total;
+	pthread_mutex_unlock(&c->lock);
+}
 
-			if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
-			    sscanf(de->d_name + strlen(prefix), "%u.%u%15s",
-				   &uv, &uid, rest) < 2 ||
-			    uid != k.uid)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", c->dir,
-				 de->d_name);
-			if (strcmp(rest, ".d") == 0)
-				remove_tree(path);
-			else
-				unlink(path);
-		}
-		if (d)
-			closedir(d);
-		index_cache_remove(c->ix, k.folder, k.uid, NULL);
-		log_debug(LOG_CAT_CACHE, "evicted %lld/%u", (long long)k.folder,
-			  k.uid);
+static bool over_cap(struct cache *c)
+{
+	bool over;
+
+	pthread_mutex_lock(&c->lock);
+	over = c->total > c->max_bytes;
+	pthread_mutex_unlock(&c->lock);
+	return over;
+}
+
+static void evict(struct cache *c, const struct cache_key *keep)
+{
+	int64_t folder;
+	uint32_t uid;
+	uint64_t bytes;
+
+	while (over_cap(c)) {
+		if (index_cache_oldest(c->ix, &folder, &uid, &bytes, NULL) < 0)
+			return;
+		if (folder == keep->folder && uid == keep->uid)
+			return;
+		remove_files(c, folder, uid);
+		index_cache_remove(c->ix, folder, uid, NULL);
+		pthread_mutex_lock(&c->lock);
+		c->total = c->total > bytes ? c->total - bytes : 0;
+		pthread_mutex_unlock(&c->lock);
+		log_debug(LOG_CAT_CACHE, "evicted %lld/%u", (long long)folder,
+			  uid);
 	}
 }
 
@@ -216,6 +239,7 @@ static int fetch(struct cache *c, const struct cache_key *k,
 	log_debug(LOG_CAT_CACHE, "fetched %s/%u: %llu bytes", k->mailbox,
 		  k->uid, (unsigned long long)len);
 	index_cache_add(c->ix, k->folder, k->uid, len, NULL);
+	account(c, len);
 	/* Servers can report RFC822.SIZE wrongly; the bytes are the truth. */
 	if (index_msg_get(c->ix, k->folder, k->uid, get_size, &old, NULL) == 0 &&
 	    old.size != len) {

@@ -837,10 +837,10 @@ int index_cache_total(struct index *ix, uint64_t *bytes,
 }
 
 int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
-		       struct mfs_error *err)
+		       uint64_t *bytes, struct mfs_error *err)
 {
 	static const char sql[] =
-		"SELECT folder, uid FROM cache ORDER BY used LIMIT 1";
+		"SELECT folder, uid, bytes FROM cache ORDER BY used LIMIT 1";
 	sqlite3_stmt *st = stmt(ix, sql, err);
 	int rc;
 
@@ -858,6 +858,7 @@ int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
 	}
 	*folder = sqlite3_column_int64(st, 0);
 	*uid = (uint32_t)sqlite3_column_int64(st, 1);
+	*bytes = (uint64_t)sqlite3_column_int64(st, 2);
 	sqlite3_reset(st);
 	return 0;
 }

@@ -417,9 +417,10 @@ struct dent {
 
 struct dirsnap {
 	struct fsops *o;
+	fuse_ino_t ino;
+	bool filled;
 	struct dent *e;
 	size_t n, cap;
-	int rc;
 };
 
 static int snap_add(struct dirsnap *d, const char *name, size_t len,
@@ -507,71 +508,89 @@ static int snap_part(void *ctx, const struct ix_part *p)
 			MSG_TIMEOUT);
 }
 
+/* Fill the snapshot of directory ino; 0 or a negative mfs_err. */
+static int snap_fill(struct fsops *o, fuse_ino_t ino, struct dirsnap *d)
+{
+	struct node n = parse_ino(ino);
+	struct stat st;
+	double t;
+	int rc;
+
+	rc = node_attr(o, ino, &st, &t);
+	if (rc < 0)
+		return rc;
+	rc = snap_add(d, ".", 1, NULL, &st, 0);
+	if (rc == 0)
+		rc = snap_add(d, "..", 2, NULL, &st, 0);
+	if (rc < 0)
+		return rc;
+	switch (n.kind) {
+	case K_ROOT:
+		return index_folder_children(o->ix, 0, snap_folder, d, NULL);
+	case K_DIR:
+		rc = index_folder_children(o->ix, n.folder, snap_folder, d,
+					   NULL);
+		if (rc == 0)
+			rc = index_msg_list(o->ix, n.folder, snap_msg, d, NULL);
+		return rc;
+	case K_MDIR: {
+		struct msg_copy mc = { 0 };
+		struct part_snap ps = { d, n.folder, n.uid, 0 };
+
+		rc = index_msg_get(o->ix, n.folder, n.uid, copy_msg, &mc, NULL);
+		ps.date = mc.date;
+		if (rc == 0)
+			rc = index_parts_list(o->ix, n.folder, n.uid, snap_part,
+					      &ps, NULL);
+		return rc;
+	}
+	default:
+		return MFS_E_INVAL;
+	}
+}
+
+/* opendir makes sure there is something to list (waiting for a first
+ * sync, decoding a message) but takes no snapshot: the kernel keeps
+ * listings (cache_readdir) and is told when they change, so a warm ls
+ * never reaches readdir at all. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct fsops *o = ctx_of(req);
 	struct node n = parse_ino(ino);
-	struct dirsnap *d = calloc(1, sizeof(*d));
+	struct dirsnap *d;
 	struct stat st;
 	double t;
 	int rc;
 
-	if (!d) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	d->o = o;
 	rc = node_attr(o, ino, &st, &t);
-	if (rc < 0)
-		goto out;
-	rc = snap_add(d, ".", 1, NULL, &st, 0);
-	if (rc == 0)
-		rc = snap_add(d, "..", 2, NULL, &st, 0);
-	if (rc < 0)
-		goto out;
-	switch (n.kind) {
-	case K_ROOT:
+	if (rc == 0 && n.kind != K_ROOT && n.kind != K_DIR && n.kind != K_MDIR)
+		rc = MFS_E_INVAL;
+	if (rc == 0 && n.kind == K_ROOT)
 		ensure_root_listed(o);
-		rc = index_folder_children(o->ix, 0, snap_folder, d, NULL);
-		break;
-	case K_DIR:
+	if (rc == 0 && n.kind == K_DIR)
 		ensure_folder_listed(o, n.folder);
-		rc = index_folder_children(o->ix, n.folder, snap_folder, d,
-					   NULL);
-		if (rc == 0)
-			rc = index_msg_list(o->ix, n.folder, snap_msg, d, NULL);
-		break;
-	case K_MDIR: {
+	if (rc == 0 && n.kind == K_MDIR) {
 		struct cache_key k;
 		char *wire = NULL;
-		struct msg_copy mc = { 0 };
-		struct part_snap ps = { d, n.folder, n.uid, 0 };
 
 		rc = fetch_key(o, n.folder, n.uid, &k, &wire);
 		if (rc == 0)
 			rc = cache_parts(o->cache, &k, NULL);
 		free(wire);
-		if (rc == 0)
-			rc = index_msg_get(o->ix, n.folder, n.uid, copy_msg,
-					   &mc, NULL);
-		ps.date = mc.date;
-		if (rc == 0)
-			rc = index_parts_list(o->ix, n.folder, n.uid, snap_part,
-					      &ps, NULL);
-		break;
 	}
-	default:
-		rc = MFS_E_INVAL;
-	}
-out:
+	d = rc == 0 ? calloc(1, sizeof(*d)) : NULL;
+	if (rc == 0 && !d)
+		rc = MFS_E_NOMEM;
 	if (rc < 0) {
-		snap_free(d);
 		fuse_reply_err(req, rc == MFS_E_INVAL ? ENOTDIR : mfs_errno(rc));
 		return;
 	}
+	d->o = o;
+	d->ino = ino;
 	fi->fh = (uintptr_t)d;
-	fi->cache_readdir = 0;
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
 }
 
@@ -579,9 +598,22 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off,
 			   struct fuse_file_info *fi, bool plus)
 {
 	struct dirsnap *d = (struct dirsnap *)(uintptr_t)fi->fh;
-	char *buf = malloc(size);
+	char *buf;
 	size_t pos = 0;
+	int rc;
 
+	if (!d->filled) {
+		rc = snap_fill(d->o, d->ino, d);
+		if (rc < 0) {
+			for (size_t i = 0; i < d->n; i++)
+				free(d->e[i].name);
+			d->n = 0;
+			fuse_reply_err(req, mfs_errno(rc));
+			return;
+		}
+		d->filled = true;
+	}
+	buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -742,7 +774,15 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	const char *v = NULL;
 	int rc;
 
-	if (n.kind != K_EML) {
+	/* ls -l asks every file for its SELinux label and POSIX ACL;
+	 * ENOTSUP (unlike ENODATA) makes it stop asking this file system,
+	 * which saves two round trips per entry. */
+	if (strncmp(name, "user.", 5) != 0) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	if (n.kind != K_EML || !memmem(xattr_names, sizeof(xattr_names),
+				       name, strlen(name) + 1)) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}

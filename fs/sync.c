@@ -170,15 +170,27 @@ static int find_gone(void *ctx, const struct ix_folder *f)
 	return 0;
 }
 
+static int collect_id(void *ctx, const struct ix_folder *f)
+{
+	return seen_add(ctx, f->id);
+}
+
 static int sync_list(struct sync *s, struct mfs_error *err)
 {
 	struct list_ctx lc = { .s = s, .err = err };
 	struct drop_ctx dc = { .seen = &lc.seen };
+	struct seen before = { 0 };
+	bool changed;
 	int rc;
 
 	rc = index_begin(s->ix, err);
 	if (rc < 0)
 		return rc;
+	rc = index_folder_all(s->ix, collect_id, &before, err);
+	if (rc < 0) {
+		index_rollback(s->ix);
+		return rc;
+	}
 	s->nlisted = 0;
 	rc = imap_list(s->conn, on_mailbox, &lc, err);
 	if (rc == 0)
@@ -192,8 +204,17 @@ static int sync_list(struct sync *s, struct mfs_error *err)
 		rc = index_commit(s->ix, err);
 	else
 		index_rollback(s->ix);
-	if (rc == 0 && s->hooks.folder_changed)
+	/* Directory listings are cached by the kernel until told: when the
+	 * hierarchy changed anywhere, tell it about every directory (rare). */
+	changed = dc.gone.n > 0;
+	for (size_t i = 0; !changed && i < lc.seen.n; i++)
+		changed = !seen_has(&before, lc.seen.ids[i]);
+	if (rc == 0 && changed && s->hooks.folder_changed) {
 		s->hooks.folder_changed(s->hooks.ctx, 0);
+		for (size_t i = 0; i < lc.seen.n; i++)
+			s->hooks.folder_changed(s->hooks.ctx, lc.seen.ids[i]);
+	}
+	free(before.ids);
 	free(lc.seen.ids);
 	free(dc.gone.ids);
 	return rc;

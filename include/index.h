@@ -129,6 +129,6 @@ int index_cache_total(struct index *ix, uint64_t *bytes,
 		      struct mfs_error *err);
 /* Least recently used entry: 0 with *folder and *uid set, or MFS_E_NOTFOUND. */
 int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
-		       struct mfs_error *err);
+		       uint64_t *bytes, struct mfs_error *err);
 
 #endif
