@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -38,6 +39,10 @@ struct cache {
 	 * back.  Guarded by lock. */
 	uint64_t total;
 	unsigned adds;
+	/* Readahead state (see ra_window), guarded by lock. */
+	int64_t ra_folder;
+	int64_t ra_last;
+	unsigned ra_window;
 };
 
 int cache_open(const char *dir, struct index *ix, struct pool *pool,
@@ -207,35 +212,94 @@ static int get_size(void *ctx, const struct ix_msg *m)
 	return 0;
 }
 
-static int fetch(struct cache *c, const struct cache_key *k,
-		 const char *path, struct mfs_error *err)
-{
-	char tmp[PATH_MAX + 8];
-	struct imap_conn *conn = NULL;
-	struct size_ctx old = { 0 };
-	uint64_t len = 0;
-	int fd = -1, rc;
+/* Readahead: a reader that opens uncached messages of one folder in quick
+ * succession (cat *.eml, cp -r, tar, rsync) gets the ones that follow in
+ * name order fetched in the same pipelined batch, the window doubling up to
+ * RA_MAX as in the kernel's readahead.  A lone open fetches one message. */
+#define RA_MAX 32
+#define RA_WINDOW_MS 2000
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = mfs_fail(err, MFS_E_IO, "cache %s: %s", tmp,
-			      strerror(errno));
-		goto out;
+struct batch {
+	size_t n;
+	uint32_t uid[RA_MAX];
+	int fd[RA_MAX];
+	uint64_t len[RA_MAX];
+	int rc[RA_MAX];
+	char path[RA_MAX][PATH_MAX];
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned ra_window(struct cache *c, int64_t folder)
+{
+	int64_t now = mono_ms();
+	unsigned w;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->ra_folder == folder && now - c->ra_last < RA_WINDOW_MS)
+		w = c->ra_window * 2 > RA_MAX ? RA_MAX : c->ra_window * 2;
+	else
+		w = 1;
+	c->ra_folder = folder;
+	c->ra_last = now;
+	c->ra_window = w;
+	pthread_mutex_unlock(&c->lock);
+	return w;
+}
+
+static bool inflight_try_enter(struct cache *c, int64_t folder, uint32_t uid)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; ok && i < c->ninflight; i++)
+		if (c->inflight[i].folder == folder && c->inflight[i].uid == uid)
+			ok = false;
+	if (ok && c->ninflight < MAX_INFLIGHT) {
+		c->inflight[c->ninflight].folder = folder;
+		c->inflight[c->ninflight].uid = uid;
+		c->ninflight++;
+	} else {
+		ok = false;
 	}
-	rc = pool_get(c->pool, c->timeout_s, &conn, err);
-	if (rc < 0)
-		goto out;
-	rc = imap_fetch_body(conn, k->mailbox, k->uidvalidity, k->uid, fd,
-			     &len, err);
-	pool_put(c->pool, conn);
-	if (rc < 0)
-		goto out;
-	if (rename(tmp, path) < 0) {
-		rc = mfs_fail(err, MFS_E_IO, "cache rename: %s",
-			      strerror(errno));
-		goto out;
-	}
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+struct ra_ctx {
+	struct cache *c;
+	const struct cache_key *k;
+	struct batch *b;
+	unsigned want;
+};
+
+static int ra_add(void *ctx, const struct ix_msg *m)
+{
+	struct ra_ctx *ra = ctx;
+	struct cache_key k = *ra->k;
+	struct batch *b = ra->b;
+
+	if (b->n >= ra->want)
+		return 1;	/* enough: stop the query */
+	k.uid = m->uid;
+	key_path(ra->c, &k, ".eml", b->path[b->n], PATH_MAX);
+	if (access(b->path[b->n], F_OK) == 0 ||
+	    !inflight_try_enter(ra->c, k.folder, k.uid))
+		return 0;
+	b->uid[b->n++] = m->uid;
+	return 0;
+}
+
+static void store(struct cache *c, const struct cache_key *k, uint64_t len)
+{
+	struct size_ctx old = { 0 };
+
 	log_debug(LOG_CAT_CACHE, "fetched %s/%u: %llu bytes", k->mailbox,
 		  k->uid, (unsigned long long)len);
 	index_cache_add(c->ix, k->folder, k->uid, len, NULL);
@@ -250,12 +314,80 @@ static int fetch(struct cache *c, const struct cache_key *k,
 		if (c->on_size)
 			c->on_size(c->ctx, k->folder, k->uid);
 	}
+}
+
+/* Fetch k (whose inflight slot the caller holds) into path, with any
+ * readahead.  Only k's own failure is an error. */
+static int fetch(struct cache *c, const struct cache_key *k,
+		 const char *path, struct mfs_error *err)
+{
+	struct imap_conn *conn = NULL;
+	struct batch *b = calloc(1, sizeof(*b));
+	struct ra_ctx ra = { c, k, b, 0 };
+	char tmp[PATH_MAX + 8];
+	unsigned w;
+	int rc;
+
+	if (!b)
+		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
+	for (size_t i = 0; i < RA_MAX; i++)
+		b->fd[i] = -1;
+	b->uid[0] = k->uid;
+	snprintf(b->path[0], PATH_MAX, "%s", path);
+	b->n = 1;
+	w = ra_window(c, k->folder);
+	if (w > 1) {
+		ra.want = w;
+		index_msg_after(c->ix, k->folder, k->uid, w * 2, ra_add, &ra,
+				NULL);
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		snprintf(tmp, sizeof(tmp), "%s.tmp", b->path[i]);
+		b->fd[i] = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+				0600);
+		if (b->fd[i] < 0) {
+			rc = mfs_fail(err, MFS_E_IO, "cache %s: %s", tmp,
+				      strerror(errno));
+			goto out;
+		}
+	}
+	rc = pool_get(c->pool, c->timeout_s, &conn, err);
+	if (rc < 0)
+		goto out;
+	rc = imap_fetch_bodies(conn, k->mailbox, k->uidvalidity, b->uid, b->n,
+			       b->fd, b->len, b->rc, err);
+	pool_put(c->pool, conn);
+	if (rc == 0 && b->rc[0] == MFS_E_NOTFOUND)
+		rc = mfs_fail(err, MFS_E_NOTFOUND, "UID %u no longer in %s",
+			      k->uid, k->mailbox);
+	else if (rc == 0)
+		rc = b->rc[0];
+	for (size_t i = 0; i < b->n; i++) {
+		struct cache_key ki = *k;
+
+		ki.uid = b->uid[i];
+		snprintf(tmp, sizeof(tmp), "%s.tmp", b->path[i]);
+		if (b->rc[i] == 0 && rename(tmp, b->path[i]) == 0)
+			store(c, &ki, b->len[i]);
+		else if (i == 0 && rc == 0)
+			rc = mfs_fail(err, MFS_E_IO, "cache rename: %s",
+				      strerror(errno));
+	}
 	evict(c, k);
 out:
-	if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
+	for (size_t i = 0; i < b->n; i++) {
+		struct cache_key ki = *k;
+
+		if (b->fd[i] >= 0) {
+			close(b->fd[i]);
+			snprintf(tmp, sizeof(tmp), "%s.tmp", b->path[i]);
+			unlink(tmp);
+		}
+		ki.uid = b->uid[i];
+		if (i > 0)
+			inflight_leave(c, &ki);
 	}
+	free(b);
 	return rc;
 }
 

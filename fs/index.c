@@ -550,6 +550,24 @@ int index_msg_list(struct index *ix, int64_t folder, ix_msg_fn fn, void *ctx,
 	return run_query(st, msg_row, (void *)fn, ctx, false, err);
 }
 
+int index_msg_after(struct index *ix, int64_t folder, uint32_t uid,
+		    unsigned limit, ix_msg_fn fn, void *ctx,
+		    struct mfs_error *err)
+{
+	static const char sql[] =
+		"SELECT " MSG_COLS " FROM messages WHERE folder = ?1 AND name >"
+		" (SELECT name FROM messages WHERE folder = ?1 AND uid = ?2)"
+		" ORDER BY name LIMIT ?3";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int(st, 3, (int)limit);
+	return run_query(st, msg_row, (void *)fn, ctx, false, err);
+}
+
 int index_msg_put(struct index *ix, const struct ix_msg *m,
 		  struct mfs_error *err)
 {

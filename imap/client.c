@@ -417,40 +417,79 @@ static int on_fetch_body(void *ctx, const struct imap_resp *r)
 	return 0;
 }
 
+int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
+		      uint32_t uidvalidity, const uint32_t *uids, size_t n,
+		      const int *fds, uint64_t *lens, int *rcs,
+		      struct mfs_error *err)
+{
+	struct imap_mbstate st;
+	char (*tags)[16] = NULL;
+	char cmd[64];
+	size_t sent = 0, i;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		rcs[i] = MFS_E_CLOSED;
+	rc = imap_examine(c, mailbox, &st, err);
+	if (rc < 0)
+		return rc;
+	if (st.uidvalidity != uidvalidity) {
+		for (i = 0; i < n; i++)
+			rcs[i] = MFS_E_NOTFOUND;
+		return 0;
+	}
+	tags = calloc(n, sizeof(*tags));
+	if (!tags)
+		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
+	for (; sent < n; sent++) {
+		snprintf(cmd, sizeof(cmd), "UID FETCH %u (UID BODY.PEEK[])",
+			 uids[sent]);
+		rc = conn_start(c, cmd, tags[sent], err);
+		if (rc < 0)
+			goto out;
+	}
+	for (i = 0; i < sent; i++) {
+		struct body_ctx bc = { .fd = fds[i], .uid = uids[i],
+				       .err = err };
+
+		/* Each command's literal goes to its own file: replies come
+		 * in the order the commands were sent. */
+		imap_parser_set_sink(c->parser, body_sink, &bc);
+		rc = conn_finish(c, tags[i], on_fetch_body, &bc, err);
+		imap_parser_set_sink(c->parser, NULL, NULL);
+		if (rc == MFS_E_PROTO)
+			mfs_fail(err, rc, "malformed body response for UID %u",
+				 uids[i]);
+		if (rc < 0 && !imap_usable(c))
+			goto out;
+		rcs[i] = rc < 0 ? rc : bc.found ? 0 : MFS_E_NOTFOUND;
+		lens[i] = bc.len;
+		rc = 0;
+		if (c->trace) {
+			char line[64];
+			int len = snprintf(line, sizeof(line),
+					   "body of UID %u: %llu bytes",
+					   uids[i], (unsigned long long)bc.len);
+			c->trace(c->trace_ctx, "S", line, (size_t)len);
+		}
+	}
+out:
+	free(tags);
+	return rc;
+}
+
 int imap_fetch_body(struct imap_conn *c, const char *mailbox,
 		    uint32_t uidvalidity, uint32_t uid, int fd, uint64_t *len,
 		    struct mfs_error *err)
 {
-	struct body_ctx bc = { .fd = fd, .uid = uid, .err = err };
-	struct imap_mbstate st;
-	char cmd[64];
-	int rc;
+	int one = 0;
+	int rc = imap_fetch_bodies(c, mailbox, uidvalidity, &uid, 1, &fd, len,
+				   &one, err);
 
-	rc = imap_examine(c, mailbox, &st, err);
-	if (rc < 0)
-		return rc;
-	if (st.uidvalidity != uidvalidity)
-		return mfs_fail(err, MFS_E_NOTFOUND,
-				"UIDVALIDITY of %s changed", mailbox);
-	snprintf(cmd, sizeof(cmd), "UID FETCH %u (UID BODY.PEEK[])", uid);
-	imap_parser_set_sink(c->parser, body_sink, &bc);
-	rc = conn_cmd(c, cmd, on_fetch_body, &bc, err);
-	imap_parser_set_sink(c->parser, NULL, NULL);
-	if (rc == MFS_E_PROTO)
-		mfs_fail(err, rc, "malformed body response for UID %u", uid);
-	if (rc < 0)
-		return rc;
-	if (!bc.found)
-		return mfs_fail(err, MFS_E_NOTFOUND,
-				"UID %u no longer in %s", uid, mailbox);
-	if (c->trace) {
-		char line[64];
-		int n = snprintf(line, sizeof(line), "body of UID %u: %llu bytes",
-				 uid, (unsigned long long)bc.len);
-		c->trace(c->trace_ctx, "S", line, (size_t)n);
-	}
-	*len = bc.len;
-	return 0;
+	if (rc == 0 && one == MFS_E_NOTFOUND)
+		return mfs_fail(err, MFS_E_NOTFOUND, "UID %u no longer in %s",
+				uid, mailbox);
+	return rc < 0 ? rc : one;
 }
 
 int imap_noop(struct imap_conn *c, struct mfs_error *err)

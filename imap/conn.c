@@ -222,30 +222,36 @@ int conn_quote(char **buf, size_t *len, const char *s)
 	return 0;
 }
 
-int conn_cmd(struct imap_conn *c, const char *line, conn_untagged_fn fn,
-	     void *ctx, struct mfs_error *err)
+int conn_start(struct imap_conn *c, const char *line, char tag[16],
+	       struct mfs_error *err)
 {
 	char *out = NULL;
 	size_t outlen = 0;
-	char tag[16];
-	struct imap_resp *r = NULL;
-	int rc, cbrc = 0;
+	int rc;
 
 	if (c->broken)
 		return mfs_fail(err, MFS_E_CLOSED, "connection is down");
-	snprintf(tag, sizeof(tag), "M%u", ++c->tagseq);
+	snprintf(tag, 16, "M%u", ++c->tagseq);
 	rc = conn_append(&out, &outlen, "%s %s\r\n", tag, line);
 	if (rc < 0)
-		goto out;
+		return mfs_fail(err, rc, "out of memory");
 	if (c->trace)
 		c->trace(c->trace_ctx, "C", out, outlen - 2);
 	rc = conn_send(c, out, outlen, err);
-	if (rc < 0)
-		goto out;
+	free(out);
+	return rc;
+}
+
+int conn_finish(struct imap_conn *c, const char *tag, conn_untagged_fn fn,
+		void *ctx, struct mfs_error *err)
+{
+	struct imap_resp *r = NULL;
+	int rc, cbrc = 0;
+
 	for (;;) {
 		rc = conn_read(c, &r, err);
 		if (rc < 0)
-			goto out;
+			return rc;
 		if (r->kind == IMAP_R_TAGGED && r->tag &&
 		    strcmp(r->tag, tag) == 0)
 			break;
@@ -274,10 +280,17 @@ int conn_cmd(struct imap_conn *c, const char *line, conn_untagged_fn fn,
 		rc = mfs_fail(err, MFS_E_BAD, "%s", r->text ? r->text : "BAD");
 		break;
 	}
-out:
 	imap_resp_free(r);
-	free(out);
 	return rc;
+}
+
+int conn_cmd(struct imap_conn *c, const char *line, conn_untagged_fn fn,
+	     void *ctx, struct mfs_error *err)
+{
+	char tag[16];
+	int rc = conn_start(c, line, tag, err);
+
+	return rc < 0 ? rc : conn_finish(c, tag, fn, ctx, err);
 }
 
 static int parse_caps(void *ctx, const struct imap_resp *r)

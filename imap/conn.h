@@ -33,6 +33,14 @@ typedef int (*conn_untagged_fn)(void *ctx, const struct imap_resp *r);
 int conn_cmd(struct imap_conn *c, const char *line, conn_untagged_fn fn,
 	     void *ctx, struct mfs_error *err);
 
+/* The two halves of conn_cmd, for pipelining: conn_start sends a command
+ * and returns its tag; conn_finish reads up to that tag's completion.
+ * Commands must be finished in the order they were started. */
+int conn_start(struct imap_conn *c, const char *line, char tag[16],
+	       struct mfs_error *err);
+int conn_finish(struct imap_conn *c, const char *tag, conn_untagged_fn fn,
+		void *ctx, struct mfs_error *err);
+
 /* Append s to the growable command buffer *buf as an IMAP quoted string.
  * MFS_E_INVAL if s holds CR, LF or NUL-unsafe bytes; MFS_E_NOMEM. */
 int conn_quote(char **buf, size_t *len, const char *s);

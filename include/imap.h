@@ -138,6 +138,16 @@ int imap_fetch_body(struct imap_conn *c, const char *mailbox,
 		    uint32_t uidvalidity, uint32_t uid, int fd, uint64_t *len,
 		    struct mfs_error *err);
 
+/* The same for n UIDs at once, pipelined: one command each, all sent
+ * before the first reply is read, so n messages cost one round trip.
+ * Message i goes to fds[i]; rcs[i] is 0 with lens[i] set, or
+ * MFS_E_NOTFOUND.  The return value is 0 or the error that broke the
+ * batch (then rcs of the unfinished ones are that error). */
+int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
+		      uint32_t uidvalidity, const uint32_t *uids, size_t n,
+		      const int *fds, uint64_t *lens, int *rcs,
+		      struct mfs_error *err);
+
 /* NOOP: keep-alive and liveness check. */
 int imap_noop(struct imap_conn *c, struct mfs_error *err);
 

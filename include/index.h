@@ -93,6 +93,11 @@ int index_msg_by_name(struct index *ix, int64_t folder, const char *name,
 /* All messages of a folder in name order. */
 int index_msg_list(struct index *ix, int64_t folder, ix_msg_fn fn, void *ctx,
 		   struct mfs_error *err);
+/* Up to limit messages that follow uid in the folder's name order (the
+ * order ls, cp -r and tar read them in). */
+int index_msg_after(struct index *ix, int64_t folder, uint32_t uid,
+		    unsigned limit, ix_msg_fn fn, void *ctx,
+		    struct mfs_error *err);
 /* Insert or replace a message row. */
 int index_msg_put(struct index *ix, const struct ix_msg *m,
 		  struct mfs_error *err);
