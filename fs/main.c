@@ -6,6 +6,8 @@
  * and the threads start only after the fork. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +139,47 @@ static int fail_line(const char *what, const struct mfs_error *err)
 	return 1;
 }
 
+/* Until the daemon runs, libfuse's complaints are start-up errors and get
+ * the same one-line form as ours; afterwards they go to the log.  libfuse
+ * writes a line in several calls, so pieces are joined up to the newline. */
+static bool started;
+static pthread_mutex_t fuse_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char fuse_line[1024];
+static size_t fuse_len;
+
+static void fuse_logger(enum fuse_log_level level, const char *fmt,
+			va_list ap)
+{
+	const char *msg;
+	int n;
+
+	pthread_mutex_lock(&fuse_log_lock);
+	n = vsnprintf(fuse_line + fuse_len, sizeof(fuse_line) - fuse_len, fmt,
+		      ap);
+	if (n > 0)
+		fuse_len += (size_t)n;
+	if (fuse_len >= sizeof(fuse_line))
+		fuse_len = sizeof(fuse_line) - 1;
+	if (fuse_len == 0 || (fuse_line[fuse_len - 1] != '\n' &&
+			      fuse_len < sizeof(fuse_line) - 1)) {
+		pthread_mutex_unlock(&fuse_log_lock);
+		return;
+	}
+	while (fuse_len > 0 && fuse_line[fuse_len - 1] == '\n')
+		fuse_line[--fuse_len] = '\0';
+	msg = fuse_line;
+	if (strncmp(msg, "fuse: ", 6) == 0)
+		msg += 6;
+	if (started)
+		log_msg(level <= FUSE_LOG_ERR ? LOG_ERR : LOG_INFO, "fuse: %s",
+			msg);
+	else
+		fprintf(stderr, "mailfs: %s\n", msg);
+	fuse_len = 0;
+	fuse_line[0] = '\0';
+	pthread_mutex_unlock(&fuse_log_lock);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -161,6 +204,7 @@ int main(int argc, char *argv[])
 	bool mounted = false;
 	int ret = 1;
 
+	fuse_set_log_func(fuse_logger);
 	if (fuse_opt_parse(&args, &cl, opt_spec, opt_proc) < 0)
 		goto out;
 	if (cl.help) {
@@ -219,26 +263,12 @@ int main(int argc, char *argv[])
 	if (debug_mask & LOG_CAT_IMAP)
 		io.trace = log_imap_trace;
 
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	mime_init();
-	if (imap_open(&io, &first, &err) < 0) {
-		ret = fail_line(NULL, &err);
-		goto out;
-	}
-	if (config_mkdirs(cl.cfg.cache_dir, &err) < 0) {
-		ret = fail_line("cache directory", &err);
-		goto out;
-	}
 	if (asprintf(&index_path, "%s/index.sqlite", cl.cfg.cache_dir) < 0 ||
 	    asprintf(&body_dir, "%s/bodies", cl.cfg.cache_dir) < 0 ||
 	    asprintf(&fsname, "-ofsname=mailfs:%s,subtype=mailfs,"
 			      "default_permissions,ro",
 		     cl.cfg.account) < 0)
 		goto out;
-	if (config_mkdirs(body_dir, &err) < 0) {
-		ret = fail_line("cache directory", &err);
-		goto out;
-	}
 	/* fsname carries the account; commas in it would split options. */
 	for (char *p = fsname + 15; *p && strncmp(p, ",subtype", 8); p++)
 		if (*p == ',')
@@ -246,12 +276,26 @@ int main(int argc, char *argv[])
 	if (fuse_opt_add_arg(&args, fsname) < 0)
 		goto out;
 
+	/* The session checks the remaining -o options: let a typo fail
+	 * before we talk to the server. */
 	fsops = fsops_new(cl.cfg.timeout);
 	if (!fsops)
 		goto out;
 	se = fuse_session_new(&args, fsops_ops(), sizeof(*fsops_ops()), fsops);
 	if (!se)
 		goto out;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	mime_init();
+	if (imap_open(&io, &first, &err) < 0) {
+		ret = fail_line(NULL, &err);
+		goto out;
+	}
+	if (config_mkdirs(cl.cfg.cache_dir, &err) < 0 ||
+	    config_mkdirs(body_dir, &err) < 0) {
+		ret = fail_line("cache directory", &err);
+		goto out;
+	}
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
 	if (fuse_session_mount(se, cl.mountpoint) != 0) {
@@ -262,6 +306,7 @@ int main(int argc, char *argv[])
 	if (fuse_daemonize(fo.foreground) != 0)
 		goto out;
 	log_setup(debug_mask, !fo.foreground, cl.cfg.log_file);
+	started = true;
 
 	/* After the fork: SQLite handles and threads must not cross it. */
 	if (index_open(index_path, &ix, &err) < 0) {
