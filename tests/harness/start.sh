@@ -176,7 +176,12 @@ for p in "$IMAPS_PORT" "$IMAP_PORT"; do
 done
 
 : >>"$DC_LOG"
-"$DOVECOT" -c "$DC_CONF" || die "dovecot failed to start; see $DC_LOG"
+# The master daemonizes; keep its stdio off our caller's pipes (a caller
+# reading our output would otherwise wait for Dovecot to exit).
+if ! "$DOVECOT" -c "$DC_CONF" </dev/null >"$DC_DIR/startup.out" 2>&1; then
+	cat "$DC_DIR/startup.out" >&2
+	die "dovecot failed to start; see $DC_LOG"
+fi
 
 i=0
 until port_open "$IMAPS_PORT" && port_open "$IMAP_PORT" && [ -S "$DC_LMTP" ]; do

@@ -1,0 +1,249 @@
+"""mounttest.py - shared plumbing for the mailfs integration tests.
+
+Check reporting (one "PASS: ..." / "FAIL: ...: detail" line per check),
+running the real binary in the foreground with its output in a file,
+waiting for the mount, unmounting with fusermount3 and stopping the daemon
+by its PID only.  Standard library only.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "harness"))
+sys.dont_write_bytecode = True
+
+import imaptest  # noqa: E402,F401  (re-exported for the tests)
+
+SANITIZER_RE = re.compile(
+    rb"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
+    rb"SUMMARY: UndefinedBehaviorSanitizer|WARNING: ThreadSanitizer|"
+    rb"LeakSanitizer has encountered a fatal error")
+
+
+class Checks:
+    """Counts and prints checks; every line names what was checked."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.passed = 0
+        self.failed = 0
+
+    def ok(self, what):
+        self.passed += 1
+        print("PASS: %s%s" % (self.prefix, what), flush=True)
+
+    def fail(self, what, detail):
+        self.failed += 1
+        detail = " ".join(str(detail).split())
+        if len(detail) > 600:
+            detail = detail[:600] + " ..."
+        print("FAIL: %s%s: %s" % (self.prefix, what, detail), flush=True)
+
+    def check(self, cond, what, detail=""):
+        if cond:
+            self.ok(what)
+        else:
+            self.fail(what, detail or "condition false")
+        return bool(cond)
+
+    def equal(self, got, want, what):
+        return self.check(got == want, what, "got %r, want %r" % (got, want))
+
+    def problems(self, probs, what, limit=8):
+        """PASS when the list of problems is empty, else FAIL listing some."""
+        if not probs:
+            self.ok(what)
+            return True
+        more = " (+%d more)" % (len(probs) - limit) if len(probs) > limit else ""
+        self.fail(what, "; ".join(str(p) for p in probs[:limit]) + more)
+        return False
+
+
+def default_signals():
+    """In the child: SIGINT/SIGTERM as a terminal would deliver them, even
+    when this script was started with them ignored (e.g. in background)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _pid_dir():
+    d = os.path.join(imaptest.state_dir(), "pids")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def register(proc, what):
+    """Note a started daemon's PID so tests/run can stop exactly it if this
+    script dies first ($MAILFS_TEST_DIR/pids/<pid> holds the mountpoint)."""
+    with open(os.path.join(_pid_dir(), str(proc.pid)), "w") as f:
+        f.write(what + "\n")
+
+
+def unregister(proc):
+    try:
+        os.unlink(os.path.join(_pid_dir(), str(proc.pid)))
+    except OSError:
+        pass
+
+
+def mounted(path):
+    """True when path is a mount point (per /proc/self/mounts)."""
+    path = os.path.realpath(path)
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                            line.split()[1])
+                if mp == path:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def tail(path, n=5):
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    return " | ".join(lines[-n:])
+
+
+class Mount:
+    """`mailfs -f ARGS... TARGET MOUNTPOINT` in the background.
+
+    Output (stdout and stderr) goes to <mountpoint>.out, never to a pipe."""
+
+    def __init__(self, binary, args, target, mountpoint, env, timeout=60):
+        self.mountpoint = mountpoint
+        self.out = mountpoint + ".out"
+        self.error = None
+        self.rc = None
+        os.makedirs(mountpoint, exist_ok=True)
+        with open(self.out, "wb") as out:
+            self.proc = subprocess.Popen(
+                [binary, "-f"] + list(args) + [target, mountpoint],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=env, start_new_session=True, preexec_fn=default_signals)
+        register(self.proc, mountpoint)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if mounted(mountpoint):
+                return
+            if self.proc.poll() is not None:
+                unregister(self.proc)
+                self.rc = self.proc.returncode
+                self.error = "mailfs exited with status %d before mounting: %s" % (
+                    self.rc, tail(self.out))
+                return
+            time.sleep(0.1)
+        self.error = "not mounted after %d s: %s" % (timeout, tail(self.out))
+
+    @property
+    def ok(self):
+        return self.error is None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def interrupt(self, sig, timeout=20):
+        """Send sig to the daemon (by PID); (exit status or None, still
+        mounted) once it exited or timeout passed."""
+        try:
+            os.kill(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.rc = self.proc.wait(timeout=timeout)
+            unregister(self.proc)
+        except subprocess.TimeoutExpired:
+            return None, mounted(self.mountpoint)
+        return self.rc, mounted(self.mountpoint)
+
+    def unmount(self, timeout=30):
+        """fusermount3 -u, then wait for the daemon.  Returns (unmount_ok,
+        daemon exit status or None when it had to be killed)."""
+        um_ok = True
+        if mounted(self.mountpoint):
+            um_ok = False
+            for _ in range(20):
+                r = subprocess.run(["fusermount3", "-u", self.mountpoint],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                if r.returncode == 0:
+                    um_ok = True
+                    break
+                time.sleep(0.5)
+        try:
+            self.rc = self.proc.wait(timeout=timeout)
+            unregister(self.proc)
+            return um_ok, self.rc
+        except subprocess.TimeoutExpired:
+            pass
+        kill_pid(self.proc)
+        unregister(self.proc)
+        if mounted(self.mountpoint):
+            subprocess.run(["fusermount3", "-uz", self.mountpoint],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return um_ok, None
+
+
+def kill_pid(proc):
+    """SIGTERM, then SIGKILL, to this one process (by PID)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        return
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+
+
+def run_once(binary, args, env, timeout=60):
+    """Run mailfs expecting it to exit: (rc or None on timeout, stdout, stderr).
+
+    Output goes through files; on timeout the process is killed by PID."""
+    import tempfile
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen([binary] + list(args), stdin=subprocess.DEVNULL,
+                             stdout=out, stderr=err, env=env, start_new_session=True)
+        register(p, "run_once")
+        try:
+            rc = p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_pid(p)
+            rc = None
+        unregister(p)
+        out.seek(0)
+        err.seek(0)
+        return rc, out.read(), err.read()
+
+
+def sanitizer_reports(paths):
+    """[(path, first matching line)] for sanitizer output in these files."""
+    found = []
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        m = SANITIZER_RE.search(data)
+        if m:
+            start = data.rfind(b"\n", 0, m.start()) + 1
+            end = data.find(b"\n", m.end())
+            found.append((p, data[start:end if end >= 0 else None].decode("utf-8", "replace")))
+    return found
