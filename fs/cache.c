@@ -220,12 +220,20 @@ static int get_size(void *ctx, const struct ix_msg *m)
 #define RA_WINDOW_MS 2000
 
 struct batch {
+	struct cache *c;
+	const struct cache_key *k;
 	size_t n;
 	uint32_t uid[RA_MAX];
-	int fd[RA_MAX];
-	uint64_t len[RA_MAX];
-	int rc[RA_MAX];
+	bool got[RA_MAX];
 	char path[RA_MAX][PATH_MAX];
+	/* Temporary files handed to the IMAP engine, by descriptor. */
+	size_t ntmp;
+	struct {
+		int fd;
+		char name[PATH_MAX];
+	} tmp[RA_MAX + 1];
+	int rc;
+	struct mfs_error *err;
 };
 
 static int64_t mono_ms(void)
@@ -316,6 +324,51 @@ static void store(struct cache *c, const struct cache_key *k, uint64_t len)
 	}
 }
 
+static int batch_tmp(void *ctx)
+{
+	struct batch *b = ctx;
+	int fd;
+
+	if (b->ntmp >= RA_MAX + 1)
+		return MFS_E_PROTO;	/* more bodies than we asked for */
+	snprintf(b->tmp[b->ntmp].name, PATH_MAX, "%s/tmp.XXXXXX", b->c->dir);
+	fd = mkostemp(b->tmp[b->ntmp].name, O_CLOEXEC);
+	if (fd < 0)
+		return MFS_E_IO;
+	b->tmp[b->ntmp++].fd = fd;
+	return fd;
+}
+
+static int batch_body(void *ctx, uint32_t uid, int fd, uint64_t len)
+{
+	struct batch *b = ctx;
+	const char *tmp = NULL;
+	size_t i;
+
+	for (i = 0; i < b->ntmp; i++)
+		if (b->tmp[i].fd == fd) {
+			tmp = b->tmp[i].name;
+			b->tmp[i].fd = -1;
+		}
+	close(fd);
+	for (i = 0; tmp && i < b->n; i++) {
+		struct cache_key ki = *b->k;
+
+		if (b->uid[i] != uid || b->got[i])
+			continue;
+		if (rename(tmp, b->path[i]) < 0)
+			return mfs_fail(b->err, MFS_E_IO, "cache rename: %s",
+					strerror(errno));
+		b->got[i] = true;
+		ki.uid = uid;
+		store(b->c, &ki, len);
+		return 0;
+	}
+	if (tmp)
+		unlink(tmp);	/* a UID we did not ask for */
+	return 0;
+}
+
 /* Fetch k (whose inflight slot the caller holds) into path, with any
  * readahead.  Only k's own failure is an error. */
 static int fetch(struct cache *c, const struct cache_key *k,
@@ -324,14 +377,14 @@ static int fetch(struct cache *c, const struct cache_key *k,
 	struct imap_conn *conn = NULL;
 	struct batch *b = calloc(1, sizeof(*b));
 	struct ra_ctx ra = { c, k, b, 0 };
-	char tmp[PATH_MAX + 8];
 	unsigned w;
 	int rc;
 
 	if (!b)
 		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
-	for (size_t i = 0; i < RA_MAX; i++)
-		b->fd[i] = -1;
+	b->c = c;
+	b->k = k;
+	b->err = err;
 	b->uid[0] = k->uid;
 	snprintf(b->path[0], PATH_MAX, "%s", path);
 	b->n = 1;
@@ -341,51 +394,27 @@ static int fetch(struct cache *c, const struct cache_key *k,
 		index_msg_after(c->ix, k->folder, k->uid, w * 2, ra_add, &ra,
 				NULL);
 	}
-	for (size_t i = 0; i < b->n; i++) {
-		snprintf(tmp, sizeof(tmp), "%s.tmp", b->path[i]);
-		b->fd[i] = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
-				0600);
-		if (b->fd[i] < 0) {
-			rc = mfs_fail(err, MFS_E_IO, "cache %s: %s", tmp,
-				      strerror(errno));
-			goto out;
-		}
-	}
 	rc = pool_get(c->pool, c->timeout_s, &conn, err);
-	if (rc < 0)
-		goto out;
-	rc = imap_fetch_bodies(conn, k->mailbox, k->uidvalidity, b->uid, b->n,
-			       b->fd, b->len, b->rc, err);
-	pool_put(c->pool, conn);
-	if (rc == 0 && b->rc[0] == MFS_E_NOTFOUND)
+	if (rc == 0) {
+		rc = imap_fetch_bodies(conn, k->mailbox, k->uidvalidity, b->uid,
+				       b->n, batch_tmp, batch_body, b, err);
+		pool_put(c->pool, conn);
+	}
+	if (rc == 0 && !b->got[0])
 		rc = mfs_fail(err, MFS_E_NOTFOUND, "UID %u no longer in %s",
 			      k->uid, k->mailbox);
-	else if (rc == 0)
-		rc = b->rc[0];
-	for (size_t i = 0; i < b->n; i++) {
+	if (rc == 0)
+		evict(c, k);
+	/* Files never handed back were closed by the IMAP engine, which
+	 * owns them until then; only their names are left to remove. */
+	for (size_t i = 0; i < b->ntmp; i++)
+		if (b->tmp[i].fd >= 0)
+			unlink(b->tmp[i].name);
+	for (size_t i = 1; i < b->n; i++) {
 		struct cache_key ki = *k;
 
 		ki.uid = b->uid[i];
-		snprintf(tmp, sizeof(tmp), "%s.tmp", b->path[i]);
-		if (b->rc[i] == 0 && rename(tmp, b->path[i]) == 0)
-			store(c, &ki, b->len[i]);
-		else if (i == 0 && rc == 0)
-			rc = mfs_fail(err, MFS_E_IO, "cache rename: %s",
-				      strerror(errno));
-	}
-	evict(c, k);
-out:
-	for (size_t i = 0; i < b->n; i++) {
-		struct cache_key ki = *k;
-
-		if (b->fd[i] >= 0) {
-			close(b->fd[i]);
-			snprintf(tmp, sizeof(tmp), "%s.tmp", b->path[i]);
-			unlink(tmp);
-		}
-		ki.uid = b->uid[i];
-		if (i > 0)
-			inflight_leave(c, &ki);
+		inflight_leave(c, &ki);
 	}
 	free(b);
 	return rc;

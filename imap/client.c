@@ -1,4 +1,5 @@
 /* client.c - IMAP commands with typed results, over conn.c. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,138 +359,198 @@ out:
 	return rc;
 }
 
+/* Bodies of a batch arrive in whatever order the server likes (Dovecot
+ * runs pipelined commands in parallel), and a literal's bytes arrive before
+ * the response says which UID it belongs to.  So each response's literal is
+ * streamed into a fresh file from tmp_fn and handed over with its UID once
+ * the response is complete. */
 struct body_ctx {
-	int fd;
-	uint32_t uid;
-	uint64_t sunk;
-	bool found;
-	uint64_t len;
+	struct imap_conn *c;
+	imap_tmp_fn tmp_fn;
+	imap_body_fn body_fn;
+	void *ctx;
+	int spool;		/* file the current literal goes to, or -1 */
+	uint64_t sunk;		/* bytes in spool */
+	size_t got;
 	struct mfs_error *err;
 };
+
+static int write_all(int fd, const char *buf, size_t len,
+		     struct mfs_error *err)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0)
+			return mfs_fail(err, MFS_E_IO, "cache write: %s",
+					strerror(errno));
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
 
 static int body_sink(void *ctx, const char *buf, size_t len)
 {
 	struct body_ctx *bc = ctx;
+	int rc;
 
-	while (len > 0) {
-		ssize_t n = write(bc->fd, buf, len);
-
-		if (n < 0)
-			return mfs_fail(bc->err, MFS_E_IO, "cache write: %m");
-		buf += n;
-		len -= (size_t)n;
-		bc->sunk += (uint64_t)n;
+	if (bc->spool < 0) {
+		bc->spool = bc->tmp_fn(bc->ctx);
+		if (bc->spool < 0)
+			return mfs_fail(bc->err, bc->spool,
+					"cannot create a cache file");
 	}
-	return 0;
+	rc = write_all(bc->spool, buf, len, bc->err);
+	if (rc == 0)
+		bc->sunk += len;
+	return rc;
+}
+
+static void spool_reset(struct body_ctx *bc)
+{
+	if (bc->spool >= 0)
+		close(bc->spool);
+	bc->spool = -1;
+	bc->sunk = 0;
+	/* Offsets of the next response's literal count from 0 again. */
+	imap_parser_set_sink(bc->c->parser, body_sink, bc);
 }
 
 static int on_fetch_body(void *ctx, const struct imap_resp *r)
 {
 	struct body_ctx *bc = ctx;
 	const struct imap_value *att = imap_list_get(&r->data, 2);
-	const struct imap_value *v;
-	uint64_t uid;
+	const struct imap_value *v = NULL;
+	uint64_t uid = 0;
+	int fd = -1, rc = 0;
 
-	if (!imap_atom_is(imap_list_get(&r->data, 1), "FETCH") || !att)
-		return 0;
-	v = imap_fetch_item(att, "UID");
-	if (!v || imap_value_u64(v, &uid) < 0 || uid != bc->uid)
-		return 0;
-	v = imap_fetch_item(att, "BODY[]");
-	if (!v)
-		return 0;
-	if (v->type == IMAP_V_SUNK) {
-		/* Only this body may have gone to the file. */
-		if (v->off != 0 || bc->sunk != v->len)
-			return MFS_E_PROTO;
-	} else if (v->type == IMAP_V_STRING) {
-		if (bc->sunk != 0)
-			return MFS_E_PROTO;
-		int rc = body_sink(bc, v->str, v->len);
-
-		if (rc < 0)
-			return rc;
-	} else {
-		return 0;
+	if (imap_atom_is(imap_list_get(&r->data, 1), "FETCH") && att) {
+		v = imap_fetch_item(att, "UID");
+		if (!v || imap_value_u64(v, &uid) < 0 || uid > UINT32_MAX)
+			uid = 0;
+		v = imap_fetch_item(att, "BODY[]");
 	}
-	bc->found = true;
-	bc->len = v->len;
-	return 0;
+	if (!uid || !v || (v->type != IMAP_V_SUNK && v->type != IMAP_V_STRING))
+		goto out;	/* e.g. a flag update: nothing of ours */
+	if (v->type == IMAP_V_SUNK) {
+		/* The spool holds exactly this response's literal. */
+		if (v->off != 0 || bc->sunk != v->len || bc->spool < 0) {
+			rc = MFS_E_PROTO;
+			goto out;
+		}
+		fd = bc->spool;
+		bc->spool = -1;
+	} else {
+		fd = bc->tmp_fn(bc->ctx);
+		if (fd < 0) {
+			rc = mfs_fail(bc->err, fd, "cannot create a cache file");
+			goto out;
+		}
+		rc = write_all(fd, v->str, v->len, bc->err);
+		if (rc < 0) {
+			close(fd);
+			goto out;
+		}
+	}
+	if (bc->c->trace) {
+		char line[64];
+		int n = snprintf(line, sizeof(line), "body of UID %u: %llu bytes",
+				 (unsigned)uid, (unsigned long long)v->len);
+		bc->c->trace(bc->c->trace_ctx, "S", line, (size_t)n);
+	}
+	bc->got++;
+	rc = bc->body_fn(bc->ctx, (uint32_t)uid, fd, v->len);
+out:
+	spool_reset(bc);
+	return rc;
 }
 
 int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 		      uint32_t uidvalidity, const uint32_t *uids, size_t n,
-		      const int *fds, uint64_t *lens, int *rcs,
+		      imap_tmp_fn tmp_fn, imap_body_fn body_fn, void *ctx,
 		      struct mfs_error *err)
 {
+	struct body_ctx bc = { .c = c, .tmp_fn = tmp_fn, .body_fn = body_fn,
+			       .ctx = ctx, .spool = -1, .err = err };
 	struct imap_mbstate st;
-	char (*tags)[16] = NULL;
-	char cmd[64];
-	size_t sent = 0, i;
+	char *cmd = NULL;
+	size_t len = 0;
 	int rc;
 
-	for (i = 0; i < n; i++)
-		rcs[i] = MFS_E_CLOSED;
 	rc = imap_examine(c, mailbox, &st, err);
 	if (rc < 0)
 		return rc;
-	if (st.uidvalidity != uidvalidity) {
-		for (i = 0; i < n; i++)
-			rcs[i] = MFS_E_NOTFOUND;
-		return 0;
+	if (st.uidvalidity != uidvalidity)
+		return 0;	/* none of them exists any more */
+	rc = conn_append(&cmd, &len, "UID FETCH ");
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = conn_append(&cmd, &len, "%s%u", i ? "," : "", uids[i]);
+	if (rc == 0)
+		rc = conn_append(&cmd, &len, " (UID BODY.PEEK[])");
+	if (rc < 0) {
+		rc = mfs_fail(err, rc, "out of memory");
+		goto out;
 	}
-	tags = calloc(n, sizeof(*tags));
-	if (!tags)
-		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
-	for (; sent < n; sent++) {
-		snprintf(cmd, sizeof(cmd), "UID FETCH %u (UID BODY.PEEK[])",
-			 uids[sent]);
-		rc = conn_start(c, cmd, tags[sent], err);
-		if (rc < 0)
-			goto out;
-	}
-	for (i = 0; i < sent; i++) {
-		struct body_ctx bc = { .fd = fds[i], .uid = uids[i],
-				       .err = err };
-
-		/* Each command's literal goes to its own file: replies come
-		 * in the order the commands were sent. */
-		imap_parser_set_sink(c->parser, body_sink, &bc);
-		rc = conn_finish(c, tags[i], on_fetch_body, &bc, err);
-		imap_parser_set_sink(c->parser, NULL, NULL);
-		if (rc == MFS_E_PROTO)
-			mfs_fail(err, rc, "malformed body response for UID %u",
-				 uids[i]);
-		if (rc < 0 && !imap_usable(c))
-			goto out;
-		rcs[i] = rc < 0 ? rc : bc.found ? 0 : MFS_E_NOTFOUND;
-		lens[i] = bc.len;
-		rc = 0;
-		if (c->trace) {
-			char line[64];
-			int len = snprintf(line, sizeof(line),
-					   "body of UID %u: %llu bytes",
-					   uids[i], (unsigned long long)bc.len);
-			c->trace(c->trace_ctx, "S", line, (size_t)len);
-		}
-	}
+	imap_parser_set_sink(c->parser, body_sink, &bc);
+	rc = conn_cmd(c, cmd, on_fetch_body, &bc, err);
+	imap_parser_set_sink(c->parser, NULL, NULL);
+	if (bc.spool >= 0)
+		close(bc.spool);
+	if (rc == MFS_E_PROTO)
+		mfs_fail(err, rc, "malformed body response from %s", mailbox);
 out:
-	free(tags);
+	free(cmd);
 	return rc;
+}
+
+struct one_ctx {
+	int fd;
+	bool used, found;
+	uint64_t len;
+};
+
+static int one_tmp(void *ctx)
+{
+	struct one_ctx *oc = ctx;
+	int fd;
+
+	/* Only one body is asked for; a second one is the server's error. */
+	if (oc->used)
+		return MFS_E_PROTO;
+	fd = dup(oc->fd);
+	if (fd < 0)
+		return MFS_E_IO;
+	oc->used = true;
+	return fd;
+}
+
+static int one_body(void *ctx, uint32_t uid, int fd, uint64_t len)
+{
+	struct one_ctx *oc = ctx;
+
+	(void)uid;
+	close(fd);
+	oc->found = true;
+	oc->len = len;
+	return 0;
 }
 
 int imap_fetch_body(struct imap_conn *c, const char *mailbox,
 		    uint32_t uidvalidity, uint32_t uid, int fd, uint64_t *len,
 		    struct mfs_error *err)
 {
-	int one = 0;
-	int rc = imap_fetch_bodies(c, mailbox, uidvalidity, &uid, 1, &fd, len,
-				   &one, err);
+	struct one_ctx oc = { .fd = fd };
+	int rc = imap_fetch_bodies(c, mailbox, uidvalidity, &uid, 1, one_tmp,
+				   one_body, &oc, err);
 
-	if (rc == 0 && one == MFS_E_NOTFOUND)
+	if (rc < 0)
+		return rc;
+	if (!oc.found)
 		return mfs_fail(err, MFS_E_NOTFOUND, "UID %u no longer in %s",
 				uid, mailbox);
-	return rc < 0 ? rc : one;
+	*len = oc.len;
+	return 0;
 }
 
 int imap_noop(struct imap_conn *c, struct mfs_error *err)

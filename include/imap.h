@@ -138,14 +138,17 @@ int imap_fetch_body(struct imap_conn *c, const char *mailbox,
 		    uint32_t uidvalidity, uint32_t uid, int fd, uint64_t *len,
 		    struct mfs_error *err);
 
-/* The same for n UIDs at once, pipelined: one command each, all sent
- * before the first reply is read, so n messages cost one round trip.
- * Message i goes to fds[i]; rcs[i] is 0 with lens[i] set, or
- * MFS_E_NOTFOUND.  The return value is 0 or the error that broke the
- * batch (then rcs of the unfinished ones are that error). */
+/* Bodies of several UIDs in one command, streamed: for each message the
+ * server returns, tmp_fn gives a new writable file descriptor (or a
+ * negative mfs_err) that receives its bytes, and body_fn gets the UID, that
+ * descriptor (which body_fn now owns and must close) and the length.  UIDs
+ * the server no longer has simply get no body_fn call.  Returns 0 or an
+ * error (a body_fn error stops the batch). */
+typedef int (*imap_tmp_fn)(void *ctx);
+typedef int (*imap_body_fn)(void *ctx, uint32_t uid, int fd, uint64_t len);
 int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 		      uint32_t uidvalidity, const uint32_t *uids, size_t n,
-		      const int *fds, uint64_t *lens, int *rcs,
+		      imap_tmp_fn tmp_fn, imap_body_fn body_fn, void *ctx,
 		      struct mfs_error *err);
 
 /* NOOP: keep-alive and liveness check. */
