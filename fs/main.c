@@ -201,7 +201,7 @@ int main(int argc, char *argv[])
 	     *body_dir = NULL;
 	unsigned debug_mask = 0;
 	uint64_t cache_bytes;
-	bool mounted = false;
+	bool mounted = false, handlers = false;
 	int ret = 1;
 
 	fuse_set_log_func(fuse_logger);
@@ -298,6 +298,7 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
+	handlers = true;
 	if (fuse_session_mount(se, cl.mountpoint) != 0) {
 		fprintf(stderr, "mailfs: cannot mount on %s\n", cl.mountpoint);
 		goto out;
@@ -339,7 +340,9 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_set_max_threads(lc, 16);
 		ret = fuse_session_loop_mt(se, lc);
 	}
-	ret = ret != 0;
+	/* A signal that ends the loop (SIGTERM, SIGINT, SIGHUP from
+	 * fusermount or the user) is a normal unmount. */
+	ret = ret < 0 ? 1 : 0;
 out:
 	if (se && mounted) {
 		fuse_session_unmount(se);
@@ -351,7 +354,8 @@ out:
 	if (fsops)
 		fsops_attach(fsops, ix, cache, NULL);
 	if (se) {
-		fuse_remove_signal_handlers(se);
+		if (handlers)
+			fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
 	fuse_loop_cfg_destroy(lc);
