@@ -168,15 +168,17 @@ static int on_examine(void *ctx, const struct imap_resp *r)
 	return 0;
 }
 
-int imap_examine(struct imap_conn *c, const char *mailbox,
-		 struct imap_mbstate *st, struct mfs_error *err)
+static int examine(struct imap_conn *c, const char *mailbox, bool reuse,
+		   struct imap_mbstate *st, struct mfs_error *err)
 {
 	char *cmd = NULL, *name = NULL;
 	size_t len = 0;
 	struct imap_mbstate fresh = { 0 };
 	int rc;
 
-	if (c->selected && strcmp(c->selected, mailbox) == 0) {
+	/* Fetching by UID needs only the mailbox and its UIDVALIDITY, which
+	 * cannot change while it is selected: no need to ask again. */
+	if (reuse && c->selected && strcmp(c->selected, mailbox) == 0) {
 		if (st)
 			*st = c->st;
 		return 0;
@@ -209,6 +211,12 @@ out:
 	free(name);
 	free(cmd);
 	return rc;
+}
+
+int imap_examine(struct imap_conn *c, const char *mailbox,
+		 struct imap_mbstate *st, struct mfs_error *err)
+{
+	return examine(c, mailbox, false, st, err);
 }
 
 static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May",
@@ -478,7 +486,7 @@ int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 	size_t len = 0;
 	int rc;
 
-	rc = imap_examine(c, mailbox, &st, err);
+	rc = examine(c, mailbox, true, &st, err);
 	if (rc < 0)
 		return rc;
 	if (st.uidvalidity != uidvalidity)
@@ -551,6 +559,39 @@ int imap_fetch_body(struct imap_conn *c, const char *mailbox,
 				uid, mailbox);
 	*len = oc.len;
 	return 0;
+}
+
+int imap_append(struct imap_conn *c, const char *mailbox, const char *flags,
+		const char *data, size_t len, struct mfs_error *err)
+{
+	bool plus = c->caps & IMAP_CAP_LITERALPLUS;
+	char *cmd = NULL;
+	size_t clen = 0;
+	char tag[16];
+	int rc;
+
+	rc = conn_append(&cmd, &clen, "APPEND ");
+	if (rc == 0)
+		rc = conn_quote(&cmd, &clen, mailbox);
+	if (rc == 0)
+		rc = conn_append(&cmd, &clen, " (%s) {%zu%s}", flags ? flags : "",
+				 len, plus ? "+" : "");
+	if (rc < 0) {
+		rc = mfs_fail(err, rc, "cannot quote mailbox name");
+		goto out;
+	}
+	rc = conn_start(c, cmd, tag, err);
+	if (rc == 0 && !plus)
+		rc = conn_wait_continuation(c, tag, err);
+	if (rc == 0)
+		rc = conn_send_raw(c, data, len, err);
+	if (rc == 0)
+		rc = conn_send_raw(c, "\r\n", 2, err);
+	if (rc == 0)
+		rc = conn_finish(c, tag, NULL, NULL, err);
+out:
+	free(cmd);
+	return rc;
 }
 
 int imap_noop(struct imap_conn *c, struct mfs_error *err)

@@ -284,6 +284,39 @@ int conn_finish(struct imap_conn *c, const char *tag, conn_untagged_fn fn,
 	return rc;
 }
 
+int conn_wait_continuation(struct imap_conn *c, const char *tag,
+			   struct mfs_error *err)
+{
+	struct imap_resp *r = NULL;
+	int rc;
+
+	for (;;) {
+		rc = conn_read(c, &r, err);
+		if (rc < 0)
+			return rc;
+		if (r->kind == IMAP_R_CONT) {
+			rc = 0;
+			break;
+		}
+		if (r->kind == IMAP_R_TAGGED && r->tag &&
+		    strcmp(r->tag, tag) == 0) {
+			rc = mfs_fail(err, r->status == IMAP_S_NO ? MFS_E_NO :
+					   MFS_E_BAD, "%s", r->text ? r->text : "");
+			break;
+		}
+		imap_resp_free(r);
+		r = NULL;
+	}
+	imap_resp_free(r);
+	return rc;
+}
+
+int conn_send_raw(struct imap_conn *c, const char *buf, size_t len,
+		  struct mfs_error *err)
+{
+	return conn_send(c, buf, len, err);
+}
+
 int conn_cmd(struct imap_conn *c, const char *line, conn_untagged_fn fn,
 	     void *ctx, struct mfs_error *err)
 {

@@ -41,6 +41,15 @@ int conn_start(struct imap_conn *c, const char *line, char tag[16],
 int conn_finish(struct imap_conn *c, const char *tag, conn_untagged_fn fn,
 		void *ctx, struct mfs_error *err);
 
+/* For a synchronising literal: read until the server's "+" (0) or the
+ * command's tagged refusal (MFS_E_NO / MFS_E_BAD). */
+int conn_wait_continuation(struct imap_conn *c, const char *tag,
+			   struct mfs_error *err);
+
+/* Send bytes as they are (a literal's payload); never traced. */
+int conn_send_raw(struct imap_conn *c, const char *buf, size_t len,
+		  struct mfs_error *err);
+
 /* Append s to the growable command buffer *buf as an IMAP quoted string.
  * MFS_E_INVAL if s holds CR, LF or NUL-unsafe bytes; MFS_E_NOMEM. */
 int conn_quote(char **buf, size_t *len, const char *s);

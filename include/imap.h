@@ -107,8 +107,8 @@ typedef int (*imap_list_fn)(void *ctx, const struct imap_mailbox *mb);
 int imap_list(struct imap_conn *c, imap_list_fn fn, void *ctx,
 	      struct mfs_error *err);
 
-/* EXAMINE a mailbox (read-only: nothing we do sets flags), unless it is
- * already the selected one.  Errors: MFS_E_NO (no such mailbox), ... */
+/* EXAMINE a mailbox (read-only: nothing we do sets flags) and report its
+ * current state.  Errors: MFS_E_NO (no such mailbox), ... */
 int imap_examine(struct imap_conn *c, const char *mailbox,
 		 struct imap_mbstate *st, struct mfs_error *err);
 
@@ -150,6 +150,11 @@ int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 		      uint32_t uidvalidity, const uint32_t *uids, size_t n,
 		      imap_tmp_fn tmp_fn, imap_body_fn body_fn, void *ctx,
 		      struct mfs_error *err);
+
+/* APPEND data to mailbox with flags (e.g. "\\Seen"; may be NULL), using
+ * LITERAL+ when offered.  Errors: MFS_E_NO (e.g. no such mailbox), ... */
+int imap_append(struct imap_conn *c, const char *mailbox, const char *flags,
+		const char *data, size_t len, struct mfs_error *err);
 
 /* NOOP: keep-alive and liveness check. */
 int imap_noop(struct imap_conn *c, struct mfs_error *err);

@@ -26,6 +26,8 @@ enum mfs_err {
 	MFS_E_NOTFOUND = -13,	/* no such folder/message/part */
 	MFS_E_INVAL = -14,	/* malformed input (message, name, argument) */
 	MFS_E_UNSUPPORTED = -15, /* server lacks a needed capability */
+	MFS_E_TEMPFAIL = -16,	/* server refused for now (SMTP 4xx) */
+	MFS_E_REJECTED = -17,	/* server refused for good (SMTP 5xx) */
 };
 
 /* Detail for the last failure: a one-line human message, never containing

@@ -39,6 +39,8 @@ static const struct {
 	{ MFS_E_NOTFOUND, "not found", ENOENT, false },
 	{ MFS_E_INVAL, "invalid input", EINVAL, false },
 	{ MFS_E_UNSUPPORTED, "not supported by server", ENOTSUP, false },
+	{ MFS_E_TEMPFAIL, "temporarily refused", EAGAIN, true },
+	{ MFS_E_REJECTED, "refused", EIO, false },
 };
 
 static int lookup(int code)

@@ -1,0 +1,64 @@
+/* smtp.h - sending: message preparation (GMime) and submission (libcurl
+ * SMTP).  Protocol leaf: no FUSE, no SQLite, no IMAP, never prints.
+ */
+#ifndef SMTP_H
+#define SMTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mfs_err.h"
+
+/* ---- preparation ---- */
+
+struct smtp_msg {
+	char *data;		/* the message to transmit: CRLF, no Bcc */
+	size_t len;
+	char *from;		/* envelope sender (bare address) */
+	char **rcpt;		/* envelope recipients: To + Cc + Bcc, bare */
+	size_t nrcpt;
+};
+
+/* Check and complete a message written by a user (raw bytes, any line
+ * ending):  From defaults to default_from; Date, Message-ID and
+ * MIME-Version are added when missing; 8-bit text without a charset is
+ * declared UTF-8; Bcc is removed.  Refused with MFS_E_INVAL and a reason
+ * in err: an empty file, something that is not a message, CR or NUL
+ * inside the header, an unparsable address, no recipient.  mime_init()
+ * (GMime) must have been called.  *out is freed with smtp_msg_free. */
+int smtp_prepare(const char *raw, size_t len, const char *default_from,
+		 struct smtp_msg **out, struct mfs_error *err);
+void smtp_msg_free(struct smtp_msg *m);
+
+/* ---- submission ---- */
+
+enum smtp_tls { SMTP_TLS_STARTTLS, SMTP_TLS_IMPLICIT };
+
+struct smtp_opts {
+	const char *host;
+	unsigned port;		/* 0: 587 or 465 by tls */
+	enum smtp_tls tls;
+	const char *user;
+	const char *password;	/* borrowed; or */
+	const char *oauth2_token;
+	const char *ca_file;
+	long timeout_s;
+};
+
+/* Outcome of one submission attempt. */
+struct smtp_result {
+	int code;		/* last SMTP reply code, 0 if none */
+	char reply[256];	/* the server's words for the failure */
+	char rejected[512];	/* "addr: reply; ..." for refused recipients */
+	size_t nrejected;
+};
+
+/* Submit m.  0: the server accepted it for at least one recipient (see
+ * res->rejected for the others).  Otherwise a negative mfs_err whose
+ * mfs_is_transient() tells whether to retry: network, TLS handshake,
+ * timeouts and 4xx replies are transient; 5xx and authentication are
+ * not. */
+int smtp_send(const struct smtp_opts *o, const struct smtp_msg *m,
+	      struct smtp_result *res, struct mfs_error *err);
+
+#endif

@@ -1,0 +1,328 @@
+/* prep.c - turn a file a user dropped into outbox/ into something fit to
+ * submit, or say clearly why not. */
+#include <gmime/gmime.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "smtp.h"
+
+#define MAX_RCPT 1000
+
+void smtp_msg_free(struct smtp_msg *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->nrcpt; i++)
+		free(m->rcpt[i]);
+	free(m->rcpt);
+	free(m->from);
+	free(m->data);
+	free(m);
+}
+
+/* The header block must be clean text: a bare CR or a NUL there is how a
+ * header gets smuggled into another one. */
+static int check_header_bytes(const char *raw, size_t len,
+			      struct mfs_error *err)
+{
+	size_t line = 1;
+
+	for (size_t i = 0; i < len; i++) {
+		if (raw[i] == '\0')
+			return mfs_fail(err, MFS_E_INVAL,
+					"NUL byte in the header (line %zu)", line);
+		if (raw[i] == '\r' && (i + 1 >= len || raw[i + 1] != '\n'))
+			return mfs_fail(err, MFS_E_INVAL,
+					"bare CR in the header (line %zu)", line);
+		if (raw[i] == '\n') {
+			/* A blank line ends the header. */
+			if (i + 1 < len && raw[i + 1] == '\n')
+				return 0;
+			if (i + 2 < len && raw[i + 1] == '\r' &&
+			    raw[i + 2] == '\n')
+				return 0;
+			line++;
+		}
+	}
+	return 0;
+}
+
+static bool plausible_addr(const char *a)
+{
+	const char *at = a ? strrchr(a, '@') : NULL;
+
+	if (!at || at == a || !at[1] || strchr(at + 1, '@'))
+		return false;
+	for (const char *p = a; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == '<' || *p == '>' ||
+		    *p == ',' || *p == ';')
+			return false;
+	return true;
+}
+
+/* Append the mailboxes of list (groups flattened) to m->rcpt. */
+static int add_list(struct smtp_msg *m, InternetAddressList *list,
+		    const char *hdr, struct mfs_error *err)
+{
+	int n = list ? internet_address_list_length(list) : 0;
+
+	for (int i = 0; i < n; i++) {
+		InternetAddress *ia = internet_address_list_get_address(list, i);
+
+		if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+			int rc = add_list(m, internet_address_group_get_members(
+						     INTERNET_ADDRESS_GROUP(ia)),
+					  hdr, err);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		const char *addr = internet_address_mailbox_get_addr(
+			INTERNET_ADDRESS_MAILBOX(ia));
+
+		if (!plausible_addr(addr))
+			return mfs_fail(err, MFS_E_INVAL,
+					"unparsable address in %s: '%s'", hdr,
+					addr ? addr : "");
+		if (m->nrcpt >= MAX_RCPT)
+			return mfs_fail(err, MFS_E_INVAL, "too many recipients");
+		m->rcpt[m->nrcpt] = strdup(addr);
+		if (!m->rcpt[m->nrcpt])
+			return MFS_E_NOMEM;
+		m->nrcpt++;
+	}
+	return 0;
+}
+
+/* GMime accepts nearly anything in an address header; a header that held
+ * text but yielded no mailbox, or fewer mailboxes than it has commas+1,
+ * was not understood. */
+static int parse_rcpt_header(struct smtp_msg *m, GMimeMessage *msg,
+			     GMimeAddressType type, const char *hdr,
+			     struct mfs_error *err)
+{
+	const char *raw = g_mime_object_get_header(GMIME_OBJECT(msg), hdr);
+	InternetAddressList *list;
+
+	if (!raw)
+		return 0;
+	while (*raw == ' ' || *raw == '\t' || *raw == '\r' || *raw == '\n')
+		raw++;
+	list = g_mime_message_get_addresses(msg, type);
+	if (*raw && (!list || internet_address_list_length(list) == 0))
+		return mfs_fail(err, MFS_E_INVAL,
+				"unparsable address in %s: '%.80s'", hdr, raw);
+	return add_list(m, list, hdr, err);
+}
+
+static char *make_message_id(const char *from)
+{
+	const char *at = from ? strrchr(from, '@') : NULL;
+	const char *domain = at && at[1] ? at + 1 : "mailfs.invalid";
+	unsigned char rnd[12];
+	char hex[25];
+	char *id = NULL;
+	FILE *u = fopen("/dev/urandom", "re");
+
+	if (!u || fread(rnd, 1, sizeof(rnd), u) != sizeof(rnd)) {
+		if (u)
+			fclose(u);
+		return NULL;
+	}
+	fclose(u);
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+	if (asprintf(&id, "%lld.%s.mailfs@%s", (long long)time(NULL), hex,
+		     domain) < 0)
+		return NULL;
+	return id;
+}
+
+static bool has_8bit(GMimeObject *part)
+{
+	GMimeDataWrapper *w;
+	GMimeStream *s;
+	char buf[4096];
+	ssize_t n;
+	bool found = false;
+
+	if (!GMIME_IS_PART(part))
+		return false;
+	w = g_mime_part_get_content(GMIME_PART(part));
+	if (!w)
+		return false;
+	s = g_mime_data_wrapper_get_stream(w);
+	g_mime_stream_reset(s);
+	while (!found && (n = g_mime_stream_read(s, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < n && !found; i++)
+			found = (unsigned char)buf[i] >= 0x80;
+	g_mime_stream_reset(s);
+	return found;
+}
+
+/* 8-bit text without a declared charset: say UTF-8, the only charset a
+ * user's editor today is likely to have written. */
+static void declare_charset(GMimeMessage *msg)
+{
+	GMimeObject *body = g_mime_message_get_mime_part(msg);
+	GMimeContentType *ct;
+
+	if (!body || !GMIME_IS_PART(body))
+		return;
+	ct = g_mime_object_get_content_type(body);
+	if (!g_mime_content_type_is_type(ct, "text", "*") ||
+	    g_mime_content_type_get_parameter(ct, "charset") ||
+	    !has_8bit(body))
+		return;
+	g_mime_content_type_set_parameter(ct, "charset", "UTF-8");
+	if (!g_mime_object_get_header(body, "Content-Transfer-Encoding"))
+		g_mime_part_set_content_encoding(GMIME_PART(body),
+						 GMIME_CONTENT_ENCODING_8BIT);
+}
+
+static bool header_empty(GMimeMessage *msg)
+{
+	GMimeHeaderList *h = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+
+	return !h || g_mime_header_list_get_count(h) == 0;
+}
+
+int smtp_prepare(const char *raw, size_t len, const char *default_from,
+		 struct smtp_msg **out, struct mfs_error *err)
+{
+	GMimeStream *stream = NULL, *mem = NULL;
+	GMimeParser *parser = NULL;
+	GMimeMessage *msg = NULL;
+	GMimeFormatOptions *fmt = NULL;
+	InternetAddressList *from;
+	struct smtp_msg *m = NULL;
+	GByteArray *bytes;
+	const char *addr = NULL;
+	int rc;
+
+	*out = NULL;
+	if (len == 0)
+		return mfs_fail(err, MFS_E_INVAL, "empty file");
+	rc = check_header_bytes(raw, len, err);
+	if (rc < 0)
+		return rc;
+	/* A message starts with a header field: "Name:" at the very top. */
+	size_t nlen = 0;
+
+	while (nlen < len && !strchr(":\n\r \t", raw[nlen]))
+		nlen++;
+	if (nlen == 0 || nlen >= len || raw[nlen] != ':')
+		return mfs_fail(err, MFS_E_INVAL,
+				"not a message (no header at the top)");
+	m = calloc(1, sizeof(*m));
+	if (m)
+		m->rcpt = calloc(MAX_RCPT, sizeof(*m->rcpt));
+	if (!m || !m->rcpt) {
+		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	stream = g_mime_stream_mem_new_with_buffer(raw, len);
+	parser = g_mime_parser_new_with_stream(stream);
+	msg = g_mime_parser_construct_message(parser, NULL);
+	if (!msg || header_empty(msg)) {
+		rc = mfs_fail(err, MFS_E_INVAL, "not a message");
+		goto out;
+	}
+	from = g_mime_message_get_from(msg);
+	if (g_mime_object_get_header(GMIME_OBJECT(msg), "From") &&
+	    (!from || internet_address_list_length(from) == 0)) {
+		rc = mfs_fail(err, MFS_E_INVAL, "unparsable address in From");
+		goto out;
+	}
+	if (!from || internet_address_list_length(from) == 0) {
+		if (!default_from || !plausible_addr(default_from)) {
+			rc = mfs_fail(err, MFS_E_INVAL,
+				      "no From and no default sender address");
+			goto out;
+		}
+		internet_address_list_add(
+			from, internet_address_mailbox_new(NULL, default_from));
+	}
+	{
+		InternetAddress *ia = internet_address_list_get_address(from, 0);
+
+		if (INTERNET_ADDRESS_IS_MAILBOX(ia))
+			addr = internet_address_mailbox_get_addr(
+				INTERNET_ADDRESS_MAILBOX(ia));
+		if (!plausible_addr(addr)) {
+			rc = mfs_fail(err, MFS_E_INVAL,
+				      "unparsable address in From: '%s'",
+				      addr ? addr : "");
+			goto out;
+		}
+		m->from = strdup(addr);
+	}
+	rc = parse_rcpt_header(m, msg, GMIME_ADDRESS_TYPE_TO, "To", err);
+	if (rc == 0)
+		rc = parse_rcpt_header(m, msg, GMIME_ADDRESS_TYPE_CC, "Cc", err);
+	if (rc == 0)
+		rc = parse_rcpt_header(m, msg, GMIME_ADDRESS_TYPE_BCC, "Bcc",
+				       err);
+	if (rc < 0)
+		goto out;
+	if (m->nrcpt == 0) {
+		rc = mfs_fail(err, MFS_E_INVAL, "no recipient (To, Cc, Bcc)");
+		goto out;
+	}
+	if (!g_mime_object_get_header(GMIME_OBJECT(msg), "Date")) {
+		GDateTime *now = g_date_time_new_now_local();
+
+		g_mime_message_set_date(msg, now);
+		g_date_time_unref(now);
+	}
+	if (!g_mime_message_get_message_id(msg)) {
+		char *id = make_message_id(m->from);
+
+		if (!id) {
+			rc = mfs_fail(err, MFS_E_IO, "no randomness for a Message-ID");
+			goto out;
+		}
+		g_mime_message_set_message_id(msg, id);
+		free(id);
+	}
+	if (!g_mime_object_get_header(GMIME_OBJECT(msg), "MIME-Version"))
+		g_mime_object_set_header(GMIME_OBJECT(msg), "MIME-Version",
+					 "1.0", NULL);
+	declare_charset(msg);
+	while (g_mime_object_remove_header(GMIME_OBJECT(msg), "Bcc"))
+		;
+	fmt = g_mime_format_options_new();
+	g_mime_format_options_set_newline_format(fmt, GMIME_NEWLINE_FORMAT_DOS);
+	mem = g_mime_stream_mem_new();
+	if (g_mime_object_write_to_stream(GMIME_OBJECT(msg), fmt, mem) < 0) {
+		rc = mfs_fail(err, MFS_E_NOMEM, "cannot write the message");
+		goto out;
+	}
+	bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+	m->data = malloc(bytes->len + 1);
+	if (!m->data || !m->from) {
+		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(m->data, bytes->data, bytes->len);
+	m->data[bytes->len] = '\0';
+	m->len = bytes->len;
+	*out = m;
+	m = NULL;
+	rc = 0;
+out:
+	if (fmt)
+		g_mime_format_options_free(fmt);
+	if (mem)
+		g_object_unref(mem);
+	if (msg)
+		g_object_unref(msg);
+	if (parser)
+		g_object_unref(parser);
+	if (stream)
+		g_object_unref(stream);
+	smtp_msg_free(m);
+	return rc;
+}
