@@ -18,6 +18,7 @@
 
 #define MAX_PARTS 1000
 #define MAX_INFLIGHT 64
+#define TOUCH_BATCH 256
 
 struct cache {
 	char *dir;
@@ -39,11 +40,20 @@ struct cache {
 	 * back.  Guarded by lock. */
 	uint64_t total;
 	unsigned adds;
+	/* LRU touches of cached bodies, written to the index in batches:
+	 * one transaction per open would cost more than the read. */
+	struct {
+		int64_t folder;
+		uint32_t uid;
+	} touched[TOUCH_BATCH];
+	unsigned ntouched;
 	/* Readahead state (see ra_window), guarded by lock. */
 	int64_t ra_folder;
 	int64_t ra_last;
 	unsigned ra_window;
 };
+
+static void flush_touches(struct cache *c);
 
 int cache_open(const char *dir, struct index *ix, struct pool *pool,
 	       uint64_t max_bytes, long timeout_s, cache_size_fn on_size,
@@ -72,6 +82,9 @@ void cache_close(struct cache *c)
 {
 	if (!c)
 		return;
+	pthread_mutex_lock(&c->lock);
+	flush_touches(c);
+	pthread_mutex_unlock(&c->lock);
 	pthread_cond_destroy(&c->done);
 	pthread_mutex_destroy(&c->lock);
 	free(c->dir);
@@ -160,6 +173,29 @@ static void remove_files(struct cache *c, int64_t folder, uint32_t uid)
 	remove_tree(path);
 }
 
+/* Write pending touches; the caller holds c->lock. */
+static void flush_touches(struct cache *c)
+{
+	if (c->ntouched == 0 || index_begin(c->ix, NULL) < 0)
+		return;
+	for (unsigned i = 0; i < c->ntouched; i++)
+		index_cache_touch(c->ix, c->touched[i].folder,
+				  c->touched[i].uid, NULL);
+	if (index_commit(c->ix, NULL) < 0)
+		index_rollback(c->ix);
+	c->ntouched = 0;
+}
+
+static void touch(struct cache *c, const struct cache_key *k)
+{
+	pthread_mutex_lock(&c->lock);
+	c->touched[c->ntouched].folder = k->folder;
+	c->touched[c->ntouched].uid = k->uid;
+	if (++c->ntouched == TOUCH_BATCH)
+		flush_touches(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
 static void account(struct cache *c, uint64_t added)
 {
 	uint64_t total;
@@ -187,6 +223,10 @@ static void evict(struct cache *c, const struct cache_key *keep)
 	uint32_t uid;
 	uint64_t bytes;
 
+	/* Evict by up-to-date recency. */
+	pthread_mutex_lock(&c->lock);
+	flush_touches(c);
+	pthread_mutex_unlock(&c->lock);
 	while (over_cap(c)) {
 		if (index_cache_oldest(c->ix, &folder, &uid, &bytes, NULL) < 0)
 			return;
@@ -447,7 +487,7 @@ static int open_body(struct cache *c, const struct cache_key *k, bool held,
 			return mfs_fail(err, MFS_E_IO, "cache %s: %s", path,
 					strerror(errno));
 	} else {
-		index_cache_touch(c->ix, k->folder, k->uid, NULL);
+		touch(c, k);
 	}
 	if (fstat(*fd, &st) < 0) {
 		close(*fd);

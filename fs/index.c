@@ -526,8 +526,11 @@ int index_msg_get(struct index *ix, int64_t folder, uint32_t uid,
 int index_msg_by_name(struct index *ix, int64_t folder, const char *name,
 		      ix_msg_fn fn, void *ctx, struct mfs_error *err)
 {
+	/* Without statistics SQLite prefers the primary key's folder prefix
+	 * and scans the folder; the name index is what answers this. */
 	static const char sql[] = "SELECT " MSG_COLS
-				  " FROM messages WHERE folder = ? AND name = ?";
+				  " FROM messages INDEXED BY messages_name"
+				  " WHERE folder = ? AND name = ?";
 	sqlite3_stmt *st = stmt(ix, sql, err);
 
 	if (!st)
@@ -541,7 +544,8 @@ int index_msg_list(struct index *ix, int64_t folder, ix_msg_fn fn, void *ctx,
 		   struct mfs_error *err)
 {
 	static const char sql[] = "SELECT " MSG_COLS
-				  " FROM messages WHERE folder = ? ORDER BY name";
+				  " FROM messages INDEXED BY messages_name"
+				  " WHERE folder = ? ORDER BY name";
 	sqlite3_stmt *st = stmt(ix, sql, err);
 
 	if (!st)
@@ -555,7 +559,8 @@ int index_msg_after(struct index *ix, int64_t folder, uint32_t uid,
 		    struct mfs_error *err)
 {
 	static const char sql[] =
-		"SELECT " MSG_COLS " FROM messages WHERE folder = ?1 AND name >"
+		"SELECT " MSG_COLS " FROM messages INDEXED BY messages_name"
+		" WHERE folder = ?1 AND name >"
 		" (SELECT name FROM messages WHERE folder = ?1 AND uid = ?2)"
 		" ORDER BY name LIMIT ?3";
 	sqlite3_stmt *st = stmt(ix, sql, err);
