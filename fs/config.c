@@ -25,7 +25,7 @@ static int parse_uint(const char *v, unsigned *out)
 
 	errno = 0;
 	n = strtoul(v, &end, 10);
-	if (errno || end == v || *end || n > 100000)
+	if (errno || end == v || *end || n > 100000000)
 		return -1;
 	*out = (unsigned)n;
 	return 0;
@@ -104,17 +104,31 @@ static int set_key(struct config *cfg, const char *k, const char *v,
 #define S(f) { #f, offsetof(struct config, f) }
 		S(host), S(user), S(tls), S(ca_file), S(password_command),
 		S(oauth2_token_command), S(netrc_file), S(cache_size),
-		S(cache_dir), S(debug), S(log_file),
+		S(cache_dir), S(debug), S(log_file), S(smtp_host), S(smtp_tls),
+		S(from), S(save_sent), S(sent_folder), S(outbox_dir),
 #undef S
 	};
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		if (strcmp(k, strs[i].key) == 0)
 			return set_str((char **)((char *)cfg + strs[i].off), v);
-	if (strcmp(k, "port") == 0 || strcmp(k, "connections") == 0 ||
-	    strcmp(k, "timeout") == 0) {
-		unsigned *f = k[0] == 'p' ? &cfg->port :
-			      k[0] == 'c' ? &cfg->connections : &cfg->timeout;
+	static const struct {
+		const char *key;
+		size_t off;
+	} nums[] = {
+#define N(f) { #f, offsetof(struct config, f) }
+		N(port), N(connections), N(timeout), N(smtp_port),
+		N(settle_time), N(retry_initial), N(retry_max_delay),
+		N(give_up_after),
+#undef N
+	};
+	size_t ni;
+
+	for (ni = 0; ni < sizeof(nums) / sizeof(nums[0]); ni++)
+		if (strcmp(k, nums[ni].key) == 0)
+			break;
+	if (ni < sizeof(nums) / sizeof(nums[0])) {
+		unsigned *f = (unsigned *)((char *)cfg + nums[ni].off);
 		unsigned n;
 
 		if (parse_uint(v, &n) < 0)
@@ -264,6 +278,56 @@ int config_resolve(struct config *cfg, struct mfs_error *err)
 		if (!cfg->cache_dir)
 			return MFS_E_NOMEM;
 	}
+	if (!cfg->outbox_dir) {
+		char *rest = NULL;
+
+		if (asprintf(&rest, "mailfs/%s@%s/outbox", cfg->user,
+			     cfg->host) < 0)
+			return MFS_E_NOMEM;
+		for (char *p = rest + 7; *p && strcmp(p, "/outbox"); p++)
+			if (*p == '/')
+				*p = '_';
+		cfg->outbox_dir = xdg_path("XDG_DATA_HOME", ".local/share", rest);
+		free(rest);
+		if (!cfg->outbox_dir)
+			return MFS_E_NOMEM;
+	}
+	if (!cfg->smtp_host && !(cfg->smtp_host = strdup(cfg->host)))
+		return MFS_E_NOMEM;
+	if (!cfg->from && strchr(cfg->user, '@') &&
+	    !(cfg->from = strdup(cfg->user)))
+		return MFS_E_NOMEM;
+	if (!cfg->settle_time)
+		cfg->settle_time = 2;
+	if (!cfg->retry_initial)
+		cfg->retry_initial = 60;
+	if (!cfg->retry_max_delay)
+		cfg->retry_max_delay = 3600;
+	if (!cfg->give_up_after)
+		cfg->give_up_after = 5 * 24 * 3600;
+	if (cfg->save_sent && strcmp(cfg->save_sent, "yes") &&
+	    strcmp(cfg->save_sent, "no"))
+		return mfs_fail(err, MFS_E_CONFIG,
+				"save_sent must be yes or no, not '%s'",
+				cfg->save_sent);
+	return 0;
+}
+
+int config_smtp_tls(const struct config *cfg, int *implicit,
+		    struct mfs_error *err)
+{
+	const char *t = cfg->smtp_tls;
+
+	if (!t)
+		t = cfg->smtp_port == 465 ? "implicit" : "starttls";
+	if (strcmp(t, "implicit") == 0)
+		*implicit = 1;
+	else if (strcmp(t, "starttls") == 0)
+		*implicit = 0;
+	else
+		return mfs_fail(err, MFS_E_CONFIG,
+				"smtp_tls must be starttls or implicit, not "
+				"'%s'", t);
 	return 0;
 }
 
@@ -384,7 +448,10 @@ void config_clear(struct config *cfg)
 			  &cfg->ca_file, &cfg->password_command,
 			  &cfg->oauth2_token_command, &cfg->netrc_file,
 			  &cfg->cache_size, &cfg->cache_dir,
-			  &cfg->config_file, &cfg->debug, &cfg->log_file };
+			  &cfg->config_file, &cfg->debug, &cfg->log_file,
+			  &cfg->smtp_host, &cfg->smtp_tls, &cfg->from,
+			  &cfg->save_sent, &cfg->sent_folder,
+			  &cfg->outbox_dir };
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);

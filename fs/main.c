@@ -21,6 +21,9 @@
 #include "index.h"
 #include "log.h"
 #include "mime.h"
+#include "obfs.h"
+#include "outbox.h"
+#include "imap_parse.h"
 #include "pool.h"
 #include "sync.h"
 
@@ -45,6 +48,17 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("debug=%s", debug),
 	OPT("log_file=%s", log_file),
 	OPT("timeout=%u", timeout),
+	OPT("smtp_host=%s", smtp_host),
+	OPT("smtp_port=%u", smtp_port),
+	OPT("smtp_tls=%s", smtp_tls),
+	OPT("from=%s", from),
+	OPT("save_sent=%s", save_sent),
+	OPT("sent_folder=%s", sent_folder),
+	OPT("outbox_dir=%s", outbox_dir),
+	OPT("settle_time=%u", settle_time),
+	OPT("retry_initial=%u", retry_initial),
+	OPT("retry_max_delay=%u", retry_max_delay),
+	OPT("give_up_after=%u", give_up_after),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -180,6 +194,61 @@ static void fuse_logger(enum fuse_log_level level, const char *fmt,
 	pthread_mutex_unlock(&fuse_log_lock);
 }
 
+/* Saving sent mail: an APPEND through the readers' pool to the folder the
+ * config names, else the one the server marks \Sent, else "Sent". */
+struct sender {
+	struct fsops *fsops;
+	struct pool *pool;
+	struct index *ix;
+	const char *sent_folder;	/* UTF-8, from the config; or NULL */
+	long timeout_s;
+};
+
+static int find_sent(void *ctx, const struct ix_folder *f)
+{
+	char **wire = ctx;
+
+	if (!*wire && f->wire && (f->flags & IMAP_MB_SENT))
+		*wire = strdup(f->wire);
+	return 0;
+}
+
+static int save_sent(void *ctx, const char *data, size_t len,
+		     struct mfs_error *err)
+{
+	struct sender *sd = ctx;
+	struct imap_conn *c = NULL;
+	char *wire = NULL;
+	int rc;
+
+	if (sd->sent_folder)
+		rc = imap_utf7_encode(sd->sent_folder, &wire);
+	else
+		rc = index_folder_all(sd->ix, find_sent, &wire, err);
+	if (rc == 0 && !wire && !(wire = strdup("Sent")))
+		rc = MFS_E_NOMEM;
+	if (rc < 0)
+		return mfs_fail(err, rc, "cannot name the Sent folder");
+	rc = pool_get(sd->pool, sd->timeout_s, &c, err);
+	if (rc == 0) {
+		rc = imap_append(c, wire, "\\Seen", data, len, err);
+		pool_put(sd->pool, c);
+	}
+	free(wire);
+	return rc;
+}
+
+static void outbox_changed(void *ctx, const char *name)
+{
+	fsops_outbox_changed(((struct sender *)ctx)->fsops, name);
+}
+
+static void outbox_log(void *ctx, bool error, const char *msg)
+{
+	(void)ctx;
+	log_msg(error ? LOG_WARNING : LOG_INFO, "%s", msg);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -196,6 +265,11 @@ int main(int argc, char *argv[])
 	struct cache *cache = NULL;
 	struct sync *sync = NULL;
 	struct sync_hooks hooks;
+	struct outbox_opts oo = { 0 };
+	struct outbox *outbox = NULL;
+	struct obfs *obfs = NULL;
+	struct sender sender = { 0 };
+	int smtp_implicit = 0;
 	struct stat st;
 	char *secret = NULL, *fsname = NULL, *index_path = NULL,
 	     *body_dir = NULL;
@@ -233,7 +307,8 @@ int main(int argc, char *argv[])
 	}
 	if (config_resolve(&cl.cfg, &err) < 0 ||
 	    config_tls(&cl.cfg, &io.tls, &err) < 0 ||
-	    config_cache_bytes(&cl.cfg, &cache_bytes, &err) < 0) {
+	    config_cache_bytes(&cl.cfg, &cache_bytes, &err) < 0 ||
+	    config_smtp_tls(&cl.cfg, &smtp_implicit, &err) < 0) {
 		ret = fail_line("configuration", &err);
 		goto out;
 	}
@@ -266,7 +341,7 @@ int main(int argc, char *argv[])
 	if (asprintf(&index_path, "%s/index.sqlite", cl.cfg.cache_dir) < 0 ||
 	    asprintf(&body_dir, "%s/bodies", cl.cfg.cache_dir) < 0 ||
 	    asprintf(&fsname, "-ofsname=mailfs:%s,subtype=mailfs,"
-			      "default_permissions,ro",
+			      "default_permissions",
 		     cl.cfg.account) < 0)
 		goto out;
 	/* fsname carries the account; commas in it would split options. */
@@ -294,6 +369,10 @@ int main(int argc, char *argv[])
 	if (config_mkdirs(cl.cfg.cache_dir, &err) < 0 ||
 	    config_mkdirs(body_dir, &err) < 0) {
 		ret = fail_line("cache directory", &err);
+		goto out;
+	}
+	if (config_mkdirs(cl.cfg.outbox_dir, &err) < 0) {
+		ret = fail_line("outbox directory", &err);
 		goto out;
 	}
 	if (fuse_set_signal_handlers(se) != 0)
@@ -329,6 +408,35 @@ int main(int argc, char *argv[])
 	if (sync_start(ix, pool, NULL, &hooks, 60, &sync) < 0)
 		goto out;
 	fsops_attach(fsops, ix, cache, sync);
+
+	sender = (struct sender){ fsops, pool, ix, cl.cfg.sent_folder,
+				  (long)cl.cfg.timeout };
+	oo.dir = cl.cfg.outbox_dir;
+	oo.default_from = cl.cfg.from;
+	oo.smtp = (struct smtp_opts){
+		.host = cl.cfg.smtp_host, .port = cl.cfg.smtp_port,
+		.tls = smtp_implicit ? SMTP_TLS_IMPLICIT : SMTP_TLS_STARTTLS,
+		.user = cl.cfg.user, .password = io.password,
+		.oauth2_token = io.oauth2_token, .ca_file = cl.cfg.ca_file,
+		.timeout_s = cl.cfg.timeout,
+	};
+	oo.settle_s = cl.cfg.settle_time;
+	oo.retry_initial_s = cl.cfg.retry_initial;
+	oo.retry_max_s = cl.cfg.retry_max_delay;
+	oo.give_up_s = cl.cfg.give_up_after;
+	if (!cl.cfg.save_sent || strcmp(cl.cfg.save_sent, "yes") == 0)
+		oo.save_sent = save_sent;
+	oo.changed = outbox_changed;
+	oo.log = outbox_log;
+	oo.ctx = &sender;
+	if (outbox_start(&oo, &outbox, &err) < 0) {
+		log_msg(LOG_ERR, "outbox: %s", err.msg);
+		goto out;
+	}
+	obfs = obfs_new(cl.cfg.outbox_dir, outbox, getuid(), getgid());
+	if (!obfs)
+		goto out;
+	fsops_attach_outbox(fsops, obfs);
 	log_msg(LOG_INFO, "mounted %s on %s", cl.cfg.account, cl.mountpoint);
 
 	if (fo.singlethread) {
@@ -348,6 +456,10 @@ out:
 		fuse_session_unmount(se);
 		mounted = false;
 	}
+	if (fsops)
+		fsops_attach_outbox(fsops, NULL);
+	outbox_stop(outbox);
+	obfs_free(obfs);
 	if (fsops)
 		fsops_stop_notifier(fsops);
 	sync_stop(sync);

@@ -13,6 +13,7 @@
 #include "imap.h"
 #include "imap_parse.h"
 #include "log.h"
+#include "obfs.h"
 
 enum kind { K_ROOT = 0, K_DIR = 1, K_EML = 2, K_MDIR = 3, K_PART = 4 };
 
@@ -41,6 +42,7 @@ struct note {
 };
 
 struct fsops {
+	struct obfs *ob;	/* outbox/, NULL when sending is off */
 	struct index *ix;
 	struct cache *cache;
 	struct sync *sync;
@@ -56,6 +58,9 @@ struct fsops {
 	bool stop;
 	struct note *head, **tail;
 };
+
+static void notify(struct fsops *o, fuse_ino_t parent, fuse_ino_t ino,
+		   const char *name);
 
 static fuse_ino_t make_ino(enum kind k, int64_t folder, uint32_t uid,
 			   unsigned part)
@@ -379,6 +384,17 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	double timeout = 0;
 	int rc;
 
+	if (o->ob && parent == OBFS_DIR_INO) {
+		obfs_lookup(o->ob, req, name);
+		return;
+	}
+	if (o->ob && parent == FUSE_ROOT_ID && strcmp(name, OBFS_NAME) == 0) {
+		obfs_dir_stat(o->ob, &e.attr);
+		e.ino = OBFS_DIR_INO;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+
 	rc = resolve(o, parent, name, &ino);
 	if (rc == 0)
 		rc = node_attr(o, ino, &e.attr, &timeout);
@@ -400,6 +416,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	int rc;
 
 	(void)fi;
+	if (o->ob && obfs_owns(ino)) {
+		obfs_getattr(o->ob, req, ino);
+		return;
+	}
 	rc = node_attr(o, ino, &st, &timeout);
 	if (rc < 0)
 		fuse_reply_err(req, mfs_errno(rc));
@@ -526,6 +546,13 @@ static int snap_fill(struct fsops *o, fuse_ino_t ino, struct dirsnap *d)
 		return rc;
 	switch (n.kind) {
 	case K_ROOT:
+		if (o->ob) {
+			obfs_dir_stat(o->ob, &st);
+			rc = snap_add(d, OBFS_NAME, strlen(OBFS_NAME), NULL, &st,
+				      0);
+			if (rc < 0)
+				return rc;
+		}
 		return index_folder_children(o->ix, 0, snap_folder, d, NULL);
 	case K_DIR:
 		rc = index_folder_children(o->ix, n.folder, snap_folder, d,
@@ -563,6 +590,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	double t;
 	int rc;
 
+	if (o->ob && ino == OBFS_DIR_INO) {
+		obfs_opendir(o->ob, req, fi);
+		return;
+	}
 	rc = node_attr(o, ino, &st, &t);
 	if (rc == 0 && n.kind != K_ROOT && n.kind != K_DIR && n.kind != K_MDIR)
 		rc = MFS_E_INVAL;
@@ -589,8 +620,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	d->o = o;
 	d->ino = ino;
 	fi->fh = (uintptr_t)d;
-	fi->cache_readdir = 1;
-	fi->keep_cache = 1;
+	/* The root lists outbox/ too, which has no invalidation story of
+	 * its own; it is cheap to list anyway. */
+	fi->cache_readdir = n.kind != K_ROOT;
+	fi->keep_cache = n.kind != K_ROOT;
 	fuse_reply_open(req, fi);
 }
 
@@ -648,21 +681,34 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off,
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	(void)ino;
-	readdir_common(req, size, off, fi, false);
+	struct fsops *o = ctx_of(req);
+
+	if (o->ob && ino == OBFS_DIR_INO)
+		obfs_readdir(o->ob, req, size, off, fi, false);
+	else
+		readdir_common(req, size, off, fi, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
-	(void)ino;
-	readdir_common(req, size, off, fi, true);
+	struct fsops *o = ctx_of(req);
+
+	if (o->ob && ino == OBFS_DIR_INO)
+		obfs_readdir(o->ob, req, size, off, fi, true);
+	else
+		readdir_common(req, size, off, fi, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	(void)ino;
+	struct fsops *o = ctx_of(req);
+
+	if (o->ob && ino == OBFS_DIR_INO) {
+		obfs_releasedir(o->ob, req, fi);
+		return;
+	}
 	snap_free((struct dirsnap *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
@@ -679,6 +725,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	uint64_t size;
 	int fd = -1, rc;
 
+	if (o->ob && obfs_owns(ino)) {
+		obfs_open(o->ob, req, ino, fi);
+		return;
+	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -720,9 +770,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct fsops *o = ctx_of(req);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
-	(void)ino;
+	if (o->ob && obfs_owns(ino)) {
+		obfs_read(o->ob, req, size, off, fi);
+		return;
+	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = (int)fi->fh;
 	buf.buf[0].pos = off;
@@ -732,9 +786,96 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	(void)ino;
+	struct fsops *o = ctx_of(req);
+
+	if (o->ob && obfs_owns(ino)) {
+		obfs_release(o->ob, req, fi);
+		return;
+	}
 	close((int)fi->fh);
 	fuse_reply_err(req, 0);
+}
+
+/* ---- writes: only outbox/ takes them in this version ---- */
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fsops *o = ctx_of(req);
+
+	if (o->ob && obfs_owns(ino))
+		obfs_write(o->ob, req, buf, size, off, fi);
+	else
+		fuse_reply_err(req, EROFS);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
+{
+	struct fsops *o = ctx_of(req);
+
+	if (o->ob && obfs_owns(ino))
+		obfs_flush(o->ob, req, fi);
+	else
+		fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct fsops *o = ctx_of(req);
+
+	(void)datasync;
+	if (o->ob && obfs_owns(ino))
+		obfs_fsync(o->ob, req, fi);
+	else
+		fuse_reply_err(req, 0);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct fsops *o = ctx_of(req);
+
+	if (o->ob && parent == OBFS_DIR_INO)
+		obfs_create(o->ob, req, name, mode, fi);
+	else
+		fuse_reply_err(req, EROFS);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fsops *o = ctx_of(req);
+
+	if (o->ob && parent == OBFS_DIR_INO)
+		obfs_unlink(o->ob, req, name);
+	else
+		fuse_reply_err(req, EROFS);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct fsops *o = ctx_of(req);
+
+	if (o->ob && parent == OBFS_DIR_INO && newparent == OBFS_DIR_INO)
+		obfs_rename(o->ob, req, name, newname, flags);
+	else if (o->ob && (parent == OBFS_DIR_INO || newparent == OBFS_DIR_INO))
+		fuse_reply_err(req, EXDEV);	/* mv falls back to a copy */
+	else
+		fuse_reply_err(req, EROFS);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct fsops *o = ctx_of(req);
+
+	if (o->ob && obfs_owns(ino))
+		obfs_setattr(o->ob, req, ino, attr, to_set, fi);
+	else
+		fuse_reply_err(req, EROFS);
 }
 
 /* ---- extended attributes ---- */
@@ -755,6 +896,12 @@ static void reply_xattr_value(fuse_req_t req, size_t size, const char *v,
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	struct fsops *o = ctx_of(req);
+
+	if (o->ob && obfs_owns(ino)) {
+		obfs_listxattr(o->ob, req, ino, size);
+		return;
+	}
 	if (parse_ino(ino).kind != K_EML) {
 		reply_xattr_value(req, size, "", 0);
 		return;
@@ -774,6 +921,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	const char *v = NULL;
 	int rc;
 
+	if (o->ob && obfs_owns(ino)) {
+		obfs_getxattr(o->ob, req, ino, name, size);
+		return;
+	}
 	/* ls -l asks every file for its SELinux label and POSIX ACL;
 	 * ENOTSUP (unlike ENODATA) makes it stop asking this file system,
 	 * which saves two round trips per entry. */
@@ -846,6 +997,13 @@ static const struct fuse_lowlevel_ops ops = {
 	.open = op_open,
 	.read = op_read,
 	.release = op_release,
+	.write = op_write,
+	.flush = op_flush,
+	.fsync = op_fsync,
+	.create = op_create,
+	.unlink = op_unlink,
+	.rename = op_rename,
+	.setattr = op_setattr,
 	.listxattr = op_listxattr,
 	.getxattr = op_getxattr,
 	.statfs = op_statfs,
@@ -872,6 +1030,18 @@ struct fsops *fsops_new(long timeout_s)
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_cond_init(&o->cond, NULL);
 	return o;
+}
+
+void fsops_attach_outbox(struct fsops *o, struct obfs *ob)
+{
+	o->ob = ob;
+}
+
+void fsops_outbox_changed(void *ctx, const char *name)
+{
+	struct fsops *o = ctx;
+
+	notify(o, OBFS_DIR_INO, 0, name);
 }
 
 void fsops_attach(struct fsops *o, struct index *ix, struct cache *cache,

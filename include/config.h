@@ -30,6 +30,18 @@ struct config {
 	char *debug;
 	char *log_file;
 	unsigned timeout;	/* seconds; network operations */
+	/* Sending (outbox/). */
+	char *smtp_host;	/* default: host */
+	unsigned smtp_port;	/* default: 587, or 465 with implicit */
+	char *smtp_tls;		/* starttls | implicit */
+	char *from;		/* default sender; default: user if it has '@' */
+	char *save_sent;	/* yes | no */
+	char *sent_folder;	/* default: the \Sent folder, else "Sent" */
+	char *outbox_dir;	/* default: $XDG_DATA_HOME/mailfs/USER@HOST/outbox */
+	unsigned settle_time;
+	unsigned retry_initial;
+	unsigned retry_max_delay;
+	unsigned give_up_after;
 };
 
 /* Fill unset fields from ACCOUNT: an imaps:// or imap:// URL, or a section
@@ -50,6 +62,10 @@ int config_secret(const struct config *cfg, bool oauth2, char **secret,
 
 /* Create dir and its parents with mode 0700. */
 int config_mkdirs(const char *dir, struct mfs_error *err);
+
+/* SMTP TLS mode from smtp_tls.  MFS_E_CONFIG on a bad word. */
+int config_smtp_tls(const struct config *cfg, int *implicit,
+		    struct mfs_error *err);
 
 void config_clear(struct config *cfg);
 

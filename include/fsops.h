@@ -29,6 +29,14 @@ void fsops_free(struct fsops *o);
 void fsops_attach(struct fsops *o, struct index *ix, struct cache *cache,
 		  struct sync *sync);
 
+struct obfs;
+
+/* Show outbox/ (borrowed; NULL: sending is off). */
+void fsops_attach_outbox(struct fsops *o, struct obfs *ob);
+
+/* outbox_opts.changed hook: a file in outbox/ came or went. */
+void fsops_outbox_changed(void *ctx, const char *name);
+
 /* Start telling the kernel about changes (a thread of its own, because
  * invalidation must never be sent from inside a FUSE callback). */
 int fsops_start_notifier(struct fsops *o, struct fuse_session *se);

@@ -1,0 +1,540 @@
+/* obfs.c - outbox/: files written here are durable when close() returns
+ * (fsync of file and directory in flush) and then belong to the queue. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "obfs.h"
+
+#define FILE_KIND ((fuse_ino_t)6 << 60)
+#define INO_MASK (((fuse_ino_t)1 << 60) - 1)
+#define STATE_DIR ".state"
+
+struct obfs {
+	char *dir;
+	struct outbox *q;
+	uid_t uid;
+	gid_t gid;
+};
+
+/* What an open file handle holds. */
+struct obfile {
+	int fd;
+	bool writing;
+	char name[NAME_MAX + 1];
+};
+
+struct obfs *obfs_new(const char *dir, struct outbox *q, uid_t uid, gid_t gid)
+{
+	struct obfs *ob = calloc(1, sizeof(*ob));
+
+	if (!ob || !(ob->dir = strdup(dir))) {
+		free(ob);
+		return NULL;
+	}
+	ob->q = q;
+	ob->uid = uid;
+	ob->gid = gid;
+	return ob;
+}
+
+void obfs_free(struct obfs *ob)
+{
+	if (!ob)
+		return;
+	free(ob->dir);
+	free(ob);
+}
+
+bool obfs_owns(fuse_ino_t ino)
+{
+	return ino == OBFS_DIR_INO || (ino >> 60) == 6;
+}
+
+/* Names a user may see and make: one component, not our state dir. */
+static bool valid_name(const char *name)
+{
+	return name[0] && strlen(name) <= NAME_MAX && !strchr(name, '/') &&
+	       strcmp(name, ".") && strcmp(name, "..") &&
+	       strcmp(name, STATE_DIR);
+}
+
+static void path_of(struct obfs *ob, const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", ob->dir, name);
+}
+
+static void fix_stat(struct obfs *ob, struct stat *st)
+{
+	st->st_ino = FILE_KIND | (st->st_ino & INO_MASK);
+	st->st_uid = ob->uid;
+	st->st_gid = ob->gid;
+}
+
+void obfs_dir_stat(struct obfs *ob, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	stat(ob->dir, st);
+	st->st_ino = OBFS_DIR_INO;
+	st->st_mode = S_IFDIR | 0700;
+	st->st_nlink = 2;
+	st->st_uid = ob->uid;
+	st->st_gid = ob->gid;
+}
+
+/* Name of the spool file behind ino (a scan: the spool is small). */
+static int name_of(struct obfs *ob, fuse_ino_t ino, char *name, size_t len)
+{
+	DIR *d = opendir(ob->dir);
+	struct dirent *de;
+	int rc = -ENOENT;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if ((FILE_KIND | (de->d_ino & INO_MASK)) == ino &&
+		    valid_name(de->d_name)) {
+			snprintf(name, len, "%s", de->d_name);
+			rc = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+static void reply_entry(struct obfs *ob, fuse_req_t req, const char *name)
+{
+	struct fuse_entry_param e = { 0 };
+	char path[PATH_MAX];
+
+	path_of(ob, name, path, sizeof(path));
+	if (!valid_name(name) || lstat(path, &e.attr) < 0 ||
+	    !S_ISREG(e.attr.st_mode)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	fix_stat(ob, &e.attr);
+	e.ino = e.attr.st_ino;
+	fuse_reply_entry(req, &e);
+}
+
+void obfs_lookup(struct obfs *ob, fuse_req_t req, const char *name)
+{
+	reply_entry(ob, req, name);
+}
+
+void obfs_getattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino)
+{
+	char name[NAME_MAX + 1], path[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (ino == OBFS_DIR_INO) {
+		obfs_dir_stat(ob, &st);
+		fuse_reply_attr(req, &st, 0);
+		return;
+	}
+	rc = name_of(ob, ino, name, sizeof(name));
+	path_of(ob, name, path, sizeof(path));
+	if (rc == 0 && lstat(path, &st) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fix_stat(ob, &st);
+	fuse_reply_attr(req, &st, 0);
+}
+
+void obfs_setattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
+		  struct stat *attr, int to_set, struct fuse_file_info *fi)
+{
+	char name[NAME_MAX + 1], path[PATH_MAX];
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
+	struct stat st;
+	int rc = 0;
+
+	if (ino == OBFS_DIR_INO) {
+		obfs_dir_stat(ob, &st);
+		fuse_reply_attr(req, &st, 0);
+		return;
+	}
+	rc = name_of(ob, ino, name, sizeof(name));
+	path_of(ob, name, path, sizeof(path));
+	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
+		struct obfile *f = fi ? (struct obfile *)(uintptr_t)fi->fh : NULL;
+
+		if ((f ? ftruncate(f->fd, attr->st_size) :
+			 truncate(path, attr->st_size)) < 0)
+			rc = -errno;
+	}
+	if (to_set & FUSE_SET_ATTR_ATIME)
+		ts[0] = attr->st_atim;
+	if (to_set & FUSE_SET_ATTR_MTIME)
+		ts[1] = attr->st_mtim;
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		ts[0].tv_nsec = UTIME_NOW;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		ts[1].tv_nsec = UTIME_NOW;
+	if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+				  FUSE_SET_ATTR_ATIME_NOW |
+				  FUSE_SET_ATTR_MTIME_NOW)) &&
+	    utimensat(AT_FDCWD, path, ts, 0) < 0)
+		rc = -errno;
+	/* Mode and owner are ours to decide; accept and ignore them so
+	 * cp -p and rsync -a don't fail. */
+	if (rc == 0 && lstat(path, &st) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fix_stat(ob, &st);
+	fuse_reply_attr(req, &st, 0);
+}
+
+struct obdir {
+	size_t n;
+	struct {
+		char name[NAME_MAX + 1];
+		struct stat st;
+	} *e;
+};
+
+void obfs_opendir(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct obdir *od = calloc(1, sizeof(*od));
+	DIR *d = opendir(ob->dir);
+	struct dirent *de;
+	size_t cap = 0;
+
+	if (!od || !d) {
+		free(od);
+		if (d)
+			closedir(d);
+		fuse_reply_err(req, od ? EIO : ENOMEM);
+		return;
+	}
+	while ((de = readdir(d))) {
+		char path[PATH_MAX];
+		struct stat st;
+
+		if (!valid_name(de->d_name))
+			continue;
+		path_of(ob, de->d_name, path, sizeof(path));
+		if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (od->n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			void *p = realloc(od->e, ncap * sizeof(*od->e));
+
+			if (!p)
+				break;
+			od->e = p;
+			cap = ncap;
+		}
+		snprintf(od->e[od->n].name, NAME_MAX + 1, "%s", de->d_name);
+		fix_stat(ob, &st);
+		od->e[od->n++].st = st;
+	}
+	closedir(d);
+	fi->fh = (uintptr_t)od;
+	fuse_reply_open(req, fi);
+}
+
+void obfs_readdir(struct obfs *ob, fuse_req_t req, size_t size, off_t off,
+		  struct fuse_file_info *fi, bool plus)
+{
+	struct obdir *od = (struct obdir *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t pos = 0;
+	struct stat dot;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	obfs_dir_stat(ob, &dot);
+	for (size_t i = (size_t)off; i < od->n + 2; i++) {
+		const char *name = i == 0 ? "." : i == 1 ? ".." :
+						     od->e[i - 2].name;
+		struct stat *st = i < 2 ? &dot : &od->e[i - 2].st;
+		size_t len;
+
+		if (plus) {
+			struct fuse_entry_param e = { 0 };
+
+			e.attr = *st;
+			if (i >= 2)
+				e.ino = st->st_ino;
+			len = fuse_add_direntry_plus(req, buf + pos, size - pos,
+						     name, &e, (off_t)(i + 1));
+		} else {
+			len = fuse_add_direntry(req, buf + pos, size - pos,
+						name, st, (off_t)(i + 1));
+		}
+		if (len > size - pos)
+			break;
+		pos += len;
+	}
+	fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+void obfs_releasedir(struct obfs *ob, fuse_req_t req,
+		     struct fuse_file_info *fi)
+{
+	struct obdir *od = (struct obdir *)(uintptr_t)fi->fh;
+
+	(void)ob;
+	if (od)
+		free(od->e);
+	free(od);
+	fuse_reply_err(req, 0);
+}
+
+static int open_file(struct obfs *ob, const char *name, int flags,
+		     struct fuse_file_info *fi)
+{
+	struct obfile *f = calloc(1, sizeof(*f));
+	char path[PATH_MAX];
+
+	if (!f)
+		return -ENOMEM;
+	path_of(ob, name, path, sizeof(path));
+	f->fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (f->fd < 0) {
+		int e = errno;
+
+		free(f);
+		return -e;
+	}
+	f->writing = (flags & O_ACCMODE) != O_RDONLY;
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	if (f->writing && ob->q)
+		outbox_writing(ob->q, name, true);
+	fi->fh = (uintptr_t)f;
+	fi->direct_io = 1;	/* the spool file is the truth, not the page cache */
+	return 0;
+}
+
+void obfs_create(struct obfs *ob, fuse_req_t req, const char *name,
+		 mode_t mode, struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e = { 0 };
+	char path[PATH_MAX];
+	int rc;
+
+	(void)mode;
+	if (!valid_name(name)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	rc = open_file(ob, name,
+		       (fi->flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_EXCL)) |
+			       O_CREAT, fi);
+	path_of(ob, name, path, sizeof(path));
+	if (rc == 0 && lstat(path, &e.attr) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fix_stat(ob, &e.attr);
+	e.ino = e.attr.st_ino;
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		struct obfile *f = (struct obfile *)(uintptr_t)fi->fh;
+
+		if (f->writing && ob->q)
+			outbox_writing(ob->q, f->name, false);
+		close(f->fd);
+		free(f);
+	}
+}
+
+void obfs_open(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
+	       struct fuse_file_info *fi)
+{
+	char name[NAME_MAX + 1];
+	int rc = name_of(ob, ino, name, sizeof(name));
+
+	if (rc == 0)
+		rc = open_file(ob, name,
+			       fi->flags & (O_ACCMODE | O_TRUNC | O_APPEND), fi);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fuse_reply_open(req, fi) != 0)
+		obfs_release(ob, NULL, fi);
+}
+
+void obfs_read(struct obfs *ob, fuse_req_t req, size_t size, off_t off,
+	       struct fuse_file_info *fi)
+{
+	struct obfile *f = (struct obfile *)(uintptr_t)fi->fh;
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	(void)ob;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = f->fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void obfs_write(struct obfs *ob, fuse_req_t req, const char *buf,
+		size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct obfile *f = (struct obfile *)(uintptr_t)fi->fh;
+	ssize_t n = pwrite(f->fd, buf, size, off);
+
+	(void)ob;
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+/* close() waits for flush: make the bytes and the name durable here, so
+ * that a message accepted into outbox/ survives a crash or power loss. */
+static int make_durable(struct obfs *ob, struct obfile *f)
+{
+	int dfd;
+
+	if (!f->writing)
+		return 0;
+	if (fsync(f->fd) < 0)
+		return -errno;
+	dfd = open(ob->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	if (fsync(dfd) < 0) {
+		int e = errno;
+
+		close(dfd);
+		return -e;
+	}
+	close(dfd);
+	return 0;
+}
+
+void obfs_flush(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -make_durable(ob, (struct obfile *)(uintptr_t)fi->fh));
+}
+
+void obfs_fsync(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -make_durable(ob, (struct obfile *)(uintptr_t)fi->fh));
+}
+
+void obfs_release(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct obfile *f = (struct obfile *)(uintptr_t)fi->fh;
+
+	close(f->fd);
+	if (f->writing && ob->q)
+		outbox_writing(ob->q, f->name, false);
+	free(f);
+	if (req)
+		fuse_reply_err(req, 0);
+}
+
+void obfs_unlink(struct obfs *ob, fuse_req_t req, const char *name)
+{
+	char path[PATH_MAX];
+
+	if (!valid_name(name)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	path_of(ob, name, path, sizeof(path));
+	if (unlink(path) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	/* Deleting a message cancels it (and its .error goes with it). */
+	if (ob->q)
+		outbox_forget(ob->q, name);
+	fuse_reply_err(req, 0);
+}
+
+void obfs_rename(struct obfs *ob, fuse_req_t req, const char *name,
+		 const char *newname, unsigned int flags)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	int rc;
+
+	if (!valid_name(name) || !valid_name(newname)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	path_of(ob, name, from, sizeof(from));
+	path_of(ob, newname, to, sizeof(to));
+	rc = renameat2(AT_FDCWD, from, AT_FDCWD, to, flags);
+	if (rc < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if (ob->q) {
+		/* State is kept by name: the old name's goes, and the new
+		 * name starts afresh (an editor's temp file renamed to its
+		 * final name is a new message). */
+		outbox_forget(ob->q, name);
+		outbox_forget(ob->q, newname);
+		outbox_kick(ob->q);
+	}
+	fuse_reply_err(req, 0);
+}
+
+void obfs_getxattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
+		   const char *name, size_t size)
+{
+	char fname[NAME_MAX + 1], status[400];
+	size_t len;
+
+	if (strncmp(name, "user.", 5) != 0) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	if (strcmp(name, "user.mail.status") != 0 || ino == OBFS_DIR_INO ||
+	    name_of(ob, ino, fname, sizeof(fname)) < 0 ||
+	    outbox_ignored(fname) || !ob->q) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	outbox_status(ob->q, fname, status, sizeof(status));
+	len = strlen(status);
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, status, len);
+}
+
+void obfs_listxattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
+		    size_t size)
+{
+	static const char names[] = "user.mail.status";
+	char fname[NAME_MAX + 1];
+	bool has = ino != OBFS_DIR_INO &&
+		   name_of(ob, ino, fname, sizeof(fname)) == 0 &&
+		   !outbox_ignored(fname);
+	size_t len = has ? sizeof(names) : 0;
+
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, names, len);
+}

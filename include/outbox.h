@@ -1,0 +1,71 @@
+/* outbox.h - the outbox spool and its state machine.
+ *
+ * A message file in the spool directory is sent once it has stopped
+ * changing for settle_s seconds and nobody has it open for writing:
+ *
+ *   queued -> sending -> saving -> (file removed)
+ *                     -> retrying (next attempt at a time) -> sending ...
+ *                     -> failed   (stays, with "<name>.error" beside it)
+ *
+ * State lives in "<dir>/.state/<name>", written with fsync and rename, so
+ * a crash or SIGKILL loses nothing: a message caught in "sending" is sent
+ * again after restart (at least once, never zero times).  Temporary
+ * failures (network, TLS handshake, 4xx) are retried with doubling delays;
+ * permanent ones (5xx, bad input) are not.
+ */
+#ifndef OUTBOX_H
+#define OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mfs_err.h"
+#include "smtp.h"
+
+struct outbox_opts {
+	const char *dir;		/* spool, mode 0700, must exist */
+	const char *default_from;
+	struct smtp_opts smtp;		/* strings borrowed for the queue's life */
+	unsigned settle_s;
+	unsigned retry_initial_s;
+	unsigned retry_max_s;
+	unsigned give_up_s;
+	/* Store the message as sent (CRLF bytes) in the Sent folder; NULL
+	 * when sent mail is not to be saved.  0 or a negative mfs_err. */
+	int (*save_sent)(void *ctx, const char *data, size_t len,
+			 struct mfs_error *err);
+	/* The outbox's visible contents changed (a file left, an .error
+	 * file appeared): a directory listing is stale. */
+	void (*changed)(void *ctx, const char *name);
+	/* A line for the log. */
+	void (*log)(void *ctx, bool error, const char *msg);
+	void *ctx;
+};
+
+struct outbox;
+
+int outbox_start(const struct outbox_opts *o, struct outbox **out,
+		 struct mfs_error *err);
+void outbox_stop(struct outbox *q);
+
+/* Names the queue never sends: dot files, editor temporaries (*~, *.swp,
+ * *.tmp, #*#, .#*) and our own "<name>.error" companions. */
+bool outbox_ignored(const char *name);
+
+/* A writer opened (open = true) or closed the file: an open file is never
+ * picked up, and closing it wakes the queue. */
+void outbox_writing(struct outbox *q, const char *name, bool open);
+
+/* Look at the spool now (a file was renamed in or deleted). */
+void outbox_kick(struct outbox *q);
+
+/* The file is gone (deleted or renamed away): drop its state and its
+ * .error companion.  Deleting a message cancels it. */
+void outbox_forget(struct outbox *q, const char *name);
+
+/* The status line for user.mail.status: "queued", "sending",
+ * "retrying: <reply>; next <time>", "failed: <reason>". */
+void outbox_status(struct outbox *q, const char *name, char *buf,
+		   size_t len);
+
+#endif

@@ -1,0 +1,599 @@
+/* queue.c - the outbox spool: a thread that sends settled files, with the
+ * state of each kept on disk so nothing is lost across crashes. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "outbox.h"
+
+#define MAX_MESSAGE (64u * 1024 * 1024)
+#define MAX_WRITERS 64
+
+enum state { ST_QUEUED, ST_SENDING, ST_SAVING, ST_RETRYING, ST_FAILED };
+
+static const char *const state_names[] = { "queued", "sending", "saving",
+					   "retrying", "failed" };
+
+struct record {
+	enum state state;
+	unsigned attempts;
+	long long first;	/* first attempt, epoch seconds */
+	long long next;		/* next attempt (retrying) */
+	long long mtime;	/* the file as it was when last looked at */
+	long long size;
+	char reply[300];
+};
+
+struct outbox {
+	struct outbox_opts o;
+	char *dir;
+	char *state_dir;
+	pthread_t thread;
+	pthread_mutex_t lock;	/* guards everything below and state files */
+	pthread_cond_t wake;
+	bool stop, kicked;
+	struct {
+		char *name;
+		unsigned n;
+	} writers[MAX_WRITERS];
+};
+
+static void say(struct outbox *q, bool error, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void say(struct outbox *q, bool error, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	if (!q->o.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	q->o.log(q->o.ctx, error, msg);
+}
+
+bool outbox_ignored(const char *name)
+{
+	static const char *const patterns[] = { ".*", "*~", "*.swp", "*.tmp",
+						"#*#", "*.error" };
+
+	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++)
+		if (fnmatch(patterns[i], name, FNM_PERIOD) == 0 ||
+		    (name[0] == '.'))
+			return true;
+	return false;
+}
+
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return -1;
+	if (fsync(fd) < 0)
+		rc = -1;
+	close(fd);
+	return rc;
+}
+
+/* Write path atomically and durably. */
+static int write_file(const char *dir, const char *path, const char *data,
+		      size_t len)
+{
+	char tmp[PATH_MAX + 8];
+	int fd, rc = -1;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+
+		if (n < 0)
+			goto out;
+		data += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) < 0)
+		goto out;
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) < 0)
+		goto out;
+	rc = sync_dir(dir);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+static void state_path(struct outbox *q, const char *name, const char *ext,
+		       char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s%s", q->state_dir, name, ext);
+}
+
+static bool load(struct outbox *q, const char *name, struct record *r)
+{
+	char path[PATH_MAX], line[400];
+	FILE *f;
+
+	memset(r, 0, sizeof(*r));
+	state_path(q, name, "", path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		char *v = strchr(line, ' ');
+
+		if (!v)
+			continue;
+		*v++ = '\0';
+		v[strcspn(v, "\n")] = '\0';
+		if (strcmp(line, "state") == 0) {
+			for (size_t i = 0; i < 5; i++)
+				if (strcmp(v, state_names[i]) == 0)
+					r->state = (enum state)i;
+		} else if (strcmp(line, "attempts") == 0) {
+			r->attempts = (unsigned)strtoul(v, NULL, 10);
+		} else if (strcmp(line, "first") == 0) {
+			r->first = strtoll(v, NULL, 10);
+		} else if (strcmp(line, "next") == 0) {
+			r->next = strtoll(v, NULL, 10);
+		} else if (strcmp(line, "mtime") == 0) {
+			r->mtime = strtoll(v, NULL, 10);
+		} else if (strcmp(line, "size") == 0) {
+			r->size = strtoll(v, NULL, 10);
+		} else if (strcmp(line, "reply") == 0) {
+			snprintf(r->reply, sizeof(r->reply), "%s", v);
+		}
+	}
+	fclose(f);
+	return true;
+}
+
+static int save(struct outbox *q, const char *name, const struct record *r)
+{
+	char path[PATH_MAX], buf[700];
+	int n;
+
+	state_path(q, name, "", path, sizeof(path));
+	n = snprintf(buf, sizeof(buf),
+		     "state %s\nattempts %u\nfirst %lld\nnext %lld\n"
+		     "mtime %lld\nsize %lld\nreply %s\n",
+		     state_names[r->state], r->attempts, r->first, r->next,
+		     r->mtime, r->size, r->reply);
+	return write_file(q->state_dir, path, buf, (size_t)n);
+}
+
+static void forget_locked(struct outbox *q, const char *name)
+{
+	char path[PATH_MAX];
+
+	state_path(q, name, "", path, sizeof(path));
+	unlink(path);
+	state_path(q, name, ".msg", path, sizeof(path));
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/%s.error", q->dir, name);
+	unlink(path);
+}
+
+void outbox_forget(struct outbox *q, const char *name)
+{
+	if (outbox_ignored(name))
+		return;
+	pthread_mutex_lock(&q->lock);
+	forget_locked(q, name);
+	pthread_mutex_unlock(&q->lock);
+}
+
+static void write_error(struct outbox *q, const char *name, const char *text)
+{
+	char path[PATH_MAX];
+	char buf[1200];
+	int n;
+
+	snprintf(path, sizeof(path), "%s/%s.error", q->dir, name);
+	n = snprintf(buf, sizeof(buf), "%s\n", text);
+	write_file(q->dir, path, buf, (size_t)n);
+	if (q->o.changed)
+		q->o.changed(q->o.ctx, name);
+}
+
+static char *read_all(const char *path, size_t *len, struct mfs_error *err)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		mfs_fail(err, MFS_E_NOTFOUND, "%s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > MAX_MESSAGE) {
+		mfs_fail(err, MFS_E_INVAL, "file too large to send");
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		mfs_fail(err, MFS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*len = got;
+out:
+	close(fd);
+	return buf;
+}
+
+static long long now_s(void)
+{
+	return (long long)time(NULL);
+}
+
+/* The message as prepared at its first attempt is kept, so every retry
+ * (and the Sent copy) carries the same Date and Message-ID. */
+static int prepared(struct outbox *q, const char *name, bool fresh,
+		    struct smtp_msg **m, struct mfs_error *err)
+{
+	char path[PATH_MAX];
+	size_t len = 0;
+	char *raw;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", q->dir, name);
+	raw = read_all(path, &len, err);
+	if (!raw)
+		return err->code;
+	rc = smtp_prepare(raw, len, q->o.default_from, m, err);
+	free(raw);
+	if (rc < 0)
+		return rc;
+	state_path(q, name, ".msg", path, sizeof(path));
+	if (!fresh) {
+		size_t plen = 0;
+		char *prev = read_all(path, &plen, NULL);
+
+		if (prev) {
+			/* Same envelope, earlier bytes. */
+			free((*m)->data);
+			(*m)->data = prev;
+			(*m)->len = plen;
+			return 0;
+		}
+	}
+	if (write_file(q->state_dir, path, (*m)->data, (*m)->len) < 0)
+		return mfs_fail(err, MFS_E_IO, "outbox state: %s",
+				strerror(errno));
+	return 0;
+}
+
+static void finish_sent(struct outbox *q, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", q->dir, name);
+	unlink(path);
+	state_path(q, name, "", path, sizeof(path));
+	unlink(path);
+	state_path(q, name, ".msg", path, sizeof(path));
+	unlink(path);
+	sync_dir(q->dir);
+	sync_dir(q->state_dir);
+	if (q->o.changed)
+		q->o.changed(q->o.ctx, name);
+}
+
+static void save_sent(struct outbox *q, const char *name, struct record *r)
+{
+	struct mfs_error err = { 0 };
+	char path[PATH_MAX];
+	size_t len = 0;
+	char *data;
+
+	if (!q->o.save_sent) {
+		finish_sent(q, name);
+		return;
+	}
+	state_path(q, name, ".msg", path, sizeof(path));
+	data = read_all(path, &len, &err);
+	if (data && q->o.save_sent(q->o.ctx, data, len, &err) == 0) {
+		free(data);
+		finish_sent(q, name);
+		say(q, false, "outbox: %s sent and saved", name);
+		return;
+	}
+	free(data);
+	/* Sent already: only the copy is retried, never the sending. */
+	r->state = ST_SAVING;
+	r->next = now_s() + q->o.retry_initial_s;
+	snprintf(r->reply, sizeof(r->reply), "saving to Sent: %s", err.msg);
+	save(q, name, r);
+	say(q, true, "outbox: %s sent, but not saved to Sent yet: %s", name,
+	    err.msg);
+}
+
+static void attempt(struct outbox *q, const char *name, struct record *r,
+		    const struct stat *st)
+{
+	struct mfs_error err = { 0 };
+	struct smtp_result res;
+	struct smtp_msg *m = NULL;
+	bool fresh = r->state == ST_QUEUED || r->mtime != st->st_mtime ||
+		     r->size != st->st_size;
+	int rc;
+
+	if (r->state == ST_SAVING) {
+		save_sent(q, name, r);
+		return;
+	}
+	if (!r->first)
+		r->first = now_s();
+	r->attempts++;
+	r->state = ST_SENDING;
+	r->mtime = st->st_mtime;
+	r->size = st->st_size;
+	save(q, name, r);
+	rc = prepared(q, name, fresh, &m, &err);
+	if (rc == 0)
+		rc = smtp_send(&q->o.smtp, m, &res, &err);
+	if (rc == 0) {
+		if (res.nrejected) {
+			char text[700];
+
+			snprintf(text, sizeof(text),
+				 "sent, but refused for %zu recipient(s): %s",
+				 res.nrejected, res.rejected);
+			write_error(q, name, text);
+			say(q, true, "outbox: %s: %s", name, text);
+		}
+		r->state = ST_SAVING;
+		r->reply[0] = '\0';
+		save(q, name, r);
+		save_sent(q, name, r);
+		goto out;
+	}
+	snprintf(r->reply, sizeof(r->reply), "%s",
+		 err.msg[0] ? err.msg : mfs_strerror(rc));
+	if (rc == MFS_E_NOTFOUND) {
+		forget_locked(q, name);	/* deleted while we looked */
+	} else if (mfs_is_transient(rc) &&
+		   now_s() - r->first < (long long)q->o.give_up_s) {
+		unsigned shift = r->attempts > 20 ? 20 : r->attempts - 1;
+		long long delay = (long long)q->o.retry_initial_s << shift;
+
+		if (delay > q->o.retry_max_s)
+			delay = q->o.retry_max_s;
+		r->state = ST_RETRYING;
+		r->next = now_s() + delay;
+		save(q, name, r);
+		say(q, false, "outbox: %s: %s; retrying in %lld s", name,
+		    r->reply, delay);
+		if (q->o.changed)
+			q->o.changed(q->o.ctx, name);
+	} else {
+		r->state = ST_FAILED;
+		save(q, name, r);
+		char text[400];
+
+		snprintf(text, sizeof(text), "failed: %s", r->reply);
+		write_error(q, name, text);
+		say(q, true, "outbox: %s not sent: %s", name, r->reply);
+	}
+out:
+	smtp_msg_free(m);
+}
+
+static bool is_writing(struct outbox *q, const char *name)
+{
+	for (size_t i = 0; i < MAX_WRITERS; i++)
+		if (q->writers[i].name && strcmp(q->writers[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* One look at the spool; returns seconds until something is due. */
+static long long scan(struct outbox *q)
+{
+	long long wait = 30, now = now_s();
+	DIR *d = opendir(q->dir);
+	struct dirent *de;
+
+	while (d && !q->stop && (de = readdir(d))) {
+		char path[PATH_MAX];
+		struct record r;
+		struct stat st;
+		long long due;
+
+		if (outbox_ignored(de->d_name) || is_writing(q, de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", q->dir, de->d_name);
+		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (!load(q, de->d_name, &r))
+			r.state = ST_QUEUED;
+		/* Edited after failing: the user wants another try. */
+		if (r.state == ST_FAILED && (r.mtime != st.st_mtime ||
+					     r.size != st.st_size)) {
+			forget_locked(q, de->d_name);
+			memset(&r, 0, sizeof(r));
+		}
+		if (r.state == ST_FAILED)
+			continue;
+		due = (long long)st.st_mtime + q->o.settle_s;
+		if (r.state == ST_RETRYING || r.state == ST_SAVING)
+			due = due > r.next ? due : r.next;
+		if (due > now) {
+			wait = wait < due - now ? wait : due - now;
+			continue;
+		}
+		/* A crash mid-send leaves ST_SENDING: send again. */
+		attempt(q, de->d_name, &r, &st);
+		now = now_s();
+		wait = 0;
+	}
+	if (d)
+		closedir(d);
+	return wait;
+}
+
+static void *queue_main(void *arg)
+{
+	struct outbox *q = arg;
+
+	pthread_mutex_lock(&q->lock);
+	while (!q->stop) {
+		long long wait;
+		struct timespec until;
+
+		q->kicked = false;
+		wait = scan(q);
+		if (wait == 0 || q->kicked)
+			continue;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += wait;
+		while (!q->stop && !q->kicked &&
+		       pthread_cond_timedwait(&q->wake, &q->lock, &until) !=
+			       ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+int outbox_start(const struct outbox_opts *o, struct outbox **out,
+		 struct mfs_error *err)
+{
+	struct outbox *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
+	q->o = *o;
+	q->dir = strdup(o->dir);
+	if (!q->dir || asprintf(&q->state_dir, "%s/.state", o->dir) < 0) {
+		free(q->dir);
+		free(q);
+		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
+	}
+	if (mkdir(q->state_dir, 0700) < 0 && errno != EEXIST) {
+		mfs_fail(err, MFS_E_IO, "%s: %s", q->state_dir, strerror(errno));
+		free(q->state_dir);
+		free(q->dir);
+		free(q);
+		return MFS_E_IO;
+	}
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->wake, NULL);
+	if (pthread_create(&q->thread, NULL, queue_main, q) != 0) {
+		free(q->state_dir);
+		free(q->dir);
+		free(q);
+		return mfs_fail(err, MFS_E_NOMEM, "cannot start the outbox");
+	}
+	*out = q;
+	return 0;
+}
+
+void outbox_stop(struct outbox *q)
+{
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->stop = true;
+	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	for (size_t i = 0; i < MAX_WRITERS; i++)
+		free(q->writers[i].name);
+	pthread_cond_destroy(&q->wake);
+	pthread_mutex_destroy(&q->lock);
+	free(q->state_dir);
+	free(q->dir);
+	free(q);
+}
+
+void outbox_kick(struct outbox *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->kicked = true;
+	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void outbox_writing(struct outbox *q, const char *name, bool open)
+{
+	size_t i, free_slot = MAX_WRITERS;
+
+	pthread_mutex_lock(&q->lock);
+	for (i = 0; i < MAX_WRITERS; i++) {
+		if (q->writers[i].name && strcmp(q->writers[i].name, name) == 0)
+			break;
+		if (!q->writers[i].name && free_slot == MAX_WRITERS)
+			free_slot = i;
+	}
+	if (open) {
+		if (i < MAX_WRITERS)
+			q->writers[i].n++;
+		else if (free_slot < MAX_WRITERS &&
+			 (q->writers[free_slot].name = strdup(name)))
+			q->writers[free_slot].n = 1;
+	} else if (i < MAX_WRITERS && --q->writers[i].n == 0) {
+		free(q->writers[i].name);
+		q->writers[i].name = NULL;
+	}
+	q->kicked = true;
+	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void outbox_status(struct outbox *q, const char *name, char *buf, size_t len)
+{
+	struct record r;
+	char when[32];
+	struct tm tm;
+	time_t t;
+
+	pthread_mutex_lock(&q->lock);
+	if (!load(q, name, &r))
+		r.state = ST_QUEUED;
+	pthread_mutex_unlock(&q->lock);
+	switch (r.state) {
+	case ST_RETRYING:
+	case ST_SAVING:
+		t = (time_t)r.next;
+		localtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		snprintf(buf, len, "retrying: %s; next %s", r.reply, when);
+		break;
+	case ST_FAILED:
+		snprintf(buf, len, "failed: %s", r.reply);
+		break;
+	default:
+		snprintf(buf, len, "%s", state_names[r.state]);
+	}
+}
