@@ -168,8 +168,8 @@ static int on_examine(void *ctx, const struct imap_resp *r)
 	return 0;
 }
 
-static int examine(struct imap_conn *c, const char *mailbox, bool reuse,
-		   struct imap_mbstate *st, struct mfs_error *err)
+int conn_select(struct imap_conn *c, const char *mailbox, bool rw,
+		bool reuse, struct imap_mbstate *st, struct mfs_error *err)
 {
 	char *cmd = NULL, *name = NULL;
 	size_t len = 0;
@@ -178,7 +178,8 @@ static int examine(struct imap_conn *c, const char *mailbox, bool reuse,
 
 	/* Fetching by UID needs only the mailbox and its UIDVALIDITY, which
 	 * cannot change while it is selected: no need to ask again. */
-	if (reuse && c->selected && strcmp(c->selected, mailbox) == 0) {
+	if (reuse && c->selected && strcmp(c->selected, mailbox) == 0 &&
+	    (c->selected_rw || !rw)) {
 		if (st)
 			*st = c->st;
 		return 0;
@@ -190,7 +191,7 @@ static int examine(struct imap_conn *c, const char *mailbox, bool reuse,
 		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
 		goto out;
 	}
-	rc = conn_append(&cmd, &len, "EXAMINE ");
+	rc = conn_append(&cmd, &len, rw ? "SELECT " : "EXAMINE ");
 	if (rc == 0)
 		rc = conn_quote(&cmd, &len, mailbox);
 	if (rc == 0 && (c->caps & IMAP_CAP_CONDSTORE))
@@ -204,6 +205,7 @@ static int examine(struct imap_conn *c, const char *mailbox, bool reuse,
 		goto out;
 	c->st = fresh;
 	c->selected = name;
+	c->selected_rw = rw;
 	name = NULL;
 	if (st)
 		*st = fresh;
@@ -216,7 +218,7 @@ out:
 int imap_examine(struct imap_conn *c, const char *mailbox,
 		 struct imap_mbstate *st, struct mfs_error *err)
 {
-	return examine(c, mailbox, false, st, err);
+	return conn_select(c, mailbox, false, false, st, err);
 }
 
 static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May",
@@ -486,7 +488,7 @@ int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 	size_t len = 0;
 	int rc;
 
-	rc = examine(c, mailbox, true, &st, err);
+	rc = conn_select(c, mailbox, false, true, &st, err);
 	if (rc < 0)
 		return rc;
 	if (st.uidvalidity != uidvalidity)

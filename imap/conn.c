@@ -271,6 +271,10 @@ int conn_finish(struct imap_conn *c, const char *tag, conn_untagged_fn fn,
 	}
 	switch (r->status) {
 	case IMAP_S_OK:
+		/* The completion's code ([COPYUID ...], [APPENDUID ...]) is
+		 * the callback's business too. */
+		if (fn && cbrc == 0 && r->code.n > 0)
+			cbrc = fn(ctx, r);
 		rc = cbrc;
 		break;
 	case IMAP_S_NO:

@@ -17,7 +17,8 @@ struct imap_conn {
 	unsigned caps;
 	bool broken;
 	long timeout_ms;
-	char *selected;		/* wire name of the examined mailbox */
+	char *selected;		/* wire name of the selected mailbox */
+	bool selected_rw;	/* SELECT rather than EXAMINE */
 	struct imap_mbstate st;
 	imap_trace_fn trace;
 	void *trace_ctx;
@@ -49,6 +50,11 @@ int conn_wait_continuation(struct imap_conn *c, const char *tag,
 /* Send bytes as they are (a literal's payload); never traced. */
 int conn_send_raw(struct imap_conn *c, const char *buf, size_t len,
 		  struct mfs_error *err);
+
+/* SELECT (rw) or EXAMINE mailbox; with reuse, keep a selection of the
+ * same mailbox that is at least as writable. */
+int conn_select(struct imap_conn *c, const char *mailbox, bool rw,
+		bool reuse, struct imap_mbstate *st, struct mfs_error *err);
 
 /* Append s to the growable command buffer *buf as an IMAP quoted string.
  * MFS_E_INVAL if s holds CR, LF or NUL-unsafe bytes; MFS_E_NOMEM. */

@@ -156,6 +156,36 @@ int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 int imap_append(struct imap_conn *c, const char *mailbox, const char *flags,
 		const char *data, size_t len, struct mfs_error *err);
 
+/* 0 if flags ("\\Seen $Label1 ...", may be empty) are IMAP flag atoms a
+ * client may set (not \\Recent), else MFS_E_INVAL. */
+int imap_flags_valid(const char *flags);
+
+/* Replace the flags of uid in mailbox (SELECTed read-write for this). */
+int imap_store_flags(struct imap_conn *c, const char *mailbox, uint32_t uid,
+		     const char *flags, struct mfs_error *err);
+
+/* Move the messages of uidset (e.g. "4711" or "1:3,7") from mailbox to
+ * dest: UID MOVE, else UID COPY + \\Deleted + UID EXPUNGE (needs UIDPLUS,
+ * so no other message is ever expunged; MFS_E_UNSUPPORTED without).  With
+ * a single UID, *new_uid (may be NULL) gets its UID in dest from COPYUID,
+ * or 0 if the server did not say. */
+int imap_move(struct imap_conn *c, const char *mailbox, const char *uidset,
+	      const char *dest, uint32_t *new_uid, struct mfs_error *err);
+
+/* Remove exactly the messages of uidset for good (\\Deleted + UID
+ * EXPUNGE; MFS_E_UNSUPPORTED without UIDPLUS). */
+int imap_expunge(struct imap_conn *c, const char *mailbox, const char *uidset,
+		 struct mfs_error *err);
+
+/* CREATE, DELETE, RENAME (wire names).  MFS_E_NO with the server's words
+ * when it refuses. */
+int imap_create(struct imap_conn *c, const char *mailbox,
+		struct mfs_error *err);
+int imap_delete(struct imap_conn *c, const char *mailbox,
+		struct mfs_error *err);
+int imap_rename(struct imap_conn *c, const char *from, const char *to,
+		struct mfs_error *err);
+
 /* NOOP: keep-alive and liveness check. */
 int imap_noop(struct imap_conn *c, struct mfs_error *err);
 
