@@ -106,9 +106,12 @@ static int set_key(struct config *cfg, const char *k, const char *v,
 		S(oauth2_token_command), S(netrc_file), S(cache_size),
 		S(cache_dir), S(debug), S(log_file), S(smtp_host), S(smtp_tls),
 		S(from), S(save_sent), S(sent_folder), S(outbox_dir),
+		S(trash_folder),
 #undef S
 	};
 
+	if (strcmp(k, "delete") == 0)
+		return set_str(&cfg->delete_mode, v);
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		if (strcmp(k, strs[i].key) == 0)
 			return set_str((char **)((char *)cfg + strs[i].off), v);
@@ -305,6 +308,11 @@ int config_resolve(struct config *cfg, struct mfs_error *err)
 		cfg->retry_max_delay = 3600;
 	if (!cfg->give_up_after)
 		cfg->give_up_after = 5 * 24 * 3600;
+	if (cfg->delete_mode && strcmp(cfg->delete_mode, "trash") &&
+	    strcmp(cfg->delete_mode, "expunge"))
+		return mfs_fail(err, MFS_E_CONFIG,
+				"delete must be trash or expunge, not '%s'",
+				cfg->delete_mode);
 	if (cfg->save_sent && strcmp(cfg->save_sent, "yes") &&
 	    strcmp(cfg->save_sent, "no"))
 		return mfs_fail(err, MFS_E_CONFIG,
@@ -451,7 +459,8 @@ void config_clear(struct config *cfg)
 			  &cfg->config_file, &cfg->debug, &cfg->log_file,
 			  &cfg->smtp_host, &cfg->smtp_tls, &cfg->from,
 			  &cfg->save_sent, &cfg->sent_folder,
-			  &cfg->outbox_dir };
+			  &cfg->outbox_dir, &cfg->delete_mode,
+			  &cfg->trash_folder };
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);

@@ -491,6 +491,62 @@ int index_folder_drop(struct index *ix, int64_t id, bool renew,
 	return rc;
 }
 
+int index_folder_rename(struct index *ix, int64_t id, int64_t new_parent,
+			const char *new_name, const char *old_wire,
+			const char *new_wire, char delim,
+			struct mfs_error *err)
+{
+	static const char row_sql[] =
+		"UPDATE folders SET parent = ?, name = ? WHERE id = ?";
+	static const char wire_sql[] =
+		"UPDATE folders SET wire = ?1 || substr(wire, length(?2) + 1)"
+		" WHERE wire = ?2 OR substr(wire, 1, length(?2) + 1) = ?2 || ?3";
+	char d[2] = { delim, 0 };
+	sqlite3_stmt *st;
+	int rc;
+
+	st = stmt(ix, row_sql, err);
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, new_parent);
+	sqlite3_bind_text(st, 2, new_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, id);
+	rc = step_done(ix, st, err);
+	if (rc < 0)
+		return rc;
+	st = stmt(ix, wire_sql, err);
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_text(st, 1, new_wire, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, old_wire, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, d, -1, SQLITE_STATIC);
+	return step_done(ix, st, err);
+}
+
+int index_folder_counts(struct index *ix, int64_t id, unsigned *messages,
+			unsigned *children, struct mfs_error *err)
+{
+	static const char sql[] =
+		"SELECT (SELECT count(*) FROM messages WHERE folder = ?1),"
+		" (SELECT count(*) FROM folders WHERE parent = ?1)";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+	int rc;
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = db_fail(err, sqlite3_db_handle(st), "counts");
+		sqlite3_reset(st);
+		return rc;
+	}
+	*messages = (unsigned)sqlite3_column_int(st, 0);
+	*children = (unsigned)sqlite3_column_int(st, 1);
+	sqlite3_reset(st);
+	return 0;
+}
+
 #define MSG_COLS "folder, uid, size, date, flags, message_id, name, parts_known"
 
 static int msg_row(sqlite3_stmt *st, void *fn, void *ctx)

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "act.h"
 #include "cache.h"
 #include "config.h"
 #include "fsops.h"
@@ -59,6 +60,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("retry_initial=%u", retry_initial),
 	OPT("retry_max_delay=%u", retry_max_delay),
 	OPT("give_up_after=%u", give_up_after),
+	OPT("delete=%s", delete_mode),
+	OPT("trash_folder=%s", trash_folder),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -269,6 +272,8 @@ int main(int argc, char *argv[])
 	struct outbox *outbox = NULL;
 	struct obfs *obfs = NULL;
 	struct sender sender = { 0 };
+	struct act_opts ao = { 0 };
+	struct act *act = NULL;
 	int smtp_implicit = 0;
 	struct stat st;
 	char *secret = NULL, *fsname = NULL, *index_path = NULL,
@@ -409,6 +414,21 @@ int main(int argc, char *argv[])
 		goto out;
 	fsops_attach(fsops, ix, cache, sync);
 
+	ao.ix = ix;
+	ao.pool = pool;
+	ao.sync = sync;
+	ao.timeout_s = cl.cfg.timeout;
+	ao.expunge = cl.cfg.delete_mode && strcmp(cl.cfg.delete_mode,
+						  "expunge") == 0;
+	ao.trash = cl.cfg.trash_folder;
+	ao.hooks = (struct act_hooks){ .folder_changed = fsops_folder_changed,
+				       .msg_gone = fsops_msg_gone,
+				       .ctx = fsops };
+	act = act_new(&ao);
+	if (!act)
+		goto out;
+	fsops_attach_act(fsops, act);
+
 	sender = (struct sender){ fsops, pool, ix, cl.cfg.sent_folder,
 				  (long)cl.cfg.timeout };
 	oo.dir = cl.cfg.outbox_dir;
@@ -456,8 +476,11 @@ out:
 		fuse_session_unmount(se);
 		mounted = false;
 	}
-	if (fsops)
+	if (fsops) {
 		fsops_attach_outbox(fsops, NULL);
+		fsops_attach_act(fsops, NULL);
+	}
+	act_free(act);
 	outbox_stop(outbox);
 	obfs_free(obfs);
 	if (fsops)

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "act.h"
 #include "fsops.h"
 #include "imap.h"
 #include "imap_parse.h"
@@ -43,6 +44,7 @@ struct note {
 
 struct fsops {
 	struct obfs *ob;	/* outbox/, NULL when sending is off */
+	struct act *act;	/* changes to the mailbox */
 	struct index *ix;
 	struct cache *cache;
 	struct sync *sync;
@@ -843,14 +845,100 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EROFS);
 }
 
+/* Reply to a change: errno from the code, the server's words to the log. */
+static void reply_change(fuse_req_t req, const char *what, const char *name,
+			 int rc, const struct mfs_error *err)
+{
+	if (rc < 0)
+		log_msg(LOG_WARNING, "%s %s: %s", what, name,
+			err->msg[0] ? err->msg : mfs_strerror(rc));
+	fuse_reply_err(req, rc < 0 ? mfs_errno(rc) : 0);
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fsops *o = ctx_of(req);
+	struct mfs_error err = { 0 };
+	fuse_ino_t ino = 0;
+	struct node n;
+	int rc;
 
-	if (o->ob && parent == OBFS_DIR_INO)
+	if (o->ob && parent == OBFS_DIR_INO) {
 		obfs_unlink(o->ob, req, name);
-	else
-		fuse_reply_err(req, EROFS);
+		return;
+	}
+	rc = resolve(o, parent, name, &ino);
+	n = parse_ino(ino);
+	if (rc == 0 && n.kind == K_PART) {
+		/* A decoded part cannot go on its own; succeeding lets rm -r
+		 * reach the rmdir of its directory, which deletes the
+		 * message. */
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (rc == 0 && n.kind != K_EML)
+		rc = MFS_E_INVAL;
+	if (rc == 0 && !o->act)
+		rc = MFS_E_UNSUPPORTED;
+	if (rc == 0)
+		rc = act_delete(o->act, n.folder, n.uid, &err);
+	reply_change(req, "rm", name, rc, &err);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fsops *o = ctx_of(req);
+	struct mfs_error err = { 0 };
+	fuse_ino_t ino = 0;
+	struct node n;
+	int rc;
+
+	rc = resolve(o, parent, name, &ino);
+	n = parse_ino(ino);
+	if (rc == 0 && !o->act)
+		rc = MFS_E_UNSUPPORTED;
+	if (rc == 0 && n.kind == K_MDIR)
+		rc = act_delete(o->act, n.folder, n.uid, &err);
+	else if (rc == 0 && n.kind == K_DIR)
+		rc = act_rmdir(o->act, n.folder, &err);
+	else if (rc == 0)
+		rc = MFS_E_INVAL;
+	reply_change(req, "rmdir", name, rc, &err);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct fsops *o = ctx_of(req);
+	struct mfs_error err = { 0 };
+	struct fuse_entry_param e = { 0 };
+	struct node p = parse_ino(parent);
+	fuse_ino_t ino = 0;
+	double t;
+	int64_t id = 0;
+	int rc = 0;
+
+	(void)mode;
+	if ((p.kind != K_ROOT && p.kind != K_DIR) || !o->act ||
+	    (o->ob && parent == FUSE_ROOT_ID && strcmp(name, OBFS_NAME) == 0))
+		rc = MFS_E_INVAL;
+	if (rc == 0 && resolve(o, parent, name, &ino) == 0)
+		rc = MFS_E_EXISTS;
+	if (rc == 0)
+		rc = act_mkdir(o->act, p.kind == K_ROOT ? 0 : p.folder, name,
+			       &id, &err);
+	if (rc == 0 && id > MAX_FOLDER)
+		rc = MFS_E_TOOBIG;
+	if (rc == 0) {
+		e.ino = make_ino(K_DIR, id, 0, 0);
+		rc = node_attr(o, e.ino, &e.attr, &t);
+		e.attr_timeout = e.entry_timeout = t;
+	}
+	if (rc < 0) {
+		reply_change(req, "mkdir", name, rc, &err);
+		return;
+	}
+	fuse_reply_entry(req, &e);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -859,12 +947,51 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fsops *o = ctx_of(req);
 
-	if (o->ob && parent == OBFS_DIR_INO && newparent == OBFS_DIR_INO)
+	struct mfs_error err = { 0 };
+	struct node np = parse_ino(newparent);
+	fuse_ino_t ino = 0;
+	struct node n;
+	int rc;
+
+	if (o->ob && parent == OBFS_DIR_INO && newparent == OBFS_DIR_INO) {
 		obfs_rename(o->ob, req, name, newname, flags);
-	else if (o->ob && (parent == OBFS_DIR_INO || newparent == OBFS_DIR_INO))
+		return;
+	}
+	if (o->ob && (parent == OBFS_DIR_INO || newparent == OBFS_DIR_INO)) {
 		fuse_reply_err(req, EXDEV);	/* mv falls back to a copy */
-	else
-		fuse_reply_err(req, EROFS);
+		return;
+	}
+	rc = resolve(o, parent, name, &ino);
+	n = parse_ino(ino);
+	if (rc == 0 && !o->act)
+		rc = MFS_E_UNSUPPORTED;
+	if (rc == 0 && (n.kind == K_EML || n.kind == K_MDIR)) {
+		/* mv INBOX/x.eml Archive/: the target name is derived
+		 * there; a rename inside one folder is refused. */
+		if (np.kind != K_DIR)
+			rc = MFS_E_INVAL;
+		else if (np.folder == n.folder)
+			rc = mfs_fail(&err, MFS_E_INVAL,
+				      "names are derived from the message");
+		else
+			rc = act_move(o->act, n.folder, n.uid, np.folder, &err);
+		if (rc == MFS_E_INVAL) {
+			fuse_reply_err(req, EPERM);
+			return;
+		}
+	} else if (rc == 0 && n.kind == K_DIR) {
+		if (np.kind != K_DIR && np.kind != K_ROOT)
+			rc = MFS_E_INVAL;
+		else if (flags & RENAME_EXCHANGE)
+			rc = MFS_E_UNSUPPORTED;
+		else
+			rc = act_rename_folder(o->act, n.folder,
+					       np.kind == K_ROOT ? 0 : np.folder,
+					       newname, &err);
+	} else if (rc == 0) {
+		rc = MFS_E_INVAL;
+	}
+	reply_change(req, "mv", name, rc, &err);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -965,6 +1092,36 @@ out:
 	free(mc.message_id);
 }
 
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct fsops *o = ctx_of(req);
+	struct node n = parse_ino(ino);
+	struct mfs_error err = { 0 };
+	char *flagstr;
+	int rc;
+
+	(void)flags;
+	if (strcmp(name, "user.mail.flags") != 0 || n.kind != K_EML) {
+		fuse_reply_err(req, strncmp(name, "user.", 5) ? ENOTSUP : EPERM);
+		return;
+	}
+	if (!o->act) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	/* The value is not NUL-terminated; setfattr may add a newline. */
+	flagstr = strndup(value, size);
+	if (!flagstr) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	flagstr[strcspn(flagstr, "\r\n")] = '\0';
+	rc = act_set_flags(o->act, n.folder, n.uid, flagstr, &err);
+	free(flagstr);
+	reply_change(req, "setfattr", "user.mail.flags", rc, &err);
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv = { 0 };
@@ -1004,6 +1161,9 @@ static const struct fuse_lowlevel_ops ops = {
 	.unlink = op_unlink,
 	.rename = op_rename,
 	.setattr = op_setattr,
+	.mkdir = op_mkdir,
+	.rmdir = op_rmdir,
+	.setxattr = op_setxattr,
 	.listxattr = op_listxattr,
 	.getxattr = op_getxattr,
 	.statfs = op_statfs,
@@ -1030,6 +1190,11 @@ struct fsops *fsops_new(long timeout_s)
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_cond_init(&o->cond, NULL);
 	return o;
+}
+
+void fsops_attach_act(struct fsops *o, struct act *act)
+{
+	o->act = act;
 }
 
 void fsops_attach_outbox(struct fsops *o, struct obfs *ob)

@@ -463,7 +463,7 @@ static int sync_one(struct sync *s, int64_t id, struct mfs_error *err)
 		rc = sync_folder(s, &fc.f, err);
 	}
 	free(fc.wire);
-	if (rc == MFS_E_NO) {
+	if (rc == MFS_E_NO || rc == MFS_E_NOTFOUND) {
 		log_msg(LOG_WARNING, "cannot examine folder: %s", err->msg);
 		rc = 0;
 	}
@@ -630,6 +630,19 @@ static int get_synced(void *ctx, const struct ix_folder *f)
 {
 	((struct synced_ctx *)ctx)->synced = f->synced;
 	return 0;
+}
+
+void sync_request(struct sync *s, int64_t folder)
+{
+	bool dup = false;
+
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < s->nwant; i++)
+		dup |= s->want[i] == folder;
+	if (!dup && s->nwant < MAX_WANT)
+		s->want[s->nwant++] = folder;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void sync_wait_folder(struct sync *s, int64_t folder, long timeout_s)

@@ -278,7 +278,14 @@ int conn_finish(struct imap_conn *c, const char *tag, conn_untagged_fn fn,
 		rc = cbrc;
 		break;
 	case IMAP_S_NO:
-		rc = mfs_fail(err, MFS_E_NO, "%s", r->text ? r->text : "NO");
+		/* RFC 5530 codes say which errno the user should see. */
+		rc = MFS_E_NO;
+		if (imap_atom_is(imap_list_get(&r->code, 0), "ALREADYEXISTS"))
+			rc = MFS_E_EXISTS;
+		else if (imap_atom_is(imap_list_get(&r->code, 0),
+				      "NONEXISTENT"))
+			rc = MFS_E_NOTFOUND;
+		mfs_fail(err, rc, "%s", r->text ? r->text : "NO");
 		break;
 	default:
 		rc = mfs_fail(err, MFS_E_BAD, "%s", r->text ? r->text : "BAD");

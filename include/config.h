@@ -42,6 +42,9 @@ struct config {
 	unsigned retry_initial;
 	unsigned retry_max_delay;
 	unsigned give_up_after;
+	/* Deleting (rm). */
+	char *delete_mode;	/* trash | expunge */
+	char *trash_folder;	/* default: the \Trash folder, else "Trash" */
 };
 
 /* Fill unset fields from ACCOUNT: an imaps:// or imap:// URL, or a section

@@ -30,6 +30,10 @@ void fsops_attach(struct fsops *o, struct index *ix, struct cache *cache,
 		  struct sync *sync);
 
 struct obfs;
+struct act;
+
+/* Let file operations change the mailbox (borrowed; NULL: read-only). */
+void fsops_attach_act(struct fsops *o, struct act *act);
 
 /* Show outbox/ (borrowed; NULL: sending is off). */
 void fsops_attach_outbox(struct fsops *o, struct obfs *ob);

@@ -85,6 +85,17 @@ int index_folder_set_state(struct index *ix, int64_t id, uint32_t uidvalidity,
 int index_folder_drop(struct index *ix, int64_t id, bool renew,
 		      int64_t *new_id, struct mfs_error *err);
 
+/* A folder was renamed on the server from old_wire to new_wire: move
+ * its row under new_parent as new_name and rewrite the wire names of it
+ * and everything below it. */
+int index_folder_rename(struct index *ix, int64_t id, int64_t new_parent,
+			const char *new_name, const char *old_wire,
+			const char *new_wire, char delim,
+			struct mfs_error *err);
+/* Number of messages and subfolders of a folder. */
+int index_folder_counts(struct index *ix, int64_t id, unsigned *messages,
+			unsigned *children, struct mfs_error *err);
+
 /* Messages. */
 int index_msg_get(struct index *ix, int64_t folder, uint32_t uid,
 		  ix_msg_fn fn, void *ctx, struct mfs_error *err);

@@ -28,6 +28,8 @@ enum mfs_err {
 	MFS_E_UNSUPPORTED = -15, /* server lacks a needed capability */
 	MFS_E_TEMPFAIL = -16,	/* server refused for now (SMTP 4xx) */
 	MFS_E_REJECTED = -17,	/* server refused for good (SMTP 5xx) */
+	MFS_E_EXISTS = -18,	/* already exists (IMAP [ALREADYEXISTS]) */
+	MFS_E_NOTEMPTY = -19,	/* folder still holds mail or folders */
 };
 
 /* Detail for the last failure: a one-line human message, never containing

@@ -1,6 +1,6 @@
 /* sync.h - the background thread that keeps the index in step with the
- * server.  The only writer of folder and message rows; FUSE callbacks only
- * read them.  After each change it calls the hooks (outside any lock a
+ * server.  Besides it, only changes the server has just confirmed (a
+ * delete, a move, a new folder) are written to the index, by fs/act.c.  After each change it calls the hooks (outside any lock a
  * FUSE callback takes) so the kernel can be told. */
 #ifndef SYNC_H
 #define SYNC_H
@@ -33,6 +33,9 @@ void sync_stop(struct sync *s);
 
 /* Block until the folder list has been fetched once, at most timeout_s. */
 void sync_wait_list(struct sync *s, long timeout_s);
+
+/* Ask for a pass that syncs this folder soon; don't wait. */
+void sync_request(struct sync *s, int64_t folder);
 
 /* Ask for this folder to be synced next and block until it has been
  * listed completely once (or timeout_s passes, or the sync fails). */

@@ -41,6 +41,8 @@ static const struct {
 	{ MFS_E_UNSUPPORTED, "not supported by server", ENOTSUP, false },
 	{ MFS_E_TEMPFAIL, "temporarily refused", EAGAIN, true },
 	{ MFS_E_REJECTED, "refused", EIO, false },
+	{ MFS_E_EXISTS, "already exists", EEXIST, false },
+	{ MFS_E_NOTEMPTY, "not empty", ENOTEMPTY, false },
 };
 
 static int lookup(int code)

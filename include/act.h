@@ -1,0 +1,63 @@
+/* act.h - changes made through the file system, carried out on the server
+ * first and shown only once it has confirmed them: flags, delete, move,
+ * folders.  Errors are mfs_err codes with the server's words in err; the
+ * caller maps them to errno.  Never called with a lock a FUSE callback
+ * holds; kernel notifications go through the hooks. */
+#ifndef ACT_H
+#define ACT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "index.h"
+#include "pool.h"
+#include "sync.h"
+
+struct act_hooks {
+	/* A folder's listing changed (drop the kernel's cached listing). */
+	void (*folder_changed)(void *ctx, int64_t folder);
+	/* A message left a folder: forget its two directory entries. */
+	void (*msg_gone)(void *ctx, int64_t folder, uint32_t uid,
+			 const char *name);
+	void *ctx;
+};
+
+struct act_opts {
+	struct index *ix;
+	struct pool *pool;
+	struct sync *sync;
+	long timeout_s;
+	bool expunge;		/* delete=expunge: no Trash */
+	const char *trash;	/* folder name (UTF-8) or NULL: \Trash, "Trash" */
+	struct act_hooks hooks;
+};
+
+struct act;
+
+struct act *act_new(const struct act_opts *o);
+void act_free(struct act *a);
+
+/* Replace a message's flags (space separated IMAP flags and keywords). */
+int act_set_flags(struct act *a, int64_t folder, uint32_t uid,
+		  const char *flags, struct mfs_error *err);
+
+/* rm: to Trash, or expunged when already in Trash or delete=expunge. */
+int act_delete(struct act *a, int64_t folder, uint32_t uid,
+	       struct mfs_error *err);
+
+/* mv to another folder (MFS_E_INVAL for the same folder). */
+int act_move(struct act *a, int64_t folder, uint32_t uid, int64_t dest,
+	     struct mfs_error *err);
+
+/* mkdir: a new folder name under parent (0: top level); *id its id. */
+int act_mkdir(struct act *a, int64_t parent, const char *name, int64_t *id,
+	      struct mfs_error *err);
+
+/* rmdir: an empty folder (MFS_E_NOTEMPTY otherwise). */
+int act_rmdir(struct act *a, int64_t folder, struct mfs_error *err);
+
+/* mv of a folder (with its subfolders) to new_parent/new_name. */
+int act_rename_folder(struct act *a, int64_t folder, int64_t new_parent,
+		      const char *new_name, struct mfs_error *err);
+
+#endif
