@@ -12,7 +12,7 @@
 
 #include "index.h"
 
-#define STMT_CACHE 48
+#define STMT_CACHE 64
 
 struct handle {
 	sqlite3 *db;
@@ -626,6 +626,21 @@ int index_msg_after(struct index *ix, int64_t folder, uint32_t uid,
 	sqlite3_bind_int64(st, 1, folder);
 	sqlite3_bind_int64(st, 2, uid);
 	sqlite3_bind_int(st, 3, (int)limit);
+	return run_query(st, msg_row, (void *)fn, ctx, false, err);
+}
+
+int index_msg_by_message_id(struct index *ix, int64_t folder,
+			    const char *message_id, ix_msg_fn fn, void *ctx,
+			    struct mfs_error *err)
+{
+	static const char sql[] = "SELECT " MSG_COLS " FROM messages"
+				  " WHERE folder = ? AND message_id = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_text(st, 2, message_id, -1, SQLITE_STATIC);
 	return run_query(st, msg_row, (void *)fn, ctx, false, err);
 }
 

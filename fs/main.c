@@ -19,6 +19,7 @@
 #include "cache.h"
 #include "config.h"
 #include "fsops.h"
+#include "imp.h"
 #include "index.h"
 #include "log.h"
 #include "mime.h"
@@ -234,7 +235,7 @@ static int save_sent(void *ctx, const char *data, size_t len,
 		return mfs_fail(err, rc, "cannot name the Sent folder");
 	rc = pool_get(sd->pool, sd->timeout_s, &c, err);
 	if (rc == 0) {
-		rc = imap_append(c, wire, "\\Seen", data, len, err);
+		rc = imap_append(c, wire, "\\Seen", 0, data, len, err);
 		pool_put(sd->pool, c);
 	}
 	free(wire);
@@ -274,6 +275,8 @@ int main(int argc, char *argv[])
 	struct sender sender = { 0 };
 	struct act_opts ao = { 0 };
 	struct act *act = NULL;
+	struct imp *imp = NULL;
+	char *import_dir = NULL;
 	int smtp_implicit = 0;
 	struct stat st;
 	char *secret = NULL, *fsname = NULL, *index_path = NULL,
@@ -428,6 +431,14 @@ int main(int argc, char *argv[])
 	if (!act)
 		goto out;
 	fsops_attach_act(fsops, act);
+	if (asprintf(&import_dir, "%s/import", cl.cfg.cache_dir) < 0)
+		goto out;
+	imp = imp_new(import_dir, ix, pool, sync, cl.cfg.timeout, getuid(),
+		      getgid());
+	if (!imp)
+		goto out;
+	imp_set_changed(imp, fsops_folder_changed, fsops);
+	fsops_attach_imp(fsops, imp);
 
 	sender = (struct sender){ fsops, pool, ix, cl.cfg.sent_folder,
 				  (long)cl.cfg.timeout };
@@ -479,8 +490,11 @@ out:
 	if (fsops) {
 		fsops_attach_outbox(fsops, NULL);
 		fsops_attach_act(fsops, NULL);
+		fsops_attach_imp(fsops, NULL);
 	}
 	act_free(act);
+	imp_free(imp);
+	free(import_dir);
 	outbox_stop(outbox);
 	obfs_free(obfs);
 	if (fsops)

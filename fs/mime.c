@@ -646,3 +646,40 @@ out:
 		close(d.dirfd);
 	return ret;
 }
+
+bool mime_is_message(const char *data, size_t len)
+{
+	GMimeStream *stream;
+	GMimeParser *parser;
+	GMimeMessage *msg;
+	GMimeHeaderList *h;
+	size_t n = 0;
+	bool ok;
+
+	size_t start = 0;
+
+	/* A message begins with a header field name and a colon, perhaps
+	 * after an mbox "From " line (servers keep those when given one). */
+	if (len > 5 && memcmp(data, "From ", 5) == 0) {
+		const char *nl = memchr(data, '\n', len);
+
+		if (!nl)
+			return false;
+		start = (size_t)(nl - data) + 1;
+	}
+	n = start;
+	while (n < len && data[n] > ' ' && data[n] < 0x7f && data[n] != ':')
+		n++;
+	if (n == start || n >= len || data[n] != ':')
+		return false;
+	stream = g_mime_stream_mem_new_with_buffer(data + start, len - start);
+	parser = g_mime_parser_new_with_stream(stream);
+	msg = g_mime_parser_construct_message(parser, NULL);
+	h = msg ? g_mime_object_get_header_list(GMIME_OBJECT(msg)) : NULL;
+	ok = h && g_mime_header_list_get_count(h) > 0;
+	if (msg)
+		g_object_unref(msg);
+	g_object_unref(parser);
+	g_object_unref(stream);
+	return ok;
+}

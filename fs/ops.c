@@ -11,6 +11,7 @@
 
 #include "act.h"
 #include "fsops.h"
+#include "imp.h"
 #include "imap.h"
 #include "imap_parse.h"
 #include "log.h"
@@ -45,6 +46,7 @@ struct note {
 struct fsops {
 	struct obfs *ob;	/* outbox/, NULL when sending is off */
 	struct act *act;	/* changes to the mailbox */
+	struct imp *imp;	/* files being copied into folders */
 	struct index *ix;
 	struct cache *cache;
 	struct sync *sync;
@@ -398,6 +400,11 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 
 	rc = resolve(o, parent, name, &ino);
+	if (rc == MFS_E_NOTFOUND && o->imp && parse_ino(parent).kind == K_DIR &&
+	    imp_lookup(o->imp, parse_ino(parent).folder, name, &e) == 0) {
+		fuse_reply_entry(req, &e);
+		return;
+	}
 	if (rc == 0)
 		rc = node_attr(o, ino, &e.attr, &timeout);
 	if (rc < 0) {
@@ -420,6 +427,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	(void)fi;
 	if (o->ob && obfs_owns(ino)) {
 		obfs_getattr(o->ob, req, ino);
+		return;
+	}
+	if (o->imp && imp_owns(ino)) {
+		imp_getattr(o->imp, req, ino);
 		return;
 	}
 	rc = node_attr(o, ino, &st, &timeout);
@@ -731,6 +742,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		obfs_open(o->ob, req, ino, fi);
 		return;
 	}
+	if (o->imp && imp_owns(ino)) {
+		imp_open(o->imp, req, ino, fi);
+		return;
+	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -779,6 +794,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		obfs_read(o->ob, req, size, off, fi);
 		return;
 	}
+	if (o->imp && imp_owns(ino)) {
+		imp_read(o->imp, req, size, off, fi);
+		return;
+	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = (int)fi->fh;
 	buf.buf[0].pos = off;
@@ -794,6 +813,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		obfs_release(o->ob, req, fi);
 		return;
 	}
+	if (o->imp && imp_owns(ino)) {
+		imp_release(o->imp, req, fi);
+		return;
+	}
 	close((int)fi->fh);
 	fuse_reply_err(req, 0);
 }
@@ -807,6 +830,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 
 	if (o->ob && obfs_owns(ino))
 		obfs_write(o->ob, req, buf, size, off, fi);
+	else if (o->imp && imp_owns(ino))
+		imp_write(o->imp, req, buf, size, off, fi);
 	else
 		fuse_reply_err(req, EROFS);
 }
@@ -818,6 +843,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino,
 
 	if (o->ob && obfs_owns(ino))
 		obfs_flush(o->ob, req, fi);
+	else if (o->imp && imp_owns(ino))
+		imp_flush(o->imp, req, fi);
 	else
 		fuse_reply_err(req, 0);
 }
@@ -839,8 +866,16 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fsops *o = ctx_of(req);
 
+	struct node p = parse_ino(parent);
+	fuse_ino_t ino;
+
 	if (o->ob && parent == OBFS_DIR_INO)
 		obfs_create(o->ob, req, name, mode, fi);
+	else if (o->imp && p.kind == K_DIR &&
+		 resolve(o, parent, name, &ino) == MFS_E_NOTFOUND)
+		imp_create(o->imp, req, p.folder, name, fi);
+	else if (o->imp && p.kind == K_DIR)
+		fuse_reply_err(req, EEXIST);
 	else
 		fuse_reply_err(req, EROFS);
 }
@@ -869,6 +904,11 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	rc = resolve(o, parent, name, &ino);
 	n = parse_ino(ino);
+	if (rc == MFS_E_NOTFOUND && o->imp && parse_ino(parent).kind == K_DIR) {
+		fuse_reply_err(req, -imp_unlink(o->imp, parse_ino(parent).folder,
+						name));
+		return;
+	}
 	if (rc == 0 && n.kind == K_PART) {
 		/* A decoded part cannot go on its own; succeeding lets rm -r
 		 * reach the rmdir of its directory, which deletes the
@@ -963,6 +1003,13 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	rc = resolve(o, parent, name, &ino);
 	n = parse_ino(ino);
+	if (rc == MFS_E_NOTFOUND && o->imp && parent == newparent &&
+	    np.kind == K_DIR) {
+		/* rsync's temporary file becoming its final name. */
+		fuse_reply_err(req, -imp_rename(o->imp, np.folder, name,
+						newname));
+		return;
+	}
 	if (rc == 0 && !o->act)
 		rc = MFS_E_UNSUPPORTED;
 	if (rc == 0 && (n.kind == K_EML || n.kind == K_MDIR)) {
@@ -1001,6 +1048,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 	if (o->ob && obfs_owns(ino))
 		obfs_setattr(o->ob, req, ino, attr, to_set, fi);
+	else if (o->imp && imp_owns(ino))
+		imp_setattr(o->imp, req, ino, attr, to_set, fi);
 	else
 		fuse_reply_err(req, EROFS);
 }
@@ -1195,6 +1244,11 @@ struct fsops *fsops_new(long timeout_s)
 void fsops_attach_act(struct fsops *o, struct act *act)
 {
 	o->act = act;
+}
+
+void fsops_attach_imp(struct fsops *o, struct imp *imp)
+{
+	o->imp = imp;
 }
 
 void fsops_attach_outbox(struct fsops *o, struct obfs *ob)

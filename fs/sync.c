@@ -443,7 +443,10 @@ static int collect_selectable(void *ctx, const struct ix_folder *f)
 	return 0;
 }
 
-static int sync_one(struct sync *s, int64_t id, struct mfs_error *err)
+/* wanted: someone asked for this folder, perhaps right after changing it,
+ * so the LIST-STATUS snapshot of this pass may predate the change. */
+static int sync_one(struct sync *s, int64_t id, bool wanted,
+		    struct mfs_error *err)
 {
 	struct folder_copy fc = { 0 };
 	int rc;
@@ -453,7 +456,7 @@ static int sync_one(struct sync *s, int64_t id, struct mfs_error *err)
 	rc = index_folder_get(s->ix, id, copy_folder, &fc, err);
 	if (rc == MFS_E_NOTFOUND)
 		return 0;	/* dropped since */
-	ls = listed_status(s, id);
+	ls = wanted ? NULL : listed_status(s, id);
 	if (rc == 0 && ls && fc.f.synced && ls->highestmodseq &&
 	    ls->uidvalidity == fc.f.uidvalidity &&
 	    ls->uidnext == fc.f.uidnext &&
@@ -509,14 +512,14 @@ static int full_pass(struct sync *s, struct mfs_error *err)
 
 		/* A reader waiting on a folder goes first. */
 		while (rc == 0 && (want = next_wanted(s)) != 0) {
-			rc = sync_one(s, want, err);
+			rc = sync_one(s, want, true, err);
 			pthread_mutex_lock(&s->lock);
 			s->served = want;
 			pthread_mutex_unlock(&s->lock);
 			progress(s);
 		}
 		if (rc == 0)
-			rc = sync_one(s, ids.v[i], err);
+			rc = sync_one(s, ids.v[i], false, err);
 		progress(s);
 	}
 	free(ids.v);

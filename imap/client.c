@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -564,20 +565,31 @@ int imap_fetch_body(struct imap_conn *c, const char *mailbox,
 }
 
 int imap_append(struct imap_conn *c, const char *mailbox, const char *flags,
-		const char *data, size_t len, struct mfs_error *err)
+		int64_t date, const char *data, size_t len,
+		struct mfs_error *err)
 {
 	bool plus = c->caps & IMAP_CAP_LITERALPLUS;
 	char *cmd = NULL;
+	char when[40] = "";
 	size_t clen = 0;
 	char tag[16];
 	int rc;
 
+	if (date > 0) {
+		time_t t = (time_t)date;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		snprintf(when, sizeof(when), " \"%02d-%s-%04d %02d:%02d:%02d +0000\"",
+			 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec);
+	}
 	rc = conn_append(&cmd, &clen, "APPEND ");
 	if (rc == 0)
 		rc = conn_quote(&cmd, &clen, mailbox);
 	if (rc == 0)
-		rc = conn_append(&cmd, &clen, " (%s) {%zu%s}", flags ? flags : "",
-				 len, plus ? "+" : "");
+		rc = conn_append(&cmd, &clen, " (%s)%s {%zu%s}",
+				 flags ? flags : "", when, len, plus ? "+" : "");
 	if (rc < 0) {
 		rc = mfs_fail(err, rc, "cannot quote mailbox name");
 		goto out;
@@ -593,6 +605,79 @@ int imap_append(struct imap_conn *c, const char *mailbox, const char *flags,
 		rc = conn_finish(c, tag, NULL, NULL, err);
 out:
 	free(cmd);
+	return rc;
+}
+
+struct search_ctx {
+	char set[256];
+	size_t len;
+};
+
+static int on_search(void *ctx, const struct imap_resp *r)
+{
+	struct search_ctx *sc = ctx;
+
+	if (!imap_atom_is(imap_list_get(&r->data, 0), "SEARCH"))
+		return 0;
+	for (size_t i = 1; i < r->data.n && i <= 16; i++) {
+		uint64_t n;
+		int w;
+
+		if (imap_value_u64(&r->data.items[i], &n) < 0)
+			continue;
+		w = snprintf(sc->set + sc->len, sizeof(sc->set) - sc->len,
+			     "%s%llu", sc->len ? "," : "",
+			     (unsigned long long)n);
+		if (w > 0 && (size_t)w < sizeof(sc->set) - sc->len)
+			sc->len += (size_t)w;
+	}
+	return 0;
+}
+
+struct size_match {
+	uint64_t size;
+	bool found;
+};
+
+static int on_size_match(void *ctx, const struct imap_msginfo *mi)
+{
+	struct size_match *sm = ctx;
+
+	if (mi->size == sm->size)
+		sm->found = true;
+	return 0;
+}
+
+int imap_has_message(struct imap_conn *c, const char *mailbox,
+		     const char *message_id, uint64_t size, bool *found,
+		     struct mfs_error *err)
+{
+	struct search_ctx sc = { "", 0 };
+	struct size_match sm = { size, false };
+	char *cmd = NULL, *id = NULL;
+	size_t len = 0;
+	int rc;
+
+	*found = false;
+	rc = conn_select(c, mailbox, false, true, NULL, err);
+	if (rc < 0)
+		return rc;
+	if (asprintf(&id, "<%s>", message_id) < 0)
+		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
+	rc = conn_append(&cmd, &len, "UID SEARCH HEADER Message-ID ");
+	if (rc == 0)
+		rc = conn_quote(&cmd, &len, id);
+	free(id);
+	if (rc < 0) {
+		free(cmd);
+		return mfs_fail(err, rc, "unusable Message-ID");
+	}
+	rc = conn_cmd(c, cmd, on_search, &sc, err);
+	free(cmd);
+	if (rc < 0 || sc.len == 0)
+		return rc;
+	rc = imap_fetch_meta(c, sc.set, true, on_size_match, &sm, err);
+	*found = rc == 0 && sm.found;
 	return rc;
 }
 

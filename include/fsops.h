@@ -35,6 +35,10 @@ struct act;
 /* Let file operations change the mailbox (borrowed; NULL: read-only). */
 void fsops_attach_act(struct fsops *o, struct act *act);
 
+struct imp;
+/* Let files be copied into folders (borrowed; NULL: refused). */
+void fsops_attach_imp(struct fsops *o, struct imp *imp);
+
 /* Show outbox/ (borrowed; NULL: sending is off). */
 void fsops_attach_outbox(struct fsops *o, struct obfs *ob);
 

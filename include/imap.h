@@ -151,10 +151,11 @@ int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 		      imap_tmp_fn tmp_fn, imap_body_fn body_fn, void *ctx,
 		      struct mfs_error *err);
 
-/* APPEND data to mailbox with flags (e.g. "\\Seen"; may be NULL), using
- * LITERAL+ when offered.  Errors: MFS_E_NO (e.g. no such mailbox), ... */
+/* APPEND data to mailbox with flags (e.g. "\\Seen"; may be NULL) and, when
+ * date > 0, that INTERNALDATE; LITERAL+ when offered.  Errors: MFS_E_NO (e.g. no such mailbox), ... */
 int imap_append(struct imap_conn *c, const char *mailbox, const char *flags,
-		const char *data, size_t len, struct mfs_error *err);
+		int64_t date, const char *data, size_t len,
+		struct mfs_error *err);
 
 /* 0 if flags ("\\Seen $Label1 ...", may be empty) are IMAP flag atoms a
  * client may set (not \\Recent), else MFS_E_INVAL. */
@@ -185,6 +186,12 @@ int imap_delete(struct imap_conn *c, const char *mailbox,
 		struct mfs_error *err);
 int imap_rename(struct imap_conn *c, const char *from, const char *to,
 		struct mfs_error *err);
+
+/* Does mailbox already hold a message with this Message-ID (without <>)
+ * and this RFC822.SIZE?  For skipping duplicates on import. */
+int imap_has_message(struct imap_conn *c, const char *mailbox,
+		     const char *message_id, uint64_t size, bool *found,
+		     struct mfs_error *err);
 
 /* NOOP: keep-alive and liveness check. */
 int imap_noop(struct imap_conn *c, struct mfs_error *err);

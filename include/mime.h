@@ -50,4 +50,8 @@ typedef int (*mime_part_fn)(void *ctx, unsigned n, const char *name,
 int mime_decode(int fd_in, const char *outdir, unsigned max_parts,
 		mime_part_fn fn, void *ctx, struct mfs_error *err);
 
+/* True when data looks like one message: a header field at the top and
+ * a header GMime can parse. */
+bool mime_is_message(const char *data, size_t len);
+
 #endif

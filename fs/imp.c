@@ -1,0 +1,508 @@
+/* imp.c - staging and appending files copied into a folder. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "imap.h"
+#include "imp.h"
+#include "log.h"
+#include "mime.h"
+
+#define KIND ((fuse_ino_t)7 << 60)
+#define LOW_BITS 42
+#define LOW_MASK (((fuse_ino_t)1 << LOW_BITS) - 1)
+#define FOLDER_MASK (((fuse_ino_t)1 << 18) - 1)
+#define MAX_IMPORT (64u * 1024 * 1024)
+
+struct imp {
+	char *dir;
+	struct index *ix;
+	struct pool *pool;
+	struct sync *sync;
+	long timeout_s;
+	uid_t uid;
+	gid_t gid;
+	void (*changed)(void *ctx, int64_t folder);
+	void *ctx;
+};
+
+struct impfile {
+	int fd;
+	int64_t folder;
+	bool written;
+	char name[NAME_MAX + 1];
+};
+
+struct imp *imp_new(const char *dir, struct index *ix, struct pool *pool,
+		    struct sync *sync, long timeout_s, uid_t uid, gid_t gid)
+{
+	struct imp *im = calloc(1, sizeof(*im));
+
+	if (!im || !(im->dir = strdup(dir))) {
+		free(im);
+		return NULL;
+	}
+	mkdir(dir, 0700);
+	im->ix = ix;
+	im->pool = pool;
+	im->sync = sync;
+	im->timeout_s = timeout_s;
+	im->uid = uid;
+	im->gid = gid;
+	return im;
+}
+
+void imp_free(struct imp *im)
+{
+	if (!im)
+		return;
+	free(im->dir);
+	free(im);
+}
+
+void imp_set_changed(struct imp *im, void (*fn)(void *ctx, int64_t folder),
+		     void *ctx)
+{
+	im->changed = fn;
+	im->ctx = ctx;
+}
+
+bool imp_owns(fuse_ino_t ino)
+{
+	return (ino >> 60) == 7;
+}
+
+static bool temporary(const char *name)
+{
+	static const char *const patterns[] = { ".*", "*~", "*.swp", "*.tmp",
+						"#*#" };
+
+	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++)
+		if (fnmatch(patterns[i], name, 0) == 0)
+			return true;
+	return false;
+}
+
+static bool valid_name(const char *name)
+{
+	return name[0] && strlen(name) <= NAME_MAX && !strchr(name, '/') &&
+	       strcmp(name, ".") && strcmp(name, "..");
+}
+
+static void folder_dir(struct imp *im, int64_t folder, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%lld", im->dir, (long long)folder);
+}
+
+static void path_of(struct imp *im, int64_t folder, const char *name,
+		    char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%lld/%s", im->dir, (long long)folder, name);
+}
+
+static void fix_stat(struct imp *im, int64_t folder, struct stat *st)
+{
+	st->st_ino = KIND | ((fuse_ino_t)folder << LOW_BITS) |
+		     (st->st_ino & LOW_MASK);
+	st->st_uid = im->uid;
+	st->st_gid = im->gid;
+}
+
+static int name_of(struct imp *im, fuse_ino_t ino, int64_t *folder, char *name,
+		   size_t len)
+{
+	char dir[PATH_MAX];
+	struct dirent *de;
+	int rc = -ENOENT;
+	DIR *d;
+
+	*folder = (int64_t)((ino >> LOW_BITS) & FOLDER_MASK);
+	folder_dir(im, *folder, dir, sizeof(dir));
+	d = opendir(dir);
+	if (!d)
+		return -ENOENT;
+	while ((de = readdir(d))) {
+		if ((de->d_ino & LOW_MASK) == (ino & LOW_MASK) &&
+		    valid_name(de->d_name)) {
+			snprintf(name, len, "%s", de->d_name);
+			rc = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+int imp_lookup(struct imp *im, int64_t folder, const char *name,
+	       struct fuse_entry_param *e)
+{
+	char path[PATH_MAX];
+
+	if (!valid_name(name))
+		return -ENOENT;
+	path_of(im, folder, name, path, sizeof(path));
+	if (lstat(path, &e->attr) < 0 || !S_ISREG(e->attr.st_mode))
+		return -ENOENT;
+	fix_stat(im, folder, &e->attr);
+	e->ino = e->attr.st_ino;
+	e->attr_timeout = e->entry_timeout = 0;
+	return 0;
+}
+
+void imp_getattr(struct imp *im, fuse_req_t req, fuse_ino_t ino)
+{
+	char name[NAME_MAX + 1], path[PATH_MAX];
+	int64_t folder;
+	struct stat st;
+	int rc = name_of(im, ino, &folder, name, sizeof(name));
+
+	path_of(im, folder, name, path, sizeof(path));
+	if (rc == 0 && lstat(path, &st) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fix_stat(im, folder, &st);
+	fuse_reply_attr(req, &st, 0);
+}
+
+void imp_setattr(struct imp *im, fuse_req_t req, fuse_ino_t ino,
+		 struct stat *attr, int to_set, struct fuse_file_info *fi)
+{
+	char name[NAME_MAX + 1], path[PATH_MAX];
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
+	int64_t folder;
+	struct stat st;
+	int rc = name_of(im, ino, &folder, name, sizeof(name));
+
+	path_of(im, folder, name, path, sizeof(path));
+	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
+		struct impfile *f = fi ? (struct impfile *)(uintptr_t)fi->fh :
+					 NULL;
+
+		if ((f ? ftruncate(f->fd, attr->st_size) :
+			 truncate(path, attr->st_size)) < 0)
+			rc = -errno;
+	}
+	if (to_set & FUSE_SET_ATTR_ATIME)
+		ts[0] = attr->st_atim;
+	if (to_set & FUSE_SET_ATTR_MTIME)
+		ts[1] = attr->st_mtim;
+	if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) &&
+	    utimensat(AT_FDCWD, path, ts, 0) < 0)
+		rc = -errno;
+	if (rc == 0 && lstat(path, &st) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fix_stat(im, folder, &st);
+	fuse_reply_attr(req, &st, 0);
+}
+
+static int open_staged(struct imp *im, int64_t folder, const char *name,
+		       int flags, struct fuse_file_info *fi)
+{
+	struct impfile *f = calloc(1, sizeof(*f));
+	char dir[PATH_MAX], path[PATH_MAX];
+
+	if (!f)
+		return -ENOMEM;
+	folder_dir(im, folder, dir, sizeof(dir));
+	mkdir(dir, 0700);
+	path_of(im, folder, name, path, sizeof(path));
+	f->fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (f->fd < 0) {
+		int e = errno;
+
+		free(f);
+		return -e;
+	}
+	f->folder = folder;
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	fi->fh = (uintptr_t)f;
+	fi->direct_io = 1;
+	return 0;
+}
+
+void imp_create(struct imp *im, fuse_req_t req, int64_t folder,
+		const char *name, struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e = { 0 };
+	int rc;
+
+	if (!valid_name(name)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	rc = open_staged(im, folder, name,
+			 (fi->flags & (O_ACCMODE | O_EXCL)) | O_CREAT | O_TRUNC,
+			 fi);
+	if (rc == 0)
+		rc = imp_lookup(im, folder, name, &e);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	((struct impfile *)(uintptr_t)fi->fh)->written = true;
+	if (fuse_reply_create(req, &e, fi) != 0)
+		imp_release(im, NULL, fi);
+}
+
+void imp_open(struct imp *im, fuse_req_t req, fuse_ino_t ino,
+	      struct fuse_file_info *fi)
+{
+	char name[NAME_MAX + 1];
+	int64_t folder;
+	int rc = name_of(im, ino, &folder, name, sizeof(name));
+
+	if (rc == 0)
+		rc = open_staged(im, folder, name,
+				 fi->flags & (O_ACCMODE | O_TRUNC | O_APPEND),
+				 fi);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fuse_reply_open(req, fi) != 0)
+		imp_release(im, NULL, fi);
+}
+
+void imp_read(struct imp *im, fuse_req_t req, size_t size, off_t off,
+	      struct fuse_file_info *fi)
+{
+	struct impfile *f = (struct impfile *)(uintptr_t)fi->fh;
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	(void)im;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = f->fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void imp_write(struct imp *im, fuse_req_t req, const char *buf, size_t size,
+	       off_t off, struct fuse_file_info *fi)
+{
+	struct impfile *f = (struct impfile *)(uintptr_t)fi->fh;
+	ssize_t n = pwrite(f->fd, buf, size, off);
+
+	(void)im;
+	f->written = true;
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+/* Message literals are CRLF; files on disk often are not. */
+static char *to_crlf(const char *in, size_t len, size_t *out_len)
+{
+	size_t extra = 0, j = 0;
+	char *out;
+
+	for (size_t i = 0; i < len; i++)
+		if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
+			extra++;
+	out = malloc(len + extra + 1);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
+			out[j++] = '\r';
+		out[j++] = in[i];
+	}
+	*out_len = j;
+	return out;
+}
+
+struct dup_ctx {
+	uint64_t size;
+	bool found;
+};
+
+static int same_size(void *ctx, const struct ix_msg *m)
+{
+	struct dup_ctx *dc = ctx;
+
+	if (m->size == dc->size)
+		dc->found = true;
+	return 0;
+}
+
+struct wire_ctx {
+	char *wire;
+};
+
+static int get_wire(void *ctx, const struct ix_folder *f)
+{
+	((struct wire_ctx *)ctx)->wire = f->wire ? strdup(f->wire) : NULL;
+	return 0;
+}
+
+/* Append the staged file; 0 or -errno.  The staged file goes either way
+ * once judged: appended, a duplicate, or not a message. */
+static int commit(struct imp *im, int64_t folder, const char *name)
+{
+	struct mfs_error err = { 0 };
+	struct mime_summary sum = { 0 };
+	struct wire_ctx wc = { 0 };
+	struct dup_ctx dc = { 0 };
+	struct imap_conn *c = NULL;
+	char path[PATH_MAX];
+	char *raw = NULL, *data = NULL;
+	size_t len = 0, dlen = 0;
+	struct stat st;
+	int fd = -1, rc = 0;
+
+	path_of(im, folder, name, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if ((uint64_t)st.st_size > MAX_IMPORT) {
+		rc = -EFBIG;
+		goto drop;
+	}
+	raw = malloc((size_t)st.st_size + 1);
+	if (!raw) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, raw + len, (size_t)st.st_size - len);
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (!mime_is_message(raw, len)) {
+		log_msg(LOG_WARNING, "%s: not a message, not appended", name);
+		rc = -EINVAL;
+		goto drop;
+	}
+	data = to_crlf(raw, len, &dlen);
+	if (!data) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	mime_summary_parse(raw, len, &sum);
+	if (sum.message_id) {
+		dc.size = dlen;
+		index_msg_by_message_id(im->ix, folder, sum.message_id,
+					same_size, &dc, NULL);
+		if (dc.found) {
+			log_msg(LOG_INFO, "%s: already in the folder, skipped",
+				name);
+			goto drop;
+		}
+	}
+	if (index_folder_get(im->ix, folder, get_wire, &wc, NULL) < 0 ||
+	    !wc.wire) {
+		rc = -EROFS;
+		goto drop;
+	}
+	rc = pool_get(im->pool, im->timeout_s, &c, &err);
+	if (rc == 0 && sum.message_id) {
+		/* The index may not have caught up with a restore a moment
+		 * ago: ask the server too. */
+		bool dup = false;
+
+		rc = imap_has_message(c, wc.wire, sum.message_id, dlen, &dup,
+				      &err);
+		if (rc == 0 && dup) {
+			pool_put(im->pool, c);
+			log_msg(LOG_INFO, "%s: already in the folder, skipped",
+				name);
+			goto drop;
+		}
+	}
+	if (rc == 0)
+		rc = imap_append(c, wc.wire, NULL,
+				 sum.date_valid ? sum.date : 0, data, dlen,
+				 &err);
+	if (c)
+		pool_put(im->pool, c);
+	if (rc < 0) {
+		log_msg(LOG_WARNING, "%s: append failed: %s", name, err.msg);
+		rc = -mfs_errno(rc);
+		goto out;	/* keep it staged: the writer may retry */
+	}
+	log_debug(LOG_CAT_FS, "appended %s to %s", name, wc.wire);
+	if (im->sync)
+		sync_request(im->sync, folder);
+drop:
+	unlink(path);
+	if (im->changed)
+		im->changed(im->ctx, folder);
+out:
+	if (fd >= 0)
+		close(fd);
+	mime_summary_clear(&sum);
+	free(wc.wire);
+	free(data);
+	free(raw);
+	return rc;
+}
+
+void imp_flush(struct imp *im, fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct impfile *f = (struct impfile *)(uintptr_t)fi->fh;
+	int rc = 0;
+
+	if (f->written && !temporary(f->name)) {
+		rc = commit(im, f->folder, f->name);
+		f->written = false;
+	}
+	fuse_reply_err(req, -rc);
+}
+
+void imp_release(struct imp *im, fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct impfile *f = (struct impfile *)(uintptr_t)fi->fh;
+
+	(void)im;
+	close(f->fd);
+	free(f);
+	if (req)
+		fuse_reply_err(req, 0);
+}
+
+int imp_unlink(struct imp *im, int64_t folder, const char *name)
+{
+	char path[PATH_MAX];
+
+	if (!valid_name(name))
+		return -ENOENT;
+	path_of(im, folder, name, path, sizeof(path));
+	return unlink(path) < 0 ? -errno : 0;
+}
+
+int imp_rename(struct imp *im, int64_t folder, const char *name,
+	       const char *newname)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	struct stat st;
+
+	if (!valid_name(name) || !valid_name(newname))
+		return -EINVAL;
+	path_of(im, folder, name, from, sizeof(from));
+	path_of(im, folder, newname, to, sizeof(to));
+	if (lstat(from, &st) < 0)
+		return -ENOENT;
+	if (rename(from, to) < 0)
+		return -errno;
+	/* rsync's temp file renamed to its final name: that is the
+	 * moment the message is complete. */
+	return temporary(newname) ? 0 : commit(im, folder, newname);
+}

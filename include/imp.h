@@ -1,0 +1,62 @@
+/* imp.h - copying a message file into a folder appends it (cp x.eml
+ * INBOX/, mv from a local disk, rsync's temp file renamed to its final
+ * name).  The bytes are staged in a local file until close() (or the final
+ * rename), then APPENDed with INTERNALDATE from their Date header; the
+ * file then shows under its derived name.  Not a message: nothing is
+ * appended and close() fails with EINVAL.  A message whose Message-ID and
+ * size are already in the folder is skipped, so restoring a backup twice
+ * adds nothing.  Temporary names (dot files, *~, *.swp, *.tmp, #*#) are
+ * only staged until renamed.
+ *
+ * Inodes: kind 7 | folder id (18 bits) | staging file's inode (42 bits).
+ */
+#ifndef IMP_H
+#define IMP_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "index.h"
+#include "pool.h"
+#include "sync.h"
+
+struct imp;
+
+/* dir: the staging area (created 0700 here). */
+struct imp *imp_new(const char *dir, struct index *ix, struct pool *pool,
+		    struct sync *sync, long timeout_s, uid_t uid, gid_t gid);
+void imp_free(struct imp *im);
+
+bool imp_owns(fuse_ino_t ino);
+
+/* Entry for a staged file in folder, 0 or -errno (-ENOENT). */
+int imp_lookup(struct imp *im, int64_t folder, const char *name,
+	       struct fuse_entry_param *e);
+
+void imp_getattr(struct imp *im, fuse_req_t req, fuse_ino_t ino);
+void imp_setattr(struct imp *im, fuse_req_t req, fuse_ino_t ino,
+		 struct stat *attr, int to_set, struct fuse_file_info *fi);
+void imp_create(struct imp *im, fuse_req_t req, int64_t folder,
+		const char *name, struct fuse_file_info *fi);
+void imp_open(struct imp *im, fuse_req_t req, fuse_ino_t ino,
+	      struct fuse_file_info *fi);
+void imp_read(struct imp *im, fuse_req_t req, size_t size, off_t off,
+	      struct fuse_file_info *fi);
+void imp_write(struct imp *im, fuse_req_t req, const char *buf, size_t size,
+	       off_t off, struct fuse_file_info *fi);
+/* close(): a written file with a final name is appended here, so the
+ * writer hears about a refusal. */
+void imp_flush(struct imp *im, fuse_req_t req, struct fuse_file_info *fi);
+void imp_release(struct imp *im, fuse_req_t req, struct fuse_file_info *fi);
+/* 0 or -errno; -ENOENT when name is not staged. */
+int imp_unlink(struct imp *im, int64_t folder, const char *name);
+int imp_rename(struct imp *im, int64_t folder, const char *name,
+	       const char *newname);
+
+/* The folder's listing changed (set by the caller). */
+void imp_set_changed(struct imp *im, void (*fn)(void *ctx, int64_t folder),
+		     void *ctx);
+
+#endif
