@@ -242,8 +242,12 @@ int smtp_prepare(const char *raw, size_t len, const char *default_from,
 				      "no From and no default sender address");
 			goto out;
 		}
-		internet_address_list_add(
-			from, internet_address_mailbox_new(NULL, default_from));
+		InternetAddress *def =
+		    internet_address_mailbox_new(NULL, default_from);
+
+		/* the list takes its own reference */
+		internet_address_list_add(from, def);
+		g_object_unref(def);
 	}
 	{
 		InternetAddress *ia = internet_address_list_get_address(from, 0);
