@@ -1,0 +1,853 @@
+#!/usr/bin/env python3
+"""test_outbox.py - sending mail by writing a file into MOUNT/outbox/.
+
+Mounts alice's account with the real mailfs binary, drops message files
+into outbox/ with plain file operations (open/write/close, rename, cp,
+unlink, getxattr) and checks the outcome only with independent clients:
+imaplib + the email package on bob's and alice's mailboxes, smtplib for the
+harness itself.  The path is Dovecot submission (STARTTLS or implicit TLS)
+-> private Postfix on 127.0.0.1 -> Dovecot LMTP; the relay changes nothing
+in the headers (no Bcc removed, no Date/Message-ID added), so what arrives
+is what mailfs sent.
+
+Covered: a simple message (bob's INBOX exactly once, alice's Sent with
+\\Seen, file gone, bytes durable in outbox_dir when close() returned,
+status "queued", STARTTLS per Dovecot's log); From/Date/Message-ID/
+MIME-Version filled in; Bcc delivered but in no copy; Cc with quoted
+display names in a CRLF file; rejected inputs (no recipient, unparsable
+addresses, bare CR or NUL in a header, binary garbage, no header, empty
+file): "failed: ..." status, a .error file, nothing delivered; one bad
+recipient among good ones; editor temporaries and dot files not sent until
+renamed; unlink cancels; submission down -> "retrying: ...; next ..." ->
+up -> delivered once; relay down (421 from the server) -> retrying with
+the 4xx reply -> delivered once; SIGKILL right after the write -> remount
+-> delivered (at least once); cp of 50 files -> 50 delivered, none twice;
+save_sent = no; implicit TLS with sent_folder.
+
+Needs the private servers from tests/harness/start.sh (with submission and
+Postfix).  Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR,
+MAILFS_TEST_LABEL.  Every subject carries "mailfs-outbox <random token>",
+so reruns on a non-fresh server stay correct; the messages this test
+delivered are expunged at the end.  Prints one "PASS: ..." or
+"FAIL: ...: detail" line per check; exits 1 when anything failed.
+"""
+
+import base64
+import email
+import email.policy
+import email.utils
+import errno
+import os
+import re
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
+                       mounted, sanitizer_reports, tail)
+import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
+
+BIN = os.environ.get("MAILFS_BIN", "./mailfs")
+if not os.path.isabs(BIN):
+    BIN = os.path.join(REPO_ROOT, BIN)
+LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
+    "asan" if "asan" in BIN else os.path.basename(BIN))
+C = Checks("outbox[%s]: " % LABEL)
+H = it.load_harness()
+RUN = os.path.join(H["state_dir"], "outbox-" + LABEL)
+ACCOUNT = "alice@test"             # STARTTLS submission, defaults elsewhere
+NOSENT = "nosent@test"             # save_sent = no, outbox_dir set
+SMTPS = "smtps@test"               # implicit TLS, sent_folder = Archive
+TAG = "mailfs-outbox"
+TOKEN = secrets.token_hex(4)
+ALICE = st.address(H, "alice") if H.get("users") else "alice@mailfs.test"
+BOB = st.address(H, "bob") if H.get("users") else "bob@mailfs.test"
+NOBODY = "nobody-%s@%s" % (TOKEN, H.get("mail_domain", "mailfs.test"))
+WAIT = 30                          # seconds for anything that should happen
+BULK = 50
+BULK_WAIT = 180
+MOUNT_TIMEOUT = 90
+STATUS = "user.mail.status"
+
+
+def S(case):
+    """The unique subject of one case."""
+    return "%s %s %s" % (TAG, TOKEN, case)
+
+
+def mid(case):
+    return "<%s.%s@client.mailfs.test>" % (re.sub(r"[^A-Za-z0-9.-]", "-", case), TOKEN)
+
+
+def message(case, headers=None, body=None, crlf=False):
+    """A message file: the given header lines (default: a complete header
+    from alice to bob), then the body."""
+    if headers is None:
+        headers = ["From: Alice Example <%s>" % ALICE, "To: Bob Example <%s>" % BOB,
+                   "Subject: " + S(case), "Date: " + email.utils.formatdate(localtime=True),
+                   "Message-ID: " + mid(case), "MIME-Version: 1.0",
+                   "Content-Type: text/plain; charset=utf-8"]
+    if body is None:
+        body = "Hello Bob,\n\nthis is the %s case (%s).\n\n-- \nAlice\n" % (case, TOKEN)
+    text = "\n".join(headers) + "\n\n" + body
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    return text.encode("utf-8")
+
+
+# --- file side ------------------------------------------------------------------
+
+class Outbox:
+    """The mounted outbox/ and the on-disk outbox_dir behind it."""
+
+    def __init__(self, mnt, disk_root):
+        self.mnt = mnt
+        self.dir = os.path.join(mnt.mountpoint, "outbox")
+        self.disk_root = disk_root      # outbox_dir, or a directory above it
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def put(self, name, data):
+        """open/write/close; None or the error."""
+        try:
+            with open(self.path(name), "wb") as f:
+                f.write(data)
+            return None
+        except OSError as e:
+            return "%s: %s" % (name, e)
+
+    def exists(self, name):
+        return os.path.lexists(self.path(name))
+
+    def status(self, name):
+        """user.mail.status, None when the file is gone, '<errno>' else."""
+        try:
+            return os.getxattr(self.path(name), STATUS).decode("utf-8", "replace")
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return None
+            return "<%s>" % (e.strerror or e)
+
+    def error_text(self, name):
+        """Contents of <name>.error, or None."""
+        try:
+            with open(self.path(name + ".error"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return None
+
+    def on_disk(self, data):
+        """Files under outbox_dir holding exactly these bytes."""
+        hits = []
+        for d, _, fs in os.walk(self.disk_root):
+            for f in fs:
+                p = os.path.join(d, f)
+                try:
+                    if os.path.getsize(p) == len(data):
+                        with open(p, "rb") as fh:
+                            if fh.read() == data:
+                                hits.append(p)
+                except OSError:
+                    pass
+        return hits
+
+    def remove(self, *names):
+        for n in names:
+            try:
+                os.unlink(self.path(n))
+            except OSError:
+                pass
+
+
+def wait_until(fn, timeout=WAIT, step=0.2):
+    """Poll fn() until it returns something true; that value, or the last
+    (false) one on timeout."""
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v or time.time() >= deadline:
+            return v
+        time.sleep(step)
+
+
+def later(found):
+    """Timeout for a wait that follows one: short when the first found
+    nothing (the checks fail either way; the run stays bounded)."""
+    return WAIT if found else 3
+
+
+def wait_logins(since, user="alice", timeout=5):
+    """Dovecot's submission login lines for user since a log offset (the
+    log process writes them a moment after the reply)."""
+    return wait_until(lambda: [ln for ln in st.submission_logins(H, since)
+                               if "user=<%s>" % user in ln], timeout) or []
+
+
+def wait_gone(ob, name, timeout=WAIT):
+    return wait_until(lambda: not ob.exists(name), timeout)
+
+
+def wait_status(ob, name, prefix, timeout=WAIT):
+    """Poll until the status starts with prefix; returns the last status."""
+    last = [None]
+
+    def probe():
+        last[0] = ob.status(name)
+        return last[0] is not None and last[0].startswith(prefix)
+    wait_until(probe, timeout)
+    return last[0]
+
+
+# --- server side ----------------------------------------------------------------
+
+def arrived(user, folder, case, n=1, timeout=WAIT):
+    return st.wait_for(H, user, folder, S(case), n, timeout)
+
+
+def now_count(user, folder, case):
+    return len(st.find(H, user, folder, S(case)))
+
+
+def parse(raw):
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def addrs(msg, name):
+    return [a.lower() for _, a in email.utils.getaddresses([str(v) for v in msg.get_all(name, [])])]
+
+
+def harness(script, *args):
+    """Run a harness script with this state dir's ports; (ok, output)."""
+    env = dict(os.environ)
+    env.update({"MAILFS_TEST_DIR": H["state_dir"], "IMAPS_PORT": str(H["imaps_port"]),
+                "IMAP_PORT": str(H["imap_port"]),
+                "DOVECOT_PLAIN_CAPS": "1" if H.get("plain_caps") else "0"})
+    for k, j in (("SUBMISSION_PORT", "submission_port"), ("SUBMISSIONS_PORT", "submissions_port"),
+                 ("POSTFIX_PORT", "postfix_port")):
+        if j in H:
+            env[k] = str(H[j])
+    with tempfile.TemporaryFile() as out:   # a file, never a pipe (daemons)
+        r = subprocess.run([os.path.join(REPO_ROOT, "tests", "harness", script)] + list(args),
+                           env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        out.seek(0)
+        return r.returncode == 0, out.read().decode("utf-8", "replace").strip()
+
+
+def log_size():
+    return os.path.getsize(H["dovecot_log"])
+
+
+# --- mounting -------------------------------------------------------------------
+
+def env_for():
+    env = dict(os.environ)
+    env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
+    env["XDG_CACHE_HOME"] = os.path.join(RUN, "cache")
+    env["XDG_DATA_HOME"] = os.path.join(RUN, "data")
+    env.pop("MAILFS_BIN", None)
+    return env
+
+
+def write_config():
+    common = ("host = 127.0.0.1\nport = %d\nuser = alice\ntls = implicit\nca_file = %s\n"
+              "password_command = cat %s\nsmtp_host = 127.0.0.1\nfrom = %s\n"
+              "settle_time = 1\nretry_initial = 1\nretry_max_delay = 2\n"
+              % (H["imaps_port"], H["ca_file"], H["users"]["alice"]["password_file"], ALICE))
+    text = ("[%s]\n%ssmtp_port = %d\nsmtp_tls = starttls\nsave_sent = yes\nlog_file = %s\n\n"
+            % (ACCOUNT, common, H["submission_port"], os.path.join(RUN, "mailfs.log")))
+    text += ("[%s]\n%ssmtp_port = %d\nsmtp_tls = starttls\nsave_sent = no\noutbox_dir = %s\n"
+             "cache_dir = %s\nlog_file = %s\n\n"
+             % (NOSENT, common, H["submission_port"], os.path.join(RUN, "outbox-nosent"),
+                os.path.join(RUN, "cache-nosent"), os.path.join(RUN, "nosent.log")))
+    text += ("[%s]\n%ssmtp_port = %d\nsmtp_tls = implicit\nsent_folder = Archive\noutbox_dir = %s\n"
+             "cache_dir = %s\nlog_file = %s\n\n"
+             % (SMTPS, common, H["submissions_port"], os.path.join(RUN, "outbox-smtps"),
+                os.path.join(RUN, "cache-smtps"), os.path.join(RUN, "smtps.log")))
+    d = os.path.join(RUN, "config", "mailfs")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config"), "w") as f:
+        f.write(text)
+
+
+def mount(account, mp_name, what):
+    mnt = Mount(BIN, [], account, os.path.join(RUN, mp_name), env_for(), MOUNT_TIMEOUT)
+    if not C.check(mnt.ok, "%s: mount %s" % (what, account), mnt.error):
+        mnt.unmount()
+        return None
+    return mnt
+
+
+def finish(mnt, what, logs=()):
+    um_ok, rc = mnt.unmount()
+    C.check(um_ok and rc == 0 and not mounted(mnt.mountpoint),
+            "%s: fusermount3 -u unmounts and the daemon exits with status 0" % what,
+            "unmounted: %s, exit status %s: %s" % ("yes" if um_ok else "no", rc, tail(mnt.out)))
+    rep = sanitizer_reports([mnt.out] + list(logs))
+    C.check(not rep, "%s: no sanitizer report in the daemon's output or log" % what,
+            "; ".join("%s: %s" % r for r in rep))
+
+
+def run_case(fn, *args):
+    """Run one group of checks; an exception is one FAIL line, not the end."""
+    try:
+        return fn(*args)
+    except Exception as e:
+        C.fail("%s: unexpected error" % fn.__name__.replace("case_", ""),
+               "%s: %s" % (type(e).__name__, e))
+        return None
+
+
+# --- the cases ------------------------------------------------------------------
+
+def case_dir(ob):
+    try:
+        st_ = os.stat(ob.dir)
+    except OSError as e:
+        C.fail("outbox/ exists at the mount root", e)
+        return False
+    C.check(stat.S_ISDIR(st_.st_mode) and os.access(ob.dir, os.W_OK)
+            and "outbox" in os.listdir(ob.mnt.mountpoint),
+            "outbox/ is a writable directory listed at the mount root",
+            "mode %o, in listing: %s" % (st_.st_mode, "outbox" in os.listdir(ob.mnt.mountpoint)))
+    return True
+
+
+def case_simple(ob, since):
+    case = "simple"
+    body_text = "Hello Bob,\n\nthe simple case, %s.\n\n-- \nAlice\n" % TOKEN
+    raw = message(case, body=body_text)
+    sent0 = st.count(H, "alice", "Sent")
+    err = ob.put("simple.eml", raw)
+    if not C.check(err is None, "simple: write simple.eml into outbox/ (open, write, close)", err):
+        return
+    # Right after close(): durable on disk, and waiting.
+    hits = ob.on_disk(raw)
+    s = ob.status("simple.eml")
+    C.check(hits, "simple: when close() returns the exact bytes are in outbox_dir (%s)" % ob.disk_root,
+            "no file with these %d bytes under it" % len(raw))
+    C.check(s in ("queued", "sending"), "simple: user.mail.status right after close() is queued (or sending)",
+            "status %r" % s)
+    r = subprocess.run(["getfattr", "--only-values", "-n", STATUS, ob.path("simple.eml")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    C.check(r.returncode == 0 and r.stdout.decode().strip() in ("queued", "sending"),
+            "simple: getfattr -n user.mail.status FILE works", (r.returncode, r.stdout, r.stderr))
+
+    got = arrived("bob", "INBOX", case)
+    gone = wait_gone(ob, "simple.eml", later(got))
+    C.check(gone, "simple: the file disappears from outbox/ after sending", "status %r" % ob.status("simple.eml"))
+    got = st.find(H, "bob", "INBOX", S(case))
+    C.equal(len(got), 1, "simple: arrives in bob's INBOX exactly once")
+    sent = st.wait_for(H, "alice", "Sent", S(case), timeout=later(got))
+    C.check(len(sent) == 1 and "\\Seen" in sent[0]["flags"],
+            "simple: one copy in alice's Sent, flagged \\Seen",
+            "%d copies, flags %s" % (len(sent), [m["flags"] for m in sent]))
+    C.check(st.count(H, "alice", "Sent") == sent0 + 1, "simple: Sent grew by exactly one message",
+            "%d before, %d after" % (sent0, st.count(H, "alice", "Sent")))
+    C.check(not ob.on_disk(raw), "simple: the bytes are gone from outbox_dir once sent",
+            ob.on_disk(raw)[:3])
+    if got:
+        m = parse(got[0]["raw"])
+        body = m.get_body(("plain",))
+        probs = []
+        if str(m.get("Message-ID", "")).strip() != mid(case):
+            probs.append("Message-ID %r" % m.get("Message-ID"))
+        if addrs(m, "From") != [ALICE] or addrs(m, "To") != [BOB]:
+            probs.append("From %r To %r" % (m.get("From"), m.get("To")))
+        if body is None or body.get_content().replace("\r\n", "\n") != body_text:
+            probs.append("body differs: %r" % (body.get_content()[:200] if body else None))
+        rp = str(m.get("Return-Path", ""))
+        if ALICE not in rp.lower():
+            probs.append("envelope sender (Return-Path) %r" % rp)
+        C.problems(probs, "simple: bob's copy has the file's Message-ID, From, To and body; envelope "
+                   "sender is alice")
+    logins = wait_logins(since)
+    C.check(logins and all(", TLS" in ln and "secured" not in ln for ln in logins),
+            "simple: mailfs used STARTTLS (every submission login TLS per Dovecot's log)",
+            logins[:3] or "no submission login by alice in Dovecot's log")
+
+
+def case_fill(ob):
+    case = "fill-in"
+    raw = message(case, headers=["To: %s" % BOB, "Subject: " + S(case)],
+                  body="No From, Date, Message-ID or MIME-Version in the file.\n")
+    t0 = time.time()
+    err = ob.put("fill.eml", raw)
+    if not C.check(err is None, "fill-in: write a message with only To and Subject", err):
+        return
+    got = arrived("bob", "INBOX", case)
+    wait_gone(ob, "fill.eml", later(got))
+    if not C.check(len(got) == 1, "fill-in: arrives in bob's INBOX exactly once",
+                   "%d copies; status %r" % (len(got), ob.status("fill.eml"))):
+        C.fail("fill-in: From/Date/Message-ID/MIME-Version added", "not checked: not delivered")
+        return
+    m = parse(got[0]["raw"])
+    names = st.header_names(got[0]["raw"])
+    probs = []
+    if addrs(m, "From") != [ALICE]:
+        probs.append("From %r, want %s (the from setting)" % (m.get("From"), ALICE))
+    try:
+        dt = email.utils.parsedate_to_datetime(str(m.get("Date")))
+        if dt.tzinfo is None or abs(dt.timestamp() - t0) > 600:
+            probs.append("Date %r is not now" % m.get("Date"))
+    except (TypeError, ValueError):
+        probs.append("Date %r does not parse" % m.get("Date"))
+    msgid = str(m.get("Message-ID", "")).strip()
+    if not re.match(r"^<[^<>@\s]+@[^<>@\s]+>$", msgid):
+        probs.append("Message-ID %r" % msgid)
+    if str(m.get("MIME-Version", "")).strip() != "1.0":
+        probs.append("MIME-Version %r" % m.get("MIME-Version"))
+    for h in ("from", "date", "message-id", "mime-version"):
+        if names.count(h) != 1:
+            probs.append("%d %s fields" % (names.count(h), h))
+    C.problems(probs, "fill-in: From (= from setting), Date (now), Message-ID, MIME-Version 1.0 added once each")
+    sent = st.wait_for(H, "alice", "Sent", S(case))
+    C.check(len(sent) == 1 and str(parse(sent[0]["raw"]).get("Message-ID", "")).strip() == msgid,
+            "fill-in: the Sent copy carries the same generated Message-ID",
+            "%d Sent copies; %r vs %r" % (len(sent), sent and parse(sent[0]["raw"]).get("Message-ID"), msgid))
+
+
+def case_bcc(ob):
+    case = "bcc"
+    raw = message(case, headers=["From: %s" % ALICE, "To: Alice <%s>" % ALICE, "Bcc: %s" % BOB,
+                                 "Subject: " + S(case), "Date: " + email.utils.formatdate(),
+                                 "Message-ID: " + mid(case)])
+    err = ob.put("bcc.eml", raw)
+    if not C.check(err is None, "bcc: write a message To alice, Bcc bob", err):
+        return
+    b = arrived("bob", "INBOX", case)
+    a = arrived("alice", "INBOX", case, timeout=later(b))
+    wait_gone(ob, "bcc.eml", later(b))
+    sent = st.wait_for(H, "alice", "Sent", S(case), timeout=later(b))
+    b, a = st.find(H, "bob", "INBOX", S(case)), st.find(H, "alice", "INBOX", S(case))
+    C.check(len(b) == 1 and len(a) == 1, "bcc: delivered once to the Bcc (bob) and once to the To (alice)",
+            "bob %d, alice %d; status %r" % (len(b), len(a), ob.status("bcc.eml")))
+    probs = ["%s has a Bcc header" % w for w, ms in (("bob's copy", b), ("alice's copy", a), ("Sent copy", sent))
+             for m in ms if "bcc" in st.header_names(m["raw"])]
+    probs += ["Sent copy names bob in its header" for m in sent
+              if BOB.encode() in m["raw"].split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0].lower()]
+    C.check(sent and not probs, "bcc: no Bcc header in bob's, alice's or the Sent copy",
+            "; ".join(probs) or "no Sent copy")
+
+
+def case_cc(ob):
+    case = "cc display names"
+    raw = message(case, crlf=True, headers=[
+        "From: \"Example, Alice\" <%s>" % ALICE, "To: \"Alice A.\" <%s>" % ALICE,
+        "Cc: \"Smith, Bob (work)\" <%s>" % BOB, "Subject: " + S(case),
+        "Date: " + email.utils.formatdate(), "Message-ID: " + mid(case)])
+    err = ob.put("cc.eml", raw)
+    if not C.check(err is None, "cc: write a CRLF message To alice, Cc bob, quoted display names with commas", err):
+        return
+    b = arrived("bob", "INBOX", case)
+    arrived("alice", "INBOX", case, timeout=later(b))
+    wait_gone(ob, "cc.eml", later(b))
+    b, a = st.find(H, "bob", "INBOX", S(case)), st.find(H, "alice", "INBOX", S(case))
+    C.check(len(b) == 1 and len(a) == 1, "cc: delivered once to To and once to Cc",
+            "bob %d, alice %d; status %r" % (len(b), len(a), ob.status("cc.eml")))
+
+
+BAD = [
+    ("bad-norcpt.eml", "no recipient",
+     lambda: message("bad no recipient", headers=["From: %s" % ALICE, "Subject: " + S("bad no recipient")])),
+    ("bad-addr.eml", "unparsable address (double @)",
+     lambda: message("bad addr", headers=["To: bob@@%s" % H.get("mail_domain", "mailfs.test"),
+                                          "Subject: " + S("bad addr")])),
+    ("bad-addr2.eml", "unparsable address (unclosed angle bracket)",
+     lambda: message("bad addr2", headers=["To: Bob <%s" % BOB, "Subject: " + S("bad addr2")])),
+    ("bad-cr.eml", "bare CR in a header (injection)",
+     lambda: ("From: %s\nTo: %s\nSubject: %s\rBcc: %s\nDate: %s\n\nbody\n"
+              % (ALICE, ALICE, S("bad cr"), BOB, email.utils.formatdate())).encode()),
+    ("bad-nul.eml", "NUL byte in a header",
+     lambda: ("From: %s\nTo: %s\nSubject: %s \0 nul\n\nbody\n" % (ALICE, BOB, S("bad nul"))).encode()),
+    ("bad-binary.eml", "binary garbage",
+     lambda: b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256)) * 8 + secrets.token_bytes(2048)),
+    ("bad-noheader.eml", "text without a header",
+     lambda: ("Hello Bob,\n\nthis file has no header at all, %s.\nJust text.\n" % S("bad noheader")).encode()),
+    ("bad-empty.eml", "empty file", lambda: b""),
+]
+
+
+def case_bad_inputs(ob):
+    before = {k: st.count(H, *k) for k in (("bob", "INBOX"), ("alice", "INBOX"), ("alice", "Sent"))}
+    written = []
+    for name, what, make in BAD:
+        err = ob.put(name, make())
+        if C.check(err is None, "bad input (%s): write %s" % (what, name), err):
+            written.append((name, what))
+    # One deadline for all of them.
+    wait_until(lambda: all((ob.status(n) or "").startswith("failed:") for n, _ in written))
+    for name, what in written:
+        s = ob.status(name)
+        C.check(s is not None and re.match(r"^failed: \S", s),
+                "bad input (%s): status becomes 'failed: <reason>'" % what, "status %r" % s)
+        e = ob.error_text(name)
+        C.check(e is not None and e.strip(), "bad input (%s): %s.error exists, is readable and gives the reason"
+                % (what, name), "missing" if e is None else "empty")
+    # A good message written after them: once it has arrived, anything the
+    # bad ones would have produced would have arrived too.
+    sentinel = message("bad sentinel")
+    ob.put("bad-sentinel.eml", sentinel)
+    got = arrived("bob", "INBOX", "bad sentinel")
+    wait_gone(ob, "bad-sentinel.eml", later(got))
+    st.wait_for(H, "alice", "Sent", S("bad sentinel"), timeout=later(got))
+    after = {k: st.count(H, *k) for k in before}
+    want = dict(before)
+    want[("bob", "INBOX")] += 1
+    want[("alice", "Sent")] += 1
+    C.check(len(got) == 1 and after == want,
+            "bad inputs: nothing of them arrives anywhere (only the good message written after them)",
+            "counts before %s, after %s; sentinel copies %d" % (
+                {"/".join(k): v for k, v in before.items()}, {"/".join(k): v for k, v in after.items()},
+                len(got)))
+    still = [n for n, _ in written if not ob.exists(n)]
+    C.check(not still, "bad inputs: the failed files stay in outbox/ (for the user to see)",
+            "gone: %s" % still)
+    ob.remove(*[n for n, _ in written])
+    ob.remove(*[n + ".error" for n, _ in written])
+    left = [n for n, _ in written if ob.exists(n)]
+    C.check(not left, "bad inputs: rm of a failed file works", "still there: %s" % left)
+
+
+def case_bad_recipient(ob):
+    case = "one bad recipient"
+    raw = message(case, headers=["From: %s" % ALICE, "To: Bob <%s>, Nobody <%s>" % (BOB, NOBODY),
+                                 "Cc: %s" % ALICE, "Subject: " + S(case),
+                                 "Date: " + email.utils.formatdate(), "Message-ID: " + mid(case)])
+    err = ob.put("badrcpt.eml", raw)
+    if not C.check(err is None, "bad recipient: write a message to bob, %s (unknown) and alice" % NOBODY, err):
+        return
+    b = arrived("bob", "INBOX", case)
+    arrived("alice", "INBOX", case, timeout=later(b))
+    # The failing address must be reported: in the status of the file if it
+    # stays, or in its .error file.
+    def reported():
+        s = ob.status("badrcpt.eml") or ""
+        e = ob.error_text("badrcpt.eml") or ""
+        return NOBODY.lower() in (s + "\n" + e).lower()
+    rep = wait_until(reported)
+    b, a = st.find(H, "bob", "INBOX", S(case)), st.find(H, "alice", "INBOX", S(case))
+    C.check(len(b) == 1 and len(a) == 1,
+            "bad recipient: the good recipients (bob, alice) still get it, exactly once",
+            "bob %d, alice %d" % (len(b), len(a)))
+    C.check(rep, "bad recipient: the refused address appears in the status or in badrcpt.eml.error",
+            "status %r, .error %r" % (ob.status("badrcpt.eml"), (ob.error_text("badrcpt.eml") or "")[:200]))
+    ob.remove("badrcpt.eml", "badrcpt.eml.error")
+
+
+TEMPS = [".draft-hidden.eml", "draft.eml~", ".draft.eml.swp", "draft.swp", "draft.tmp",
+         "#draft#", ".#draft"]
+
+
+def case_temps(ob):
+    written = []
+    for n in TEMPS:
+        err = ob.put(n, message("temp " + n))
+        if err is None:
+            written.append(n)
+    C.check(len(written) == len(TEMPS), "temp names: write %s" % " ".join(TEMPS),
+            "written only %s" % written)
+    # Deleted before it settled: cancelled.
+    err = ob.put("cancel.eml", message("cancelled"))
+    try:
+        os.unlink(ob.path("cancel.eml"))
+    except OSError as e:
+        err = err or str(e)
+    C.check(err is None and not ob.exists("cancel.eml"), "cancel: write then rm a file in outbox/", err)
+    ob.put("temp-sentinel.eml", message("temp sentinel"))
+    got = arrived("bob", "INBOX", "temp sentinel")
+    wait_gone(ob, "temp-sentinel.eml", later(got))
+    C.equal(len(got), 1, "temp names: a normal file written after them is delivered once")
+    sent = [m["subject"] for m in st.find(H, "bob", "INBOX", S("temp "), exact=False)
+            if m["subject"] != S("temp sentinel")]
+    C.check(not sent, "temp names: dot files and editor temporaries (*~ *.swp *.tmp #*# .#*) are not sent",
+            "sent: %s" % sent)
+    C.equal(now_count("bob", "INBOX", "cancelled"), 0, "cancel: a file removed from outbox/ is never sent")
+    missing = [n for n in written if not ob.exists(n)]
+    C.check(not missing, "temp names: they stay in outbox/ untouched", "gone: %s" % missing)
+    # Renamed to a normal name: sent.
+    renamed = []
+    for old, new in (("draft.tmp", "draft-final.eml"), (".draft-hidden.eml", "hidden-final.eml")):
+        try:
+            os.rename(ob.path(old), ob.path(new))
+            renamed.append((old, new))
+        except OSError as e:
+            C.fail("temp names: rename %s to %s inside outbox/" % (old, new), e)
+    for old, new in renamed:
+        got = arrived("bob", "INBOX", "temp " + old)
+        wait_gone(ob, new, later(got))
+        got = st.find(H, "bob", "INBOX", S("temp " + old))
+        C.check(len(got) == 1 and not ob.exists(new),
+                "temp names: %s renamed to %s is sent exactly once and leaves outbox/" % (old, new),
+                "%d copies; status %r" % (len(got), ob.status(new)))
+    ob.remove(*TEMPS)
+    left = [n for n in TEMPS if ob.exists(n)]
+    C.check(not left, "temp names: rm of the remaining ones works", "still there: %s" % left)
+    C.check(not [m for m in st.find(H, "bob", "INBOX", S("temp "), exact=False)
+                 if m["subject"] not in (S("temp sentinel"), S("temp draft.tmp"), S("temp .draft-hidden.eml"))],
+            "temp names: the removed ones were never sent", "some were")
+
+
+def case_down(ob):
+    ok, out = harness("submission.sh", "stop")
+    if not C.check(ok, "submission down: tests/harness/submission.sh stop", out):
+        return
+    try:
+        errs = [e for e in (ob.put("down.eml", message("server down")),
+                            ob.put("down-cancel.eml", message("down cancelled"))) if e]
+        C.check(not errs, "submission down: write two messages", errs)
+        s = wait_status(ob, "down.eml", "retrying:")
+        C.check(s is not None and re.match(r"^retrying: .+; next .+", s),
+                "submission down: status becomes 'retrying: <reply>; next <time>', file stays",
+                "status %r" % s)
+        s2 = wait_status(ob, "down-cancel.eml", "retrying:")
+        ob.remove("down-cancel.eml")
+        C.check(s2 and s2.startswith("retrying:") and not ob.exists("down-cancel.eml"),
+                "submission down: rm of a message waiting for a retry works", "status was %r" % s2)
+        C.equal(now_count("bob", "INBOX", "server down"), 0, "submission down: nothing delivered meanwhile")
+    finally:
+        ok, out = harness("submission.sh", "start")
+        C.check(ok, "submission down: tests/harness/submission.sh start", out)
+    got = arrived("bob", "INBOX", "server down")
+    gone = wait_gone(ob, "down.eml", later(got))
+    got = st.find(H, "bob", "INBOX", S("server down"))
+    C.check(len(got) == 1 and gone, "submission back: the waiting message is delivered exactly once and leaves outbox/",
+            "%d copies; status %r" % (len(got), ob.status("down.eml")))
+    C.equal(now_count("bob", "INBOX", "down cancelled"), 0, "submission back: the removed one is never sent")
+
+
+def case_relay_down(ob):
+    ok, out = harness("postfix.sh", "stop")
+    if not C.check(ok, "4xx: stop the relay (submission answers 421 4.4.0)", out):
+        return
+    try:
+        err = ob.put("relay.eml", message("relay down"))
+        C.check(err is None, "4xx: write a message", err)
+        s = wait_status(ob, "relay.eml", "retrying:")
+        C.check(s is not None and s.startswith("retrying:") and re.search(r"\b4\d\d\b", s) and "; next " in s,
+                "4xx: status becomes 'retrying: <the server's 4xx reply>; next <time>'", "status %r" % s)
+    finally:
+        ok, out = harness("postfix.sh", "start")
+        C.check(ok, "4xx: start the relay again", out)
+    got = arrived("bob", "INBOX", "relay down")
+    gone = wait_gone(ob, "relay.eml", later(got))
+    got = st.find(H, "bob", "INBOX", S("relay down"))
+    C.check(len(got) == 1 and gone, "4xx: after the relay is back it is delivered exactly once and leaves outbox/",
+            "%d copies; status %r" % (len(got), ob.status("relay.eml")))
+
+
+def case_crash(ob):
+    """SIGKILL right after close(); returns the new Outbox (remounted) or None."""
+    raw = message("crash")
+    mnt = ob.mnt
+    err = ob.put("crash.eml", raw)
+    try:
+        os.kill(mnt.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    C.check(err is None, "SIGKILL: write crash.eml, then kill -9 the daemon at once", err)
+    mnt.unmount(timeout=10)      # reaps it; fusermount3 -u (-uz) the dead mount
+    C.check(not mounted(mnt.mountpoint), "SIGKILL: the dead mount is unmounted", "still mounted")
+    C.check(ob.on_disk(raw), "SIGKILL: the bytes written before close() returned are in outbox_dir",
+            "no file with these %d bytes under %s" % (len(raw), ob.disk_root))
+    new = mount(ACCOUNT, "mnt", "SIGKILL: remount")
+    if new is None:
+        return None
+    nob = Outbox(new, ob.disk_root)
+    got = arrived("bob", "INBOX", "crash")
+    gone = wait_gone(nob, "crash.eml", later(got))
+    n = now_count("bob", "INBOX", "crash")
+    C.check(n >= 1 and gone, "SIGKILL: after the remount the message is delivered and leaves outbox/",
+            "%d copies; status %r" % (n, nob.status("crash.eml")))
+    if n > 1:
+        print("# note: SIGKILL case delivered %d times (at-least-once allows it)" % n, flush=True)
+    return nob
+
+
+def case_bulk(ob):
+    src = os.path.join(RUN, "bulk")
+    os.makedirs(src, exist_ok=True)
+    files = []
+    for i in range(BULK):
+        p = os.path.join(src, "bulk-%02d.eml" % i)
+        with open(p, "wb") as f:
+            f.write(message("bulk %02d" % i))
+        files.append(p)
+    sent0 = st.count(H, "alice", "Sent")
+    r = subprocess.run(["cp"] + files + [ob.dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    C.check(r.returncode == 0, "bulk: cp of %d files into outbox/ at once" % BULK, r.stdout[-300:])
+    names = [os.path.basename(p) for p in files]
+
+    def delivered():
+        return {m["subject"] for m in st.find(H, "bob", "INBOX", S("bulk "), exact=False)}
+    want = {S("bulk %02d" % i) for i in range(BULK)}
+    done = wait_until(lambda: delivered() >= want, BULK_WAIT, step=1)
+    wait_until(lambda: not [n for n in names if ob.exists(n)], later(done), step=0.5)
+    got = st.find(H, "bob", "INBOX", S("bulk "), exact=False)
+    subjects = [m["subject"] for m in got]
+    mids = [str(parse(m["raw"]).get("Message-ID", "")).strip() for m in got]
+    dup = sorted({s for s in subjects if subjects.count(s) > 1})
+    C.check(set(subjects) == want, "bulk: all %d delivered to bob" % BULK,
+            "%d of %d; missing e.g. %s" % (len(set(subjects) & want), BULK, sorted(want - set(subjects))[:3]))
+    C.check(not dup and len(set(mids)) == len(mids) == len(subjects),
+            "bulk: none delivered twice (unique Subjects and Message-IDs)",
+            "duplicates: %s; %d Message-IDs for %d messages" % (dup[:5], len(set(mids)), len(subjects)))
+    left = [n for n in names if ob.exists(n)]
+    C.check(not left, "bulk: outbox/ is empty of them afterwards", "%d left, e.g. %s" % (len(left), left[:3]))
+    C.check(st.count(H, "alice", "Sent") == sent0 + BULK, "bulk: Sent grew by exactly %d" % BULK,
+            "%d before, %d after" % (sent0, st.count(H, "alice", "Sent")))
+
+
+def case_nosent():
+    mnt = mount(NOSENT, "mnt-nosent", "save_sent = no")
+    if mnt is None:
+        return
+    try:
+        ob = Outbox(mnt, os.path.join(RUN, "outbox-nosent"))
+        raw = message("nosent")
+        sent0 = st.count(H, "alice", "Sent")
+        err = ob.put("nosent.eml", raw)
+        C.check(err is None and ob.on_disk(raw),
+                "outbox_dir = DIR: the written bytes are in that directory when close() returns",
+                err or "not under %s" % ob.disk_root)
+        got = arrived("bob", "INBOX", "nosent")
+        gone = wait_gone(ob, "nosent.eml", later(got))
+        C.check(len(got) == 1 and gone, "save_sent = no: delivered to bob once, file leaves outbox/",
+                "%d copies; status %r" % (len(got), ob.status("nosent.eml")))
+        # The Sent append comes before the file leaves outbox/: no wait.
+        C.check(st.count(H, "alice", "Sent") == sent0 and now_count("alice", "Sent", "nosent") == 0,
+                "save_sent = no: nothing new in Sent", "Sent %d -> %d" % (sent0, st.count(H, "alice", "Sent")))
+    finally:
+        finish(mnt, "save_sent = no mount", [os.path.join(RUN, "nosent.log")])
+
+
+def case_smtps():
+    since = log_size()
+    mnt = mount(SMTPS, "mnt-smtps", "implicit TLS")
+    if mnt is None:
+        return
+    try:
+        ob = Outbox(mnt, os.path.join(RUN, "outbox-smtps"))
+        err = ob.put("smtps.eml", message("implicit tls"))
+        C.check(err is None, "implicit TLS: write a message", err)
+        got = arrived("bob", "INBOX", "implicit tls")
+        gone = wait_gone(ob, "smtps.eml", later(got))
+        C.check(len(got) == 1 and gone, "implicit TLS (smtp_tls = implicit, port %d): delivered once"
+                % H["submissions_port"], "%d copies; status %r" % (len(got), ob.status("smtps.eml")))
+        arch = st.wait_for(H, "alice", "Archive", S("implicit tls"), timeout=later(got))
+        C.check(len(arch) == 1 and "\\Seen" in arch[0]["flags"] and now_count("alice", "Sent", "implicit tls") == 0,
+                "sent_folder = Archive: the copy goes to Archive (\\Seen), not Sent",
+                "%d in Archive, %d in Sent" % (len(arch), now_count("alice", "Sent", "implicit tls")))
+        logins = wait_logins(since)
+        C.check(logins and all(", TLS" in ln for ln in logins), "implicit TLS: the submission login is TLS",
+                logins[:2] or "no login")
+    finally:
+        finish(mnt, "implicit TLS mount", [os.path.join(RUN, "smtps.log")])
+
+
+def check_no_secrets():
+    pw = it.password(H, "alice").encode()
+    forms = [pw, base64.b64encode(pw), base64.b64encode(b"\0alice\0" + pw),
+             base64.b64encode(b"alice\0alice\0" + pw)]
+    hits, n = [], 0
+    for d, _, fs in os.walk(RUN):
+        for f in fs:
+            p = os.path.join(d, f)
+            try:
+                with open(p, "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                continue
+            n += 1
+            if any(s in data for s in forms):
+                hits.append(p)
+    C.check(n and not hits, "the password appears in no log, outbox or cache file",
+            "found in %s" % hits if hits else "no files")
+
+
+# --- main -----------------------------------------------------------------------
+
+def main():
+    global H
+    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
+        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+        return 1
+    if not H.get("smtp"):
+        C.fail("harness", "no submission/Postfix in %s/harness.json (tests/harness/start.sh with "
+               "dovecot-submissiond and postfix installed)" % H["state_dir"])
+        return 1
+    # A run that died half-way may have left the sending path down.
+    if not H.get("submission"):
+        ok, out = harness("submission.sh", "start")
+        C.check(ok, "harness: bring submission back up", out)
+        H = it.load_harness()
+    ok, out = harness("postfix.sh", "start")
+    if not C.check(ok, "harness: the Postfix relay is running", out):
+        return 1
+    if os.path.isdir(RUN):
+        for e in os.listdir(RUN):
+            p = os.path.join(RUN, e)
+            if mounted(p):
+                subprocess.run(["fusermount3", "-uz", p])
+        shutil.rmtree(RUN)
+    os.makedirs(RUN)
+    write_config()
+
+    st.selfcheck(H, C.ok, C.fail)
+    print("# test_outbox[%s]: token %s" % (LABEL, TOKEN), flush=True)
+
+    try:
+        since = log_size()
+        mnt = mount(ACCOUNT, "mnt", "main")
+        if mnt is None:
+            C.fail("outbox cases", "not checked: no mount")
+        else:
+            ob = Outbox(mnt, os.path.join(RUN, "data"))
+            try:
+                if run_case(case_dir, ob):
+                    run_case(case_simple, ob, since)
+                    run_case(case_fill, ob)
+                    run_case(case_bcc, ob)
+                    run_case(case_cc, ob)
+                    run_case(case_bad_inputs, ob)
+                    run_case(case_bad_recipient, ob)
+                    run_case(case_temps, ob)
+                    run_case(case_down, ob)
+                    run_case(case_relay_down, ob)
+                    nob = run_case(case_crash, ob)
+                    if nob is not None:
+                        ob = nob
+                        run_case(case_bulk, ob)
+                    else:
+                        C.fail("bulk", "not checked: no remount after SIGKILL")
+            finally:
+                if mounted(ob.mnt.mountpoint) or ob.mnt.proc.poll() is None:
+                    finish(ob.mnt, "main mount", [os.path.join(RUN, "mailfs.log")])
+        run_case(case_nosent)
+        run_case(case_smtps)
+        check_no_secrets()
+    finally:
+        # Leave the servers as found: submission and relay up, and none of
+        # this test's messages in the mailboxes (test_read compares the tree
+        # with the account).
+        harness("submission.sh", "start")
+        harness("postfix.sh", "start")
+        for u in ("alice", "bob"):
+            try:
+                st.delete_matching(H, u, TAG + " ")
+            except Exception as e:
+                print("# cleanup of %s's mailbox failed: %s" % (u, e), flush=True)
+
+    print("# test_outbox[%s]: %d passed, %d failed" % (LABEL, C.passed, C.failed))
+    return 1 if C.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
