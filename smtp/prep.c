@@ -1,6 +1,7 @@
 /* prep.c - turn a file a user dropped into outbox/ into something fit to
  * submit, or say clearly why not. */
 #include <gmime/gmime.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,21 +100,111 @@ static int add_list(struct smtp_msg *m, InternetAddressList *list,
 /* GMime accepts nearly anything in an address header; a header that held
  * text but yielded no mailbox, or fewer mailboxes than it has commas+1,
  * was not understood. */
+/* Address pieces a header holds: text between ',' or ';' outside quotes,
+ * comments and angle brackets, a group's "name:" not counted and empty
+ * pieces skipped.  GMime drops what it cannot read without a word, so a
+ * header whose pieces outnumber the mailboxes it yielded was not
+ * understood ("a@x; b@y", "a@x, @"). */
+static size_t count_pieces(const char *raw)
+{
+	size_t n = 0;
+	bool content = false, quoted = false;
+	int depth = 0, angle = 0;
+
+	for (const char *p = raw;; p++) {
+		char c = *p;
+
+		if (quoted) {
+			if (c == '\\' && p[1])
+				p++;
+			else if (c == '"')
+				quoted = false;
+			else if (!c)
+				return SIZE_MAX;	/* unterminated quote */
+			continue;
+		}
+		if (c == '"') {
+			quoted = content = true;
+		} else if (c == '(') {
+			depth++;
+		} else if (c == ')' && depth > 0) {
+			depth--;
+		} else if (depth > 0) {
+			if (!c)
+				return SIZE_MAX;	/* unterminated comment */
+		} else if (c == '<') {
+			angle++;
+			content = true;
+		} else if (c == '>' && angle > 0) {
+			angle--;
+		} else if (c == ':' && !angle) {
+			content = false;	/* a group's name */
+		} else if (!c || ((c == ',' || c == ';') && !angle)) {
+			if (!c && angle)
+				return SIZE_MAX;	/* "<bob@x" never closed */
+			n += content;
+			content = false;
+			if (!c)
+				break;
+		} else if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+			content = true;
+		}
+	}
+	return n;
+}
+
+static size_t count_mailboxes(InternetAddressList *list)
+{
+	int n = list ? internet_address_list_length(list) : 0;
+	size_t total = 0;
+
+	for (int i = 0; i < n; i++) {
+		InternetAddress *ia = internet_address_list_get_address(list, i);
+
+		if (INTERNET_ADDRESS_IS_GROUP(ia))
+			total += count_mailboxes(internet_address_group_get_members(
+				INTERNET_ADDRESS_GROUP(ia)));
+		else
+			total++;
+	}
+	return total;
+}
+
 static int parse_rcpt_header(struct smtp_msg *m, GMimeMessage *msg,
 			     GMimeAddressType type, const char *hdr,
 			     struct mfs_error *err)
 {
-	const char *raw = g_mime_object_get_header(GMIME_OBJECT(msg), hdr);
+	GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+	int nh = hl ? g_mime_header_list_get_count(hl) : 0;
+	const char *first = NULL;
 	InternetAddressList *list;
+	size_t pieces = 0;
 
-	if (!raw)
+	/* The header may appear more than once; GMime merges them. */
+	for (int i = 0; i < nh; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+		const char *v = g_mime_header_get_raw_value(h);
+
+		if (g_ascii_strcasecmp(g_mime_header_get_name(h), hdr) != 0 ||
+		    !v)
+			continue;
+		while (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')
+			v++;
+		if (!first || !*first)
+			first = v;
+		size_t n = count_pieces(v);
+
+		pieces = n == SIZE_MAX || pieces == SIZE_MAX ? SIZE_MAX :
+							       pieces + n;
+	}
+	if (!first)
 		return 0;
-	while (*raw == ' ' || *raw == '\t' || *raw == '\r' || *raw == '\n')
-		raw++;
 	list = g_mime_message_get_addresses(msg, type);
-	if (*raw && (!list || internet_address_list_length(list) == 0))
+	/* "To: ," is not an empty group ("undisclosed-recipients:;"). */
+	if (pieces != count_mailboxes(list) ||
+	    (pieces == 0 && *first && !strchr(first, ':')))
 		return mfs_fail(err, MFS_E_INVAL,
-				"unparsable address in %s: '%.80s'", hdr, raw);
+				"unparsable address in %s: '%.80s'", hdr, first);
 	return add_list(m, list, hdr, err);
 }
 
@@ -223,7 +314,14 @@ int smtp_prepare(const char *raw, size_t len, const char *default_from,
 		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
 		goto out;
 	}
+	/* GMime writes a header's last field without its newline when the
+	 * input ended without one, gluing the next field onto it. */
 	stream = g_mime_stream_mem_new_with_buffer(raw, len);
+	if (raw[len - 1] != '\n') {
+		g_mime_stream_seek(stream, 0, GMIME_STREAM_SEEK_END);
+		g_mime_stream_write(stream, "\n", 1);
+	}
+	g_mime_stream_reset(stream);
 	parser = g_mime_parser_new_with_stream(stream);
 	msg = g_mime_parser_construct_message(parser, NULL);
 	if (!msg || header_empty(msg)) {
@@ -305,14 +403,28 @@ int smtp_prepare(const char *raw, size_t len, const char *default_from,
 		goto out;
 	}
 	bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-	m->data = malloc(bytes->len + 1);
-	if (!m->data || !m->from) {
-		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
-		goto out;
+	/* GMime converts line ends only inside leaf parts; a multipart's
+	 * preamble and epilogue keep bare LF, which SMTP forbids (and
+	 * "\n.\r\n" there would end the DATA early).  CRLF everywhere. */
+	{
+		size_t extra = 0, j = 0;
+		const char *b = (const char *)bytes->data;
+
+		for (size_t i = 0; i < bytes->len; i++)
+			extra += b[i] == '\n' && (i == 0 || b[i - 1] != '\r');
+		m->data = malloc(bytes->len + extra + 1);
+		if (!m->data || !m->from) {
+			rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < bytes->len; i++) {
+			if (b[i] == '\n' && (i == 0 || b[i - 1] != '\r'))
+				m->data[j++] = '\r';
+			m->data[j++] = b[i];
+		}
+		m->data[j] = '\0';
+		m->len = j;
 	}
-	memcpy(m->data, bytes->data, bytes->len);
-	m->data[bytes->len] = '\0';
-	m->len = bytes->len;
 	*out = m;
 	m = NULL;
 	rc = 0;
