@@ -1,0 +1,843 @@
+#!/usr/bin/env python3
+"""test_write.py - change alice's mailbox through the mount with plain file
+operations (setfattr, rm, rm -r, mv, mkdir, rmdir) and check every result
+with an independent IMAP client (imaplib) on the same server.
+
+Needs the private Dovecot from tests/harness/start.sh (seeded or not: the
+test makes its own folders, all named wt-<random>..., and APPENDs its own
+messages with unique Message-IDs ...@write.mailfs.test, into those folders
+and into INBOX; it operates only on those and removes them at the end).
+Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
+MAILFS_TEST_LABEL (prefix for check names, default from MAILFS_BIN).
+
+Three mounts of the real binary, each with its own cache directory: the
+default one (rm moves to Trash), -o delete=expunge, and -o ro.
+
+Prints one "PASS: ..." or "FAIL: ...: detail" line per check; exits 1 when
+anything failed.
+"""
+
+import datetime
+import errno
+import imaplib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
+                       mounted, sanitizer_reports, tail)
+
+BIN = os.environ.get("MAILFS_BIN", "./mailfs")
+if not os.path.isabs(BIN):
+    BIN = os.path.join(REPO_ROOT, BIN)
+LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
+    "asan" if "asan" in BIN else os.path.basename(BIN))
+C = Checks("write[%s]: " % LABEL)
+H = it.load_harness()
+RUN = os.path.join(H["state_dir"], "write-" + LABEL)
+ACCOUNT = "alice@test"
+MOUNT_TIMEOUT = 90
+SYNC_TIMEOUT = 120      # a freshly mounted tree shows our messages
+SHOW_TIMEOUT = 30       # a moved message shows in its new folder
+
+TAG = "wt-" + secrets.token_hex(4)
+DOMAIN = "write.mailfs.test"
+OURS_RE = re.compile(r"(^|/)[^/]*\bwt-[0-9a-f]{8}\b")   # any run's folders
+
+# Folders this run creates (UTF-8 names).
+MAIN = TAG                      # scratch folder: flags, rm, rm -r, expunge
+BULK = TAG + "-bulk"            # rm -rf Folder/*
+FULL = TAG + "-full"            # rmdir of a non-empty folder
+EMPTY = TAG + "-empty"          # rmdir of an empty folder
+REN_A = TAG + "-A"              # mv FolderA FolderB, with a subfolder
+REN_B = TAG + "-B"
+RO = TAG + "-ro"                # the -o ro mount's messages
+RO_EMPTY = TAG + "-roempty"
+NEW = TAG + "-new"              # made by mkdir through the mount
+NEW_SUB = "Archive/" + TAG + "-sub"
+NEW_UTF8 = "Ünïcödé " + TAG
+CAFE = "Café Ünïcode"           # seeded
+SETUP_FOLDERS = [MAIN, BULK, FULL, EMPTY, REN_A, REN_A + "/sub", RO, RO_EMPTY]
+
+# tag: (folder, multipart, initial flags)
+MESSAGES = {
+    "read1": (MAIN, True, ()),
+    "flags": (MAIN, False, ("\\Answered", "$Old")),
+    "rm1": (MAIN, False, ()),
+    "rmr": (MAIN, True, ()),
+    "ex1": (MAIN, False, ()),
+    "bulk1": (BULK, False, ()),
+    "bulk2": (BULK, True, ()),
+    "bulk3": (BULK, False, ("\\Seen",)),
+    "bulk4": (BULK, False, ()),
+    "full1": (FULL, False, ()),
+    "ren1": (REN_A, False, ()),
+    "ren2": (REN_A + "/sub", False, ()),
+    "ro1": (RO, False, ()),
+    "ro2": (RO, False, ()),
+    "mv1": ("INBOX", False, ()),
+    "mv2": ("INBOX", True, ()),
+    "mv3": ("INBOX", False, ()),
+    "mv4": ("INBOX", False, ()),
+    "mv5": ("INBOX", False, ()),
+}
+ORDER = list(MESSAGES)
+
+
+# --- the independent view (imaplib) ------------------------------------------
+
+def imap():
+    return it.connect(H, "alice")
+
+
+def selectable(m):
+    return [n for n, f, _ in it.list_folders(m)
+            if not ({"\\Noselect", "\\NonExistent"} & f)]
+
+
+def folder_names():
+    m = imap()
+    try:
+        return {n for n, _, _ in it.list_folders(m)}
+    finally:
+        m.logout()
+
+
+def trash_folder():
+    m = imap()
+    try:
+        folders = it.list_folders(m)
+    finally:
+        m.logout()
+    for n, f, _ in folders:
+        if "\\Trash" in f:
+            return n
+    return "Trash"
+
+
+def mid_of(tag):
+    return "%s-%s@%s" % (TAG, tag, DOMAIN)
+
+
+def search_mid(m, mid):
+    typ, data = m.uid("SEARCH", "HEADER", "Message-ID", '"<%s>"' % mid)
+    it.check(typ, data, "SEARCH")
+    return [int(u) for u in (data[0] or b"").split()]
+
+
+def where(mid):
+    """Sorted [(folder, uid)] of every message with this Message-ID."""
+    m = imap()
+    try:
+        res = []
+        for f in selectable(m):
+            it.select(m, f)
+            res += [(f, u) for u in search_mid(m, mid)]
+        return sorted(res)
+    finally:
+        m.logout()
+
+
+def meta(folder):
+    """{uid: flags} of a folder, None when it cannot be selected."""
+    m = imap()
+    try:
+        return {u: d["flags"] for u, d in it.folder_meta(m, folder).items()}
+    except (RuntimeError, imaplib.IMAP4.error):
+        return None
+    finally:
+        m.logout()
+
+
+def flags_of(folder, uid):
+    return (meta(folder) or {}).get(uid)
+
+
+def raw_of(folder, uid):
+    m = imap()
+    try:
+        it.select(m, folder)
+        return it.fetch_raw(m, uid)
+    finally:
+        m.logout()
+
+
+def account_state():
+    """(all folder names, {folder: {uid: flags}}) of the whole account."""
+    m = imap()
+    try:
+        names = {n for n, _, _ in it.list_folders(m)}
+        return names, {f: {u: frozenset(d["flags"]) for u, d in it.folder_meta(m, f).items()}
+                       for f in selectable(m)}
+    finally:
+        m.logout()
+
+
+LIST_LINE = re.compile(rb'^\(([^)]*)\) ("(?:[^"\\]|\\.)*"|NIL) (.*)$')
+
+
+def wire_names():
+    """The folder names exactly as LIST sends them (modified UTF-7)."""
+    m = imap()
+    try:
+        typ, data = m.list('""', '"*"')
+        it.check(typ, data, "LIST")
+    finally:
+        m.logout()
+    res = set()
+    for item in data:
+        if isinstance(item, tuple):
+            res.add(item[1].decode("ascii", "replace"))
+            continue
+        mo = LIST_LINE.match(item or b"")
+        if mo:
+            n = mo.group(3)
+            if n.startswith(b'"') and n.endswith(b'"'):
+                n = re.sub(rb"\\(.)", rb"\1", n[1:-1])
+            res.add(n.decode("ascii", "replace"))
+    return res
+
+
+def make_message(tag, n, multipart):
+    mid = mid_of(tag)
+    head = ("From: Write Test <wt@mailfs.test>\r\n"
+            "To: Alice <alice@mailfs.test>\r\n"
+            "Subject: Write test %s\r\n"
+            "Date: Mon, 04 Mar 2024 10:%02d:00 +0000\r\n"
+            "Message-ID: <%s>\r\n"
+            "MIME-Version: 1.0\r\n" % (tag, n, mid))
+    if not multipart:
+        return head + ("Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                       "Hello from %s.\r\nSecond line.\r\n" % tag)
+    b = "bnd-" + tag
+    return head + (
+        'Content-Type: multipart/mixed; boundary="%s"\r\n\r\n'
+        "--%s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        "Body of %s.\r\n"
+        "--%s\r\nContent-Type: application/octet-stream\r\n"
+        'Content-Disposition: attachment; filename="data-%s.bin"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\r\n"
+        "--%s--\r\n" % (b, b, tag, b, tag, b))
+
+
+class Msg:
+    def __init__(self, tag, folder, uid, raw):
+        self.tag, self.folder, self.uid, self.raw = tag, folder, uid, raw
+        self.mid = mid_of(tag)
+
+    def __repr__(self):
+        return "<%s> %s/%d" % (self.mid, self.folder, self.uid)
+
+
+def cleanup_server(note=""):
+    """Remove every message and folder any run of this test made."""
+    m = imap()
+    try:
+        folders = it.list_folders(m)
+        for f in [n for n, fl, _ in folders if not ({"\\Noselect", "\\NonExistent"} & fl)]:
+            it.select(m, f, readonly=False)
+            typ, data = m.uid("SEARCH", "HEADER", "Message-ID", "@" + DOMAIN + ">")
+            uids = (data[0] or b"").split() if typ == "OK" else []
+            if uids:
+                s = b",".join(uids).decode()
+                it.check(*m.uid("STORE", s, "+FLAGS.SILENT", "(\\Deleted)"), "STORE " + f)
+                it.check(*m.xatom("UID", "EXPUNGE", s), "UID EXPUNGE " + f)
+            m.close()
+        ours = sorted((n for n, _, _ in folders if OURS_RE.search(n)),
+                      key=lambda n: -n.count("/"))
+        for n in ours:
+            typ, data = m.delete(it.wire_name(n))
+            if typ != "OK":
+                print("# cleanup%s: DELETE %s: %r" % (note, n, data), flush=True)
+    finally:
+        m.logout()
+
+
+def setup():
+    """Our folders and messages; returns {tag: Msg}."""
+    m = imap()
+    try:
+        for f in SETUP_FOLDERS:
+            it.check(*m.create(it.wire_name(f)), "CREATE " + f)
+        raws = {}
+        when = datetime.datetime(2024, 3, 4, 10, 0, tzinfo=datetime.timezone.utc)
+        for n, tag in enumerate(ORDER):
+            folder, multipart, flags = MESSAGES[tag]
+            raw = make_message(tag, n, multipart).encode()
+            raws[tag] = raw
+            it.check(*m.append(it.wire_name(folder), "(%s)" % " ".join(flags) if flags else None,
+                               when, raw), "APPEND " + tag)
+        msgs = {}
+        for tag in ORDER:
+            folder = MESSAGES[tag][0]
+            it.select(m, folder)
+            uids = search_mid(m, mid_of(tag))
+            if len(uids) != 1:
+                raise RuntimeError("APPENDed %s: found UIDs %s in %s" % (tag, uids, folder))
+            msgs[tag] = Msg(tag, folder, uids[0], raws[tag])
+        return msgs
+    finally:
+        m.logout()
+
+
+# --- the mount ---------------------------------------------------------------
+
+def eml_name(root, folder, uid):
+    """The .eml name of UID in the mount's folder, or None."""
+    try:
+        entries = os.listdir(os.path.join(root, folder))
+    except OSError:
+        return None
+    suffix = " [%d].eml" % uid
+    hits = [e for e in entries if e.endswith(suffix)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def wait_for(fn, timeout):
+    """fn()'s first true value within timeout seconds, else None."""
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > deadline:
+            return None
+        time.sleep(0.25)
+
+
+def listdir(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError as e:
+        return "listdir: %s" % e
+
+
+def run(argv, timeout=120):
+    """(exit status, stderr) of a command, its messages in English."""
+    env = dict(os.environ, LC_ALL="C")
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout, env=env)
+    return p.returncode, p.stderr.decode("utf-8", "replace").strip()
+
+
+def errno_of(fn, *args):
+    try:
+        fn(*args)
+        return 0
+    except OSError as e:
+        return e.errno
+    except Exception as e:      # noqa: BLE001 - reported, never raised
+        return "%s: %s" % (type(e).__name__, e)
+
+
+def ename(e):
+    return errno.errorcode.get(e, str(e)) if isinstance(e, int) and e else (
+        "success" if e == 0 else str(e))
+
+
+def gone_from_mount(root, folder, name):
+    """Problems when NAME.eml or NAME/ still shows in the mount's folder."""
+    stem = name[:-4]
+    probs = []
+    ents = listdir(os.path.join(root, folder))
+    if isinstance(ents, str):
+        return [ents]
+    for n in (name, stem):
+        if n in ents:
+            probs.append("%r still listed" % n)
+        if os.path.lexists(os.path.join(root, folder, n)):
+            probs.append("%r still found by lookup" % n)
+    return probs
+
+
+def write_config():
+    d = os.path.join(RUN, "config", "mailfs")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config"), "w") as f:
+        f.write("[%s]\nhost = %s\nport = %d\nuser = alice\ntls = implicit\n"
+                "ca_file = %s\npassword_command = cat %s\ndebug = fs:sync\n" % (
+                    ACCOUNT, H["host"], H["imaps_port"], H["ca_file"],
+                    H["users"]["alice"]["password_file"]))
+
+
+def mount(what, opts):
+    """Mount with its own cache, data dir and log; None when it failed."""
+    env = dict(os.environ)
+    env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
+    env["XDG_CACHE_HOME"] = os.path.join(RUN, "cache-" + what)
+    env["XDG_DATA_HOME"] = os.path.join(RUN, "data-" + what)
+    env.pop("MAILFS_BIN", None)
+    log = os.path.join(RUN, what + ".log")
+    args = ["-o", "log_file=" + log] + (["-o", opts] if opts else [])
+    mnt = Mount(BIN, args, ACCOUNT, os.path.join(RUN, "mnt-" + what), env, MOUNT_TIMEOUT)
+    mnt.log = log
+    if not C.check(mnt.ok, "%s: mount %s" % (what, " ".join(args[2:]) or "(defaults)"), mnt.error):
+        mnt.unmount()
+        return None
+    return mnt
+
+
+def finish(mnt, what):
+    um_ok, rc = mnt.unmount()
+    C.check(um_ok and rc == 0 and not mounted(mnt.mountpoint),
+            "%s: fusermount3 -u unmounts and the daemon exits with status 0" % what,
+            "unmounted: %s, exit status %s: %s" % ("yes" if um_ok else "no", rc, tail(mnt.out)))
+    rep = sanitizer_reports([mnt.out, mnt.log])
+    C.check(not rep, "%s: no sanitizer report in the daemon's output" % what,
+            "; ".join("%s: %s" % r for r in rep))
+
+
+def wait_visible(root, msgs, what):
+    """Wait until every message shows in the mount; {tag: .eml name}."""
+    names = {}
+
+    def all_there():
+        for tag, m in msgs.items():
+            if tag not in names:
+                n = eml_name(root, m.folder, m.uid)
+                if n:
+                    names[tag] = n
+        return len(names) == len(msgs)
+
+    ok = wait_for(all_there, SYNC_TIMEOUT)
+    C.check(ok, "%s: our %d messages show in the mount within %d s" % (what, len(msgs), SYNC_TIMEOUT),
+            "missing: %s" % sorted(set(msgs) - set(names)))
+    return names
+
+
+def section(what, fn, *args):
+    """Run a group of checks; an exception is one FAIL, not the end."""
+    try:
+        fn(*args)
+    except Exception as e:      # noqa: BLE001
+        C.fail(what, "test raised %s: %s" % (type(e).__name__, e))
+        for line in traceback.format_exc().splitlines():
+            print("# " + line, flush=True)
+
+
+# --- checks on the default mount ----------------------------------------------
+
+def check_reading(root, msgs, names):
+    m = msgs["read1"]
+    path = os.path.join(root, m.folder, names["read1"])
+    before = flags_of(m.folder, m.uid)
+    with open(path, "rb") as f:
+        data = f.read()
+    d = path[:-4]
+    parts = {}
+    for e in os.listdir(d):
+        with open(os.path.join(d, e), "rb") as f:
+            parts[e] = f.read()
+    C.check(data == m.raw and "body.txt" in parts and "data-read1.bin" in parts,
+            "reading: X.eml is the APPENDed bytes and X/ holds body.txt and the attachment",
+            "%d bytes (want %d), parts %s" % (len(data), len(m.raw), sorted(parts)))
+    after = flags_of(m.folder, m.uid)
+    C.check(before == set() and after == set(),
+            "reading X.eml and every decoded part sets no flag on the server (no \\Seen)",
+            "flags before %s, after %s" % (before, after))
+
+
+def check_flags(root, msgs, names):
+    m = msgs["flags"]
+    path = os.path.join(root, m.folder, names["flags"])
+    want = {"\\Seen", "\\Flagged", "$Label1"}
+    rc, err = run(["setfattr", "-n", "user.mail.flags", "-v", "\\Seen \\Flagged $Label1", path])
+    C.check(rc == 0, "setfattr -n user.mail.flags -v '\\Seen \\Flagged $Label1' succeeds",
+            "status %d: %s" % (rc, err))
+    got = flags_of(m.folder, m.uid)
+    C.equal(got, want, "the server then has exactly \\Seen \\Flagged $Label1 "
+            "(keyword stored, \\Answered and $Old replaced)")
+    p = subprocess.run(["getfattr", "--only-values", "-n", "user.mail.flags", path],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    shown = p.stdout.decode("utf-8", "replace").split()
+    C.check(p.returncode == 0 and set(shown) == want and len(shown) == len(want),
+            "getfattr -n user.mail.flags then shows exactly those flags",
+            "status %d, value %r, stderr %r" % (p.returncode, p.stdout, p.stderr[:200]))
+
+    for bad in ("\\Recent", "(bad", "\\Seen \\Recent"):
+        rc, err = run(["setfattr", "-n", "user.mail.flags", "-v", bad, path])
+        e = errno_of(os.setxattr, path, "user.mail.flags", bad.encode())
+        got = flags_of(m.folder, m.uid)
+        C.check(rc != 0 and "Invalid argument" in err and e == errno.EINVAL and got == want,
+                "setfattr -v %r is refused with EINVAL and the server's flags stay as they were" % bad,
+                "setfattr status %d (%s), setxattr(2): %s, server flags %s" % (rc, err, ename(e), got))
+
+    rc, err = run(["setfattr", "-n", "user.mail.flags", "-v", "\\Flagged $Label2", path])
+    got = flags_of(m.folder, m.uid)
+    C.check(rc == 0 and got == {"\\Flagged", "$Label2"},
+            "setfattr -v '\\Flagged $Label2' then leaves exactly those on the server (\\Seen removed)",
+            "status %d (%s), server flags %s" % (rc, err, got))
+
+
+def renamed(name, uid):
+    """The name a message gets in another folder: the same derived stem
+    (date, sender, subject) with its new UID."""
+    return re.sub(r"\[\d+\]\.eml$", "[%d].eml" % uid, name)
+
+
+def trash_appears(root, trash, mid, old_name, what):
+    """The message's single place on the server must be Trash; then it must
+    show in the mount's Trash under its new UID.  Returns (uid, name)."""
+    loc = where(mid)
+    ok = C.check(len(loc) == 1 and loc[0][0] == trash,
+                 "%s: the message is gone from its folder on the server and is in %s" % (what, trash),
+                 "found at %s" % loc)
+    if not ok:
+        return None, None
+    uid = loc[0][1]
+    t0 = time.time()
+    want = renamed(old_name, uid)
+    name = wait_for(lambda: eml_name(root, trash, uid), SHOW_TIMEOUT)
+    C.check(name == want, "%s: it shows in the mount's %s under its derived name with the new UID "
+            "within %d s" % (what, trash, SHOW_TIMEOUT),
+            "want %r; %s has %s" % (want, trash, [e for e in listdir(os.path.join(root, trash))
+                                                  if "Write test" in e]))
+    if name:
+        print("# %s: showed in %s after %.1f s" % (what, trash, time.time() - t0), flush=True)
+    return uid, name if name == want else None
+
+
+def check_rm(root, msgs, names, trash):
+    m = msgs["rm1"]
+    name = names["rm1"]
+    path = os.path.join(root, m.folder, name)
+    C.check(os.path.isfile(path) and os.path.isdir(path[:-4]),
+            "rm: X.eml and X/ are there before", listdir(os.path.join(root, m.folder)))
+    rc, err = run(["rm", path])
+    C.check(rc == 0 and not err, "rm X.eml succeeds", "status %d: %s" % (rc, err))
+    C.problems(gone_from_mount(root, m.folder, name), "rm: X.eml and X/ are gone from the folder's listing at once")
+    uid, tname = trash_appears(root, trash, m.mid, name, "rm X.eml")
+    if uid is not None:
+        C.check(raw_of(trash, uid) == m.raw, "rm: the message in %s has the same bytes" % trash)
+    if not tname:
+        return
+    rc, err = run(["rm", os.path.join(root, trash, tname)])
+    C.check(rc == 0 and not err, "rm of the message inside %s succeeds" % trash, "status %d: %s" % (rc, err))
+    loc = where(m.mid)
+    C.check(loc == [], "rm inside %s expunges it for good (gone from %s, nowhere else on the server)" % (
+        trash, trash), "found at %s" % loc)
+    C.problems(gone_from_mount(root, trash, tname), "rm inside %s: gone from its listing" % trash)
+
+
+def check_rm_r(root, msgs, names, trash):
+    m = msgs["rmr"]
+    name = names["rmr"]
+    d = os.path.join(root, m.folder, name[:-4])
+    rc, err = run(["rm", "-r", d + "/"])
+    C.check(rc == 0 and not err, "rm -r X/ (the decoded directory) succeeds", "status %d: %s" % (rc, err))
+    C.problems(gone_from_mount(root, m.folder, name), "rm -r X/: X.eml and X/ are gone from the listing at once")
+    uid, _ = trash_appears(root, trash, m.mid, name, "rm -r X/")
+    if uid is not None:
+        C.check(raw_of(trash, uid) == m.raw, "rm -r X/: the message in %s has the same bytes" % trash)
+
+
+def check_rm_rf_folder(root, msgs, names, trash):
+    tags = [t for t in ORDER if MESSAGES[t][0] == BULK]
+    folder = os.path.join(root, BULK)
+    before = listdir(folder)
+    C.check(isinstance(before, list) and len(before) == 2 * len(tags),
+            "rm -rf Folder/*: the folder shows %d messages as X.eml + X/" % len(tags), before)
+    rc, err = run(["sh", "-c", 'rm -rf -- "$1"/*', "sh", folder])
+    C.check(rc == 0 and not err, "rm -rf Folder/* on a folder with %d messages succeeds without errors" % len(tags),
+            "status %d: %s" % (rc, err))
+    left = meta(BULK)
+    C.check(left == {}, "rm -rf Folder/*: the folder is empty on the server", "UIDs left: %s" % sorted(left))
+    locs = {t: where(msgs[t].mid) for t in tags}
+    bad = ["%s at %s" % (t, l) for t, l in locs.items() if len(l) != 1 or l[0][0] != trash]
+    C.problems(bad, "rm -rf Folder/*: every message was moved to %s" % trash)
+    C.equal(listdir(folder), [], "rm -rf Folder/*: the folder's listing is empty at once")
+
+
+def check_mv(root, msgs, names):
+    cases = [("mv1", "Archive", False), ("mv2", "Archive", True),
+             ("mv3", "Archive/2024", False), ("mv4", CAFE, False)]
+    for tag, dest, as_dir in cases:
+        m = msgs[tag]
+        name = names[tag]
+        src = os.path.join(root, m.folder, name[:-4] if as_dir else name)
+        what = "mv INBOX/%s %s/" % ("X" if as_dir else "X.eml", dest)
+        raw_before = raw_of(m.folder, m.uid)
+        rc, err = run(["mv", src, os.path.join(root, dest) + "/"])
+        C.check(rc == 0 and not err, "%s succeeds" % what, "status %d: %s" % (rc, err))
+        loc = where(m.mid)
+        ok = C.check(len(loc) == 1 and loc[0][0] == dest,
+                     "%s: gone from INBOX on the server, in %s with the same Message-ID" % (what, dest),
+                     "found at %s" % loc)
+        if ok:
+            after = raw_of(dest, loc[0][1])
+            C.check(after == raw_before and after == m.raw,
+                    "%s: BODY.PEEK[] in %s is identical to before" % (what, dest),
+                    "%d bytes, before %d" % (len(after), len(raw_before)))
+        C.problems(gone_from_mount(root, m.folder, name), "%s: X.eml and X/ are gone from INBOX's listing" % what)
+        if ok:
+            uid = loc[0][1]
+            want = renamed(name, uid)
+            shown = wait_for(lambda: eml_name(root, dest, uid), SHOW_TIMEOUT)
+            C.check(shown == want, "%s: shows in the mount's %s under its derived name with the new UID "
+                    "within %d s" % (what, dest, SHOW_TIMEOUT), "got %r, want %r" % (shown, want))
+
+    # A rename inside one folder: names are derived, so EPERM.
+    m = msgs["mv5"]
+    name = names["mv5"]
+    src = os.path.join(root, m.folder, name)
+    dst = os.path.join(root, m.folder, "other.eml")
+    flags = flags_of(m.folder, m.uid)
+    rc, err = run(["mv", src, dst])
+    e = errno_of(os.rename, src, dst)
+    C.check(rc != 0 and e == errno.EPERM,
+            "mv INBOX/X.eml INBOX/other.eml fails with EPERM",
+            "mv status %d (%s), rename(2): %s" % (rc, err, ename(e)))
+    loc = where(m.mid)
+    C.check(loc == [(m.folder, m.uid)] and flags_of(m.folder, m.uid) == flags,
+            "mv INBOX/X.eml INBOX/other.eml: nothing changed on the server",
+            "found at %s (was %s/%d)" % (loc, m.folder, m.uid))
+    C.check(os.path.isfile(src) and not os.path.lexists(dst),
+            "mv INBOX/X.eml INBOX/other.eml: X.eml still shows, other.eml does not")
+
+
+def check_mkdir_rmdir(root, msgs):
+    for name, what in ((NEW, "mkdir Mount/NewFolder"), (NEW_SUB, "mkdir Mount/Archive/Sub (nested)"),
+                       (NEW_UTF8, "mkdir 'Mount/Ünïcödé ...' (non-ASCII)")):
+        e = errno_of(os.mkdir, os.path.join(root, name))
+        C.check(e == 0, "%s succeeds" % what, ename(e))
+        wire = it.utf7_encode(name)
+        names = wire_names()
+        C.check(wire in names, "%s: the server LISTs it (modified UTF-7 name)" % what,
+                "want %r; LIST has %s" % (wire, sorted(n for n in names if TAG in n)))
+        C.check(os.path.isdir(os.path.join(root, name)), "%s: a directory in the mount" % what)
+
+    before = folder_names()
+    e = errno_of(os.mkdir, os.path.join(root, MAIN))
+    C.check(e == errno.EEXIST and folder_names() == before,
+            "mkdir of an existing folder name fails with EEXIST and the server's folders stay",
+            ename(e))
+
+    for name, what in ((EMPTY, "rmdir of an empty folder"), (NEW, "rmdir of the folder made by mkdir"),
+                       (NEW_SUB, "rmdir of the nested folder made by mkdir"),
+                       (NEW_UTF8, "rmdir of the non-ASCII folder made by mkdir")):
+        e = errno_of(os.rmdir, os.path.join(root, name))
+        C.check(e == 0, "%s succeeds" % what, ename(e))
+        names = folder_names()
+        C.check(name not in names, "%s: the folder is deleted on the server" % what,
+                "LIST still has %r" % name)
+        C.check(not os.path.lexists(os.path.join(root, name)), "%s: gone from the mount" % what)
+
+    m = msgs["full1"]
+    flags = meta(FULL)
+    e = errno_of(os.rmdir, os.path.join(root, FULL))
+    C.check(e == errno.ENOTEMPTY, "rmdir of a folder with a message fails with ENOTEMPTY", ename(e))
+    C.check(FULL in folder_names() and meta(FULL) == flags == {m.uid: set()}
+            and where(m.mid) == [(FULL, m.uid)],
+            "rmdir of a non-empty folder: the folder and its message are untouched on the server",
+            "folder listed: %s, messages %s" % (FULL in folder_names(), meta(FULL)))
+    C.check(eml_name(root, FULL, m.uid), "rmdir of a non-empty folder: its message still shows in the mount")
+
+    before = folder_names()
+    e = errno_of(os.rmdir, os.path.join(root, TAG + "-no-such-folder"))
+    C.check(e == errno.ENOENT and folder_names() == before,
+            "rmdir of a missing name fails with ENOENT and no folder changes", ename(e))
+
+
+def check_rename_folder(root, msgs):
+    rc, err = run(["mv", os.path.join(root, REN_A), os.path.join(root, REN_B)])
+    C.check(rc == 0 and not err, "mv Mount/FolderA Mount/FolderB (with a subfolder) succeeds",
+            "status %d: %s" % (rc, err))
+    names = folder_names()
+    C.check({REN_B, REN_B + "/sub"} <= names and not {REN_A, REN_A + "/sub"} & names,
+            "mv FolderA FolderB: the server has FolderB and FolderB/sub, no FolderA",
+            sorted(n for n in names if TAG in n))
+    l1, l2 = where(msgs["ren1"].mid), where(msgs["ren2"].mid)
+    C.check(len(l1) == 1 and l1[0][0] == REN_B and len(l2) == 1 and l2[0][0] == REN_B + "/sub",
+            "mv FolderA FolderB: the messages are in FolderB and FolderB/sub on the server",
+            "%s / %s" % (l1, l2))
+    top = listdir(root)
+    C.check(isinstance(top, list) and REN_B in top and REN_A not in top
+            and os.path.isdir(os.path.join(root, REN_B, "sub")) and not os.path.lexists(os.path.join(root, REN_A)),
+            "mv FolderA FolderB: the mount shows FolderB with sub/, FolderA is gone",
+            [e for e in top if TAG in e] if isinstance(top, list) else top)
+    if len(l1) == 1 and len(l2) == 1:
+        shown = wait_for(lambda: eml_name(root, l1[0][0], l1[0][1]) and eml_name(root, l2[0][0], l2[0][1]),
+                         SHOW_TIMEOUT)
+        C.check(shown, "mv FolderA FolderB: the messages show in FolderB/ and FolderB/sub/ within %d s"
+                % SHOW_TIMEOUT, "%s / %s" % (listdir(os.path.join(root, REN_B)),
+                                             listdir(os.path.join(root, REN_B, "sub"))))
+
+
+def check_no_seen(msgs):
+    """Nothing but setfattr set \\Seen on any of our messages (rm -r, mv and
+    rm -rf decoded or read some of them)."""
+    probs = []
+    for tag, m in sorted(msgs.items()):
+        if tag in ("flags",) or "\\Seen" in MESSAGES[tag][2]:
+            continue
+        for f, u in where(m.mid):
+            fl = flags_of(f, u)
+            if fl and "\\Seen" in fl:
+                probs.append("%s in %s/%d: %s" % (tag, f, u, sorted(fl)))
+    C.problems(probs, "after all the changes none of our messages got \\Seen without setfattr")
+
+
+def default_mount(msgs, trash):
+    mnt = mount("trash", None)
+    if not mnt:
+        return
+    try:
+        root = mnt.mountpoint
+        want = {t: m for t, m in msgs.items() if t not in ("ro1", "ro2", "ex1")}
+        names = wait_visible(root, want, "default mount")
+        if len(names) != len(want):
+            return
+        # Reading after a STORE in the same folder: a connection may then
+        # have it selected read-write, where a plain BODY[] would set \Seen.
+        section("setfattr user.mail.flags", check_flags, root, msgs, names)
+        section("reading", check_reading, root, msgs, names)
+        section("rm X.eml", check_rm, root, msgs, names, trash)
+        section("rm -r X/", check_rm_r, root, msgs, names, trash)
+        section("rm -rf Folder/*", check_rm_rf_folder, root, msgs, names, trash)
+        section("mv", check_mv, root, msgs, names)
+        section("mkdir/rmdir", check_mkdir_rmdir, root, msgs)
+        section("folder rename", check_rename_folder, root, msgs)
+        section("no \\Seen", check_no_seen, msgs)
+    finally:
+        finish(mnt, "default mount")
+
+
+def expunge_mount(msgs, trash):
+    mnt = mount("expunge", "delete=expunge")
+    if not mnt:
+        return
+    try:
+        root = mnt.mountpoint
+        names = wait_visible(root, {"ex1": msgs["ex1"]}, "delete=expunge")
+        if not names:
+            return
+        m = msgs["ex1"]
+        rc, err = run(["rm", os.path.join(root, m.folder, names["ex1"])])
+        C.check(rc == 0 and not err, "delete=expunge: rm X.eml succeeds", "status %d: %s" % (rc, err))
+        loc = where(m.mid)
+        C.check(loc == [], "delete=expunge: rm expunges the message (not in %s, nowhere on the server)" % trash,
+                "found at %s" % loc)
+        C.problems(gone_from_mount(root, m.folder, names["ex1"]),
+                   "delete=expunge: X.eml and X/ are gone from the listing at once")
+    finally:
+        finish(mnt, "delete=expunge mount")
+
+
+def ro_mount(msgs):
+    mnt = mount("ro", "ro")
+    if not mnt:
+        return
+    try:
+        root = mnt.mountpoint
+        names = wait_visible(root, {t: msgs[t] for t in ("ro1", "ro2")}, "-o ro")
+        if len(names) != 2:
+            return
+        before = account_state()
+        p1 = os.path.join(root, RO, names["ro1"])
+        p2 = os.path.join(root, RO, names["ro2"])
+
+        def write_outbox():
+            with open(os.path.join(root, "outbox", TAG + ".eml"), "w") as f:
+                f.write("To: bob@mailfs.test\nSubject: ro\n\nro\n")
+
+        cases = [
+            ("rm X.eml", os.unlink, p1),
+            ("rm -r X/ (rmdir of the decoded directory)", os.rmdir, p1[:-4]),
+            ("mv X.eml Archive/", os.rename, p2, os.path.join(root, "Archive", names["ro2"])),
+            ("mv X/ Archive/", os.rename, p2[:-4], os.path.join(root, "Archive", names["ro2"][:-4])),
+            ("mkdir", os.mkdir, os.path.join(root, TAG + "-ronew")),
+            ("rmdir of an empty folder", os.rmdir, os.path.join(root, RO_EMPTY)),
+            ("mv FolderA FolderB", os.rename, os.path.join(root, RO_EMPTY), os.path.join(root, TAG + "-ro2")),
+            ("setfattr user.mail.flags", os.setxattr, p1, "user.mail.flags", b"\\Seen \\Flagged"),
+            ("writing a file in outbox/", write_outbox),
+        ]
+        for what, fn, *args in cases:
+            e = errno_of(fn, *args)
+            C.check(e == errno.EROFS, "-o ro: %s fails with EROFS" % what, "got %s" % ename(e))
+        rc, err = run(["rm", "-f", p1])
+        C.check(rc != 0 and "Read-only file system" in err, "-o ro: rm -f X.eml reports 'Read-only file system'",
+                "status %d: %s" % (rc, err))
+        after = account_state()
+        C.check(after == before, "-o ro: nothing changed on the server",
+                "folders +%s -%s; changed folders %s" % (
+                    sorted(after[0] - before[0]), sorted(before[0] - after[0]),
+                    sorted(f for f in set(before[1]) | set(after[1])
+                           if before[1].get(f) != after[1].get(f))))
+        C.check(os.path.isfile(p1) and os.path.isfile(p2), "-o ro: the messages still show in the mount")
+    finally:
+        finish(mnt, "-o ro mount")
+
+
+# --- main --------------------------------------------------------------------
+
+def harness_restart_full_caps():
+    env = dict(os.environ)
+    env["DOVECOT_PLAIN_CAPS"] = "0"
+    env["MAILFS_TEST_DIR"] = H["state_dir"]
+    env["IMAPS_PORT"] = str(H["imaps_port"])
+    env["IMAP_PORT"] = str(H["imap_port"])
+    with tempfile.TemporaryFile() as out:   # a file, never a pipe
+        r = subprocess.run([os.path.join(REPO_ROOT, "tests", "harness", "start.sh")], env=env,
+                           stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        out.seek(0)
+        return r.returncode == 0, out.read().decode("utf-8", "replace").strip()
+
+
+def main():
+    global H
+    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
+        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+        return 1
+    if os.path.isdir(RUN):
+        for e in os.listdir(RUN):
+            p = os.path.join(RUN, e)
+            if mounted(p):
+                subprocess.run(["fusermount3", "-uz", p])
+        shutil.rmtree(RUN)
+    os.makedirs(RUN)
+    write_config()
+
+    # test_read's fallback part may have left Dovecot announcing only basic
+    # capabilities (if it died there); the writes here want the full set.
+    if H.get("plain_caps"):
+        ok, out = harness_restart_full_caps()
+        C.check(ok, "restart Dovecot with all capabilities", out)
+        H = it.load_harness()
+
+    try:
+        cleanup_server(" of earlier runs")
+        msgs = setup()
+        trash = trash_folder()
+    except Exception as e:      # noqa: BLE001
+        C.fail("make our folders and messages with imaplib",
+               "%s: %s (is the server running? tests/harness/start.sh)" % (type(e).__name__, e))
+        return 1
+    C.ok("made %d folders and %d messages (Message-ID ...@%s) with imaplib" % (
+        len(SETUP_FOLDERS), len(msgs), DOMAIN))
+    print("# run tag %s, Trash is %r" % (TAG, trash), flush=True)
+
+    try:
+        default_mount(msgs, trash)
+        expunge_mount(msgs, trash)
+        ro_mount(msgs)
+    finally:
+        try:
+            cleanup_server()
+        except Exception as e:  # noqa: BLE001
+            print("# cleanup failed: %s: %s" % (type(e).__name__, e), flush=True)
+
+    print("# test_write[%s]: %d passed, %d failed" % (LABEL, C.passed, C.failed))
+    return 1 if C.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
