@@ -61,6 +61,7 @@ struct fsops {
 	pthread_cond_t cond;
 	bool stop;
 	struct note *head, **tail;
+	struct dirsnap *snaps;	/* open directory snapshots */
 };
 
 static void notify(struct fsops *o, fuse_ino_t parent, fuse_ino_t ino,
@@ -454,6 +455,9 @@ struct dirsnap {
 	bool filled;
 	struct dent *e;
 	size_t n, cap;
+	/* Open snapshots are linked in fsops: a session that ends with a
+	 * directory still open gets no releasedir for it. */
+	struct dirsnap *next, *prev;
 };
 
 static int snap_add(struct dirsnap *d, const char *name, size_t len,
@@ -483,10 +487,30 @@ static int snap_add(struct dirsnap *d, const char *name, size_t len,
 	return 0;
 }
 
+static void snap_link(struct fsops *o, struct dirsnap *d)
+{
+	pthread_mutex_lock(&o->lock);
+	d->next = o->snaps;
+	if (d->next)
+		d->next->prev = d;
+	o->snaps = d;
+	pthread_mutex_unlock(&o->lock);
+}
+
 static void snap_free(struct dirsnap *d)
 {
 	if (!d)
 		return;
+	if (d->o) {
+		pthread_mutex_lock(&d->o->lock);
+		if (d->prev)
+			d->prev->next = d->next;
+		else
+			d->o->snaps = d->next;
+		if (d->next)
+			d->next->prev = d->prev;
+		pthread_mutex_unlock(&d->o->lock);
+	}
 	for (size_t i = 0; i < d->n; i++)
 		free(d->e[i].name);
 	free(d->e);
@@ -632,6 +656,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 	d->o = o;
 	d->ino = ino;
+	snap_link(o, d);
 	fi->fh = (uintptr_t)d;
 	/* The root lists outbox/ too, which has no invalidation story of
 	 * its own; it is cheap to list anyway. */
@@ -1357,6 +1382,8 @@ void fsops_free(struct fsops *o)
 {
 	if (!o)
 		return;
+	while (o->snaps)
+		snap_free(o->snaps);
 	while (o->head) {
 		struct note *n = o->head;
 
