@@ -71,8 +71,7 @@ bool outbox_ignored(const char *name)
 						"#*#", "*.error" };
 
 	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++)
-		if (fnmatch(patterns[i], name, FNM_PERIOD) == 0 ||
-		    (name[0] == '.'))
+		if (fnmatch(patterns[i], name, 0) == 0)
 			return true;
 	return false;
 }
