@@ -14,6 +14,7 @@
 #include "imp.h"
 #include "log.h"
 #include "mime.h"
+#include "stage.h"
 
 #define KIND ((fuse_ino_t)7 << 60)
 #define LOW_BITS 42
@@ -31,13 +32,6 @@ struct imp {
 	gid_t gid;
 	void (*changed)(void *ctx, int64_t folder);
 	void *ctx;
-};
-
-struct impfile {
-	int fd;
-	int64_t folder;
-	bool written;
-	char name[NAME_MAX + 1];
 };
 
 struct imp *imp_new(const char *dir, struct index *ix, struct pool *pool,
@@ -90,12 +84,6 @@ static bool temporary(const char *name)
 	return false;
 }
 
-static bool valid_name(const char *name)
-{
-	return name[0] && strlen(name) <= NAME_MAX && !strchr(name, '/') &&
-	       strcmp(name, ".") && strcmp(name, "..");
-}
-
 static void folder_dir(struct imp *im, int64_t folder, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%lld", im->dir, (long long)folder);
@@ -119,25 +107,10 @@ static int name_of(struct imp *im, fuse_ino_t ino, int64_t *folder, char *name,
 		   size_t len)
 {
 	char dir[PATH_MAX];
-	struct dirent *de;
-	int rc = -ENOENT;
-	DIR *d;
 
 	*folder = (int64_t)((ino >> LOW_BITS) & FOLDER_MASK);
 	folder_dir(im, *folder, dir, sizeof(dir));
-	d = opendir(dir);
-	if (!d)
-		return -ENOENT;
-	while ((de = readdir(d))) {
-		if ((de->d_ino & LOW_MASK) == (ino & LOW_MASK) &&
-		    valid_name(de->d_name)) {
-			snprintf(name, len, "%s", de->d_name);
-			rc = 0;
-			break;
-		}
-	}
-	closedir(d);
-	return rc;
+	return stage_find(dir, ino, LOW_MASK, name, len);
 }
 
 int imp_lookup(struct imp *im, int64_t folder, const char *name,
@@ -145,7 +118,7 @@ int imp_lookup(struct imp *im, int64_t folder, const char *name,
 {
 	char path[PATH_MAX];
 
-	if (!valid_name(name))
+	if (!stage_valid_name(name))
 		return -ENOENT;
 	path_of(im, folder, name, path, sizeof(path));
 	if (lstat(path, &e->attr) < 0 || !S_ISREG(e->attr.st_mode))
@@ -178,29 +151,15 @@ void imp_setattr(struct imp *im, fuse_req_t req, fuse_ino_t ino,
 		 struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
 	char name[NAME_MAX + 1], path[PATH_MAX];
-	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
 	int64_t folder;
 	struct stat st;
 	int rc = name_of(im, ino, &folder, name, sizeof(name));
 
 	path_of(im, folder, name, path, sizeof(path));
-	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
-		struct impfile *f = fi ? (struct impfile *)(uintptr_t)fi->fh :
-					 NULL;
-
-		if ((f ? ftruncate(f->fd, attr->st_size) :
-			 truncate(path, attr->st_size)) < 0)
-			rc = -errno;
-	}
-	if (to_set & FUSE_SET_ATTR_ATIME)
-		ts[0] = attr->st_atim;
-	if (to_set & FUSE_SET_ATTR_MTIME)
-		ts[1] = attr->st_mtim;
-	if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) &&
-	    utimensat(AT_FDCWD, path, ts, 0) < 0)
-		rc = -errno;
-	if (rc == 0 && lstat(path, &st) < 0)
-		rc = -errno;
+	if (rc == 0)
+		rc = stage_setattr(path, fi ? (struct stage_file *)(uintptr_t)
+						      fi->fh : NULL,
+				   attr, to_set, &st);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -212,23 +171,16 @@ void imp_setattr(struct imp *im, fuse_req_t req, fuse_ino_t ino,
 static int open_staged(struct imp *im, int64_t folder, const char *name,
 		       int flags, struct fuse_file_info *fi)
 {
-	struct impfile *f = calloc(1, sizeof(*f));
-	char dir[PATH_MAX], path[PATH_MAX];
+	struct stage_file *f = NULL;
+	char dir[PATH_MAX];
+	int rc;
 
-	if (!f)
-		return -ENOMEM;
 	folder_dir(im, folder, dir, sizeof(dir));
 	mkdir(dir, 0700);
-	path_of(im, folder, name, path, sizeof(path));
-	f->fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (f->fd < 0) {
-		int e = errno;
-
-		free(f);
-		return -e;
-	}
+	rc = stage_open(dir, name, flags, &f);
+	if (rc < 0)
+		return rc;
 	f->folder = folder;
-	snprintf(f->name, sizeof(f->name), "%s", name);
 	fi->fh = (uintptr_t)f;
 	fi->direct_io = 1;
 	return 0;
@@ -240,7 +192,7 @@ void imp_create(struct imp *im, fuse_req_t req, int64_t folder,
 	struct fuse_entry_param e = { 0 };
 	int rc;
 
-	if (!valid_name(name)) {
+	if (!stage_valid_name(name)) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
@@ -253,7 +205,7 @@ void imp_create(struct imp *im, fuse_req_t req, int64_t folder,
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	((struct impfile *)(uintptr_t)fi->fh)->written = true;
+	((struct stage_file *)(uintptr_t)fi->fh)->written = true;
 	if (fuse_reply_create(req, &e, fi) != 0)
 		imp_release(im, NULL, fi);
 }
@@ -280,28 +232,16 @@ void imp_open(struct imp *im, fuse_req_t req, fuse_ino_t ino,
 void imp_read(struct imp *im, fuse_req_t req, size_t size, off_t off,
 	      struct fuse_file_info *fi)
 {
-	struct impfile *f = (struct impfile *)(uintptr_t)fi->fh;
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-
 	(void)im;
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = f->fd;
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	stage_read(req, (struct stage_file *)(uintptr_t)fi->fh, size, off);
 }
 
 void imp_write(struct imp *im, fuse_req_t req, const char *buf, size_t size,
 	       off_t off, struct fuse_file_info *fi)
 {
-	struct impfile *f = (struct impfile *)(uintptr_t)fi->fh;
-	ssize_t n = pwrite(f->fd, buf, size, off);
-
 	(void)im;
-	f->written = true;
-	if (n < 0)
-		fuse_reply_err(req, errno);
-	else
-		fuse_reply_write(req, (size_t)n);
+	stage_write(req, (struct stage_file *)(uintptr_t)fi->fh, buf, size,
+		    off);
 }
 
 /* Message literals are CRLF; files on disk often are not. */
@@ -457,7 +397,7 @@ out:
 
 void imp_flush(struct imp *im, fuse_req_t req, struct fuse_file_info *fi)
 {
-	struct impfile *f = (struct impfile *)(uintptr_t)fi->fh;
+	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
 	int rc = 0;
 
 	if (f->written && !temporary(f->name)) {
@@ -469,11 +409,10 @@ void imp_flush(struct imp *im, fuse_req_t req, struct fuse_file_info *fi)
 
 void imp_release(struct imp *im, fuse_req_t req, struct fuse_file_info *fi)
 {
-	struct impfile *f = (struct impfile *)(uintptr_t)fi->fh;
+	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
 
 	(void)im;
-	close(f->fd);
-	free(f);
+	stage_close(f);
 	if (req)
 		fuse_reply_err(req, 0);
 }
@@ -482,7 +421,7 @@ int imp_unlink(struct imp *im, int64_t folder, const char *name)
 {
 	char path[PATH_MAX];
 
-	if (!valid_name(name))
+	if (!stage_valid_name(name))
 		return -ENOENT;
 	path_of(im, folder, name, path, sizeof(path));
 	return unlink(path) < 0 ? -errno : 0;
@@ -494,7 +433,7 @@ int imp_rename(struct imp *im, int64_t folder, const char *name,
 	char from[PATH_MAX], to[PATH_MAX];
 	struct stat st;
 
-	if (!valid_name(name) || !valid_name(newname))
+	if (!stage_valid_name(name) || !stage_valid_name(newname))
 		return -EINVAL;
 	path_of(im, folder, name, from, sizeof(from));
 	path_of(im, folder, newname, to, sizeof(to));

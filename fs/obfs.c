@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "obfs.h"
+#include "stage.h"
 
 #define FILE_KIND ((fuse_ino_t)6 << 60)
 #define INO_MASK (((fuse_ino_t)1 << 60) - 1)
@@ -22,13 +23,6 @@ struct obfs {
 	struct outbox *q;
 	uid_t uid;
 	gid_t gid;
-};
-
-/* What an open file handle holds. */
-struct obfile {
-	int fd;
-	bool writing;
-	char name[NAME_MAX + 1];
 };
 
 struct obfs *obfs_new(const char *dir, struct outbox *q, uid_t uid, gid_t gid)
@@ -61,9 +55,7 @@ bool obfs_owns(fuse_ino_t ino)
 /* Names a user may see and make: one component, not our state dir. */
 static bool valid_name(const char *name)
 {
-	return name[0] && strlen(name) <= NAME_MAX && !strchr(name, '/') &&
-	       strcmp(name, ".") && strcmp(name, "..") &&
-	       strcmp(name, STATE_DIR);
+	return stage_valid_name(name) && strcmp(name, STATE_DIR);
 }
 
 static void path_of(struct obfs *ob, const char *name, char *buf, size_t len)
@@ -92,22 +84,9 @@ void obfs_dir_stat(struct obfs *ob, struct stat *st)
 /* Name of the spool file behind ino (a scan: the spool is small). */
 static int name_of(struct obfs *ob, fuse_ino_t ino, char *name, size_t len)
 {
-	DIR *d = opendir(ob->dir);
-	struct dirent *de;
-	int rc = -ENOENT;
+	int rc = stage_find(ob->dir, ino, INO_MASK, name, len);
 
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		if ((FILE_KIND | (de->d_ino & INO_MASK)) == ino &&
-		    valid_name(de->d_name)) {
-			snprintf(name, len, "%s", de->d_name);
-			rc = 0;
-			break;
-		}
-	}
-	closedir(d);
-	return rc;
+	return rc == 0 && !valid_name(name) ? -ENOENT : rc;
 }
 
 static void reply_entry(struct obfs *ob, fuse_req_t req, const char *name)
@@ -158,9 +137,8 @@ void obfs_setattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
 		  struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
 	char name[NAME_MAX + 1], path[PATH_MAX];
-	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
 	struct stat st;
-	int rc = 0;
+	int rc;
 
 	if (ino == OBFS_DIR_INO) {
 		obfs_dir_stat(ob, &st);
@@ -169,30 +147,10 @@ void obfs_setattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
 	}
 	rc = name_of(ob, ino, name, sizeof(name));
 	path_of(ob, name, path, sizeof(path));
-	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
-		struct obfile *f = fi ? (struct obfile *)(uintptr_t)fi->fh : NULL;
-
-		if ((f ? ftruncate(f->fd, attr->st_size) :
-			 truncate(path, attr->st_size)) < 0)
-			rc = -errno;
-	}
-	if (to_set & FUSE_SET_ATTR_ATIME)
-		ts[0] = attr->st_atim;
-	if (to_set & FUSE_SET_ATTR_MTIME)
-		ts[1] = attr->st_mtim;
-	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
-		ts[0].tv_nsec = UTIME_NOW;
-	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
-		ts[1].tv_nsec = UTIME_NOW;
-	if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
-				  FUSE_SET_ATTR_ATIME_NOW |
-				  FUSE_SET_ATTR_MTIME_NOW)) &&
-	    utimensat(AT_FDCWD, path, ts, 0) < 0)
-		rc = -errno;
-	/* Mode and owner are ours to decide; accept and ignore them so
-	 * cp -p and rsync -a don't fail. */
-	if (rc == 0 && lstat(path, &st) < 0)
-		rc = -errno;
+	if (rc == 0)
+		rc = stage_setattr(path, fi ? (struct stage_file *)(uintptr_t)
+						      fi->fh : NULL,
+				   attr, to_set, &st);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -304,21 +262,11 @@ void obfs_releasedir(struct obfs *ob, fuse_req_t req,
 static int open_file(struct obfs *ob, const char *name, int flags,
 		     struct fuse_file_info *fi)
 {
-	struct obfile *f = calloc(1, sizeof(*f));
-	char path[PATH_MAX];
+	struct stage_file *f = NULL;
+	int rc = stage_open(ob->dir, name, flags, &f);
 
-	if (!f)
-		return -ENOMEM;
-	path_of(ob, name, path, sizeof(path));
-	f->fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (f->fd < 0) {
-		int e = errno;
-
-		free(f);
-		return -e;
-	}
-	f->writing = (flags & O_ACCMODE) != O_RDONLY;
-	snprintf(f->name, sizeof(f->name), "%s", name);
+	if (rc < 0)
+		return rc;
 	if (f->writing && ob->q)
 		outbox_writing(ob->q, name, true);
 	fi->fh = (uintptr_t)f;
@@ -350,14 +298,8 @@ void obfs_create(struct obfs *ob, fuse_req_t req, const char *name,
 	}
 	fix_stat(ob, &e.attr);
 	e.ino = e.attr.st_ino;
-	if (fuse_reply_create(req, &e, fi) != 0) {
-		struct obfile *f = (struct obfile *)(uintptr_t)fi->fh;
-
-		if (f->writing && ob->q)
-			outbox_writing(ob->q, f->name, false);
-		close(f->fd);
-		free(f);
-	}
+	if (fuse_reply_create(req, &e, fi) != 0)
+		obfs_release(ob, NULL, fi);
 }
 
 void obfs_open(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
@@ -380,32 +322,21 @@ void obfs_open(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
 void obfs_read(struct obfs *ob, fuse_req_t req, size_t size, off_t off,
 	       struct fuse_file_info *fi)
 {
-	struct obfile *f = (struct obfile *)(uintptr_t)fi->fh;
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-
 	(void)ob;
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = f->fd;
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	stage_read(req, (struct stage_file *)(uintptr_t)fi->fh, size, off);
 }
 
 void obfs_write(struct obfs *ob, fuse_req_t req, const char *buf,
 		size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct obfile *f = (struct obfile *)(uintptr_t)fi->fh;
-	ssize_t n = pwrite(f->fd, buf, size, off);
-
 	(void)ob;
-	if (n < 0)
-		fuse_reply_err(req, errno);
-	else
-		fuse_reply_write(req, (size_t)n);
+	stage_write(req, (struct stage_file *)(uintptr_t)fi->fh, buf, size,
+		    off);
 }
 
 /* close() waits for flush: make the bytes and the name durable here, so
  * that a message accepted into outbox/ survives a crash or power loss. */
-static int make_durable(struct obfs *ob, struct obfile *f)
+static int make_durable(struct obfs *ob, struct stage_file *f)
 {
 	int dfd;
 
@@ -428,22 +359,21 @@ static int make_durable(struct obfs *ob, struct obfile *f)
 
 void obfs_flush(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -make_durable(ob, (struct obfile *)(uintptr_t)fi->fh));
+	fuse_reply_err(req, -make_durable(ob, (struct stage_file *)(uintptr_t)fi->fh));
 }
 
 void obfs_fsync(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -make_durable(ob, (struct obfile *)(uintptr_t)fi->fh));
+	fuse_reply_err(req, -make_durable(ob, (struct stage_file *)(uintptr_t)fi->fh));
 }
 
 void obfs_release(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
 {
-	struct obfile *f = (struct obfile *)(uintptr_t)fi->fh;
+	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
 
-	close(f->fd);
 	if (f->writing && ob->q)
 		outbox_writing(ob->q, f->name, false);
-	free(f);
+	stage_close(f);
 	if (req)
 		fuse_reply_err(req, 0);
 }
