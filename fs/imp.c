@@ -265,20 +265,6 @@ static char *to_crlf(const char *in, size_t len, size_t *out_len)
 	return out;
 }
 
-struct dup_ctx {
-	uint64_t size;
-	bool found;
-};
-
-static int same_size(void *ctx, const struct ix_msg *m)
-{
-	struct dup_ctx *dc = ctx;
-
-	if (m->size == dc->size)
-		dc->found = true;
-	return 0;
-}
-
 struct wire_ctx {
 	char *wire;
 };
@@ -296,7 +282,6 @@ static int commit(struct imp *im, int64_t folder, const char *name)
 	struct mfs_error err = { 0 };
 	struct mime_summary sum = { 0 };
 	struct wire_ctx wc = { 0 };
-	struct dup_ctx dc = { 0 };
 	struct imap_conn *c = NULL;
 	char path[PATH_MAX];
 	char *raw = NULL, *data = NULL;
@@ -337,16 +322,6 @@ static int commit(struct imp *im, int64_t folder, const char *name)
 		goto out;
 	}
 	mime_summary_parse(raw, len, &sum);
-	if (sum.message_id) {
-		dc.size = dlen;
-		index_msg_by_message_id(im->ix, folder, sum.message_id,
-					same_size, &dc, NULL);
-		if (dc.found) {
-			log_msg(LOG_INFO, "%s: already in the folder, skipped",
-				name);
-			goto drop;
-		}
-	}
 	if (index_folder_get(im->ix, folder, get_wire, &wc, NULL) < 0 ||
 	    !wc.wire) {
 		rc = -EROFS;
@@ -354,8 +329,9 @@ static int commit(struct imp *im, int64_t folder, const char *name)
 	}
 	rc = pool_get(im->pool, im->timeout_s, &c, &err);
 	if (rc == 0 && sum.message_id) {
-		/* The index may not have caught up with a restore a moment
-		 * ago: ask the server too. */
+		/* Only the server knows: the index may still hold a message
+		 * another client deleted, or miss one restored a moment
+		 * ago. */
 		bool dup = false;
 
 		rc = imap_has_message(c, wc.wire, sum.message_id, dlen, &dup,

@@ -629,21 +629,6 @@ int index_msg_after(struct index *ix, int64_t folder, uint32_t uid,
 	return run_query(st, msg_row, (void *)fn, ctx, false, err);
 }
 
-int index_msg_by_message_id(struct index *ix, int64_t folder,
-			    const char *message_id, ix_msg_fn fn, void *ctx,
-			    struct mfs_error *err)
-{
-	static const char sql[] = "SELECT " MSG_COLS " FROM messages"
-				  " WHERE folder = ? AND message_id = ?";
-	sqlite3_stmt *st = stmt(ix, sql, err);
-
-	if (!st)
-		return MFS_E_IO;
-	sqlite3_bind_int64(st, 1, folder);
-	sqlite3_bind_text(st, 2, message_id, -1, SQLITE_STATIC);
-	return run_query(st, msg_row, (void *)fn, ctx, false, err);
-}
-
 int index_msg_put(struct index *ix, const struct ix_msg *m,
 		  struct mfs_error *err)
 {

@@ -4,7 +4,8 @@
  * rename), then APPENDed with INTERNALDATE from their Date header; the
  * file then shows under its derived name.  Not a message: nothing is
  * appended and close() fails with EINVAL.  A message whose Message-ID and
- * size are already in the folder is skipped, so restoring a backup twice
+ * size the server already holds in that folder is skipped (asked with
+ * UID SEARCH, not the index, which may lag), so restoring a backup twice
  * adds nothing.  Temporary names (dot files, *~, *.swp, *.tmp, #*#) are
  * only staged until renamed.
  *

@@ -109,10 +109,6 @@ int index_msg_list(struct index *ix, int64_t folder, ix_msg_fn fn, void *ctx,
 int index_msg_after(struct index *ix, int64_t folder, uint32_t uid,
 		    unsigned limit, ix_msg_fn fn, void *ctx,
 		    struct mfs_error *err);
-/* Messages of a folder with this Message-ID (for skipping duplicates). */
-int index_msg_by_message_id(struct index *ix, int64_t folder,
-			    const char *message_id, ix_msg_fn fn, void *ctx,
-			    struct mfs_error *err);
 /* Insert or replace a message row. */
 int index_msg_put(struct index *ix, const struct ix_msg *m,
 		  struct mfs_error *err);
