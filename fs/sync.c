@@ -310,7 +310,8 @@ static int find_gone_msg(void *ctx, const struct ix_msg *m)
 	struct gone_ctx *gc = ctx;
 	struct uidset *g = &gc->gone;
 
-	if (bsearch(&m->uid, gc->present->uids, gc->present->n,
+	if (gc->present->n > 0 &&
+	    bsearch(&m->uid, gc->present->uids, gc->present->n,
 		    sizeof(uint32_t), cmp_uid))
 		return 0;
 	if (gc->s->hooks.msg_gone)
@@ -366,7 +367,9 @@ static int sync_folder(struct sync *s, const struct ix_folder *f,
 		rc = imap_fetch_meta(s->conn, set, false, on_flags, &fc, err);
 		if (rc < 0)
 			goto fail;
-		qsort(fc.present.uids, fc.present.n, sizeof(uint32_t), cmp_uid);
+		if (fc.present.n > 0)
+			qsort(fc.present.uids, fc.present.n, sizeof(uint32_t),
+			      cmp_uid);
 		rc = index_msg_list(s->ix, fc.folder, find_gone_msg, &gc, err);
 		for (size_t i = 0; rc == 0 && i < gc.gone.n; i++)
 			rc = index_msg_delete(s->ix, fc.folder, gc.gone.uids[i],
