@@ -171,6 +171,20 @@ static int step_done(struct index *ix, sqlite3_stmt *st, struct mfs_error *err)
 	return 0;
 }
 
+/* Step st to its one row: 0 with the row ready (the caller reads it, then
+ * resets), MFS_E_NOTFOUND when there is none, or an index error. */
+static int step_row(sqlite3_stmt *st, const char *what, struct mfs_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		return 0;
+	rc = rc == SQLITE_DONE ? MFS_E_NOTFOUND :
+				 db_fail(err, sqlite3_db_handle(st), what);
+	sqlite3_reset(st);
+	return rc;
+}
+
 int index_open(const char *path, struct index **out, struct mfs_error *err)
 {
 	struct index *ix = NULL;
@@ -387,12 +401,9 @@ int index_folder_put(struct index *ix, int64_t parent, const char *name,
 		sqlite3_bind_null(st, 3);
 	sqlite3_bind_int(st, 4, delim);
 	sqlite3_bind_int(st, 5, (int)flags);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		rc = db_fail(err, sqlite3_db_handle(st), "folder put");
-		sqlite3_reset(st);
+	rc = step_row(st, "folder put", err);
+	if (rc < 0)
 		return rc;
-	}
 	*id = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return 0;
@@ -535,12 +546,9 @@ int index_folder_counts(struct index *ix, int64_t id, unsigned *messages,
 	if (!st)
 		return MFS_E_IO;
 	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		rc = db_fail(err, sqlite3_db_handle(st), "counts");
-		sqlite3_reset(st);
+	rc = step_row(st, "counts", err);
+	if (rc < 0)
 		return rc;
-	}
 	*messages = (unsigned)sqlite3_column_int(st, 0);
 	*children = (unsigned)sqlite3_column_int(st, 1);
 	sqlite3_reset(st);
@@ -721,12 +729,9 @@ int index_msg_max_uid(struct index *ix, int64_t folder, uint32_t *uid,
 	if (!st)
 		return MFS_E_IO;
 	sqlite3_bind_int64(st, 1, folder);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		rc = db_fail(err, sqlite3_db_handle(st), "max uid");
-		sqlite3_reset(st);
+	rc = step_row(st, "max uid", err);
+	if (rc < 0)
 		return rc;
-	}
 	*uid = (uint32_t)sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return 0;
@@ -904,12 +909,9 @@ int index_cache_total(struct index *ix, uint64_t *bytes,
 
 	if (!st)
 		return MFS_E_IO;
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		rc = db_fail(err, sqlite3_db_handle(st), "cache total");
-		sqlite3_reset(st);
+	rc = step_row(st, "cache total", err);
+	if (rc < 0)
 		return rc;
-	}
 	*bytes = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return 0;
@@ -925,16 +927,9 @@ int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
 
 	if (!st)
 		return MFS_E_IO;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		return MFS_E_NOTFOUND;
-	}
-	if (rc != SQLITE_ROW) {
-		rc = db_fail(err, sqlite3_db_handle(st), "cache oldest");
-		sqlite3_reset(st);
+	rc = step_row(st, "cache oldest", err);
+	if (rc < 0)
 		return rc;
-	}
 	*folder = sqlite3_column_int64(st, 0);
 	*uid = (uint32_t)sqlite3_column_int64(st, 1);
 	*bytes = (uint64_t)sqlite3_column_int64(st, 2);
