@@ -6,6 +6,7 @@ waiting for the mount, unmounting with fusermount3 and stopping the daemon
 by its PID only.  Standard library only.
 """
 
+import errno
 import os
 import re
 import signal
@@ -247,3 +248,40 @@ def sanitizer_reports(paths):
             end = data.find(b"\n", m.end())
             found.append((p, data[start:end if end >= 0 else None].decode("utf-8", "replace")))
     return found
+
+
+# --- helpers the integration tests share ---------------------------------------
+
+def listdir(path):
+    """Sorted names in path, or a string saying why not (for a check's detail)."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError as e:
+        return "listdir: %s" % e
+
+
+def run(argv, timeout=120):
+    """(exit status, stderr) of a command, its messages in English."""
+    env = dict(os.environ, LC_ALL="C")
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout, env=env)
+    return p.returncode, p.stderr.decode("utf-8", "replace").strip()
+
+
+def ename(e):
+    """An errno as its name ("ENOENT"), 0 as "success"."""
+    return errno.errorcode.get(e, str(e)) if isinstance(e, int) and e else (
+        "success" if e == 0 else str(e))
+
+
+def unmount_and_check(checks, mnt, what, logs=(), where="the daemon's output"):
+    """fusermount3 -u; check the daemon exited 0 and left no sanitizer report
+    in its output or the given logs."""
+    um_ok, rc = mnt.unmount()
+    checks.check(um_ok and rc == 0 and not mounted(mnt.mountpoint),
+                 "%s: fusermount3 -u unmounts and the daemon exits with status 0" % what,
+                 "unmounted: %s, exit status %s: %s" % ("yes" if um_ok else "no", rc,
+                                                         tail(mnt.out)))
+    rep = sanitizer_reports([mnt.out] + list(logs))
+    checks.check(not rep, "%s: no sanitizer report in %s" % (what, where),
+                 "; ".join("%s: %s" % r for r in rep))

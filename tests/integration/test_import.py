@@ -51,8 +51,9 @@ import traceback
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
-                       mounted, sanitizer_reports, tail)
+from mounttest import (REPO_ROOT, Checks, Mount, ename, imaptest as it,  # noqa: E402
+                       listdir, mounted, run, sanitizer_reports, tail,
+                       unmount_and_check)
 
 BIN = os.environ.get("MAILFS_BIN", "./mailfs")
 if not os.path.isabs(BIN):
@@ -231,13 +232,6 @@ def wait_for(fn, timeout, step=0.25):
         time.sleep(step)
 
 
-def listdir(path):
-    try:
-        return sorted(os.listdir(path))
-    except OSError as e:
-        return "listdir: %s" % e
-
-
 def emls(path):
     """{uid: name} of the .eml files listed in a folder of the mount."""
     ents = listdir(path)
@@ -249,19 +243,6 @@ def emls(path):
         if mo:
             res[int(mo.group(1))] = e
     return res
-
-
-def run(argv, timeout=120):
-    """(exit status, stderr) of a command, its messages in English."""
-    env = dict(os.environ, LC_ALL="C")
-    p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=timeout, env=env)
-    return p.returncode, p.stderr.decode("utf-8", "replace").strip()
-
-
-def ename(e):
-    return errno.errorcode.get(e, str(e)) if isinstance(e, int) and e else (
-        "success" if e == 0 else str(e))
 
 
 def write_file(path, data, mode=0o644):
@@ -314,13 +295,7 @@ def mount(what, opts):
 
 
 def finish(mnt, what):
-    um_ok, rc = mnt.unmount()
-    C.check(um_ok and rc == 0 and not mounted(mnt.mountpoint),
-            "%s: fusermount3 -u unmounts and the daemon exits with status 0" % what,
-            "unmounted: %s, exit status %s: %s" % ("yes" if um_ok else "no", rc, tail(mnt.out)))
-    rep = sanitizer_reports([mnt.out, mnt.log])
-    C.check(not rep, "%s: no sanitizer report in the daemon's output" % what,
-            "; ".join("%s: %s" % r for r in rep))
+    unmount_and_check(C, mnt, what, [mnt.log])
 
 
 def section(what, fn, *args):

@@ -51,7 +51,8 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
-                       mounted, sanitizer_reports, tail)
+                       mounted, sanitizer_reports, tail,
+                       unmount_and_check)
 import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
 BIN = os.environ.get("MAILFS_BIN", "./mailfs")
@@ -286,13 +287,7 @@ def mount(account, mp_name, what):
 
 
 def finish(mnt, what, logs=()):
-    um_ok, rc = mnt.unmount()
-    C.check(um_ok and rc == 0 and not mounted(mnt.mountpoint),
-            "%s: fusermount3 -u unmounts and the daemon exits with status 0" % what,
-            "unmounted: %s, exit status %s: %s" % ("yes" if um_ok else "no", rc, tail(mnt.out)))
-    rep = sanitizer_reports([mnt.out] + list(logs))
-    C.check(not rep, "%s: no sanitizer report in the daemon's output or log" % what,
-            "; ".join("%s: %s" % r for r in rep))
+    unmount_and_check(C, mnt, what, logs, "the daemon's output or log")
 
 
 def run_case(fn, *args):

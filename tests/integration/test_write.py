@@ -32,8 +32,9 @@ import traceback
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
-                       mounted, sanitizer_reports, tail)
+from mounttest import (REPO_ROOT, Checks, Mount, ename, imaptest as it,  # noqa: E402
+                       listdir, mounted, run, sanitizer_reports, tail,
+                       unmount_and_check)
 
 BIN = os.environ.get("MAILFS_BIN", "./mailfs")
 if not os.path.isabs(BIN):
@@ -314,21 +315,6 @@ def wait_for(fn, timeout):
         time.sleep(0.25)
 
 
-def listdir(path):
-    try:
-        return sorted(os.listdir(path))
-    except OSError as e:
-        return "listdir: %s" % e
-
-
-def run(argv, timeout=120):
-    """(exit status, stderr) of a command, its messages in English."""
-    env = dict(os.environ, LC_ALL="C")
-    p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=timeout, env=env)
-    return p.returncode, p.stderr.decode("utf-8", "replace").strip()
-
-
 def errno_of(fn, *args):
     try:
         fn(*args)
@@ -337,11 +323,6 @@ def errno_of(fn, *args):
         return e.errno
     except Exception as e:      # noqa: BLE001 - reported, never raised
         return "%s: %s" % (type(e).__name__, e)
-
-
-def ename(e):
-    return errno.errorcode.get(e, str(e)) if isinstance(e, int) and e else (
-        "success" if e == 0 else str(e))
 
 
 def gone_from_mount(root, folder, name):
@@ -386,16 +367,6 @@ def mount(what, opts):
     return mnt
 
 
-def finish(mnt, what):
-    um_ok, rc = mnt.unmount()
-    C.check(um_ok and rc == 0 and not mounted(mnt.mountpoint),
-            "%s: fusermount3 -u unmounts and the daemon exits with status 0" % what,
-            "unmounted: %s, exit status %s: %s" % ("yes" if um_ok else "no", rc, tail(mnt.out)))
-    rep = sanitizer_reports([mnt.out, mnt.log])
-    C.check(not rep, "%s: no sanitizer report in the daemon's output" % what,
-            "; ".join("%s: %s" % r for r in rep))
-
-
 def wait_visible(root, msgs, what):
     """Wait until every message shows in the mount; {tag: .eml name}."""
     names = {}
@@ -412,6 +383,10 @@ def wait_visible(root, msgs, what):
     C.check(ok, "%s: our %d messages show in the mount within %d s" % (what, len(msgs), SYNC_TIMEOUT),
             "missing: %s" % sorted(set(msgs) - set(names)))
     return names
+
+
+def finish(mnt, what):
+    unmount_and_check(C, mnt, what, [mnt.log])
 
 
 def section(what, fn, *args):
