@@ -386,6 +386,64 @@ struct body_ctx {
 	struct mfs_error *err;
 };
 
+struct changes_ctx {
+	struct meta_ctx meta;
+	imap_uids_fn vanished;
+};
+
+static int on_changes(void *ctx, const struct imap_resp *r)
+{
+	struct changes_ctx *cc = ctx;
+	const struct imap_value *set;
+
+	if (!imap_atom_is(imap_list_get(&r->data, 0), "VANISHED"))
+		return on_fetch_meta(&cc->meta, r);
+	/* "* VANISHED (EARLIER) 1:3,7": the set is the last item. */
+	set = imap_list_get(&r->data, r->data.n - 1);
+	if (r->data.n < 2 || set->type != IMAP_V_ATOM)
+		return MFS_E_PROTO;
+	return imap_uidset_each(set->str, cc->vanished, cc->meta.ctx);
+}
+
+int imap_enable_qresync(struct imap_conn *c, struct mfs_error *err)
+{
+	int rc;
+
+	if (!(c->caps & IMAP_CAP_QRESYNC) || !(c->caps & IMAP_CAP_ENABLE))
+		return mfs_fail(err, MFS_E_UNSUPPORTED, "no QRESYNC");
+	if (c->qresync)
+		return 0;
+	rc = conn_cmd(c, "ENABLE QRESYNC", NULL, NULL, err);
+	if (rc == 0)
+		c->qresync = true;
+	return rc;
+}
+
+int imap_fetch_changes(struct imap_conn *c, const char *uidset,
+		       uint64_t modseq, imap_msg_fn fn, imap_uids_fn vanished,
+		       void *ctx, struct mfs_error *err)
+{
+	struct changes_ctx cc = { { fn, ctx }, vanished };
+	char cmd[160];
+	int rc;
+
+	if (!(c->caps & IMAP_CAP_CONDSTORE))
+		return mfs_fail(err, MFS_E_UNSUPPORTED, "no CONDSTORE");
+	if (vanished && !c->qresync)
+		return mfs_fail(err, MFS_E_UNSUPPORTED, "QRESYNC not enabled");
+	if (strspn(uidset, "0123456789:,*") != strlen(uidset) ||
+	    strlen(uidset) > 64)
+		return mfs_fail(err, MFS_E_INVAL, "bad UID set");
+	snprintf(cmd, sizeof(cmd),
+		 "UID FETCH %s (UID FLAGS MODSEQ) (CHANGEDSINCE %llu%s)",
+		 uidset, (unsigned long long)modseq,
+		 vanished ? " VANISHED" : "");
+	rc = conn_cmd(c, cmd, on_changes, &cc, err);
+	if (rc == MFS_E_PROTO)
+		mfs_fail(err, rc, "malformed FETCH or VANISHED response");
+	return rc;
+}
+
 static int write_all(int fd, const char *buf, size_t len,
 		     struct mfs_error *err)
 {

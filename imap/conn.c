@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "conn.h"
 
@@ -167,6 +168,80 @@ static int conn_read(struct imap_conn *c, struct imap_resp **out,
 		rc = conn_fill(c, err);
 		if (rc < 0)
 			goto fail;
+	}
+fail:
+	c->broken = true;
+	return rc;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int conn_next(struct imap_conn *c, int wake_fd, long ms,
+	      struct imap_resp **out, struct mfs_error *err)
+{
+	int64_t until = mono_ms() + ms;
+	int rc;
+
+	*out = NULL;
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = c->sock, .events = POLLIN },
+			{ .fd = wake_fd, .events = POLLIN },
+		};
+		int64_t left;
+		size_t n = 0;
+		CURLcode cr;
+
+		if (c->rpos < c->rlen) {
+			ssize_t used = imap_parser_feed(c->parser,
+							c->rbuf + c->rpos,
+							c->rlen - c->rpos, out);
+			if (used < 0) {
+				rc = mfs_fail(err, (int)used,
+					      "unparsable server response");
+				goto fail;
+			}
+			c->rpos += (size_t)used;
+			if (*out) {
+				trace_resp(c, *out);
+				return 1;
+			}
+			continue;
+		}
+		cr = curl_easy_recv(c->curl, c->rbuf, RBUF_SIZE, &n);
+		if (cr == CURLE_OK && n > 0) {
+			c->rpos = 0;
+			c->rlen = n;
+			continue;
+		}
+		if (cr == CURLE_OK) {
+			rc = mfs_fail(err, MFS_E_CLOSED,
+				      "server closed the connection");
+			goto fail;
+		}
+		if (cr != CURLE_AGAIN) {
+			rc = mfs_fail(err, map_curl(cr), "receive: %s",
+				      curl_easy_strerror(cr));
+			goto fail;
+		}
+		left = until - mono_ms();
+		if (left <= 0)
+			return 0;
+		do
+			n = (size_t)poll(pfd, wake_fd >= 0 ? 2 : 1, (int)left);
+		while ((int)n < 0 && errno == EINTR);
+		if ((int)n < 0) {
+			rc = mfs_fail(err, MFS_E_IO, "poll: %s", strerror(errno));
+			goto fail;
+		}
+		if (wake_fd >= 0 && (pfd[1].revents & POLLIN))
+			return 0;
 	}
 fail:
 	c->broken = true;
@@ -419,6 +494,9 @@ int imap_open(const struct imap_opts *o, struct imap_conn **out,
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
+	/* With CONNECT_ONLY this bounds TCP, TLS and login together: a
+	 * server that accepts and then stalls must not hang the caller. */
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->timeout_ms);
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (o->tls == IMAP_TLS_STARTTLS)

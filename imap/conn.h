@@ -16,6 +16,7 @@ struct imap_conn {
 	unsigned tagseq;
 	unsigned caps;
 	bool broken;
+	bool qresync;		/* ENABLE QRESYNC done */
 	long timeout_ms;
 	char *selected;		/* wire name of the selected mailbox */
 	bool selected_rw;	/* SELECT rather than EXAMINE */
@@ -50,6 +51,12 @@ int conn_wait_continuation(struct imap_conn *c, const char *tag,
 /* Send bytes as they are (a literal's payload); never traced. */
 int conn_send_raw(struct imap_conn *c, const char *buf, size_t len,
 		  struct mfs_error *err);
+
+/* Wait up to ms for the next response (1, *out to free), for wake_fd
+ * (may be -1) to become readable or the time to pass (0), or fail (the
+ * connection is then broken).  wake_fd is not read: the caller drains it. */
+int conn_next(struct imap_conn *c, int wake_fd, long ms,
+	      struct imap_resp **out, struct mfs_error *err);
 
 /* SELECT (rw) or EXAMINE mailbox; with reuse, keep a selection of the
  * same mailbox that is at least as writable. */

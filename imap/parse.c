@@ -775,3 +775,58 @@ const struct imap_value *imap_fetch_item(const struct imap_value *list,
 			return &list->items[i + 1];
 	return NULL;
 }
+
+/* A number of a sequence set: 1..2^32-1, no sign, no leading junk. */
+static int set_number(const char **p, uint32_t *out)
+{
+	uint64_t n = 0;
+	const char *s = *p;
+
+	if (*s < '1' || *s > '9')
+		return MFS_E_PROTO;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		n = n * 10 + (uint64_t)(*s - '0');
+		if (n > UINT32_MAX)
+			return MFS_E_PROTO;
+	}
+	*p = s;
+	*out = (uint32_t)n;
+	return 0;
+}
+
+int imap_uidset_each(const char *set, imap_range_fn fn, void *ctx)
+{
+	const char *p = set;
+	int rc;
+
+	if (!p || !*p)
+		return MFS_E_PROTO;
+	for (;;) {
+		uint32_t lo, hi;
+
+		rc = set_number(&p, &lo);
+		if (rc < 0)
+			return rc;
+		hi = lo;
+		if (*p == ':') {
+			p++;
+			rc = set_number(&p, &hi);
+			if (rc < 0)
+				return rc;
+			/* RFC 3501: "2:4" and "4:2" are the same range. */
+			if (hi < lo) {
+				uint32_t t = lo;
+
+				lo = hi;
+				hi = t;
+			}
+		}
+		rc = fn(ctx, lo, hi);
+		if (rc < 0)
+			return rc;
+		if (*p == '\0')
+			return 0;
+		if (*p++ != ',')
+			return MFS_E_PROTO;
+	}
+}

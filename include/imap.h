@@ -130,6 +130,27 @@ typedef int (*imap_msg_fn)(void *ctx, const struct imap_msginfo *mi);
 int imap_fetch_meta(struct imap_conn *c, const char *uidset, bool full,
 		    imap_msg_fn fn, void *ctx, struct mfs_error *err);
 
+/* ENABLE QRESYNC (RFC 7162) on this connection: from then on expunges
+ * are reported as VANISHED.  MFS_E_UNSUPPORTED if not offered. */
+int imap_enable_qresync(struct imap_conn *c, struct mfs_error *err);
+
+/* What changed in the examined mailbox since modseq (CONDSTORE): fn for
+ * each message of uidset whose flags changed, and, with vanished (needs
+ * imap_enable_qresync), vanished(ctx, lo, hi) for each range of UIDs
+ * expunged since (ranges may include UIDs that never existed). */
+typedef int (*imap_uids_fn)(void *ctx, uint32_t lo, uint32_t hi);
+int imap_fetch_changes(struct imap_conn *c, const char *uidset,
+		       uint64_t modseq, imap_msg_fn fn, imap_uids_fn vanished,
+		       void *ctx, struct mfs_error *err);
+
+/* Wait for changes to mailbox with IDLE (EXAMINEd first if need be):
+ * returns 1 as soon as the server reports new, expunged or re-flagged
+ * messages, 0 when wake_fd (may be -1; not read) becomes readable or
+ * max_s passes.  Either way IDLE has ended and the connection is ready
+ * for the next command.  MFS_E_UNSUPPORTED without IDLE. */
+int imap_idle(struct imap_conn *c, const char *mailbox, int wake_fd,
+	      long max_s, struct mfs_error *err);
+
 /* UID FETCH uid BODY.PEEK[] from mailbox (examined here if needed; the
  * fetch fails with MFS_E_NOTFOUND if its UIDVALIDITY is not uidvalidity
  * or the message is gone).  The raw bytes are written to fd from its

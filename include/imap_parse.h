@@ -97,6 +97,13 @@ int imap_value_u64(const struct imap_value *v, uint64_t *out);
 const struct imap_value *imap_fetch_item(const struct imap_value *list,
 					 const char *key);
 
+/* Walk an IMAP sequence set of UIDs ("1:3,7,9:8"; no "*", as in the
+ * VANISHED and COPYUID responses), calling fn once per range with lo <= hi.
+ * 0, MFS_E_PROTO for a malformed set (fn may have been called for the
+ * ranges before the fault), or fn's negative return. */
+typedef int (*imap_range_fn)(void *ctx, uint32_t lo, uint32_t hi);
+int imap_uidset_each(const char *set, imap_range_fn fn, void *ctx);
+
 /* Modified UTF-7 (RFC 3501 5.1.3) to UTF-8 and back.  *out is malloc'd,
  * caller frees.  0, MFS_E_INVAL for malformed input, MFS_E_NOMEM. */
 int imap_utf7_decode(const char *in, char **out);

@@ -824,6 +824,47 @@ out:
 	imap_parser_free(p);
 }
 
+struct ranges {
+	uint32_t lo[8], hi[8];
+	unsigned n;
+};
+
+static int add_range(void *ctx, uint32_t lo, uint32_t hi)
+{
+	struct ranges *r = ctx;
+
+	if (r->n == 8)
+		return MFS_E_TOOBIG;
+	r->lo[r->n] = lo;
+	r->hi[r->n++] = hi;
+	return 0;
+}
+
+static void test_uidset(void)
+{
+	struct ranges r = { 0 };
+
+	CHECK(imap_uidset_each("1:3,7,10:8,4294967295", add_range, &r) == 0 &&
+		      r.n == 4 && r.lo[0] == 1 && r.hi[0] == 3 && r.lo[1] == 7 &&
+		      r.hi[1] == 7 && r.lo[2] == 8 && r.hi[2] == 10 &&
+		      r.lo[3] == 4294967295u && r.hi[3] == 4294967295u,
+	      "uid set ranges, reversed range normalised");
+	static const char *const bad[] = { "", "0", "1:", ":3", "1,,2", "1,",
+					   "4294967296", "1:*", "a", "1 2",
+					   "01", "1:0" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r.n = 0;
+		CHECK(imap_uidset_each(bad[i], add_range, &r) == MFS_E_PROTO,
+		      "uid set \"%s\" refused", bad[i]);
+	}
+	r.n = 0;
+	CHECK(imap_uidset_each("1,2,3,4,5,6,7,8,9", add_range, &r) ==
+		      MFS_E_TOOBIG && r.n == 8,
+	      "callback error stops the walk");
+	CHECK(imap_uidset_each(NULL, add_range, &r) == MFS_E_PROTO,
+	      "NULL set refused");
+}
+
 int main(void)
 {
 	test_good();
@@ -833,6 +874,7 @@ int main(void)
 	test_caps();
 	test_sink();
 	test_access();
+	test_uidset();
 	imap_resp_free(NULL);
 	imap_parser_free(NULL);
 	return check_done();
