@@ -40,6 +40,7 @@ struct cache {
 	 * back.  Guarded by lock. */
 	uint64_t total;
 	unsigned adds;
+	uint64_t fetched, fetched_bytes;	/* since mount, for status */
 	/* LRU touches of cached bodies, written to the index in batches:
 	 * one transaction per open would cost more than the read. */
 	struct {
@@ -352,6 +353,10 @@ static void store(struct cache *c, const struct cache_key *k, uint64_t len)
 		  k->uid, (unsigned long long)len);
 	index_cache_add(c->ix, k->folder, k->uid, len, NULL);
 	account(c, len);
+	pthread_mutex_lock(&c->lock);
+	c->fetched++;
+	c->fetched_bytes += len;
+	pthread_mutex_unlock(&c->lock);
 	/* Servers can report RFC822.SIZE wrongly; the bytes are the truth. */
 	if (index_msg_get(c->ix, k->folder, k->uid, get_size, &old, NULL) == 0 &&
 	    old.size != len) {
@@ -409,12 +414,43 @@ static int batch_body(void *ctx, uint32_t uid, int fd, uint64_t len)
 	return 0;
 }
 
+/* One UID FETCH for the batch's messages, whose inflight slots are held;
+ * bodies land in their cache files as they arrive. */
+static int run_batch(struct cache *c, struct batch *b, struct mfs_error *err)
+{
+	struct imap_conn *conn = NULL;
+	int rc;
+
+	rc = pool_get(c->pool, c->timeout_s, &conn, err);
+	if (rc == 0) {
+		rc = imap_fetch_bodies(conn, b->k->mailbox, b->k->uidvalidity,
+				       b->uid, b->n, batch_tmp, batch_body, b,
+				       err);
+		pool_put(c->pool, conn);
+	}
+	/* Files never handed back were closed by the IMAP engine, which
+	 * owns them until then; only their names are left to remove. */
+	for (size_t i = 0; i < b->ntmp; i++)
+		if (b->tmp[i].fd >= 0)
+			unlink(b->tmp[i].name);
+	return rc;
+}
+
+static void leave_batch(struct cache *c, struct batch *b, size_t from)
+{
+	for (size_t i = from; i < b->n; i++) {
+		struct cache_key ki = *b->k;
+
+		ki.uid = b->uid[i];
+		inflight_leave(c, &ki);
+	}
+}
+
 /* Fetch k (whose inflight slot the caller holds) into path, with any
  * readahead.  Only k's own failure is an error. */
 static int fetch(struct cache *c, const struct cache_key *k,
 		 const char *path, struct mfs_error *err)
 {
-	struct imap_conn *conn = NULL;
 	struct batch *b = calloc(1, sizeof(*b));
 	struct ra_ctx ra = { c, k, b, 0 };
 	unsigned w;
@@ -434,30 +470,63 @@ static int fetch(struct cache *c, const struct cache_key *k,
 		index_msg_after(c->ix, k->folder, k->uid, w * 2, ra_add, &ra,
 				NULL);
 	}
-	rc = pool_get(c->pool, c->timeout_s, &conn, err);
-	if (rc == 0) {
-		rc = imap_fetch_bodies(conn, k->mailbox, k->uidvalidity, b->uid,
-				       b->n, batch_tmp, batch_body, b, err);
-		pool_put(c->pool, conn);
-	}
+	rc = run_batch(c, b, err);
 	if (rc == 0 && !b->got[0])
 		rc = mfs_fail(err, MFS_E_NOTFOUND, "UID %u no longer in %s",
 			      k->uid, k->mailbox);
 	if (rc == 0)
 		evict(c, k);
-	/* Files never handed back were closed by the IMAP engine, which
-	 * owns them until then; only their names are left to remove. */
-	for (size_t i = 0; i < b->ntmp; i++)
-		if (b->tmp[i].fd >= 0)
-			unlink(b->tmp[i].name);
-	for (size_t i = 1; i < b->n; i++) {
+	leave_batch(c, b, 1);
+	free(b);
+	return rc;
+}
+
+int cache_prefetch(struct cache *c, const struct cache_key *k,
+		   const uint32_t *uids, size_t n, size_t *used,
+		   struct mfs_error *err)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+	size_t i;
+	int rc = 0;
+
+	if (!b)
+		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
+	b->c = c;
+	b->k = k;
+	b->err = err;
+	for (i = 0; i < n && b->n < RA_MAX; i++) {
 		struct cache_key ki = *k;
 
-		ki.uid = b->uid[i];
-		inflight_leave(c, &ki);
+		ki.uid = uids[i];
+		key_path(c, &ki, ".eml", b->path[b->n], PATH_MAX);
+		if (access(b->path[b->n], F_OK) == 0 ||
+		    !inflight_try_enter(c, k->folder, ki.uid))
+			continue;	/* cached, or a reader has it */
+		b->uid[b->n++] = ki.uid;
+	}
+	*used = i;
+	if (b->n > 0) {
+		rc = run_batch(c, b, err);
+		if (rc == 0)
+			evict(c, k);
+		leave_batch(c, b, 0);
 	}
 	free(b);
 	return rc;
+}
+
+void cache_stats(struct cache *c, struct cache_stats *st)
+{
+	uint64_t bytes = 0;
+
+	memset(st, 0, sizeof(*st));
+	index_cache_count(c->ix, 0, &st->bodies, &bytes, NULL);
+	pthread_mutex_lock(&c->lock);
+	st->bytes = c->total;
+	st->cap = c->max_bytes;
+	st->fetched = c->fetched;
+	st->fetched_bytes = c->fetched_bytes;
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* held: the caller already owns k's inflight slot. */

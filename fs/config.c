@@ -106,7 +106,7 @@ static int set_key(struct config *cfg, const char *k, const char *v,
 		S(oauth2_token_command), S(netrc_file), S(cache_size),
 		S(cache_dir), S(debug), S(log_file), S(smtp_host), S(smtp_tls),
 		S(from), S(save_sent), S(sent_folder), S(outbox_dir),
-		S(trash_folder),
+		S(trash_folder), S(idle_folders),
 #undef S
 	};
 
@@ -122,7 +122,7 @@ static int set_key(struct config *cfg, const char *k, const char *v,
 #define N(f) { #f, offsetof(struct config, f) }
 		N(port), N(connections), N(timeout), N(smtp_port),
 		N(settle_time), N(retry_initial), N(retry_max_delay),
-		N(give_up_after),
+		N(give_up_after), N(poll_interval),
 #undef N
 	};
 	size_t ni;
@@ -266,7 +266,9 @@ int config_resolve(struct config *cfg, struct mfs_error *err)
 	if (!cfg->connections)
 		cfg->connections = 4;
 	if (!cfg->timeout)
-		cfg->timeout = 30;
+		cfg->timeout = 15;
+	if (!cfg->poll_interval)
+		cfg->poll_interval = 60;
 	if (!cfg->cache_dir) {
 		char *rest = NULL;
 
@@ -460,7 +462,7 @@ void config_clear(struct config *cfg)
 			  &cfg->smtp_host, &cfg->smtp_tls, &cfg->from,
 			  &cfg->save_sent, &cfg->sent_folder,
 			  &cfg->outbox_dir, &cfg->delete_mode,
-			  &cfg->trash_folder };
+			  &cfg->trash_folder, &cfg->idle_folders };
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);

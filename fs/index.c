@@ -917,6 +917,26 @@ int index_cache_total(struct index *ix, uint64_t *bytes,
 	return 0;
 }
 
+int index_cache_count(struct index *ix, int64_t folder, uint64_t *count,
+		      uint64_t *bytes, struct mfs_error *err)
+{
+	static const char sql[] = "SELECT count(*), coalesce(sum(bytes), 0) "
+				  "FROM cache WHERE ?1 = 0 OR folder = ?1";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+	int rc;
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	rc = step_row(st, "cache count", err);
+	if (rc < 0)
+		return rc;
+	*count = (uint64_t)sqlite3_column_int64(st, 0);
+	*bytes = (uint64_t)sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	return 0;
+}
+
 int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
 		       uint64_t *bytes, struct mfs_error *err)
 {

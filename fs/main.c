@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "act.h"
 #include "cache.h"
 #include "config.h"
+#include "ctl.h"
 #include "fsops.h"
 #include "imp.h"
 #include "index.h"
@@ -27,7 +29,9 @@
 #include "outbox.h"
 #include "imap_parse.h"
 #include "pool.h"
+#include "prefetch.h"
 #include "sync.h"
+#include "watch.h"
 
 enum { KEY_HELP, KEY_VERSION, KEY_DISCARD };
 
@@ -50,6 +54,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("debug=%s", debug),
 	OPT("log_file=%s", log_file),
 	OPT("timeout=%u", timeout),
+	OPT("poll_interval=%u", poll_interval),
+	OPT("idle_folders=%s", idle_folders),
 	OPT("smtp_host=%s", smtp_host),
 	OPT("smtp_port=%u", smtp_port),
 	OPT("smtp_tls=%s", smtp_tls),
@@ -101,7 +107,10 @@ static void usage(const char *prog)
 	       "    -o connections=N       IMAP connections for reading (4)\n"
 	       "    -o cache_size=N[KMG]   body cache cap (1G)\n"
 	       "    -o cache_dir=DIR       index and cache ($XDG_CACHE_HOME/mailfs/USER@HOST)\n"
-	       "    -o timeout=SECONDS     network timeout (30)\n"
+	       "    -o timeout=SECONDS     network timeout; an uncached read fails\n"
+	       "                           with EIO after it when offline (15)\n"
+	       "    -o poll_interval=SECONDS  full resync of every folder (60)\n"
+	       "    -o idle_folders=N      IDLE on INBOX and N-1 recent folders (2)\n"
 	       "    -o debug=imap:fs:sync:cache   debug output by category\n"
 	       "    -o log_file=FILE       log here instead of syslog/stderr\n"
 	       "\n"
@@ -253,6 +262,46 @@ static void outbox_log(void *ctx, bool error, const char *msg)
 	log_msg(error ? LOG_WARNING : LOG_INFO, "%s", msg);
 }
 
+/* SIGUSR1 asks for a resync.  Handlers may not take locks, so the signal
+ * is blocked everywhere and this thread waits for it. */
+struct sigthread {
+	pthread_t thread;
+	struct sync *sync;
+	volatile sig_atomic_t stop;
+	bool running;
+};
+
+static void *sig_main(void *arg)
+{
+	struct sigthread *st = arg;
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	while (sigwait(&set, &sig) == 0 && !st->stop) {
+		log_msg(LOG_INFO, "SIGUSR1: resync");
+		sync_refresh(st->sync, 0);
+	}
+	return NULL;
+}
+
+static int parse_idle(const char *s, unsigned *n)
+{
+	char *end;
+	unsigned long v;
+
+	*n = 2;
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > 16)
+		return -1;
+	*n = (unsigned)v;
+	return 0;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -276,6 +325,13 @@ int main(int argc, char *argv[])
 	struct act_opts ao = { 0 };
 	struct act *act = NULL;
 	struct imp *imp = NULL;
+	struct watch *watch = NULL;
+	struct prefetch *prefetch = NULL;
+	struct ctl *ctl = NULL;
+	struct ctl_opts co = { 0 };
+	struct sigthread sigt = { 0 };
+	sigset_t usr1;
+	unsigned idle_slots = 2;
 	char *import_dir = NULL;
 	int smtp_implicit = 0;
 	struct stat st;
@@ -318,6 +374,11 @@ int main(int argc, char *argv[])
 	    config_cache_bytes(&cl.cfg, &cache_bytes, &err) < 0 ||
 	    config_smtp_tls(&cl.cfg, &smtp_implicit, &err) < 0) {
 		ret = fail_line("configuration", &err);
+		goto out;
+	}
+	if (parse_idle(cl.cfg.idle_folders, &idle_slots) < 0) {
+		fprintf(stderr, "mailfs: configuration: idle_folders must be "
+				"a number from 0 to 16\n");
 		goto out;
 	}
 	if (cl.cfg.debug && log_parse_categories(cl.cfg.debug, &debug_mask) < 0) {
@@ -396,6 +457,11 @@ int main(int argc, char *argv[])
 	log_setup(debug_mask, !fo.foreground, cl.cfg.log_file);
 	started = true;
 
+	/* Before any thread exists, so that all of them inherit it. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+
 	/* After the fork: SQLite handles and threads must not cross it. */
 	if (index_open(index_path, &ix, &err) < 0) {
 		log_msg(LOG_ERR, "%s", err.msg);
@@ -413,9 +479,16 @@ int main(int argc, char *argv[])
 	hooks = (struct sync_hooks){ .folder_changed = fsops_folder_changed,
 				     .msg_gone = fsops_msg_gone,
 				     .ctx = fsops };
-	if (sync_start(ix, pool, NULL, &hooks, 60, &sync) < 0)
+	if (sync_start(ix, pool, NULL, &hooks, cl.cfg.poll_interval, &sync) < 0)
 		goto out;
 	fsops_attach(fsops, ix, cache, sync);
+	if (watch_start(pool, ix, sync, idle_slots, &watch) < 0 ||
+	    prefetch_start(ix, cache, &prefetch) < 0)
+		goto out;
+	sigt.sync = sync;
+	if (pthread_create(&sigt.thread, NULL, sig_main, &sigt) != 0)
+		goto out;
+	sigt.running = true;
 
 	ao.ix = ix;
 	ao.pool = pool;
@@ -468,6 +541,16 @@ int main(int argc, char *argv[])
 	if (!obfs)
 		goto out;
 	fsops_attach_outbox(fsops, obfs);
+	co = (struct ctl_opts){
+		.ix = ix, .sync = sync, .watch = watch, .cache = cache,
+		.prefetch = prefetch, .outbox = outbox,
+		.outbox_dir = cl.cfg.outbox_dir,
+		.refresh_timeout_s = 600, .uid = getuid(), .gid = getgid(),
+	};
+	ctl = ctl_new(&co);
+	if (!ctl)
+		goto out;
+	fsops_attach_ctl(fsops, ctl, watch);
 	log_msg(LOG_INFO, "mounted %s on %s", cl.cfg.account, cl.mountpoint);
 
 	if (fo.singlethread) {
@@ -491,7 +574,16 @@ out:
 		fsops_attach_outbox(fsops, NULL);
 		fsops_attach_act(fsops, NULL);
 		fsops_attach_imp(fsops, NULL);
+		fsops_attach_ctl(fsops, NULL, NULL);
 	}
+	ctl_free(ctl);
+	if (sigt.running) {
+		sigt.stop = 1;
+		pthread_kill(sigt.thread, SIGUSR1);
+		pthread_join(sigt.thread, NULL);
+	}
+	prefetch_stop(prefetch);
+	watch_stop(watch);
 	act_free(act);
 	imp_free(imp);
 	free(import_dir);

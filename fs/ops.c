@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #include "act.h"
+#include "ctl.h"
 #include "fsops.h"
 #include "imp.h"
 #include "imap.h"
 #include "imap_parse.h"
 #include "log.h"
 #include "obfs.h"
+#include "watch.h"
 
 enum kind { K_ROOT = 0, K_DIR = 1, K_EML = 2, K_MDIR = 3, K_PART = 4 };
 
@@ -47,6 +49,8 @@ struct fsops {
 	struct obfs *ob;	/* outbox/, NULL when sending is off */
 	struct act *act;	/* changes to the mailbox */
 	struct imp *imp;	/* files being copied into folders */
+	struct ctl *ctl;	/* .mailfs/ */
+	struct watch *watch;	/* IDLE on recently used folders */
 	struct index *ix;
 	struct cache *cache;
 	struct sync *sync;
@@ -393,6 +397,11 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		obfs_lookup(o->ob, req, name);
 		return;
 	}
+	if (o->ctl && (parent == CTL_DIR_INO ||
+		       (parent == FUSE_ROOT_ID && strcmp(name, CTL_NAME) == 0))) {
+		ctl_lookup(o->ctl, req, parent, name);
+		return;
+	}
 	if (o->ob && parent == FUSE_ROOT_ID && strcmp(name, OBFS_NAME) == 0) {
 		obfs_dir_stat(o->ob, &e.attr);
 		e.ino = OBFS_DIR_INO;
@@ -428,6 +437,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	(void)fi;
 	if (o->ob && obfs_owns(ino)) {
 		obfs_getattr(o->ob, req, ino);
+		return;
+	}
+	if (o->ctl && ctl_owns(ino)) {
+		ctl_getattr(o->ctl, req, ino);
 		return;
 	}
 	if (o->imp && imp_owns(ino)) {
@@ -631,13 +644,24 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		obfs_opendir(o->ob, req, fi);
 		return;
 	}
+	if (o->ctl && ctl_owns(ino)) {
+		if (ino == CTL_DIR_INO) {
+			fi->fh = 0;
+			fuse_reply_open(req, fi);
+		} else {
+			fuse_reply_err(req, ENOTDIR);
+		}
+		return;
+	}
 	rc = node_attr(o, ino, &st, &t);
 	if (rc == 0 && n.kind != K_ROOT && n.kind != K_DIR && n.kind != K_MDIR)
 		rc = MFS_E_INVAL;
 	if (rc == 0 && n.kind == K_ROOT)
 		ensure_root_listed(o);
-	if (rc == 0 && n.kind == K_DIR)
+	if (rc == 0 && n.kind == K_DIR) {
 		ensure_folder_listed(o, n.folder);
+		watch_use(o->watch, n.folder);
+	}
 	if (rc == 0 && n.kind == K_MDIR) {
 		struct cache_key k;
 		char *wire = NULL;
@@ -723,6 +747,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (o->ob && ino == OBFS_DIR_INO)
 		obfs_readdir(o->ob, req, size, off, fi, false);
+	else if (o->ctl && ino == CTL_DIR_INO)
+		ctl_readdir(o->ctl, req, size, off, false);
 	else
 		readdir_common(req, size, off, fi, false);
 }
@@ -734,6 +760,8 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 
 	if (o->ob && ino == OBFS_DIR_INO)
 		obfs_readdir(o->ob, req, size, off, fi, true);
+	else if (o->ctl && ino == CTL_DIR_INO)
+		ctl_readdir(o->ctl, req, size, off, true);
 	else
 		readdir_common(req, size, off, fi, true);
 }
@@ -745,6 +773,10 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 	if (o->ob && ino == OBFS_DIR_INO) {
 		obfs_releasedir(o->ob, req, fi);
+		return;
+	}
+	if (o->ctl && ino == CTL_DIR_INO) {
+		fuse_reply_err(req, 0);
 		return;
 	}
 	snap_free((struct dirsnap *)(uintptr_t)fi->fh);
@@ -765,6 +797,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (o->ob && obfs_owns(ino)) {
 		obfs_open(o->ob, req, ino, fi);
+		return;
+	}
+	if (o->ctl && ctl_owns(ino)) {
+		ctl_open(o->ctl, req, ino, fi);
 		return;
 	}
 	if (o->imp && imp_owns(ino)) {
@@ -799,7 +835,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			log_msg(LOG_WARNING, "open %s/%u: %s", wire ? wire : "?",
 				n.uid, err.msg);
 		free(wire);
-		fuse_reply_err(req, mfs_errno(rc));
+		/* Whatever went wrong on the way to the server, a reader
+		 * (and the issue's promise) wants EIO: the message exists,
+		 * its bytes could not be had. */
+		fuse_reply_err(req, rc == MFS_E_NOTFOUND ? ENOENT :
+				    rc == MFS_E_NOMEM ? ENOMEM : EIO);
 		return;
 	}
 	free(wire);
@@ -817,6 +857,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (o->ob && obfs_owns(ino)) {
 		obfs_read(o->ob, req, size, off, fi);
+		return;
+	}
+	if (o->ctl && ctl_owns(ino)) {
+		ctl_read(o->ctl, req, size, off, fi);
 		return;
 	}
 	if (o->imp && imp_owns(ino)) {
@@ -838,6 +882,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		obfs_release(o->ob, req, fi);
 		return;
 	}
+	if (o->ctl && ctl_owns(ino)) {
+		ctl_release(o->ctl, req, fi);
+		return;
+	}
 	if (o->imp && imp_owns(ino)) {
 		imp_release(o->imp, req, fi);
 		return;
@@ -855,6 +903,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 
 	if (o->ob && obfs_owns(ino))
 		obfs_write(o->ob, req, buf, size, off, fi);
+	else if (o->ctl && ctl_owns(ino))
+		ctl_write(o->ctl, req, ino, buf, size, fi);
 	else if (o->imp && imp_owns(ino))
 		imp_write(o->imp, req, buf, size, off, fi);
 	else
@@ -1073,6 +1123,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 	if (o->ob && obfs_owns(ino))
 		obfs_setattr(o->ob, req, ino, attr, to_set, fi);
+	else if (o->ctl && ctl_owns(ino))
+		ctl_setattr(o->ctl, req, ino, attr, to_set);
 	else if (o->imp && imp_owns(ino))
 		imp_setattr(o->imp, req, ino, attr, to_set, fi);
 	else
@@ -1279,6 +1331,12 @@ void fsops_attach_imp(struct fsops *o, struct imp *imp)
 void fsops_attach_outbox(struct fsops *o, struct obfs *ob)
 {
 	o->ob = ob;
+}
+
+void fsops_attach_ctl(struct fsops *o, struct ctl *ctl, struct watch *watch)
+{
+	o->ctl = ctl;
+	o->watch = watch;
 }
 
 void fsops_outbox_changed(void *ctx, const char *name)

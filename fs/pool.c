@@ -13,7 +13,22 @@ struct pool {
 	unsigned open;		/* connections in existence */
 	unsigned nidle;
 	struct imap_conn **idle;
+	/* After a failed connect, readers fail at once for a moment rather
+	 * than each waiting out its own connect timeout (a file manager
+	 * opening a hundred uncached files offline). */
+	int64_t quiet_until;	/* monotonic ms */
+	struct mfs_error last;
 };
+
+#define QUIET_MS 3000
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 int pool_new(const struct imap_opts *opts, unsigned n,
 	     struct imap_conn *first, struct pool **out)
@@ -72,12 +87,22 @@ int pool_get(struct pool *p, long timeout_s, struct imap_conn **c,
 		pthread_mutex_unlock(&p->lock);
 		return 0;
 	}
+	if (mono_ms() < p->quiet_until) {
+		rc = mfs_fail(err, p->last.code, "%s", p->last.msg);
+		pthread_mutex_unlock(&p->lock);
+		return rc;
+	}
 	/* Reserve the slot, then connect without holding the lock. */
 	p->open++;
 	pthread_mutex_unlock(&p->lock);
 	rc = imap_open(&p->opts, c, err);
 	if (rc < 0) {
 		pthread_mutex_lock(&p->lock);
+		if (mfs_is_transient(rc)) {
+			p->quiet_until = mono_ms() + QUIET_MS;
+			mfs_fail(&p->last, rc, "%s", err && err->msg[0] ?
+					err->msg : mfs_strerror(rc));
+		}
 		p->open--;
 		pthread_cond_signal(&p->cond);
 		pthread_mutex_unlock(&p->lock);
@@ -102,5 +127,12 @@ void pool_put(struct pool *p, struct imap_conn *c)
 int pool_open_extra(struct pool *p, struct imap_conn **c,
 		    struct mfs_error *err)
 {
-	return imap_open(&p->opts, c, err);
+	int rc = imap_open(&p->opts, c, err);
+
+	/* The sync thread got through: the server is back for readers too. */
+	pthread_mutex_lock(&p->lock);
+	if (rc == 0)
+		p->quiet_until = 0;
+	pthread_mutex_unlock(&p->lock);
+	return rc;
 }

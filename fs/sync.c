@@ -29,7 +29,18 @@ struct sync {
 	bool stop;
 	bool listed;
 	bool down;		/* the last pass failed: don't make readers wait */
+	bool full_wanted;	/* a refresh asked for a full pass */
 	unsigned generation;	/* bumped after every folder pass */
+	unsigned passes_started, passes_done;
+	int last_rc;		/* of the last full pass */
+	char last_err[256];
+	time_t state_since;
+	/* When each folder was last found in step with the server. */
+	struct mark {
+		int64_t id;
+		time_t at;
+	} *marks;
+	size_t nmarks, capmarks;
 	int64_t want[MAX_WANT];
 	unsigned nwant;
 	int64_t served;		/* the last wanted folder handled */
@@ -41,6 +52,31 @@ struct sync {
 	} *lstatus;
 	size_t nlisted, caplisted;
 };
+
+static void sync_mark(struct sync *s, int64_t id)
+{
+	time_t now = time(NULL);
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nmarks; i++)
+		if (s->marks[i].id == id) {
+			s->marks[i].at = now;
+			goto out;
+		}
+	if (s->nmarks == s->capmarks) {
+		size_t cap = s->capmarks ? s->capmarks * 2 : 32;
+		struct mark *p = realloc(s->marks, cap * sizeof(*p));
+
+		if (!p)
+			goto out;	/* only the status file loses */
+		s->marks = p;
+		s->capmarks = cap;
+	}
+	s->marks[s->nmarks].id = id;
+	s->marks[s->nmarks++].at = now;
+out:
+	pthread_mutex_unlock(&s->lock);
+}
 
 /* ---- folder list ---- */
 
@@ -227,22 +263,11 @@ struct uidset {
 	size_t n, cap;
 };
 
-struct fold_ctx {
-	struct sync *s;
-	int64_t folder;
-	uint32_t above;		/* only UIDs above this are new */
-	struct uidset present;
-	unsigned added, batch;
-	struct mfs_error *err;
-};
 
-static int on_flags(void *ctx, const struct imap_msginfo *mi)
+static int uidset_add(struct uidset *u, uint32_t v)
 {
-	struct fold_ctx *fc = ctx;
-	struct uidset *u = &fc->present;
-
 	if (u->n == u->cap) {
-		size_t cap = u->cap ? u->cap * 2 : 1024;
+		size_t cap = u->cap ? u->cap * 2 : 64;
 		uint32_t *p = realloc(u->uids, cap * sizeof(*p));
 
 		if (!p)
@@ -250,7 +275,28 @@ static int on_flags(void *ctx, const struct imap_msginfo *mi)
 		u->uids = p;
 		u->cap = cap;
 	}
-	u->uids[u->n++] = mi->uid;
+	u->uids[u->n++] = v;
+	return 0;
+}
+
+struct fold_ctx {
+	struct sync *s;
+	int64_t folder;
+	uint32_t above;		/* only UIDs above this are new */
+	struct uidset present;
+	unsigned added, batch, flagged;
+	struct vanished_ctx *vanished;
+	struct mfs_error *err;
+};
+
+static int on_flags(void *ctx, const struct imap_msginfo *mi)
+{
+	struct fold_ctx *fc = ctx;
+	int rc = uidset_add(&fc->present, mi->uid);
+
+	if (rc < 0)
+		return rc;
+	fc->flagged++;
 	return index_msg_set_flags(fc->s->ix, fc->folder, mi->uid, mi->flags,
 				   fc->err);
 }
@@ -299,8 +345,30 @@ static int cmp_uid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+struct vanished_ctx {
+	struct uidset lo, hi;	/* ranges, in server order */
+};
+
+static int on_vanished(void *ctx, uint32_t lo, uint32_t hi)
+{
+	struct fold_ctx *fc = ctx;
+	struct vanished_ctx *vc = fc->vanished;
+	int rc = uidset_add(&vc->lo, lo);
+
+	return rc < 0 ? rc : uidset_add(&vc->hi, hi);
+}
+
+static bool in_ranges(const struct vanished_ctx *vc, uint32_t uid)
+{
+	for (size_t i = 0; i < vc->lo.n; i++)
+		if (uid >= vc->lo.uids[i] && uid <= vc->hi.uids[i])
+			return true;
+	return false;
+}
+
 struct gone_ctx {
-	const struct uidset *present;
+	const struct uidset *present;		/* or: */
+	const struct vanished_ctx *vanished;
 	struct uidset gone;
 	struct sync *s;
 };
@@ -308,34 +376,64 @@ struct gone_ctx {
 static int find_gone_msg(void *ctx, const struct ix_msg *m)
 {
 	struct gone_ctx *gc = ctx;
-	struct uidset *g = &gc->gone;
 
-	if (gc->present->n > 0 &&
-	    bsearch(&m->uid, gc->present->uids, gc->present->n,
-		    sizeof(uint32_t), cmp_uid))
+	if (gc->vanished) {
+		if (!in_ranges(gc->vanished, m->uid))
+			return 0;
+	} else if (gc->present->n > 0 &&
+		   bsearch(&m->uid, gc->present->uids, gc->present->n,
+			   sizeof(uint32_t), cmp_uid)) {
 		return 0;
+	}
 	if (gc->s->hooks.msg_gone)
 		gc->s->hooks.msg_gone(gc->s->hooks.ctx, m->folder, m->uid,
 				      m->name);
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 64;
-		uint32_t *p = realloc(g->uids, cap * sizeof(*p));
-
-		if (!p)
-			return MFS_E_NOMEM;
-		g->uids = p;
-		g->cap = cap;
-	}
-	g->uids[g->n++] = m->uid;
-	return 0;
+	return uidset_add(&gc->gone, m->uid);
 }
 
+static int drop_gone(struct sync *s, struct gone_ctx *gc, int64_t folder,
+		     struct mfs_error *err)
+{
+	int rc = index_msg_list(s->ix, folder, find_gone_msg, gc, err);
+
+	for (size_t i = 0; rc == 0 && i < gc->gone.n; i++)
+		rc = index_msg_delete(s->ix, folder, gc->gone.uids[i], err);
+	return rc;
+}
+
+/* Every UID up to max with its flags: what is missing was expunged. */
+static int full_flags_pass(struct sync *s, struct fold_ctx *fc, uint32_t max,
+			   struct gone_ctx *gc, struct mfs_error *err)
+{
+	char set[32];
+	int rc;
+
+	snprintf(set, sizeof(set), "1:%u", max);
+	fc->present.n = 0;
+	rc = imap_fetch_meta(s->conn, set, false, on_flags, fc, err);
+	if (rc < 0)
+		return rc;
+	if (fc->present.n > 0)
+		qsort(fc->present.uids, fc->present.n, sizeof(uint32_t),
+		      cmp_uid);
+	gc->vanished = NULL;
+	return drop_gone(s, gc, fc->folder, err);
+}
+
+/* Resync one folder.  With CONDSTORE and a previous pass, only what
+ * changed since its HIGHESTMODSEQ is fetched; QRESYNC also names the
+ * expunged UIDs (VANISHED).  Otherwise flags of the whole known UID range
+ * are compared.  New messages are always "max+1:*". */
 static int sync_folder(struct sync *s, const struct ix_folder *f,
 		       struct mfs_error *err)
 {
 	struct imap_mbstate st;
-	struct fold_ctx fc = { .s = s, .folder = f->id, .err = err };
+	struct vanished_ctx vc = { 0 };
+	struct fold_ctx fc = { .s = s, .folder = f->id, .err = err,
+			       .vanished = &vc };
 	struct gone_ctx gc = { .present = &fc.present, .s = s };
+	bool incremental, qresync;
+	unsigned caps = imap_caps(s->conn);
 	char set[32];
 	uint32_t max = 0;
 	int rc;
@@ -343,44 +441,59 @@ static int sync_folder(struct sync *s, const struct ix_folder *f,
 	rc = imap_examine(s->conn, f->wire, &st, err);
 	if (rc < 0)
 		return rc;
+	incremental = f->synced && f->highestmodseq && st.highestmodseq &&
+		      (caps & IMAP_CAP_CONDSTORE);
 	if (f->uidvalidity && f->uidvalidity != st.uidvalidity) {
 		log_msg(LOG_INFO, "%s: UIDVALIDITY changed, rebuilding",
 			f->wire);
 		rc = index_folder_drop(s->ix, f->id, true, &fc.folder, err);
 		if (rc < 0)
 			return rc;
+		incremental = false;
 		if (s->hooks.folder_changed)
 			s->hooks.folder_changed(s->hooks.ctx, f->parent);
 	} else if (f->synced && st.highestmodseq &&
 		   st.highestmodseq == f->highestmodseq &&
 		   st.uidnext == f->uidnext) {
+		sync_mark(s, f->id);
 		return 0;	/* CONDSTORE says nothing changed */
 	}
+	qresync = incremental && imap_enable_qresync(s->conn, NULL) == 0;
 	rc = index_begin(s->ix, err);
 	if (rc < 0)
 		return rc;
 	rc = index_msg_max_uid(s->ix, fc.folder, &max, err);
 	if (rc < 0)
 		goto fail;
-	if (max > 0) {
+	if (max > 0 && incremental) {
 		snprintf(set, sizeof(set), "1:%u", max);
-		rc = imap_fetch_meta(s->conn, set, false, on_flags, &fc, err);
-		if (rc < 0)
-			goto fail;
-		if (fc.present.n > 0)
-			qsort(fc.present.uids, fc.present.n, sizeof(uint32_t),
-			      cmp_uid);
-		rc = index_msg_list(s->ix, fc.folder, find_gone_msg, &gc, err);
-		for (size_t i = 0; rc == 0 && i < gc.gone.n; i++)
-			rc = index_msg_delete(s->ix, fc.folder, gc.gone.uids[i],
-					      err);
-		if (rc < 0)
-			goto fail;
+		rc = imap_fetch_changes(s->conn, set, f->highestmodseq,
+					on_flags, qresync ? on_vanished : NULL,
+					&fc, err);
+		if (rc == 0 && vc.lo.n > 0) {
+			gc.vanished = &vc;
+			rc = drop_gone(s, &gc, fc.folder, err);
+		}
+	} else if (max > 0) {
+		rc = full_flags_pass(s, &fc, max, &gc, err);
 	}
+	if (rc < 0)
+		goto fail;
 	if (st.exists > 0 && (st.uidnext == 0 || st.uidnext > max + 1)) {
 		fc.above = max;
 		snprintf(set, sizeof(set), "%u:*", max + 1);
 		rc = imap_fetch_meta(s->conn, set, true, on_new, &fc, err);
+		if (rc < 0)
+			goto fail;
+	}
+	if (max > 0 && incremental && !qresync) {
+		/* CONDSTORE alone does not report expunges: when the count
+		 * says some happened, find them the long way. */
+		unsigned n = 0, sub = 0;
+
+		rc = index_folder_counts(s->ix, fc.folder, &n, &sub, err);
+		if (rc == 0 && n != st.exists)
+			rc = full_flags_pass(s, &fc, max, &gc, err);
 		if (rc < 0)
 			goto fail;
 	}
@@ -391,8 +504,10 @@ static int sync_folder(struct sync *s, const struct ix_folder *f,
 	rc = index_commit(s->ix, err);
 	if (rc < 0)
 		goto fail;
-	log_debug(LOG_CAT_SYNC, "%s: %u new, %zu gone", f->wire, fc.added,
-		  gc.gone.n);
+	sync_mark(s, fc.folder);
+	log_debug(LOG_CAT_SYNC, "%s: %u new, %zu gone, %u flag updates%s",
+		  f->wire, fc.added, gc.gone.n, fc.flagged,
+		  incremental ? (qresync ? " (QRESYNC)" : " (CONDSTORE)") : "");
 	if ((fc.added || gc.gone.n) && s->hooks.folder_changed)
 		s->hooks.folder_changed(s->hooks.ctx, fc.folder);
 	goto out;
@@ -401,6 +516,8 @@ fail:
 out:
 	free(fc.present.uids);
 	free(gc.gone.uids);
+	free(vc.lo.uids);
+	free(vc.hi.uids);
 	return rc;
 }
 
@@ -465,6 +582,7 @@ static int sync_one(struct sync *s, int64_t id, bool wanted,
 	    ls->uidnext == fc.f.uidnext &&
 	    ls->highestmodseq == fc.f.highestmodseq) {
 		log_debug(LOG_CAT_SYNC, "%s: unchanged (LIST-STATUS)", fc.wire);
+		sync_mark(s, id);
 	} else if (rc == 0 && fc.wire && !(fc.f.flags & IMAP_MB_NOSELECT)) {
 		rc = sync_folder(s, &fc.f, err);
 	}
@@ -497,6 +615,22 @@ static int64_t next_wanted(struct sync *s)
 	return id;
 }
 
+/* Sync the folders readers or the IDLE watchers asked for, only. */
+static int serve_wanted(struct sync *s, struct mfs_error *err)
+{
+	int64_t want;
+	int rc = 0;
+
+	while (rc == 0 && !s->stop && (want = next_wanted(s)) != 0) {
+		rc = sync_one(s, want, true, err);
+		pthread_mutex_lock(&s->lock);
+		s->served = want;
+		pthread_mutex_unlock(&s->lock);
+		progress(s);
+	}
+	return rc;
+}
+
 static int full_pass(struct sync *s, struct mfs_error *err)
 {
 	struct ids ids = { 0 };
@@ -511,16 +645,8 @@ static int full_pass(struct sync *s, struct mfs_error *err)
 	pthread_mutex_unlock(&s->lock);
 	rc = index_folder_all(s->ix, collect_selectable, &ids, err);
 	for (size_t i = 0; rc == 0 && i < ids.n && !s->stop; i++) {
-		int64_t want;
-
 		/* A reader waiting on a folder goes first. */
-		while (rc == 0 && (want = next_wanted(s)) != 0) {
-			rc = sync_one(s, want, true, err);
-			pthread_mutex_lock(&s->lock);
-			s->served = want;
-			pthread_mutex_unlock(&s->lock);
-			progress(s);
-		}
+		rc = serve_wanted(s, err);
 		if (rc == 0)
 			rc = sync_one(s, ids.v[i], false, err);
 		progress(s);
@@ -529,44 +655,142 @@ static int full_pass(struct sync *s, struct mfs_error *err)
 	return rc;
 }
 
+static void set_state(struct sync *s, int rc, const struct mfs_error *err)
+{
+	bool down = rc < 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (down != s->down || !s->state_since)
+		s->state_since = time(NULL);
+	s->down = down;
+	if (down)
+		snprintf(s->last_err, sizeof(s->last_err), "%s",
+			 err->msg[0] ? err->msg : mfs_strerror(rc));
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int64_t now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* A full pass (LIST, then every folder) every interval_s or on request;
+ * in between only the folders someone asked for.  After a failure, wait
+ * with exponential backoff (1 s doubling to 60 s) before trying again,
+ * unless a refresh asks sooner. */
 static void *sync_main(void *arg)
 {
 	struct sync *s = arg;
 	unsigned backoff = 1;
+	int64_t next_full = 0;
 
 	while (!s->stop) {
 		struct mfs_error err = { 0 };
 		struct timespec until;
+		bool full;
 		int rc = 0;
 
+		pthread_mutex_lock(&s->lock);
+		full = s->full_wanted || !s->listed || now_s() >= next_full;
+		if (full) {
+			s->full_wanted = false;
+			s->passes_started++;
+		}
+		pthread_mutex_unlock(&s->lock);
 		if (!imap_usable(s->conn)) {
 			imap_close(s->conn);
 			s->conn = NULL;
 			rc = pool_open_extra(s->pool, &s->conn, &err);
 		}
 		if (rc == 0)
-			rc = full_pass(s, &err);
-		pthread_mutex_lock(&s->lock);
-		s->down = rc < 0;
-		pthread_mutex_unlock(&s->lock);
-		if (rc < 0) {
+			rc = full ? full_pass(s, &err) : serve_wanted(s, &err);
+		if (rc < 0)
 			log_msg(LOG_WARNING, "sync: %s; retrying in %u s",
 				err.msg[0] ? err.msg : mfs_strerror(rc),
 				backoff);
-			/* Wake waiters: they get what the index has. */
-			progress(s);
-		}
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += rc < 0 ? backoff : s->interval_s;
-		backoff = rc < 0 ? (backoff < 60 ? backoff * 2 : 60) : 1;
+		set_state(s, rc, &err);
 		pthread_mutex_lock(&s->lock);
-		while (!s->stop && s->nwant == 0 &&
+		if (full) {
+			s->passes_done++;
+			s->last_rc = rc;
+			next_full = now_s() + (rc < 0 ? 0 : s->interval_s);
+		}
+		/* Wake waiters, with news or to give up on the index. */
+		s->generation++;
+		pthread_cond_broadcast(&s->done);
+		clock_gettime(CLOCK_REALTIME, &until);
+		if (rc < 0) {
+			until.tv_sec += backoff;
+			backoff = backoff < 60 ? backoff * 2 : 60;
+		} else {
+			until.tv_sec += next_full - now_s();
+			backoff = 1;
+		}
+		while (!s->stop && !s->full_wanted && (rc < 0 || s->nwant == 0) &&
 		       pthread_cond_timedwait(&s->wake, &s->lock, &until) !=
 			       ETIMEDOUT)
 			;
 		pthread_mutex_unlock(&s->lock);
 	}
 	return NULL;
+}
+
+int sync_refresh(struct sync *s, long timeout_s)
+{
+	struct timespec until;
+	unsigned target;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	s->full_wanted = true;
+	/* A pass already under way may have listed before the caller's
+	 * change: wait for one that starts from now. */
+	target = s->passes_started + 1;
+	pthread_cond_signal(&s->wake);
+	if (timeout_s <= 0) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_s;
+	rc = MFS_E_TIMEOUT;
+	while (!s->stop) {
+		if ((int)(s->passes_done - target) >= 0) {
+			rc = s->last_rc;
+			break;
+		}
+		if (pthread_cond_timedwait(&s->done, &s->lock, &until) ==
+		    ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int sync_status(struct sync *s, struct sync_state *st)
+{
+	pthread_mutex_lock(&s->lock);
+	st->online = s->listed && !s->down;
+	st->ever_listed = s->listed;
+	st->since = s->state_since;
+	snprintf(st->error, sizeof(st->error), "%s", s->down ? s->last_err : "");
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+time_t sync_folder_time(struct sync *s, int64_t folder)
+{
+	time_t at = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nmarks; i++)
+		if (s->marks[i].id == folder)
+			at = s->marks[i].at;
+	pthread_mutex_unlock(&s->lock);
+	return at;
 }
 
 int sync_start(struct index *ix, struct pool *pool, struct imap_conn *conn,
@@ -607,6 +831,7 @@ void sync_stop(struct sync *s)
 	pthread_cond_destroy(&s->done);
 	pthread_mutex_destroy(&s->lock);
 	free(s->lstatus);
+	free(s->marks);
 	free(s);
 }
 

@@ -47,4 +47,18 @@ int cache_parts(struct cache *c, const struct cache_key *k,
 int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
 	       int *fd, struct mfs_error *err);
 
+/* Download up to a batch of the bodies of uids (in k's folder; k->uid is
+ * ignored) that are not cached yet, in one command.  *used: how many of
+ * uids were looked at (cached ones are skipped); go on from there.  For
+ * prefetching a folder. */
+int cache_prefetch(struct cache *c, const struct cache_key *k,
+		   const uint32_t *uids, size_t n, size_t *used,
+		   struct mfs_error *err);
+
+struct cache_stats {
+	uint64_t bodies, bytes, cap;	/* on disk now, and the cap */
+	uint64_t fetched, fetched_bytes;	/* downloaded since start */
+};
+void cache_stats(struct cache *c, struct cache_stats *st);
+
 #endif

@@ -30,6 +30,8 @@ struct config {
 	char *debug;
 	char *log_file;
 	unsigned timeout;	/* seconds; network operations */
+	unsigned poll_interval;	/* seconds between full resyncs */
+	char *idle_folders;	/* IDLE connections (number; default 2) */
 	/* Sending (outbox/). */
 	char *smtp_host;	/* default: host */
 	unsigned smtp_port;	/* default: 587, or 465 with implicit */

@@ -42,6 +42,11 @@ void fsops_attach_imp(struct fsops *o, struct imp *imp);
 /* Show outbox/ (borrowed; NULL: sending is off). */
 void fsops_attach_outbox(struct fsops *o, struct obfs *ob);
 
+struct ctl;
+struct watch;
+/* .mailfs/ and the IDLE watchers (borrowed; either may be NULL). */
+void fsops_attach_ctl(struct fsops *o, struct ctl *ctl, struct watch *watch);
+
 /* outbox_opts.changed hook: a file in outbox/ came or went. */
 void fsops_outbox_changed(void *ctx, const char *name);
 

@@ -143,6 +143,9 @@ int index_cache_remove(struct index *ix, int64_t folder, uint32_t uid,
 		       struct mfs_error *err);
 int index_cache_total(struct index *ix, uint64_t *bytes,
 		      struct mfs_error *err);
+/* Bodies cached and their bytes, of one folder (or all: folder 0). */
+int index_cache_count(struct index *ix, int64_t folder, uint64_t *count,
+		      uint64_t *bytes, struct mfs_error *err);
 /* Least recently used entry: 0 with *folder and *uid set, or MFS_E_NOTFOUND. */
 int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
 		       uint64_t *bytes, struct mfs_error *err);

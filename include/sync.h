@@ -6,6 +6,7 @@
 #define SYNC_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "index.h"
 #include "pool.h"
@@ -40,5 +41,22 @@ void sync_request(struct sync *s, int64_t folder);
 /* Ask for this folder to be synced next and block until it has been
  * listed completely once (or timeout_s passes, or the sync fails). */
 void sync_wait_folder(struct sync *s, int64_t folder, long timeout_s);
+
+/* Ask for a full pass (folder list and every folder) now.  With
+ * timeout_s > 0, wait until a pass that started after the call has ended:
+ * 0, its error (e.g. MFS_E_CONNECT when offline), or MFS_E_TIMEOUT. */
+int sync_refresh(struct sync *s, long timeout_s);
+
+struct sync_state {
+	bool online;		/* the last attempt reached the server */
+	bool ever_listed;	/* the folder list was fetched at least once */
+	time_t since;		/* when online/offline last changed */
+	char error[256];	/* why offline */
+};
+int sync_status(struct sync *s, struct sync_state *st);
+
+/* When the folder was last found in step with the server; 0: not yet
+ * this mount. */
+time_t sync_folder_time(struct sync *s, int64_t folder);
 
 #endif
