@@ -1,28 +1,156 @@
-/* act.c - file operations that change the mailbox. */
+/* act.c - file operations that change the mailbox.
+ *
+ * rm and mv of messages come one system call at a time, so a thousand of
+ * them would be a thousand round trips.  The first of a run is carried
+ * out at once; when more of the same kind (same source, same target)
+ * follow within BULK_MS, they are queued, hidden from the index at once,
+ * and sent as one UID MOVE / UID EXPUNGE of a UID set when the run pauses
+ * for FLUSH_MS or reaches MAX_BATCH.  A refusal puts them back (and into
+ * the log).  Whatever needs the truth first (a listing of either folder,
+ * rmdir, a folder rename, a refresh, fsync of a directory, unmount)
+ * flushes the queue and waits for it. */
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "act.h"
 #include "imap_parse.h"
 #include "log.h"
 
+#define BULK_MS 500
+#define FLUSH_MS 20
+#define MAX_BATCH 500
+/* After mv, coreutils stats the target name, which a derived name never
+ * is: the moved message answers to it (and to its old inode) a while. */
+#define ALIASES 256
+#define ALIAS_MS 10000
+
+struct alias {
+	int64_t src, dest;
+	uint32_t uid;
+	uint64_t size;
+	int64_t date;
+	int64_t ms;
+	char *name;	/* base name, without .eml */
+};
+
+/* A queued message, with its row to put back if the server refuses. */
+struct queued {
+	uint32_t uid;
+	uint64_t size;
+	int64_t date;
+	char *flags, *message_id, *name;
+};
+
 struct act {
 	struct act_opts o;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	/* to the flusher: work, or stop */
+	pthread_cond_t idle;	/* from the flusher: queue empty */
+	bool stop, running, busy;
+	/* The run so far: the last change done or queued. */
+	int64_t run_src, run_dest;
+	int64_t run_ms;
+	/* The queue: one (source, target) at a time; target 0 = expunge. */
+	int64_t q_src, q_dest;
+	struct queued *q;
+	size_t nq;
+	int64_t q_ms;		/* when the last one was queued */
+	struct alias aliases[ALIASES];
+	unsigned nalias;	/* next slot, round robin */
 };
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *flusher_main(void *arg);
 
 struct act *act_new(const struct act_opts *o)
 {
 	struct act *a = calloc(1, sizeof(*a));
 
-	if (a)
-		a->o = *o;
+	if (!a)
+		return NULL;
+	a->o = *o;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cond, NULL);
+	pthread_cond_init(&a->idle, NULL);
+	a->q = calloc(MAX_BATCH, sizeof(*a->q));
+	if (!a->q || pthread_create(&a->thread, NULL, flusher_main, a) != 0) {
+		free(a->q);
+		free(a);
+		return NULL;
+	}
+	a->running = true;
 	return a;
 }
 
 void act_free(struct act *a)
 {
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->lock);
+	a->stop = true;
+	pthread_cond_signal(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+	/* The flusher sends what is queued before it exits. */
+	pthread_join(a->thread, NULL);
+	pthread_cond_destroy(&a->cond);
+	pthread_cond_destroy(&a->idle);
+	pthread_mutex_destroy(&a->lock);
+	free(a->q);
+	for (unsigned i = 0; i < ALIASES; i++)
+		free(a->aliases[i].name);
 	free(a);
+}
+
+static void remember_move(struct act *a, int64_t src, int64_t dest,
+			  uint32_t uid, uint64_t size, int64_t date,
+			  const char *name)
+{
+	struct alias *al;
+	char *copy = strdup(name);
+
+	if (!copy)
+		return;		/* only mv's stat afterwards suffers */
+	pthread_mutex_lock(&a->lock);
+	al = &a->aliases[a->nalias++ % ALIASES];
+	free(al->name);
+	*al = (struct alias){ src, dest, uid, size, date, mono_ms(), copy };
+	pthread_mutex_unlock(&a->lock);
+}
+
+bool act_moved(struct act *a, int64_t src, uint32_t uid, const char *name,
+	       int64_t dest, struct act_moved *out)
+{
+	bool found = false;
+	int64_t now = mono_ms();
+
+	if (!a)
+		return false;
+	pthread_mutex_lock(&a->lock);
+	for (unsigned i = 0; !found && i < ALIASES; i++) {
+		const struct alias *al = &a->aliases[i];
+
+		if (!al->name || now - al->ms > ALIAS_MS)
+			continue;
+		found = name ? al->dest == dest && strcmp(al->name, name) == 0 :
+			       al->src == src && al->uid == uid;
+		if (found)
+			*out = (struct act_moved){ al->src, al->uid, al->size,
+						   al->date };
+	}
+	pthread_mutex_unlock(&a->lock);
+	return found;
 }
 
 struct folder_info {
@@ -59,11 +187,17 @@ static int folder(struct act *a, int64_t id, struct folder_info *fi,
 
 struct msg_info {
 	char name[NAMES_MAX + 1];
+	uint64_t size;
+	int64_t date;
 };
 
 static int get_msg(void *ctx, const struct ix_msg *m)
 {
-	snprintf(((struct msg_info *)ctx)->name, NAMES_MAX + 1, "%s", m->name);
+	struct msg_info *mi = ctx;
+
+	snprintf(mi->name, NAMES_MAX + 1, "%s", m->name);
+	mi->size = m->size;
+	mi->date = m->date;
 	return 0;
 }
 
@@ -158,11 +292,11 @@ static int64_t trash_id(struct act *a)
 	return fc.id;
 }
 
-static int move_or_expunge(struct act *a, int64_t id, uint32_t uid,
-			   int64_t dest, struct mfs_error *err)
+static int move_now(struct act *a, int64_t id, uint32_t uid, int64_t dest,
+		    struct mfs_error *err)
 {
 	struct folder_info f, d = { 0 };
-	struct msg_info m = { "" };
+	struct msg_info m = { .size = 0 };
 	struct imap_conn *c = NULL;
 	char set[16];
 	uint32_t new_uid = 0;
@@ -175,6 +309,8 @@ static int move_or_expunge(struct act *a, int64_t id, uint32_t uid,
 		rc = mfs_fail(err, MFS_E_INVAL, "not a folder that holds mail");
 	if (rc == 0)
 		rc = index_msg_get(a->o.ix, id, uid, get_msg, &m, err);
+	if (rc == 0 && dest)
+		remember_move(a, id, dest, uid, m.size, m.date, m.name);
 	if (rc == 0)
 		rc = with_conn(a, &c, err);
 	if (rc < 0)
@@ -201,6 +337,228 @@ out:
 	free(f.wire);
 	free(d.wire);
 	return rc;
+}
+
+/* ---- the queue ---- */
+
+static void free_queued(struct queued *q)
+{
+	free(q->flags);
+	free(q->message_id);
+	free(q->name);
+	memset(q, 0, sizeof(*q));
+}
+
+/* Send the batch (taken off the queue by the caller) as one command. */
+static void send_batch(struct act *a, int64_t src, int64_t dest,
+		       struct queued *b, size_t n)
+{
+	struct mfs_error err = { 0 };
+	struct folder_info f, d = { 0 };
+	struct imap_conn *c = NULL;
+	char *set = NULL;
+	size_t len = 0, cap = 0;
+	int rc;
+
+	rc = folder(a, src, &f, &err);
+	if (rc == 0 && dest)
+		rc = folder(a, dest, &d, &err);
+	if (rc == 0 && (!f.wire || (dest && !d.wire)))
+		rc = mfs_fail(&err, MFS_E_INVAL, "folder has gone");
+	/* UIDs come in name order; the set need not be sorted. */
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (len + 12 > cap) {
+			char *p;
+
+			cap = cap ? cap * 2 : 4096;
+			p = realloc(set, cap);
+			if (!p) {
+				rc = mfs_fail(&err, MFS_E_NOMEM, "out of memory");
+				break;
+			}
+			set = p;
+		}
+		len += (size_t)snprintf(set + len, cap - len, "%s%u",
+					i ? "," : "", b[i].uid);
+	}
+	if (rc == 0)
+		rc = with_conn(a, &c, &err);
+	if (rc == 0) {
+		rc = dest ? imap_move(c, f.wire, set, d.wire, NULL, &err) :
+			    imap_expunge(c, f.wire, set, &err);
+		pool_put(a->o.pool, c);
+	}
+	if (rc == 0) {
+		log_debug(LOG_CAT_FS, "%s %zu messages of %s%s%s",
+			  dest ? "moved" : "expunged", n, f.wire,
+			  dest ? " to " : "", dest ? d.wire : "");
+		if (dest) {
+			changed(a, dest);
+			if (a->o.sync)
+				sync_request(a->o.sync, dest);
+		}
+	} else {
+		/* Nothing happened on the server (a MOVE is atomic; the
+		 * fallback expunges only after copying): show them again. */
+		log_msg(LOG_WARNING, "%s of %zu messages in %s refused, they "
+			"are back: %s", dest ? "move" : "delete", n,
+			f.wire ? f.wire : "?", err.msg);
+		for (size_t i = 0; i < n; i++) {
+			struct ix_msg m = { .folder = src, .uid = b[i].uid,
+					    .size = b[i].size,
+					    .date = b[i].date,
+					    .flags = b[i].flags,
+					    .message_id = b[i].message_id,
+					    .name = b[i].name };
+
+			index_msg_put(a->o.ix, &m, NULL);
+		}
+		changed(a, src);
+	}
+	free(set);
+	free(f.wire);
+	free(d.wire);
+}
+
+static void *flusher_main(void *arg)
+{
+	struct act *a = arg;
+	struct queued *b = calloc(MAX_BATCH, sizeof(*b));
+
+	pthread_mutex_lock(&a->lock);
+	for (;;) {
+		int64_t src, dest, wait;
+		size_t n;
+
+		if (a->nq == 0) {
+			a->busy = false;
+			pthread_cond_broadcast(&a->idle);
+			if (a->stop)
+				break;
+			pthread_cond_wait(&a->cond, &a->lock);
+			continue;
+		}
+		wait = a->q_ms + FLUSH_MS - mono_ms();
+		if (wait > 0 && a->nq < MAX_BATCH && !a->stop && !a->busy) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += wait * 1000000;
+			until.tv_sec += until.tv_nsec / 1000000000;
+			until.tv_nsec %= 1000000000;
+			pthread_cond_timedwait(&a->cond, &a->lock, &until);
+			continue;
+		}
+		/* busy here means someone is waiting in act_flush. */
+		n = a->nq;
+		src = a->q_src;
+		dest = a->q_dest;
+		memcpy(b, a->q, n * sizeof(*b));
+		memset(a->q, 0, n * sizeof(*a->q));
+		a->nq = 0;
+		a->busy = true;
+		pthread_mutex_unlock(&a->lock);
+		if (b)
+			send_batch(a, src, dest, b, n);
+		for (size_t i = 0; b && i < n; i++)
+			free_queued(&b[i]);
+		pthread_mutex_lock(&a->lock);
+	}
+	pthread_mutex_unlock(&a->lock);
+	free(b);
+	return NULL;
+}
+
+void act_flush(struct act *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->lock);
+	if (a->nq > 0) {
+		a->busy = true;	/* send now, don't wait for the pause */
+		pthread_cond_signal(&a->cond);
+	}
+	while (a->nq > 0 || a->busy)
+		pthread_cond_wait(&a->idle, &a->lock);
+	pthread_mutex_unlock(&a->lock);
+}
+
+struct row_copy {
+	struct queued *q;
+};
+
+static int copy_row(void *ctx, const struct ix_msg *m)
+{
+	struct queued *q = ((struct row_copy *)ctx)->q;
+
+	q->uid = m->uid;
+	q->size = m->size;
+	q->date = m->date;
+	q->flags = strdup(m->flags ? m->flags : "");
+	q->message_id = m->message_id ? strdup(m->message_id) : NULL;
+	q->name = strdup(m->name);
+	if (!q->flags || !q->name || (m->message_id && !q->message_id))
+		return MFS_E_NOMEM;
+	return 0;
+}
+
+/* Part of a run of the same change: queue it (1), or do it now (0). */
+static int queue_or_not(struct act *a, int64_t id, uint32_t uid,
+			int64_t dest, struct mfs_error *err)
+{
+	struct queued q = { 0 };
+	struct row_copy rc_ = { &q };
+	bool bulk;
+	int rc;
+
+	pthread_mutex_lock(&a->lock);
+	bulk = a->run_src == id && a->run_dest == dest &&
+	       mono_ms() - a->run_ms < BULK_MS;
+	a->run_src = id;
+	a->run_dest = dest;
+	a->run_ms = mono_ms();
+	pthread_mutex_unlock(&a->lock);
+	if (!bulk)
+		return 0;
+	rc = index_msg_get(a->o.ix, id, uid, copy_row, &rc_, err);
+	if (rc < 0) {
+		free_queued(&q);
+		return rc;
+	}
+	pthread_mutex_lock(&a->lock);
+	/* A queue for another pair goes first, and a full one. */
+	while (a->nq > 0 && (a->q_src != id || a->q_dest != dest ||
+			     a->nq == MAX_BATCH)) {
+		a->busy = true;
+		pthread_cond_signal(&a->cond);
+		pthread_cond_wait(&a->idle, &a->lock);
+	}
+	a->q_src = id;
+	a->q_dest = dest;
+	a->q[a->nq++] = q;
+	a->q_ms = mono_ms();
+	pthread_cond_signal(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+	/* Gone from the listing now; the server follows within FLUSH_MS. */
+	if (dest)
+		remember_move(a, id, dest, uid, q.size, q.date, q.name);
+	forget_msg(a, id, uid, q.name);
+	return 1;
+}
+
+static int move_or_expunge(struct act *a, int64_t id, uint32_t uid,
+			   int64_t dest, struct mfs_error *err)
+{
+	int rc = queue_or_not(a, id, uid, dest, err);
+
+	if (rc == 0)
+		rc = move_now(a, id, uid, dest, err);
+	if (rc == 0) {
+		pthread_mutex_lock(&a->lock);
+		a->run_ms = mono_ms();	/* the run continues from here */
+		pthread_mutex_unlock(&a->lock);
+	}
+	return rc < 0 ? rc : 0;
 }
 
 int act_delete(struct act *a, int64_t id, uint32_t uid, struct mfs_error *err)
@@ -312,6 +670,7 @@ int act_rmdir(struct act *a, int64_t id, struct mfs_error *err)
 	unsigned msgs = 0, kids = 0;
 	int rc;
 
+	act_flush(a);	/* rm -r of its messages may still be queued */
 	rc = folder(a, id, &f, err);
 	if (rc == 0)
 		rc = index_folder_counts(a->o.ix, id, &msgs, &kids, err);
@@ -354,6 +713,7 @@ int act_rename_folder(struct act *a, int64_t id, int64_t new_parent,
 	char delim;
 	int rc;
 
+	act_flush(a);	/* queued moves name the folder by its old name */
 	rc = folder(a, id, &f, err);
 	if (rc == 0 && !f.wire)
 		rc = mfs_fail(err, MFS_E_INVAL, "not a server folder");

@@ -283,15 +283,21 @@ static void folder_path(const struct flist *l, int64_t id, char *buf,
 	}
 }
 
+struct fline {
+	char *path, *line;
+};
+
+/* By path, so that a folder comes before its subfolders. */
 static int cmp_path(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(((const struct fline *)a)->path,
+		      ((const struct fline *)b)->path);
 }
 
 static void status_folders(struct ctl *c, struct text *t)
 {
 	struct flist l = { 0 };
-	char **lines = NULL;
+	struct fline *lines = NULL;
 	size_t n = 0;
 
 	if (index_folder_all(c->o.ix, add_folder, &l, NULL) == 0)
@@ -304,19 +310,24 @@ static void status_folders(struct ctl *c, struct text *t)
 			continue;
 		folder_path(&l, l.v[i].id, path, sizeof(path), 0);
 		index_folder_counts(c->o.ix, l.v[i].id, &msgs, &sub, NULL);
-		if (asprintf(&lines[n], "folder %s: %u messages, synced %s%s",
-			     path, msgs,
+		lines[n].path = strdup(path);
+		if (lines[n].path &&
+		    asprintf(&lines[n].line,
+			     "folder %s: %u messages, synced %s%s", path, msgs,
 			     when(sync_folder_time(c->o.sync, l.v[i].id), tbuf,
 				  sizeof(tbuf)),
 			     watch_has(c->o.watch, l.v[i].id) ? ", idle" :
 								 "") >= 0)
 			n++;
+		else
+			free(lines[n].path);
 	}
 	if (n)
 		qsort(lines, n, sizeof(*lines), cmp_path);
 	for (size_t i = 0; i < n; i++) {
-		put(t, "%s\n", lines[i]);
-		free(lines[i]);
+		put(t, "%s\n", lines[i].line);
+		free(lines[i].line);
+		free(lines[i].path);
 	}
 	free(lines);
 	for (size_t i = 0; i < l.n; i++)
@@ -507,6 +518,7 @@ void ctl_write(struct ctl *c, fuse_req_t req, fuse_ino_t ino,
 
 	(void)fi;
 	if (ino == file_ino(F_REFRESH)) {
+		act_flush(c->o.act);
 		rc = sync_refresh(c->o.sync, c->o.refresh_timeout_s);
 		if (rc < 0)
 			log_msg(LOG_WARNING, "refresh: %s", mfs_strerror(rc));

@@ -543,7 +543,7 @@ int main(int argc, char *argv[])
 	fsops_attach_outbox(fsops, obfs);
 	co = (struct ctl_opts){
 		.ix = ix, .sync = sync, .watch = watch, .cache = cache,
-		.prefetch = prefetch, .outbox = outbox,
+		.prefetch = prefetch, .outbox = outbox, .act = act,
 		.outbox_dir = cl.cfg.outbox_dir,
 		.refresh_timeout_s = 600, .uid = getuid(), .gid = getgid(),
 	};

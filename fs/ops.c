@@ -219,6 +219,18 @@ static int node_attr(struct fsops *o, fuse_ino_t ino, struct stat *st,
 	case K_EML:
 	case K_MDIR:
 		rc = index_msg_get(o->ix, n.folder, n.uid, copy_msg, &mc, NULL);
+		if (rc == MFS_E_NOTFOUND) {
+			struct act_moved mv;
+
+			if (!act_moved(o->act, n.folder, n.uid, NULL, 0, &mv))
+				return rc;
+			if (n.kind == K_EML)
+				file_attr(o, ino, mv.size, (time_t)mv.date, st);
+			else
+				dir_attr(o, ino, (time_t)mv.date, st);
+			*timeout = 0;
+			return 0;
+		}
 		if (rc < 0)
 			return rc;
 		if (n.kind == K_EML)
@@ -321,6 +333,20 @@ static bool has_suffix(const char *s, const char *suf, size_t *stem)
 	return n > m && strcmp(s + n - m, suf) == 0;
 }
 
+/* The name a message just moved here had: its old inode, whose
+ * attributes node_attr still knows for a few seconds (see act_moved). */
+static int moved_here(struct fsops *o, int64_t folder, const char *name,
+		      enum kind k, fuse_ino_t *ino)
+{
+	struct act_moved mv;
+
+	if (!act_moved(o->act, 0, 0, name, folder, &mv) ||
+	    mv.src > MAX_FOLDER)
+		return MFS_E_NOTFOUND;
+	*ino = make_ino(k, mv.src, mv.uid, 0);
+	return 0;
+}
+
 static int resolve(struct fsops *o, fuse_ino_t parent, const char *name,
 		   fuse_ino_t *ino)
 {
@@ -355,12 +381,16 @@ static int resolve(struct fsops *o, fuse_ino_t parent, const char *name,
 					       get_msg_uid, &ic, NULL);
 			if (rc == 0)
 				*ino = make_ino(K_EML, p.folder, ic.uid, 0);
+			else if (rc == MFS_E_NOTFOUND)
+				rc = moved_here(o, p.folder, stem, K_EML, ino);
 			return rc;
 		}
 		rc = index_msg_by_name(o->ix, p.folder, name, get_msg_uid, &ic,
 				       NULL);
 		if (rc == 0)
 			*ino = make_ino(K_MDIR, p.folder, ic.uid, 0);
+		else if (rc == MFS_E_NOTFOUND)
+			rc = moved_here(o, p.folder, name, K_MDIR, ino);
 		return rc;
 	case K_MDIR: {
 		struct cache_key k;
@@ -659,6 +689,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	if (rc == 0 && n.kind == K_ROOT)
 		ensure_root_listed(o);
 	if (rc == 0 && n.kind == K_DIR) {
+		/* Queued rm/mv may involve this folder: list the truth. */
+		act_flush(o->act);
 		ensure_folder_listed(o, n.folder);
 		watch_use(o->watch, n.folder);
 	}
@@ -934,6 +966,19 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		obfs_fsync(o->ob, req, fi);
 	else
 		fuse_reply_err(req, 0);
+}
+
+/* fsync of a directory: a script's way to know queued rm/mv are done. */
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	struct fsops *o = ctx_of(req);
+
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	act_flush(o->act);
+	fuse_reply_err(req, 0);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1283,6 +1328,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.write = op_write,
 	.flush = op_flush,
 	.fsync = op_fsync,
+	.fsyncdir = op_fsyncdir,
 	.create = op_create,
 	.unlink = op_unlink,
 	.rename = op_rename,

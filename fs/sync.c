@@ -465,6 +465,12 @@ static int sync_folder(struct sync *s, const struct ix_folder *f,
 	rc = index_msg_max_uid(s->ix, fc.folder, &max, err);
 	if (rc < 0)
 		goto fail;
+	/* Everything below the UIDNEXT of the last complete pass has been
+	 * seen: a message that left the index since (an rm on its way to the
+	 * server) must not come back as "new". */
+	if (incremental || (f->synced && f->uidvalidity == st.uidvalidity))
+		max = max > f->uidnext - 1 || !f->uidnext ? max :
+							    f->uidnext - 1;
 	if (max > 0 && incremental) {
 		snprintf(set, sizeof(set), "1:%u", max);
 		rc = imap_fetch_changes(s->conn, set, f->highestmodseq,

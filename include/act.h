@@ -1,6 +1,7 @@
 /* act.h - changes made through the file system, carried out on the server
  * first and shown only once it has confirmed them: flags, delete, move,
- * folders.  Errors are mfs_err codes with the server's words in err; the
+ * folders.  Runs of rm/mv of messages are the exception: batched into UID
+ * sets, shown at once, put back if the server refuses (act.c).  Errors are mfs_err codes with the server's words in err; the
  * caller maps them to errno.  Never called with a lock a FUSE callback
  * holds; kernel notifications go through the hooks. */
 #ifndef ACT_H
@@ -48,6 +49,23 @@ int act_delete(struct act *a, int64_t folder, uint32_t uid,
 /* mv to another folder (MFS_E_INVAL for the same folder). */
 int act_move(struct act *a, int64_t folder, uint32_t uid, int64_t dest,
 	     struct mfs_error *err);
+
+/* A message moved away in the last seconds, by its old place (src, uid;
+ * name NULL) or by the name it had, now in dest: its old folder and UID,
+ * size and date.  mv stats the target name after renaming, and a derived
+ * name never is the target name; this lets that stat succeed. */
+struct act_moved {
+	int64_t src;
+	uint32_t uid;
+	uint64_t size;
+	int64_t date;
+};
+bool act_moved(struct act *a, int64_t src, uint32_t uid, const char *name,
+	       int64_t dest, struct act_moved *out);
+
+/* Send queued rm/mv of messages now and wait until the server has
+ * answered (see act.c).  NULL is a no-op. */
+void act_flush(struct act *a);
 
 /* mkdir: a new folder name under parent (0: top level); *id its id. */
 int act_mkdir(struct act *a, int64_t parent, const char *name, int64_t *id,

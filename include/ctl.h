@@ -18,6 +18,7 @@
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
 
+#include "act.h"
 #include "cache.h"
 #include "index.h"
 #include "outbox.h"
@@ -35,6 +36,7 @@ struct ctl_opts {
 	struct cache *cache;
 	struct prefetch *prefetch;
 	struct outbox *outbox;		/* may be NULL */
+	struct act *act;		/* may be NULL (read-only) */
 	const char *outbox_dir;		/* with outbox */
 	long refresh_timeout_s;
 	uid_t uid;

@@ -6,7 +6,7 @@
  * promises that chunking makes no difference.  A small max_inline pushes
  * most literals through the sink, a small max_total reaches the caps.
  * The same bytes, as a C string, go through the UTF-7 codec, which must
- * round-trip whatever it accepts.
+ * round-trip whatever it accepts, and through the UID-set walker.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -191,6 +191,31 @@ static void fuzz_utf7(const uint8_t *data, size_t size)
 	free(in);
 }
 
+static int check_range(void *ctx, uint32_t lo, uint32_t hi)
+{
+	unsigned *n = ctx;
+
+	if (lo == 0 || lo > hi)
+		__builtin_trap();
+	return ++*n < 1000 ? 0 : MFS_E_TOOBIG;
+}
+
+/* The same bytes as a VANISHED / COPYUID UID set: ranges come out
+ * ordered and non-zero, or the set is refused. */
+static void fuzz_uidset(const uint8_t *data, size_t size)
+{
+	char *in = strndup((const char *)data, size);
+	unsigned n = 0;
+	int rc;
+
+	if (!in)
+		__builtin_trap();
+	rc = imap_uidset_each(in, check_range, &n);
+	if (rc != 0 && rc != MFS_E_PROTO && rc != MFS_E_TOOBIG)
+		__builtin_trap();
+	free(in);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -211,5 +236,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run_free(&parts);
 
 	fuzz_utf7(data, size);
+	fuzz_uidset(data, size);
 	return 0;
 }

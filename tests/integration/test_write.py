@@ -524,6 +524,9 @@ def check_rm_rf_folder(root, msgs, names, trash):
     rc, err = run(["sh", "-c", 'rm -rf -- "$1"/*', "sh", folder])
     C.check(rc == 0 and not err, "rm -rf Folder/* on a folder with %d messages succeeds without errors" % len(tags),
             "status %d: %s" % (rc, err))
+    # A run of rm is sent in batches just after it; sync(1) of the
+    # directory (fsync) is the documented way to wait for the server.
+    C.check(run(["sync", folder])[0] == 0, "rm -rf Folder/*: sync Folder succeeds")
     left = meta(BULK)
     C.check(left == {}, "rm -rf Folder/*: the folder is empty on the server", "UIDs left: %s" % sorted(left))
     locs = {t: where(msgs[t].mid) for t in tags}
@@ -577,6 +580,75 @@ def check_mv(root, msgs, names):
             "found at %s (was %s/%d)" % (loc, m.folder, m.uid))
     C.check(os.path.isfile(src) and not os.path.lexists(dst),
             "mv INBOX/X.eml INBOX/other.eml: X.eml still shows, other.eml does not")
+
+
+BULK_N = 300
+
+
+def check_bulk(root, mnt, trash):
+    """rm and mv of many messages go out as a few UID-set commands."""
+    folder = TAG + "-many"
+    mids = ["%s-many%d@%s" % (TAG, i, DOMAIN) for i in range(BULK_N)]
+    m = imap()
+    try:
+        it.check(*m.create(it.wire_name(folder)), "CREATE " + folder)
+        for i, mid in enumerate(mids):
+            raw = ("From: Bulk <bulk@%s>\r\nTo: alice@%s\r\nSubject: many %d\r\n"
+                   "Message-ID: <%s>\r\nDate: Mon, 4 Mar 2024 10:00:00 +0000\r\n\r\nbody %d\r\n"
+                   % (DOMAIN, DOMAIN, i, mid, i)).encode()
+            it.check(*m.append(it.wire_name(folder), None, None, raw), "APPEND many")
+    finally:
+        m.logout()
+    d = os.path.join(root, folder)
+    with open(os.path.join(root, ".mailfs", "refresh"), "w") as f:
+        f.write("\n")
+    names = [n for n in (listdir(d) or []) if n.endswith(".eml")]
+    if not C.check(len(names) == BULK_N, "bulk: the new folder shows %d .eml files after a refresh" % BULK_N,
+                   "%d shown" % len(names)):
+        return
+
+    def moves():
+        try:
+            with open(mnt.log, errors="replace") as f:
+                return sum(1 for line in f if re.search(r": (moved|expunged) ", line))
+        except OSError:
+            return 0
+
+    before = moves()
+    rc, err = run(["sh", "-c", 'cd "$1" && rm -- *.eml', "sh", d])
+    C.check(rc == 0 and not err, "bulk: rm of %d .eml files succeeds" % BULK_N, "status %d: %s" % (rc, err))
+    C.check(run(["sync", d])[0] == 0, "bulk: sync of the folder succeeds")
+    C.equal(listdir(d), [], "bulk: the folder's listing is empty right after rm")
+    C.equal(meta(folder), {}, "bulk: the folder is empty on the server")
+    m = imap()
+    try:
+        it.select(m, trash)
+        in_trash = [mid for mid in mids if search_mid(m, mid)]
+    finally:
+        m.logout()
+    C.check(len(in_trash) == BULK_N, "bulk: all %d messages are in %s" % (BULK_N, trash),
+            "%d there" % len(in_trash))
+    cmds = moves() - before
+    C.check(0 < cmds <= 10, "bulk: rm of %d messages took at most 10 MOVE commands" % BULK_N,
+            "%d commands" % cmds)
+
+    # And back with mv, by name, as a user would.
+    tdir = os.path.join(root, trash)
+    back = [n for n in (listdir(tdir) or []) if n.endswith(".eml") and " - many " in n]
+    before = moves()
+    rc, err = run(["sh", "-c", 'cd "$1" && mv -- *" - many "*.eml "$2"/', "sh", tdir, d])
+    C.check(rc == 0 and not err, "bulk: mv of %d .eml files to another folder succeeds" % len(back),
+            "status %d: %s" % (rc, err[:300]))
+    C.check(run(["sync", tdir, d])[0] == 0, "bulk: sync of both folders succeeds")
+    cmds = moves() - before
+    C.check(0 < cmds <= 10, "bulk: mv of %d messages took at most 10 MOVE commands" % len(back),
+            "%d commands" % cmds)
+    left = meta(folder) or {}
+    C.check(len(left) == BULK_N, "bulk: all %d are back in the folder on the server" % BULK_N,
+            "%d there" % len(left))
+    shown = wait_for(lambda: len([n for n in (listdir(d) or []) if n.endswith(".eml")]) == BULK_N or None,
+                     SHOW_TIMEOUT)
+    C.check(shown, "bulk: the mount shows all %d back within %d s" % (BULK_N, SHOW_TIMEOUT))
 
 
 def check_mkdir_rmdir(root, msgs):
@@ -679,6 +751,7 @@ def default_mount(msgs, trash):
         section("rm -r X/", check_rm_r, root, msgs, names, trash)
         section("rm -rf Folder/*", check_rm_rf_folder, root, msgs, names, trash)
         section("mv", check_mv, root, msgs, names)
+        section("bulk rm/mv", check_bulk, root, mnt, trash)
         section("mkdir/rmdir", check_mkdir_rmdir, root, msgs)
         section("folder rename", check_rename_folder, root, msgs)
         section("no \\Seen", check_no_seen, msgs)
