@@ -660,7 +660,9 @@ static int get_known(void *ctx, const struct ix_msg *m)
 	return 0;
 }
 
-static int ensure_view(struct cache *c, const struct cache_key *k,
+/* files: the decoded parts must be on disk (to be read), not just known
+ * to the index (to be listed: names and sizes are there). */
+static int ensure_view(struct cache *c, const struct cache_key *k, bool files,
 		       struct mfs_error *err)
 {
 	char dpath[PATH_MAX];
@@ -672,7 +674,7 @@ static int ensure_view(struct cache *c, const struct cache_key *k,
 	rc = index_msg_get(c->ix, k->folder, k->uid, get_known, &kc, err);
 	if (rc < 0)
 		return rc;
-	if (kc.known && stat(dpath, &st) == 0)
+	if (kc.known && (!files || stat(dpath, &st) == 0))
 		return 0;
 	inflight_enter(c, k);
 	rc = 0;
@@ -685,7 +687,9 @@ static int ensure_view(struct cache *c, const struct cache_key *k,
 int cache_parts(struct cache *c, const struct cache_key *k,
 		struct mfs_error *err)
 {
-	return ensure_view(c, k, err);
+	/* Listing needs no body once the parts are known: ls and rsync of
+	 * decoded directories work offline and after eviction. */
+	return ensure_view(c, k, false, err);
 }
 
 int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
@@ -695,7 +699,7 @@ int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
 	char suffix[32];
 	int rc;
 
-	rc = ensure_view(c, k, err);
+	rc = ensure_view(c, k, true, err);
 	if (rc < 0)
 		return rc;
 	snprintf(suffix, sizeof(suffix), ".d/%u", n);

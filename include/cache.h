@@ -38,7 +38,8 @@ void cache_close(struct cache *c);
 int cache_body(struct cache *c, const struct cache_key *k, int *fd,
 	       uint64_t *size, struct mfs_error *err);
 
-/* Make sure the decoded view is on disk and its parts are in the index. */
+/* Make sure the decoded view's parts are in the index (decoding the body
+ * once if they are not; a view evicted from disk is not re-made here). */
 int cache_parts(struct cache *c, const struct cache_key *k,
 		struct mfs_error *err);
 
