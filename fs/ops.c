@@ -486,10 +486,17 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- directories: a snapshot taken at opendir, served by offset ---- */
 
+/* Compact: a 100,000-message folder lists 200,000 entries, and a struct
+ * stat and a malloc'd name each would cost ~50 MB.  Names live in one
+ * arena; the stat is rebuilt from these fields when replying. */
 struct dent {
-	char *name;
-	struct stat st;
-	double timeout;
+	size_t name;		/* offset in dirsnap.names */
+	fuse_ino_t ino;
+	uint64_t size;
+	int64_t mtime;
+	mode_t mode;
+	nlink_t nlink;
+	float timeout;
 };
 
 struct dirsnap {
@@ -498,6 +505,8 @@ struct dirsnap {
 	bool filled;
 	struct dent *e;
 	size_t n, cap;
+	char *names;
+	size_t nlen, ncap;
 	/* Open snapshots are linked in fsops: a session that ends with a
 	 * directory still open gets no releasedir for it. */
 	struct dirsnap *next, *prev;
@@ -518,16 +527,45 @@ static int snap_add(struct dirsnap *d, const char *name, size_t len,
 		d->e = e;
 		d->cap = cap;
 	}
+	if (d->nlen + len + slen + 1 > d->ncap) {
+		size_t cap = (d->nlen + len + slen + 1) * 2;
+		char *p = realloc(d->names, cap);
+
+		if (!p)
+			return MFS_E_NOMEM;
+		d->names = p;
+		d->ncap = cap;
+	}
 	e = &d->e[d->n];
-	e->name = malloc(len + slen + 1);
-	if (!e->name)
-		return MFS_E_NOMEM;
-	memcpy(e->name, name, len);
-	memcpy(e->name + len, suffix ? suffix : "", slen + 1);
-	e->st = *st;
-	e->timeout = timeout;
+	e->name = d->nlen;
+	memcpy(d->names + d->nlen, name, len);
+	memcpy(d->names + d->nlen + len, suffix ? suffix : "", slen + 1);
+	d->nlen += len + slen + 1;
+	e->ino = st->st_ino;
+	e->size = (uint64_t)st->st_size;
+	e->mtime = st->st_mtime;
+	e->mode = st->st_mode;
+	e->nlink = st->st_nlink;
+	e->timeout = (float)timeout;
 	d->n++;
 	return 0;
+}
+
+static void dent_stat(const struct dirsnap *d, const struct dent *e,
+		      struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = e->ino;
+	st->st_mode = e->mode;
+	st->st_nlink = e->nlink;
+	st->st_uid = d->o->uid;
+	st->st_gid = d->o->gid;
+	st->st_size = (off_t)e->size;
+	st->st_mtime = st->st_ctime = st->st_atime = (time_t)e->mtime;
+	if (S_ISREG(e->mode)) {	/* as file_attr */
+		st->st_blksize = 4096;
+		st->st_blocks = (blkcnt_t)((e->size + 511) / 512);
+	}
 }
 
 static void snap_link(struct fsops *o, struct dirsnap *d)
@@ -554,8 +592,7 @@ static void snap_free(struct dirsnap *d)
 			d->next->prev = d->prev;
 		pthread_mutex_unlock(&d->o->lock);
 	}
-	for (size_t i = 0; i < d->n; i++)
-		free(d->e[i].name);
+	free(d->names);
 	free(d->e);
 	free(d);
 }
@@ -732,9 +769,8 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off,
 	if (!d->filled) {
 		rc = snap_fill(d->o, d->ino, d);
 		if (rc < 0) {
-			for (size_t i = 0; i < d->n; i++)
-				free(d->e[i].name);
 			d->n = 0;
+			d->nlen = 0;
 			fuse_reply_err(req, mfs_errno(rc));
 			return;
 		}
@@ -747,22 +783,24 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off,
 	}
 	for (size_t i = (size_t)off; i < d->n; i++) {
 		struct dent *e = &d->e[i];
+		const char *name = d->names + e->name;
+		struct stat st;
 		size_t len;
 
+		dent_stat(d, e, &st);
 		if (plus) {
 			struct fuse_entry_param ep = { 0 };
 
 			/* "." and ".." must not take a lookup reference. */
 			if (i >= 2)
-				ep.ino = e->st.st_ino;
-			ep.attr = e->st;
+				ep.ino = e->ino;
+			ep.attr = st;
 			ep.attr_timeout = ep.entry_timeout = e->timeout;
 			len = fuse_add_direntry_plus(req, buf + pos, size - pos,
-						     e->name, &ep,
-						     (off_t)(i + 1));
+						     name, &ep, (off_t)(i + 1));
 		} else {
 			len = fuse_add_direntry(req, buf + pos, size - pos,
-						e->name, &e->st, (off_t)(i + 1));
+						name, &st, (off_t)(i + 1));
 		}
 		if (len > size - pos)
 			break;
