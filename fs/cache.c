@@ -52,9 +52,20 @@ struct cache {
 	int64_t ra_folder;
 	int64_t ra_last;
 	unsigned ra_window;
+	/* Streaming: bodies fetched ahead and not yet opened, the last UID
+	 * fetched, and the background fetch that keeps the window full
+	 * while the reader works through it. */
+	unsigned ra_ahead;
+	uint32_t ra_tail;
+	char *ra_mailbox;
+	uint32_t ra_uidvalidity;
+	bool ra_wanted, ra_stop;
+	pthread_t ra_thread;
+	pthread_cond_t ra_cond;
 };
 
 static void flush_touches(struct cache *c);
+static void *ra_main(void *arg);
 
 int cache_open(const char *dir, struct index *ix, struct pool *pool,
 	       uint64_t max_bytes, long timeout_s, cache_size_fn on_size,
@@ -74,7 +85,16 @@ int cache_open(const char *dir, struct index *ix, struct pool *pool,
 	c->ctx = ctx;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->done, NULL);
+	pthread_cond_init(&c->ra_cond, NULL);
 	index_cache_total(ix, &c->total, NULL);
+	if (pthread_create(&c->ra_thread, NULL, ra_main, c) != 0) {
+		pthread_cond_destroy(&c->ra_cond);
+		pthread_cond_destroy(&c->done);
+		pthread_mutex_destroy(&c->lock);
+		free(c->dir);
+		free(c);
+		return mfs_fail(err, MFS_E_NOMEM, "cannot start a thread");
+	}
 	*out = c;
 	return 0;
 }
@@ -84,8 +104,15 @@ void cache_close(struct cache *c)
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->lock);
+	c->ra_stop = true;
+	pthread_cond_signal(&c->ra_cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->ra_thread, NULL);
+	pthread_mutex_lock(&c->lock);
 	flush_touches(c);
 	pthread_mutex_unlock(&c->lock);
+	free(c->ra_mailbox);
+	pthread_cond_destroy(&c->ra_cond);
 	pthread_cond_destroy(&c->done);
 	pthread_mutex_destroy(&c->lock);
 	free(c->dir);
@@ -446,6 +473,91 @@ static void leave_batch(struct cache *c, struct batch *b, size_t from)
 	}
 }
 
+/* A readahead batch arrived: the reader will now open its bodies. */
+static void ra_started(struct cache *c, const struct cache_key *k,
+		       const struct batch *b)
+{
+	char *mb = strdup(k->mailbox);
+
+	pthread_mutex_lock(&c->lock);
+	if (mb && c->ra_folder == k->folder) {
+		free(c->ra_mailbox);
+		c->ra_mailbox = mb;
+		mb = NULL;
+		c->ra_uidvalidity = k->uidvalidity;
+		c->ra_tail = b->uid[b->n - 1];
+		c->ra_ahead = (unsigned)b->n - 1;
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(mb);
+}
+
+/* The reader opened a body it did not have to fetch itself: when what is
+ * left ahead of it falls to half the window, fetch the next window in the
+ * background, so the server streams while the reader reads. */
+static void ra_consumed(struct cache *c, const struct cache_key *k)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->ra_folder == k->folder && c->ra_ahead > 0) {
+		c->ra_ahead--;
+		c->ra_last = mono_ms();
+		if (c->ra_ahead <= c->ra_window / 2 && !c->ra_wanted &&
+		    c->ra_mailbox) {
+			c->ra_wanted = true;
+			pthread_cond_signal(&c->ra_cond);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void *ra_main(void *arg)
+{
+	struct cache *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct mfs_error err = { 0 };
+		struct cache_key k = { 0 };
+		struct batch *b;
+		struct ra_ctx ra;
+		uint32_t after;
+
+		while (!c->ra_stop && !c->ra_wanted)
+			pthread_cond_wait(&c->ra_cond, &c->lock);
+		if (c->ra_stop)
+			break;
+		k.folder = c->ra_folder;
+		k.uidvalidity = c->ra_uidvalidity;
+		k.mailbox = strdup(c->ra_mailbox);
+		after = c->ra_tail;
+		ra.want = c->ra_window;
+		pthread_mutex_unlock(&c->lock);
+		b = calloc(1, sizeof(*b));
+		if (b && k.mailbox) {
+			ra = (struct ra_ctx){ c, &k, b, ra.want };
+			b->c = c;
+			b->k = &k;
+			b->err = &err;
+			k.uid = after;
+			index_msg_after(c->ix, k.folder, after, ra.want * 2,
+					ra_add, &ra, NULL);
+			if (b->n > 0 && run_batch(c, b, &err) == 0)
+				evict(c, &k);
+			leave_batch(c, b, 0);
+		}
+		pthread_mutex_lock(&c->lock);
+		if (b && b->n > 0 && c->ra_folder == k.folder) {
+			c->ra_tail = b->uid[b->n - 1];
+			c->ra_ahead += (unsigned)b->n;
+		}
+		c->ra_wanted = false;
+		free(b);
+		free((char *)k.mailbox);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
 /* Fetch k (whose inflight slot the caller holds) into path, with any
  * readahead.  Only k's own failure is an error. */
 static int fetch(struct cache *c, const struct cache_key *k,
@@ -471,6 +583,8 @@ static int fetch(struct cache *c, const struct cache_key *k,
 				NULL);
 	}
 	rc = run_batch(c, b, err);
+	if (rc == 0 && b->n > 1)
+		ra_started(c, k, b);
 	if (rc == 0 && !b->got[0])
 		rc = mfs_fail(err, MFS_E_NOTFOUND, "UID %u no longer in %s",
 			      k->uid, k->mailbox);
@@ -547,6 +661,8 @@ static int open_body(struct cache *c, const struct cache_key *k, bool held,
 			rc = fetch(c, k, path, err);
 			if (rc == 0)
 				*fd = open(path, O_RDONLY | O_CLOEXEC);
+		} else {
+			ra_consumed(c, k);	/* readahead won the race */
 		}
 		if (!held)
 			inflight_leave(c, k);
@@ -557,6 +673,7 @@ static int open_body(struct cache *c, const struct cache_key *k, bool held,
 					strerror(errno));
 	} else {
 		touch(c, k);
+		ra_consumed(c, k);
 	}
 	if (fstat(*fd, &st) < 0) {
 		close(*fd);
