@@ -436,13 +436,25 @@ void ctl_read(struct ctl *c, fuse_req_t req, size_t size, off_t off,
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
+	size_t n;
+	char *copy;
+
 	(void)c;
-	if (off < 0 || (size_t)off >= h->len)
+	if (off < 0 || (size_t)off >= h->len) {
 		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_buf(req, h->buf + off,
-			       h->len - (size_t)off < size ?
-				       h->len - (size_t)off : size);
+		return;
+	}
+	/* A copy: the release of this handle may run on another thread as
+	 * soon as the kernel has the data, before fuse_reply_buf returns. */
+	n = h->len - (size_t)off < size ? h->len - (size_t)off : size;
+	copy = malloc(n);
+	if (!copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, h->buf + off, n);
+	fuse_reply_buf(req, copy, n);
+	free(copy);
 }
 
 struct find_ctx {

@@ -583,6 +583,8 @@ static int sync_one(struct sync *s, int64_t id, bool wanted,
 	if (rc == MFS_E_NOTFOUND)
 		return 0;	/* dropped since */
 	ls = wanted ? NULL : listed_status(s, id);
+	if (ls && fc.wire && imap_is_selected(s->conn, fc.wire))
+		ls = NULL;	/* our own stale view of it: EXAMINE again */
 	if (rc == 0 && ls && fc.f.synced && ls->highestmodseq &&
 	    ls->uidvalidity == fc.f.uidvalidity &&
 	    ls->uidnext == fc.f.uidnext &&
@@ -774,6 +776,16 @@ int sync_refresh(struct sync *s, long timeout_s)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+void sync_relist(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (!s->down) {
+		s->full_wanted = true;
+		pthread_cond_signal(&s->wake);
+	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 int sync_status(struct sync *s, struct sync_state *st)

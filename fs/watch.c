@@ -190,7 +190,7 @@ static void *slot_main(void *arg)
 			if (sl->folder == folder)
 				sl->folder = 0;
 			pthread_mutex_unlock(&w->lock);
-			sync_refresh(w->sync, 0);
+			sync_relist(w->sync);
 		}
 		nap(sl, backoff);
 		backoff = backoff < 60 ? backoff * 2 : 60;

@@ -545,11 +545,20 @@ int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 	struct imap_mbstate st;
 	char *cmd = NULL;
 	size_t len = 0;
+	bool reused = c->selected && strcmp(c->selected, mailbox) == 0;
 	int rc;
 
 	rc = conn_select(c, mailbox, false, true, &st, err);
 	if (rc < 0)
 		return rc;
+	/* A selection kept from before may be of a mailbox since deleted
+	 * and recreated: look again before saying the UIDs are gone. */
+	if (st.uidvalidity != uidvalidity && reused) {
+		reused = false;
+		rc = conn_select(c, mailbox, false, false, &st, err);
+		if (rc < 0)
+			return rc;
+	}
 	if (st.uidvalidity != uidvalidity)
 		return 0;	/* none of them exists any more */
 	rc = conn_append(&cmd, &len, "UID FETCH ");
@@ -563,6 +572,13 @@ int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 	}
 	imap_parser_set_sink(c->parser, body_sink, &bc);
 	rc = conn_cmd(c, cmd, on_fetch_body, &bc, err);
+	if (rc == 0 && bc.got == 0 && reused) {
+		/* Nothing at all: the kept selection may be a stale view of
+		 * a mailbox deleted under it.  Once more, freshly selected. */
+		rc = conn_select(c, mailbox, false, false, &st, err);
+		if (rc == 0 && st.uidvalidity == uidvalidity)
+			rc = conn_cmd(c, cmd, on_fetch_body, &bc, err);
+	}
 	imap_parser_set_sink(c->parser, NULL, NULL);
 	if (bc.spool >= 0)
 		close(bc.spool);

@@ -569,6 +569,11 @@ void imap_close(struct imap_conn *c)
 	free(c);
 }
 
+bool imap_is_selected(const struct imap_conn *c, const char *mailbox)
+{
+	return c && c->selected && strcmp(c->selected, mailbox) == 0;
+}
+
 unsigned imap_caps(const struct imap_conn *c)
 {
 	return c->caps;

@@ -43,8 +43,10 @@ int imap_idle(struct imap_conn *c, const char *mailbox, int wake_fd,
 		return rc;
 	/* Until "+", and then until a change, a wake-up or max_s. */
 	for (;;) {
-		rc = conn_next(c, wake_fd, idling ? max_s * 1000 :
-						   c->timeout_ms, &r, err);
+		/* A wake-up before "+" must wait for it: DONE is only
+		 * valid once the server is idling. */
+		rc = conn_next(c, idling ? wake_fd : -1,
+			       idling ? max_s * 1000 : c->timeout_ms, &r, err);
 		if (rc < 0)
 			return rc;
 		if (rc == 0) {

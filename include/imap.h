@@ -66,6 +66,11 @@ int imap_open(const struct imap_opts *o, struct imap_conn **out,
 /* LOGOUT (best effort) and free.  NULL is a no-op. */
 void imap_close(struct imap_conn *c);
 
+/* Is mailbox the one this connection has selected (or examined)?  Its
+ * STATUS (and LIST-STATUS) then comes from this session's possibly stale
+ * view on some servers (Dovecot), not from the mailbox. */
+bool imap_is_selected(const struct imap_conn *c, const char *mailbox);
+
 /* IMAP_CAP_* bits the server announced after login. */
 unsigned imap_caps(const struct imap_conn *c);
 

@@ -47,6 +47,10 @@ void sync_wait_folder(struct sync *s, int64_t folder, long timeout_s);
  * 0, its error (e.g. MFS_E_CONNECT when offline), or MFS_E_TIMEOUT. */
 int sync_refresh(struct sync *s, long timeout_s);
 
+/* A full pass soon, unless offline (then the backoff decides): for a
+ * folder that may have been deleted or renamed. */
+void sync_relist(struct sync *s);
+
 struct sync_state {
 	bool online;		/* the last attempt reached the server */
 	bool ever_listed;	/* the folder list was fetched at least once */
