@@ -448,12 +448,23 @@ static int run_batch(struct cache *c, struct batch *b, struct mfs_error *err)
 	struct imap_conn *conn = NULL;
 	int rc;
 
-	rc = pool_get(c->pool, c->timeout_s, &conn, err);
-	if (rc == 0) {
+	for (int attempt = 0;; attempt++) {
+		bool any = false;
+
+		rc = pool_get(c->pool, c->timeout_s, &conn, err);
+		if (rc < 0)
+			break;
 		rc = imap_fetch_bodies(conn, b->k->mailbox, b->k->uidvalidity,
 				       b->uid, b->n, batch_tmp, batch_body, b,
 				       err);
 		pool_put(c->pool, conn);
+		for (size_t i = 0; i < b->n; i++)
+			any |= b->got[i];
+		/* A connection that sat in the pool may have been closed by
+		 * the server meanwhile (idle timeout, BYE for a mailbox
+		 * deleted under it): once more on a fresh one. */
+		if (rc != MFS_E_CLOSED || any || attempt > 0)
+			break;
 	}
 	/* Files never handed back were closed by the IMAP engine, which
 	 * owns them until then; only their names are left to remove. */

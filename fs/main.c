@@ -478,6 +478,7 @@ int main(int argc, char *argv[])
 		goto out;
 	hooks = (struct sync_hooks){ .folder_changed = fsops_folder_changed,
 				     .msg_gone = fsops_msg_gone,
+				     .entry_gone = fsops_entry_gone,
 				     .ctx = fsops };
 	if (sync_start(ix, pool, NULL, &hooks, cl.cfg.poll_interval, &sync) < 0)
 		goto out;

@@ -1562,6 +1562,16 @@ void fsops_msg_gone(void *ctx, int64_t folder, uint32_t uid, const char *name)
 	notify(o, dir, 0, name);
 }
 
+void fsops_entry_gone(void *ctx, int64_t parent, const char *name)
+{
+	struct fsops *o = ctx;
+
+	if (parent > MAX_FOLDER)
+		return;
+	notify(o, parent ? make_ino(K_DIR, parent, 0, 0) : FUSE_ROOT_ID, 0,
+	       name);
+}
+
 void fsops_size_changed(void *ctx, int64_t folder, uint32_t uid)
 {
 	struct fsops *o = ctx;

@@ -194,16 +194,32 @@ static int on_mailbox(void *ctx, const struct imap_mailbox *mb)
 
 struct drop_ctx {
 	struct seen *seen;
-	struct seen gone;
+	struct seen gone, parents;
+	char **names;
+	size_t nnames, capnames;
 };
 
 static int find_gone(void *ctx, const struct ix_folder *f)
 {
 	struct drop_ctx *dc = ctx;
+	int rc;
 
-	if (!seen_has(dc->seen, f->id))
-		return seen_add(&dc->gone, f->id);
-	return 0;
+	if (seen_has(dc->seen, f->id))
+		return 0;
+	if (dc->nnames == dc->capnames) {
+		size_t cap = dc->capnames ? dc->capnames * 2 : 8;
+		char **p = realloc(dc->names, cap * sizeof(*p));
+
+		if (!p)
+			return MFS_E_NOMEM;
+		dc->names = p;
+		dc->capnames = cap;
+	}
+	if (!(dc->names[dc->nnames] = strdup(f->name)))
+		return MFS_E_NOMEM;
+	dc->nnames++;
+	rc = seen_add(&dc->parents, f->parent);
+	return rc < 0 ? rc : seen_add(&dc->gone, f->id);
 }
 
 static int collect_id(void *ctx, const struct ix_folder *f)
@@ -245,6 +261,10 @@ static int sync_list(struct sync *s, struct mfs_error *err)
 	changed = dc.gone.n > 0;
 	for (size_t i = 0; !changed && i < lc.seen.n; i++)
 		changed = !seen_has(&before, lc.seen.ids[i]);
+	for (size_t i = 0; rc == 0 && s->hooks.entry_gone && i < dc.nnames &&
+			   i < dc.parents.n; i++)
+		s->hooks.entry_gone(s->hooks.ctx, dc.parents.ids[i],
+				    dc.names[i]);
 	if (rc == 0 && changed && s->hooks.folder_changed) {
 		s->hooks.folder_changed(s->hooks.ctx, 0);
 		for (size_t i = 0; i < lc.seen.n; i++)
@@ -253,6 +273,10 @@ static int sync_list(struct sync *s, struct mfs_error *err)
 	free(before.ids);
 	free(lc.seen.ids);
 	free(dc.gone.ids);
+	free(dc.parents.ids);
+	for (size_t i = 0; i < dc.nnames; i++)
+		free(dc.names[i]);
+	free(dc.names);
 	return rc;
 }
 
@@ -450,6 +474,10 @@ static int sync_folder(struct sync *s, const struct ix_folder *f,
 		if (rc < 0)
 			return rc;
 		incremental = false;
+		/* The name now leads to a new inode: the kernel must look
+		 * it up again, not keep the old folder's. */
+		if (s->hooks.entry_gone && f->name)
+			s->hooks.entry_gone(s->hooks.ctx, f->parent, f->name);
 		if (s->hooks.folder_changed)
 			s->hooks.folder_changed(s->hooks.ctx, f->parent);
 	} else if (f->synced && st.highestmodseq &&
@@ -531,7 +559,7 @@ out:
 
 struct folder_copy {
 	struct ix_folder f;
-	char *wire;
+	char *wire, *name;
 };
 
 static int copy_folder(void *ctx, const struct ix_folder *f)
@@ -539,9 +567,10 @@ static int copy_folder(void *ctx, const struct ix_folder *f)
 	struct folder_copy *fc = ctx;
 
 	fc->f = *f;
-	fc->f.name = NULL;
 	fc->wire = f->wire ? strdup(f->wire) : NULL;
+	fc->name = strdup(f->name);
 	fc->f.wire = fc->wire;
+	fc->f.name = fc->name;
 	return 0;
 }
 
@@ -595,6 +624,7 @@ static int sync_one(struct sync *s, int64_t id, bool wanted,
 		rc = sync_folder(s, &fc.f, err);
 	}
 	free(fc.wire);
+	free(fc.name);
 	if (rc == MFS_E_NO || rc == MFS_E_NOTFOUND) {
 		log_msg(LOG_WARNING, "cannot examine folder: %s", err->msg);
 		rc = 0;

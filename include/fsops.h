@@ -63,5 +63,6 @@ void fsops_folder_changed(void *ctx, int64_t folder);
 void fsops_msg_gone(void *ctx, int64_t folder, uint32_t uid,
 		    const char *name);
 void fsops_size_changed(void *ctx, int64_t folder, uint32_t uid);
+void fsops_entry_gone(void *ctx, int64_t parent, const char *name);
 
 #endif

@@ -14,6 +14,9 @@
 struct sync_hooks {
 	/* A folder's listing changed (messages added or gone, subfolders). */
 	void (*folder_changed)(void *ctx, int64_t folder);
+	/* A folder's entry in its parent (0: the root) is gone or now
+	 * names another folder (deleted, or rebuilt under a new id). */
+	void (*entry_gone)(void *ctx, int64_t parent, const char *name);
 	/* A message left the index (expunged, or its folder was rebuilt). */
 	void (*msg_gone)(void *ctx, int64_t folder, uint32_t uid,
 			 const char *name);
