@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """gen.py - write a deterministic folder of realistic messages into a Maildir.
 
-usage: gen.py [--count N] [--seed S] [--uid UID --gid GID] CURDIR
+usage: gen.py [--count N] [--seed S] [--small] [--uid UID --gid GID] CURDIR
 
 Writes N messages (default 10,000) as files in CURDIR (a Maildir's cur/),
 named the way Dovecot likes them ("<time>.M<n>P<pid>.bench,S=<size>,W=<vsize>:2,<flags>",
@@ -16,6 +16,10 @@ The mix, roughly like a working mailbox (tuned so the mean is ~60 KB):
        attachments (pdf, jpeg, png, zip, docx...) of 10 KB .. 4 MB
 Headers carry Received chains, DKIM signatures, RFC 2047 subjects,
 threads (In-Reply-To/References), mailing-list headers.
+
+--small: small messages only, 2-5 KB each (the same headers; 75%
+text/plain, 25% multipart/alternative), for the 100,000-message folder
+of the memory measurement.
 
 Prints one summary line: count, total bytes, mean, largest.  Standard
 library only.
@@ -248,6 +252,28 @@ class Gen:
             body = self.multipart("mixed", parts, i, 0)
         return (self.headers(i, date, frm, to, subject) + body).encode()
 
+    def small(self, i, date):
+        """A 2-5 KB message: the usual headers, a short body."""
+        rng = self.rng
+        frm, to = rng.sample(self.people, 2)
+        subject = rng.choice(SUBJECTS).format(n=rng.randint(1, 9999))
+        if rng.random() < 0.3:
+            subject = "Re: " + subject
+        head = self.headers(i, date, frm, to, self.encode_subject(subject))
+        room = rng.randint(2000, 5000) - len(head.encode())
+        if rng.random() < 0.25:
+            # text + html: the html part is ~1.6x the text, QP adds a bit.
+            t = max(100, room // 3)
+            body = self.multipart("alternative",
+                                  [self.text_part(t, False),
+                                   self.html_part(t)], i, 0)
+        else:
+            body = self.text_part(max(100, room - 200), rng.random() < 0.3)
+        data = (head + body).encode()
+        if len(data) > 5000:        # paragraphs come whole: trim the text
+            data = data[:5000 - 1] + b"\n"
+        return data
+
     def flags(self):
         r = self.rng.random()
         if r < 0.80:
@@ -267,6 +293,7 @@ def main():
     ap.add_argument("--seed", type=int, default=20231114)
     ap.add_argument("--uid", type=int, default=-1)
     ap.add_argument("--gid", type=int, default=-1)
+    ap.add_argument("--small", action="store_true")
     ap.add_argument("curdir")
     a = ap.parse_args()
 
@@ -275,7 +302,7 @@ def main():
     for i in range(a.count):
         # Oldest first, so the server's UID order matches the date order.
         date = BASE_TS - SPAN + (SPAN * i) // a.count + g.rng.randint(0, 600)
-        data = g.message(i, date)
+        data = g.small(i, date) if a.small else g.message(i, date)
         flags = g.flags()
         name = "%d.M%dP1.bench,S=%d,W=%d:2,%s" % (
             date, i, len(data), len(data) + data.count(b"\n"), flags)
