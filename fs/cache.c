@@ -738,19 +738,24 @@ static int decode(struct cache *c, const struct cache_key *k,
 	char tmp[PATH_MAX + 8];
 	struct parts_acc *acc = NULL;
 	uint64_t size;
-	int fd = -1, rc;
+	int fd = -1, mk, rc;
 
 	rc = open_body(c, k, true, &fd, &size, err);
 	if (rc < 0)
 		return rc;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", dpath);
-	remove_tree(tmp);
 	acc = calloc(1, sizeof(*acc));
 	if (!acc) {
 		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if (mkdir(tmp, 0700) < 0) {
+	/* A leftover of a crash is cleared only when one is there. */
+	mk = mkdir(tmp, 0700);
+	if (mk < 0 && errno == EEXIST) {
+		remove_tree(tmp);
+		mk = mkdir(tmp, 0700);
+	}
+	if (mk < 0) {
 		rc = mfs_fail(err, MFS_E_IO, "cache %s: %s", tmp,
 			      strerror(errno));
 		goto out;
@@ -763,11 +768,24 @@ static int decode(struct cache *c, const struct cache_key *k,
 			      strerror(errno));
 		goto out;
 	}
+	tmp[0] = '\0';
 	if (record)
 		rc = index_parts_set(c->ix, k->folder, k->uid, acc->parts,
 				     acc->n, err);
+	if (rc == 0) {
+		/* The view counts against the cap with its body: both go
+		 * when the entry is evicted. */
+		uint64_t parts = 0;
+
+		for (unsigned i = 0; i < acc->n; i++)
+			parts += acc->parts[i].size;
+		index_cache_set_bytes(c->ix, k->folder, k->uid, size + parts,
+				      NULL);
+		account(c, parts);
+	}
 out:
-	remove_tree(tmp);
+	if (tmp[0])
+		remove_tree(tmp);
 	if (acc)
 		for (unsigned i = 0; i < acc->n; i++) {
 			free(acc->names[i]);

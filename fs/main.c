@@ -6,6 +6,7 @@
  * and the threads start only after the fork. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -342,6 +343,9 @@ int main(int argc, char *argv[])
 	bool mounted = false, handlers = false;
 	int ret = 1;
 
+	/* Sixteen FUSE threads would each get a malloc arena that keeps
+	 * what a big listing once needed; two are plenty for us. */
+	mallopt(M_ARENA_MAX, 2);
 	fuse_set_log_func(fuse_logger);
 	if (fuse_opt_parse(&args, &cl, opt_spec, opt_proc) < 0)
 		goto out;

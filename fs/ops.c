@@ -705,6 +705,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	struct dirsnap *d;
 	struct stat st;
 	double t;
+	bool known = false;
 	int rc;
 
 	if (o->ob && ino == OBFS_DIR_INO) {
@@ -720,7 +721,16 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		}
 		return;
 	}
-	rc = node_attr(o, ino, &st, &t);
+	if (n.kind == K_MDIR) {
+		/* rsync opens every decoded directory: one query when its
+		 * parts are known, as they are after the first visit. */
+		struct msg_copy mc = { 0 };
+
+		rc = index_msg_get(o->ix, n.folder, n.uid, copy_msg, &mc, NULL);
+		known = rc == 0 && mc.parts_known;
+	} else {
+		rc = node_attr(o, ino, &st, &t);
+	}
 	if (rc == 0 && n.kind != K_ROOT && n.kind != K_DIR && n.kind != K_MDIR)
 		rc = MFS_E_INVAL;
 	if (rc == 0 && n.kind == K_ROOT)
@@ -731,7 +741,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		ensure_folder_listed(o, n.folder);
 		watch_use(o->watch, n.folder);
 	}
-	if (rc == 0 && n.kind == K_MDIR) {
+	if (rc == 0 && n.kind == K_MDIR && !known) {
 		struct cache_key k;
 		char *wire = NULL;
 
