@@ -782,6 +782,7 @@ static int decode(struct cache *c, const struct cache_key *k,
 		index_cache_set_bytes(c->ix, k->folder, k->uid, size + parts,
 				      NULL);
 		account(c, parts);
+		evict(c, k);
 	}
 out:
 	if (tmp[0])
