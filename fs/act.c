@@ -553,11 +553,13 @@ static int move_or_expunge(struct act *a, int64_t id, uint32_t uid,
 
 	if (rc == 0)
 		rc = move_now(a, id, uid, dest, err);
-	if (rc == 0) {
-		pthread_mutex_lock(&a->lock);
+	pthread_mutex_lock(&a->lock);
+	if (rc >= 0)
 		a->run_ms = mono_ms();	/* the run continues from here */
-		pthread_mutex_unlock(&a->lock);
-	}
+	else
+		a->run_src = -1;	/* a refusal ends it: the next one
+					   is tried at once, and answered */
+	pthread_mutex_unlock(&a->lock);
 	return rc < 0 ? rc : 0;
 }
 

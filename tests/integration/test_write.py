@@ -651,6 +651,54 @@ def check_bulk(root, mnt, trash):
     C.check(shown, "bulk: the mount shows all %d back within %d s" % (BULK_N, SHOW_TIMEOUT))
 
 
+def check_bulk_refused(root, mnt):
+    """A queued batch the server refuses puts its messages back."""
+    src, dst = TAG + "-refsrc", TAG + "-refdst"
+    n = 12
+    mids = ["%s-ref%d@%s" % (TAG, i, DOMAIN) for i in range(n)]
+    m = imap()
+    try:
+        for f in (src, dst):
+            it.check(*m.create(it.wire_name(f)), "CREATE " + f)
+        for i, mid in enumerate(mids):
+            raw = ("From: R <r@%s>\r\nSubject: refused %d\r\nMessage-ID: <%s>\r\n"
+                   "Date: Mon, 4 Mar 2024 10:00:00 +0000\r\n\r\nbody\r\n" % (DOMAIN, i, mid)).encode()
+            it.check(*m.append(it.wire_name(src), None, None, raw), "APPEND refused")
+    finally:
+        m.logout()
+    with open(os.path.join(root, ".mailfs", "refresh"), "w") as f:
+        f.write("\n")
+    sdir, ddir = os.path.join(root, src), os.path.join(root, dst)
+    names = sorted(x for x in (listdir(sdir) or []) if x.endswith(".eml"))
+    if not C.check(len(names) == n, "refused batch: %d messages listed" % n, "%d" % len(names)):
+        return
+    other = imap()     # logged in before the run starts: DELETE is quick
+    try:
+        os.rename(os.path.join(sdir, names[0]), os.path.join(ddir, names[0]))
+        # Another client deletes the target while our run goes on: the
+        # rest is queued and the server refuses the batch.
+        it.check(*other.delete(it.wire_name(dst)), "DELETE " + dst)
+        errs = [ename(errno_of(os.rename, os.path.join(sdir, x), os.path.join(ddir, x)))
+                for x in names[1:]]
+    finally:
+        other.logout()
+    C.check(all(e in ("success", "ENOENT") for e in errs),
+            "refused batch: the queued mv calls return", "%s" % errs)
+    C.check(run(["sync", sdir])[0] == 0, "refused batch: sync of the source folder succeeds")
+    left = meta(src) or {}
+    C.check(len(left) == n - 1, "refused batch: the %d queued messages are still in the source on the server"
+            % (n - 1), "%d there" % len(left))
+    shown = wait_for(lambda: len([x for x in (listdir(sdir) or []) if x.endswith(".eml")]) == n - 1 or None,
+                     SHOW_TIMEOUT)
+    C.check(shown, "refused batch: they show in the source folder again")
+    try:
+        with open(mnt.log, errors="replace") as f:
+            said = [line for line in f if "refused, they are back" in line]
+    except OSError:
+        said = []
+    C.check(said, "refused batch: the log says so, with the server's words")
+
+
 def check_mkdir_rmdir(root, msgs):
     for name, what in ((NEW, "mkdir Mount/NewFolder"), (NEW_SUB, "mkdir Mount/Archive/Sub (nested)"),
                        (NEW_UTF8, "mkdir 'Mount/Ünïcödé ...' (non-ASCII)")):
@@ -752,6 +800,7 @@ def default_mount(msgs, trash):
         section("rm -rf Folder/*", check_rm_rf_folder, root, msgs, names, trash)
         section("mv", check_mv, root, msgs, names)
         section("bulk rm/mv", check_bulk, root, mnt, trash)
+        section("refused batch", check_bulk_refused, root, mnt)
         section("mkdir/rmdir", check_mkdir_rmdir, root, msgs)
         section("folder rename", check_rename_folder, root, msgs)
         section("no \\Seen", check_no_seen, msgs)
