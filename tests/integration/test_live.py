@@ -1260,6 +1260,55 @@ def poll_mount():
         finish(mnt, "poll")
 
 
+# --- parallel readers --------------------------------------------------------------
+
+SESSION_RE = re.compile(r"imap\(alice\)<(\d+)><([^>]*)>: Info: Disconnected.*body_count=(\d+)")
+
+
+def parallel_mount(bigs):
+    """find | xargs -P8 cat on a cold cache: every file byte-exact, and the
+    bodies came over more than one of the pool's connections (Dovecot logs
+    each session's body_count when it ends)."""
+    log = H.get("dovecot_log")
+    start = os.path.getsize(log) if log and os.path.exists(log) else 0
+    mnt = mount("par", "connections=4,idle_folders=0,poll_interval=3600,timeout=%d" % TIMEOUT)
+    if mnt is None:
+        return
+    try:
+        root = mnt.mountpoint
+        folder = os.path.join(root, BIG)
+        names = by_uid(root, BIG)
+        if not C.check(len(names) == len(bigs), "parallel: %s lists its %d messages" % (BIG, len(bigs)),
+                       names):
+            return
+        p = subprocess.run(["sh", "-c", "find \"$1\" -maxdepth 1 -name '*.eml' -print0 | "
+                            "xargs -0 -P8 -n1 cat > /dev/null", "sh", folder],
+                           capture_output=True, text=True, timeout=120)
+        C.check(p.returncode == 0 and not p.stderr,
+                "parallel: find %s -name '*.eml' | xargs -P8 cat succeeds" % BIG,
+                "status %d: %s" % (p.returncode, p.stderr[:300]))
+        bad = [b.tag for b in bigs
+               if read(os.path.join(folder, names.get(b.uid, "?"))) != b.raw]
+        C.check(not bad, "parallel: every file reads byte-exact afterwards", bad)
+    finally:
+        finish(mnt, "par")
+    if not log:
+        C.fail("parallel: the Dovecot log is known", "no dovecot_log in harness.json")
+        return
+    sessions = []
+    for _ in range(20):     # Dovecot writes the lines as the sessions end
+        with open(log, errors="replace") as f:
+            f.seek(start)
+            sessions = [(g[0], int(g[2])) for g in SESSION_RE.findall(f.read())]
+        if len([1 for _, n in sessions if n > 0]) >= 2:
+            break
+        time.sleep(0.25)
+    busy = [n for _, n in sessions if n > 0]
+    C.check(len(busy) >= 2 and sum(busy) >= len(bigs),
+            "parallel: the %d bodies came over %d IMAP sessions (not all through one)"
+            % (sum(busy), len(busy)), sessions)
+
+
 # --- fault proxy ---------------------------------------------------------------------
 
 ERR_PATH_RE = re.compile(r"'([^']*)'")
@@ -1474,6 +1523,7 @@ def main():
     try:
         live_mount(uids)
         poll_mount()
+        parallel_mount(bigs)
         fault_mounts(bigs)
     finally:
         ok, out = harness("dovecot.sh", "status")
