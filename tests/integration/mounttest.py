@@ -9,9 +9,11 @@ by its PID only.  Standard library only.
 import errno
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -285,3 +287,60 @@ def unmount_and_check(checks, mnt, what, logs=(), where="the daemon's output"):
     rep = sanitizer_reports([mnt.out] + list(logs))
     checks.check(not rep, "%s: no sanitizer report in %s" % (what, where),
                  "; ".join("%s: %s" % r for r in rep))
+
+
+# --- a test's own run directory, account and mounts ----------------------------
+
+def fresh_run_dir(run):
+    """An empty directory for this run; whatever an earlier run left
+    mounted in it is unmounted first."""
+    if os.path.isdir(run):
+        for e in os.listdir(run):
+            p = os.path.join(run, e)
+            if mounted(p):
+                subprocess.run(["fusermount3", "-uz", p])
+        shutil.rmtree(run)
+    os.makedirs(run)
+
+
+def write_alice_config(run, h, account, extra=""):
+    """run/config/mailfs/config with alice's account as section `account`
+    (IMAPS to the harness's Dovecot, password from its file)."""
+    d = os.path.join(run, "config", "mailfs")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config"), "w") as f:
+        f.write("[%s]\nhost = %s\nport = %d\nuser = alice\ntls = implicit\n"
+                "ca_file = %s\npassword_command = cat %s\n%s" % (
+                    account, h["host"], h["imaps_port"], h["ca_file"],
+                    h["users"]["alice"]["password_file"], extra))
+
+
+def mount_own_dirs(binary, run, account, what, args, timeout):
+    """mailfs with the config of write_alice_config and its own cache and
+    data directories under run, logging to run/<what>.log (mnt.log), on
+    run/mnt-<what>.  The Mount; check mnt.ok."""
+    env = dict(os.environ)
+    env["XDG_CONFIG_HOME"] = os.path.join(run, "config")
+    env["XDG_CACHE_HOME"] = os.path.join(run, "cache-" + what)
+    env["XDG_DATA_HOME"] = os.path.join(run, "data-" + what)
+    env.pop("MAILFS_BIN", None)
+    log = os.path.join(run, what + ".log")
+    mnt = Mount(binary, ["-o", "log_file=" + log] + list(args), account,
+                os.path.join(run, "mnt-" + what), env, timeout)
+    mnt.log = log
+    return mnt
+
+
+def restart_full_caps(h):
+    """Restart the harness's Dovecot announcing every capability (after a
+    test left it with DOVECOT_PLAIN_CAPS): (ok, output)."""
+    env = dict(os.environ)
+    env["DOVECOT_PLAIN_CAPS"] = "0"
+    env["MAILFS_TEST_DIR"] = h["state_dir"]
+    env["IMAPS_PORT"] = str(h["imaps_port"])
+    env["IMAP_PORT"] = str(h["imap_port"])
+    with tempfile.TemporaryFile() as out:   # a file, never a pipe
+        r = subprocess.run([os.path.join(REPO_ROOT, "tests", "harness", "start.sh")], env=env,
+                           stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        out.seek(0)
+        return r.returncode == 0, out.read().decode("utf-8", "replace").strip()

@@ -51,9 +51,10 @@ import traceback
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, Mount, ename, imaptest as it,  # noqa: E402
-                       listdir, mounted, run, sanitizer_reports, tail,
-                       unmount_and_check)
+from mounttest import (REPO_ROOT, Checks, ename, imaptest as it,  # noqa: E402
+                       listdir, run, sanitizer_reports, tail,
+                       unmount_and_check,
+                       fresh_run_dir, mount_own_dirs, write_alice_config)
 
 BIN = os.environ.get("MAILFS_BIN", "./mailfs")
 if not os.path.isabs(BIN):
@@ -268,27 +269,14 @@ def write_file(path, data, mode=0o644):
 
 
 def write_config():
-    d = os.path.join(RUN, "config", "mailfs")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "config"), "w") as f:
-        f.write("[%s]\nhost = %s\nport = %d\nuser = alice\ntls = implicit\n"
-                "ca_file = %s\npassword_command = cat %s\ndebug = fs:sync\n" % (
-                    ACCOUNT, H["host"], H["imaps_port"], H["ca_file"],
-                    H["users"]["alice"]["password_file"]))
+    write_alice_config(RUN, H, ACCOUNT, "debug = fs:sync\n")
 
 
 def mount(what, opts):
     """Mount with its own cache, data dir and log; None when it failed."""
-    env = dict(os.environ)
-    env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
-    env["XDG_CACHE_HOME"] = os.path.join(RUN, "cache-" + what)
-    env["XDG_DATA_HOME"] = os.path.join(RUN, "data-" + what)
-    env.pop("MAILFS_BIN", None)
-    log = os.path.join(RUN, what + ".log")
-    args = ["-o", "log_file=" + log] + (["-o", opts] if opts else [])
-    mnt = Mount(BIN, args, ACCOUNT, os.path.join(RUN, "mnt-" + what), env, MOUNT_TIMEOUT)
-    mnt.log = log
-    if not C.check(mnt.ok, "%s: mount %s" % (what, " ".join(args[2:]) or "(defaults)"), mnt.error):
+    args = ["-o", opts] if opts else []
+    mnt = mount_own_dirs(BIN, RUN, ACCOUNT, what, args, MOUNT_TIMEOUT)
+    if not C.check(mnt.ok, "%s: mount %s" % (what, " ".join(args) or "(defaults)"), mnt.error):
         mnt.unmount()
         return None
     return mnt
@@ -761,13 +749,7 @@ def main():
     if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
         C.fail("mailfs binary", "%s is missing or not executable" % BIN)
         return 1
-    if os.path.isdir(RUN):
-        for e in os.listdir(RUN):
-            p = os.path.join(RUN, e)
-            if mounted(p):
-                subprocess.run(["fusermount3", "-uz", p])
-        shutil.rmtree(RUN)
-    os.makedirs(RUN)
+    fresh_run_dir(RUN)
     write_config()
     if H.get("plain_caps"):
         print("# note: Dovecot announces only basic capabilities (DOVECOT_PLAIN_CAPS)", flush=True)

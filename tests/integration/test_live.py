@@ -47,8 +47,9 @@ import traceback
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, Mount, ename, imaptest as it,  # noqa: E402
-                       listdir, mounted, tail, unmount_and_check)
+from mounttest import (REPO_ROOT, Checks, ename, imaptest as it,  # noqa: E402
+                       listdir, tail, unmount_and_check,
+                       fresh_run_dir, mount_own_dirs, write_alice_config, restart_full_caps)
 import faultproxy  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
 BIN = os.environ.get("MAILFS_BIN", "./mailfs")
@@ -318,26 +319,12 @@ def setup():
 # --- the mount -------------------------------------------------------------------
 
 def write_config():
-    d = os.path.join(RUN, "config", "mailfs")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "config"), "w") as f:
-        f.write("[%s]\nhost = %s\nport = %d\nuser = alice\ntls = implicit\n"
-                "ca_file = %s\npassword_command = cat %s\n" % (
-                    ACCOUNT, H["host"], H["imaps_port"], H["ca_file"],
-                    H["users"]["alice"]["password_file"]))
+    write_alice_config(RUN, H, ACCOUNT)
 
 
 def mount(what, opts):
     """Mount with its own cache, data dir and log; None when it failed."""
-    env = dict(os.environ)
-    env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
-    env["XDG_CACHE_HOME"] = os.path.join(RUN, "cache-" + what)
-    env["XDG_DATA_HOME"] = os.path.join(RUN, "data-" + what)
-    env.pop("MAILFS_BIN", None)
-    log = os.path.join(RUN, what + ".log")
-    args = ["-o", "log_file=%s,debug=sync" % log, "-o", opts]
-    mnt = Mount(BIN, args, ACCOUNT, os.path.join(RUN, "mnt-" + what), env, MOUNT_TIMEOUT)
-    mnt.log = log
+    mnt = mount_own_dirs(BIN, RUN, ACCOUNT, what, ["-o", "debug=sync", "-o", opts], MOUNT_TIMEOUT)
     if not C.check(mnt.ok, "%s: mount -o %s" % (what, opts), mnt.error):
         mnt.unmount()
         return None
@@ -1469,31 +1456,12 @@ def fault_mounts(bigs):
 
 # --- main ------------------------------------------------------------------------------
 
-def harness_restart_full_caps():
-    env = dict(os.environ)
-    env["DOVECOT_PLAIN_CAPS"] = "0"
-    env["MAILFS_TEST_DIR"] = H["state_dir"]
-    env["IMAPS_PORT"] = str(H["imaps_port"])
-    env["IMAP_PORT"] = str(H["imap_port"])
-    with tempfile.TemporaryFile() as out:   # a file, never a pipe
-        r = subprocess.run([os.path.join(REPO_ROOT, "tests", "harness", "start.sh")], env=env,
-                           stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        out.seek(0)
-        return r.returncode == 0, out.read().decode("utf-8", "replace").strip()
-
-
 def main():
     global H
     if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
         C.fail("mailfs binary", "%s is missing or not executable" % BIN)
         return 1
-    if os.path.isdir(RUN):
-        for e in os.listdir(RUN):
-            p = os.path.join(RUN, e)
-            if mounted(p):
-                subprocess.run(["fusermount3", "-uz", p])
-        shutil.rmtree(RUN)
-    os.makedirs(RUN)
+    fresh_run_dir(RUN)
     write_config()
     t_start = time.time()
 
@@ -1504,7 +1472,7 @@ def main():
         ok, out = harness("dovecot.sh", "start")
         C.check(ok, "start Dovecot (found stopped)", out)
     if H.get("plain_caps"):
-        ok, out = harness_restart_full_caps()
+        ok, out = restart_full_caps(H)
         C.check(ok, "restart Dovecot with all capabilities", out)
         H = it.load_harness()
 
