@@ -59,6 +59,7 @@ struct act {
 	int64_t q_src, q_dest;
 	struct queued *q;
 	size_t nq;
+	struct queued *sending;	/* the flusher's batch, off the lock */
 	int64_t q_ms;		/* when the last one was queued */
 	struct alias aliases[ALIASES];
 	unsigned nalias;	/* next slot, round robin */
@@ -85,8 +86,11 @@ struct act *act_new(const struct act_opts *o)
 	pthread_cond_init(&a->cond, NULL);
 	pthread_cond_init(&a->idle, NULL);
 	a->q = calloc(MAX_BATCH, sizeof(*a->q));
-	if (!a->q || pthread_create(&a->thread, NULL, flusher_main, a) != 0) {
+	a->sending = calloc(MAX_BATCH, sizeof(*a->sending));
+	if (!a->q || !a->sending ||
+	    pthread_create(&a->thread, NULL, flusher_main, a) != 0) {
 		free(a->q);
+		free(a->sending);
 		free(a);
 		return NULL;
 	}
@@ -108,6 +112,7 @@ void act_free(struct act *a)
 	pthread_cond_destroy(&a->idle);
 	pthread_mutex_destroy(&a->lock);
 	free(a->q);
+	free(a->sending);
 	for (unsigned i = 0; i < ALIASES; i++)
 		free(a->aliases[i].name);
 	free(a);
@@ -423,7 +428,7 @@ static void send_batch(struct act *a, int64_t src, int64_t dest,
 static void *flusher_main(void *arg)
 {
 	struct act *a = arg;
-	struct queued *b = calloc(MAX_BATCH, sizeof(*b));
+	struct queued *b = a->sending;
 
 	pthread_mutex_lock(&a->lock);
 	for (;;) {
@@ -458,14 +463,12 @@ static void *flusher_main(void *arg)
 		a->nq = 0;
 		a->busy = true;
 		pthread_mutex_unlock(&a->lock);
-		if (b)
-			send_batch(a, src, dest, b, n);
-		for (size_t i = 0; b && i < n; i++)
+		send_batch(a, src, dest, b, n);
+		for (size_t i = 0; i < n; i++)
 			free_queued(&b[i]);
 		pthread_mutex_lock(&a->lock);
 	}
 	pthread_mutex_unlock(&a->lock);
-	free(b);
 	return NULL;
 }
 
