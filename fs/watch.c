@@ -156,7 +156,13 @@ static void *slot_main(void *arg)
 			break;
 		}
 		if (rc == 0) {
-			if (fresh)
+			/* Changes made while no IDLE was up are caught by a
+			 * resync, unless the folder was synced just now (as
+			 * when it was listed a moment ago): every SELECT of a
+			 * folder races a deletion by another client, which on
+			 * Dovecot's Maildir can leave it behind. */
+			if (fresh && time(NULL) -
+					     sync_folder_time(w->sync, folder) > 5)
 				sync_request(w->sync, folder);
 			fresh = false;
 			set_up(sl, true);
