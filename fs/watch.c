@@ -70,6 +70,8 @@ static int find_inbox(void *ctx, const struct ix_folder *f)
 struct wire_ctx {
 	char *wire;
 	bool selectable;
+	uint32_t uidvalidity, uidnext;
+	uint64_t highestmodseq;
 };
 
 static int get_wire(void *ctx, const struct ix_folder *f)
@@ -78,23 +80,40 @@ static int get_wire(void *ctx, const struct ix_folder *f)
 
 	wc->selectable = f->wire && !(f->flags & IMAP_MB_NOSELECT);
 	wc->wire = f->wire ? strdup(f->wire) : NULL;
+	wc->uidvalidity = f->uidvalidity;
+	wc->uidnext = f->uidnext;
+	wc->highestmodseq = f->highestmodseq;
 	return 0;
 }
 
-/* Sleep up to s seconds, or until told to stop or given a new folder. */
-static void nap(struct slot *sl, unsigned s)
+/* Sleep up to s seconds, or until told to stop or given a new folder,
+ * or (after a failure) until the sync thread gets through again: the
+ * server is back, no reason to wait out the backoff. */
+static void nap(struct slot *sl, unsigned s, bool failed)
 {
 	struct watch *w = sl->w;
-	struct timespec until;
 	int64_t folder = sl->folder;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += s;
-	pthread_mutex_lock(&w->lock);
-	while (!w->stop && sl->folder == folder &&
-	       pthread_cond_timedwait(&w->cond, &w->lock, &until) != ETIMEDOUT)
-		;
-	pthread_mutex_unlock(&w->lock);
+	for (unsigned i = 0; i < s; i++) {
+		struct timespec until;
+		struct sync_state ss;
+		bool done;
+
+		if (failed && sync_status(w->sync, &ss) == 0 && ss.online &&
+		    i > 0)
+			return;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_mutex_lock(&w->lock);
+		while (!w->stop && sl->folder == folder &&
+		       pthread_cond_timedwait(&w->cond, &w->lock, &until) !=
+			       ETIMEDOUT)
+			;
+		done = w->stop || sl->folder != folder;
+		pthread_mutex_unlock(&w->lock);
+		if (done)
+			return;
+	}
 }
 
 static int64_t slot_folder(struct slot *sl)
@@ -120,7 +139,7 @@ static void *slot_main(void *arg)
 	struct watch *w = sl->w;
 	struct imap_conn *conn = NULL;
 	unsigned backoff = 1;
-	bool fresh = true;	/* changes may have been missed: resync */
+	int64_t examined = 0;	/* the folder this connection last opened */
 
 	while (!w->stop) {
 		struct mfs_error err = { 0 };
@@ -141,14 +160,14 @@ static void *slot_main(void *arg)
 		    index_folder_get(w->ix, folder, get_wire, &wc, NULL) < 0 ||
 		    !wc.selectable) {
 			free(wc.wire);
-			nap(sl, 2);	/* the folder list is not in yet */
+			nap(sl, 2, false);	/* the folder list is not in yet */
 			continue;
 		}
 		if (!imap_usable(conn)) {
 			imap_close(conn);
 			conn = NULL;
 			rc = pool_open_extra(w->pool, &conn, &err);
-			fresh = true;
+			examined = 0;
 		}
 		if (rc == 0 && !(imap_caps(conn) & IMAP_CAP_IDLE)) {
 			free(wc.wire);
@@ -156,15 +175,24 @@ static void *slot_main(void *arg)
 			break;
 		}
 		if (rc == 0) {
-			/* Changes made while no IDLE was up are caught by a
-			 * resync, unless the folder was synced just now (as
-			 * when it was listed a moment ago): every SELECT of a
-			 * folder races a deletion by another client, which on
-			 * Dovecot's Maildir can leave it behind. */
-			if (fresh && time(NULL) -
-					     sync_folder_time(w->sync, folder) > 5)
+			struct imap_mbstate st;
+
+			/* Changes made while no IDLE was up: the EXAMINE that
+			 * starts it says whether there are any.  (No resync
+			 * for nothing: every SELECT races a deletion by
+			 * another client, which on Dovecot's Maildir can leave
+			 * the folder behind.) */
+			rc = imap_examine_keep(conn, wc.wire, &st, &err);
+			if (rc == 0 && examined != folder &&
+			    (st.uidvalidity != wc.uidvalidity ||
+			     st.uidnext != wc.uidnext ||
+			     st.highestmodseq != wc.highestmodseq ||
+			     !st.highestmodseq))
 				sync_request(w->sync, folder);
-			fresh = false;
+			if (rc == 0)
+				examined = folder;
+		}
+		if (rc == 0) {
 			set_up(sl, true);
 			rc = imap_idle(conn, wc.wire, sl->efd, IDLE_RENEW_S,
 				       &err);
@@ -198,7 +226,7 @@ static void *slot_main(void *arg)
 			pthread_mutex_unlock(&w->lock);
 			sync_relist(w->sync);
 		}
-		nap(sl, backoff);
+		nap(sl, backoff, true);
 		backoff = backoff < 60 ? backoff * 2 : 60;
 	}
 	imap_close(conn);

@@ -216,6 +216,12 @@ out:
 	return rc;
 }
 
+int imap_examine_keep(struct imap_conn *c, const char *mailbox,
+		      struct imap_mbstate *st, struct mfs_error *err)
+{
+	return conn_select(c, mailbox, false, true, st, err);
+}
+
 int imap_examine(struct imap_conn *c, const char *mailbox,
 		 struct imap_mbstate *st, struct mfs_error *err)
 {

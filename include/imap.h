@@ -148,6 +148,11 @@ int imap_fetch_changes(struct imap_conn *c, const char *uidset,
 		       uint64_t modseq, imap_msg_fn fn, imap_uids_fn vanished,
 		       void *ctx, struct mfs_error *err);
 
+/* EXAMINE mailbox unless this connection has it examined already; *st is
+ * its state as of that EXAMINE.  imap_idle on it then needs no other. */
+int imap_examine_keep(struct imap_conn *c, const char *mailbox,
+		      struct imap_mbstate *st, struct mfs_error *err);
+
 /* Wait for changes to mailbox with IDLE (EXAMINEd first if need be):
  * returns 1 as soon as the server reports new, expunged or re-flagged
  * messages, 0 when wake_fd (may be -1; not read) becomes readable or
