@@ -65,6 +65,11 @@ struct fsops {
 	pthread_cond_t cond;
 	bool stop;
 	struct note *head, **tail;
+	/* Messages whose size the server misreported, lately: the kernel
+	 * may still hold the wrong size (the notifier runs on its own time),
+	 * so their opens bypass it.  A small ring; guarded by lock. */
+	fuse_ino_t resized[64];
+	unsigned nresized;
 	struct dirsnap *snaps;	/* open directory snapshots */
 };
 
@@ -865,6 +870,17 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- files ---- */
 
+static bool was_resized(struct fsops *o, fuse_ino_t ino)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&o->lock);
+	for (unsigned i = 0; i < 64 && !found; i++)
+		found = o->resized[i] == ino;
+	pthread_mutex_unlock(&o->lock);
+	return found;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fsops *o = ctx_of(req);
@@ -904,8 +920,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			rc = cache_body(o->cache, &k, &fd, &size, &err);
 		/* The kernel still holds the size the server claimed and
 		 * would cut reads short at it; bypass the page cache for
-		 * this open while the notifier corrects the attributes. */
-		if (rc == 0 && size != mc.size)
+		 * this open while the notifier corrects the attributes.
+		 * (Readahead may have fetched it, and fixed the index,
+		 * moments before this open.) */
+		if (rc == 0 && (size != mc.size || was_resized(o, ino)))
 			fi->direct_io = 1;
 	}
 	else if (rc == 0)
@@ -1586,6 +1604,11 @@ void fsops_size_changed(void *ctx, int64_t folder, uint32_t uid)
 {
 	struct fsops *o = ctx;
 
-	if (folder <= MAX_FOLDER)
-		notify(o, 0, make_ino(K_EML, folder, uid, 0), NULL);
+	if (folder > MAX_FOLDER)
+		return;
+	pthread_mutex_lock(&o->lock);
+	o->resized[o->nresized++ % 64] = make_ino(K_EML, folder, uid, 0);
+	pthread_mutex_unlock(&o->lock);
+	notify(o, 0, make_ino(K_EML, folder, uid, 0), NULL);
 }
+
