@@ -462,8 +462,9 @@ static int run_batch(struct cache *c, struct batch *b, struct mfs_error *err)
 			any |= b->got[i];
 		/* A connection that sat in the pool may have been closed by
 		 * the server meanwhile (idle timeout, BYE for a mailbox
-		 * deleted under it): once more on a fresh one. */
-		if (rc != MFS_E_CLOSED || any || attempt > 0)
+		 * deleted under it): again, up to twice (other pooled
+		 * connections may have kept the same stale view). */
+		if (rc != MFS_E_CLOSED || any || attempt >= 2)
 			break;
 	}
 	/* Files never handed back were closed by the IMAP engine, which

@@ -541,6 +541,21 @@ out:
 	return rc;
 }
 
+/* A session whose selected mailbox was deleted under it refuses what
+ * follows ("Mailbox was deleted under us"): give it up, so the caller
+ * retries on another connection. */
+static int lost_mailbox(struct imap_conn *c, int rc, struct mfs_error *err)
+{
+	char why[sizeof(err->msg)];
+
+	if (rc != MFS_E_NO)
+		return rc;
+	snprintf(why, sizeof(why), "%s", err ? err->msg : "");
+	c->broken = true;
+	return mfs_fail(err, MFS_E_CLOSED, "session gave up its mailbox: %s",
+			why);
+}
+
 int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 		      uint32_t uidvalidity, const uint32_t *uids, size_t n,
 		      imap_tmp_fn tmp_fn, imap_body_fn body_fn, void *ctx,
@@ -563,7 +578,7 @@ int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 		reused = false;
 		rc = conn_select(c, mailbox, false, false, &st, err);
 		if (rc < 0)
-			return rc;
+			return lost_mailbox(c, rc, err);
 	}
 	if (st.uidvalidity != uidvalidity)
 		return 0;	/* none of them exists any more */
@@ -582,7 +597,9 @@ int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 		/* Nothing at all: the kept selection may be a stale view of
 		 * a mailbox deleted under it.  Once more, freshly selected. */
 		rc = conn_select(c, mailbox, false, false, &st, err);
-		if (rc == 0 && st.uidvalidity == uidvalidity)
+		if (rc < 0)
+			rc = lost_mailbox(c, rc, err);
+		else if (st.uidvalidity == uidvalidity)
 			rc = conn_cmd(c, cmd, on_fetch_body, &bc, err);
 	}
 	imap_parser_set_sink(c->parser, NULL, NULL);
