@@ -344,21 +344,3 @@ def restart_full_caps(h):
                            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         out.seek(0)
         return r.returncode == 0, out.read().decode("utf-8", "replace").strip()
-
-
-def run_harness(h, script, *args):
-    """Run a tests/harness script with the ports of harness h's state dir;
-    (ok, output)."""
-    env = dict(os.environ)
-    env.update({"MAILFS_TEST_DIR": h["state_dir"], "IMAPS_PORT": str(h["imaps_port"]),
-                "IMAP_PORT": str(h["imap_port"]),
-                "DOVECOT_PLAIN_CAPS": "1" if h.get("plain_caps") else "0"})
-    for k, j in (("SUBMISSION_PORT", "submission_port"), ("SUBMISSIONS_PORT", "submissions_port"),
-                 ("POSTFIX_PORT", "postfix_port")):
-        if j in H:
-            env[k] = str(h[j])
-    with tempfile.TemporaryFile() as out:   # a file, never a pipe (daemons)
-        r = subprocess.run([os.path.join(REPO_ROOT, "tests", "harness", script)] + list(args),
-                           env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        out.seek(0)
-        return r.returncode == 0, out.read().decode("utf-8", "replace").strip()

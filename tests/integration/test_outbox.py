@@ -45,14 +45,14 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
                        mounted, sanitizer_reports, tail,
-                       unmount_and_check,
-                       run_harness)
+                       unmount_and_check)
 import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
 BIN = os.environ.get("MAILFS_BIN", "./mailfs")
@@ -227,7 +227,19 @@ def addrs(msg, name):
 
 def harness(script, *args):
     """Run a harness script with this state dir's ports; (ok, output)."""
-    return run_harness(H, script, *args)
+    env = dict(os.environ)
+    env.update({"MAILFS_TEST_DIR": H["state_dir"], "IMAPS_PORT": str(H["imaps_port"]),
+                "IMAP_PORT": str(H["imap_port"]),
+                "DOVECOT_PLAIN_CAPS": "1" if H.get("plain_caps") else "0"})
+    for k, j in (("SUBMISSION_PORT", "submission_port"), ("SUBMISSIONS_PORT", "submissions_port"),
+                 ("POSTFIX_PORT", "postfix_port")):
+        if j in H:
+            env[k] = str(H[j])
+    with tempfile.TemporaryFile() as out:   # a file, never a pipe (daemons)
+        r = subprocess.run([os.path.join(REPO_ROOT, "tests", "harness", script)] + list(args),
+                           env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        out.seek(0)
+        return r.returncode == 0, out.read().decode("utf-8", "replace").strip()
 
 
 def log_size():
