@@ -1,5 +1,5 @@
 /* cache.c - body cache: fetch once, keep on disk, evict least recently
- * used; decoded views live beside their body. */
+ * used; decoded parts are made from the cached body when opened. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -167,15 +168,11 @@ static void remove_tree(const char *path)
 {
 	DIR *d = opendir(path);
 	struct dirent *de;
-	char sub[PATH_MAX];
 
 	if (d) {
-		while ((de = readdir(d))) {
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-			unlink(sub);
-		}
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				unlinkat(dirfd(d), de->d_name, 0);
 		closedir(d);
 	}
 	rmdir(path);
@@ -197,6 +194,7 @@ static void remove_files(struct cache *c, int64_t folder, uint32_t uid)
 		return;
 	key_path(c, &k, ".eml", path, sizeof(path));
 	unlink(path);
+	/* Decoded views of earlier versions lived beside the body. */
 	key_path(c, &k, ".d", path, sizeof(path));
 	remove_tree(path);
 }
@@ -731,63 +729,30 @@ static int collect_part(void *ctx, unsigned n, const char *name,
 	return 0;
 }
 
-/* Decode into a private directory, then rename it into place, so a reader
- * never sees a half-written view. */
-static int decode(struct cache *c, const struct cache_key *k,
-		  const char *dpath, bool record, struct mfs_error *err)
+/* Measure the decoded view of k into the index: names, types, sizes.  No
+ * part is kept on disk: parts are decoded on open (cache_part), which
+ * costs less than creating and writing their files here, and a view then
+ * never needs evicting or goes stale. */
+static int measure(struct cache *c, const struct cache_key *k,
+		   struct mfs_error *err)
 {
-	char tmp[PATH_MAX + 8];
 	struct parts_acc *acc = NULL;
 	uint64_t size;
-	int fd = -1, mk, rc;
+	int fd = -1, rc;
 
 	rc = open_body(c, k, true, &fd, &size, err);
 	if (rc < 0)
 		return rc;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", dpath);
 	acc = calloc(1, sizeof(*acc));
 	if (!acc) {
 		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
 		goto out;
 	}
-	/* A leftover of a crash is cleared only when one is there. */
-	mk = mkdir(tmp, 0700);
-	if (mk < 0 && errno == EEXIST) {
-		remove_tree(tmp);
-		mk = mkdir(tmp, 0700);
-	}
-	if (mk < 0) {
-		rc = mfs_fail(err, MFS_E_IO, "cache %s: %s", tmp,
-			      strerror(errno));
-		goto out;
-	}
-	rc = mime_decode(fd, tmp, MAX_PARTS, collect_part, acc, err);
-	if (rc < 0)
-		goto out;
-	if (rename(tmp, dpath) < 0) {
-		rc = mfs_fail(err, MFS_E_IO, "cache rename: %s",
-			      strerror(errno));
-		goto out;
-	}
-	tmp[0] = '\0';
-	if (record)
+	rc = mime_decode(fd, 0, -1, MAX_PARTS, collect_part, acc, err);
+	if (rc == 0)
 		rc = index_parts_set(c->ix, k->folder, k->uid, acc->parts,
 				     acc->n, err);
-	if (rc == 0) {
-		/* The view counts against the cap with its body: both go
-		 * when the entry is evicted. */
-		uint64_t parts = 0;
-
-		for (unsigned i = 0; i < acc->n; i++)
-			parts += acc->parts[i].size;
-		index_cache_set_bytes(c->ix, k->folder, k->uid, size + parts,
-				      NULL);
-		account(c, parts);
-		evict(c, k);
-	}
 out:
-	if (tmp[0])
-		remove_tree(tmp);
 	if (acc)
 		for (unsigned i = 0; i < acc->n; i++) {
 			free(acc->names[i]);
@@ -808,53 +773,75 @@ static int get_known(void *ctx, const struct ix_msg *m)
 	return 0;
 }
 
-/* files: the decoded parts must be on disk (to be read), not just known
- * to the index (to be listed: names and sizes are there). */
-static int ensure_view(struct cache *c, const struct cache_key *k, bool files,
-		       struct mfs_error *err)
+int cache_parts(struct cache *c, const struct cache_key *k,
+		struct mfs_error *err)
 {
-	char dpath[PATH_MAX];
 	struct known_ctx kc = { false };
-	struct stat st;
 	int rc;
 
-	key_path(c, k, ".d", dpath, sizeof(dpath));
+	/* Listing needs no body once the parts are known: ls and rsync of
+	 * decoded directories work offline and after eviction. */
 	rc = index_msg_get(c->ix, k->folder, k->uid, get_known, &kc, err);
-	if (rc < 0)
+	if (rc < 0 || kc.known)
 		return rc;
-	if (kc.known && (!files || stat(dpath, &st) == 0))
-		return 0;
 	inflight_enter(c, k);
-	rc = 0;
-	if (!kc.known || stat(dpath, &st) < 0)
-		rc = decode(c, k, dpath, !kc.known, err);
+	rc = index_msg_get(c->ix, k->folder, k->uid, get_known, &kc, err);
+	if (rc == 0 && !kc.known)
+		rc = measure(c, k, err);
 	inflight_leave(c, k);
 	return rc;
 }
 
-int cache_parts(struct cache *c, const struct cache_key *k,
-		struct mfs_error *err)
+struct one_part {
+	unsigned n;
+	bool seen;
+	uint64_t size;
+};
+
+static int note_part(void *ctx, unsigned n, const char *name,
+		     const char *type, uint64_t size)
 {
-	/* Listing needs no body once the parts are known: ls and rsync of
-	 * decoded directories work offline and after eviction. */
-	return ensure_view(c, k, false, err);
+	struct one_part *p = ctx;
+
+	(void)name;
+	(void)type;
+	if (n == p->n) {
+		p->seen = true;
+		p->size = size;
+	}
+	return 0;
 }
 
 int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
-	       int *fd, struct mfs_error *err)
+	       int *fd, uint64_t *size, struct mfs_error *err)
 {
-	char path[PATH_MAX];
-	char suffix[32];
-	int rc;
+	struct one_part p = { n, false, 0 };
+	uint64_t body_size;
+	int body = -1, rc;
 
-	rc = ensure_view(c, k, true, err);
+	*fd = -1;
+	rc = cache_parts(c, k, err);
+	if (rc == 0)
+		rc = open_body(c, k, false, &body, &body_size, err);
 	if (rc < 0)
 		return rc;
-	snprintf(suffix, sizeof(suffix), ".d/%u", n);
-	key_path(c, k, suffix, path, sizeof(path));
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (*fd < 0)
-		return mfs_fail(err, MFS_E_IO, "cache %s: %s", path,
-				strerror(errno));
-	return 0;
+	/* In memory (tmpfs), not in the process: the reader's pages. */
+	*fd = memfd_create("mailfs-part", MFD_CLOEXEC);
+	if (*fd < 0) {
+		rc = mfs_fail(err, MFS_E_IO, "memfd: %s", strerror(errno));
+		goto out;
+	}
+	rc = mime_decode(body, n, *fd, MAX_PARTS, note_part, &p, err);
+	if (rc == 0 && !p.seen)
+		rc = mfs_fail(err, MFS_E_NOTFOUND, "no part %u", n);
+	if (rc < 0)
+		goto out;
+	*size = p.size;
+out:
+	if (rc < 0 && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	close(body);
+	return rc;
 }

@@ -871,21 +871,6 @@ int index_cache_add(struct index *ix, int64_t folder, uint32_t uid,
 	return step_done(ix, st, err);
 }
 
-int index_cache_set_bytes(struct index *ix, int64_t folder, uint32_t uid,
-			  uint64_t bytes, struct mfs_error *err)
-{
-	static const char sql[] =
-		"UPDATE cache SET bytes = ? WHERE folder = ? AND uid = ?";
-	sqlite3_stmt *st = stmt(ix, sql, err);
-
-	if (!st)
-		return MFS_E_IO;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)bytes);
-	sqlite3_bind_int64(st, 2, folder);
-	sqlite3_bind_int64(st, 3, uid);
-	return step_done(ix, st, err);
-}
-
 int index_cache_touch(struct index *ix, int64_t folder, uint32_t uid,
 		      struct mfs_error *err)
 {

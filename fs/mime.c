@@ -24,6 +24,9 @@
 
 #define TYPE_MAX 128
 
+/* The walk's way of saying the wanted part is written: stop, no error. */
+#define DONE 1
+
 #define UTF8_BOM "\xef\xbb\xbf"
 
 void mime_init(void)
@@ -190,8 +193,9 @@ void mime_summary_clear(struct mime_summary *s)
 /* ---- decoded view ----------------------------------------------------- */
 
 struct decoder {
-	int dirfd;
-	unsigned n; /* parts written so far */
+	unsigned want;	/* the part to write (0: none, measure all) */
+	int fd_out;
+	unsigned n;	/* parts numbered so far */
 	unsigned max_parts;
 	bool have_txt, have_html;
 	GHashTable *names;	    /* names handed out, for names_unique */
@@ -275,11 +279,19 @@ static const char *ext_of(const char *type)
 	return "bin";
 }
 
-static int write_all(int fd, const char *p, size_t len)
+/* Where a part's bytes go: to fd, or only counted when fd is -1. */
+struct sink {
+	int fd;
+	uint64_t bytes;
+};
+
+static int write_all(struct sink *out, const char *p, size_t len)
 {
+	int fd = out->fd;
 	ssize_t w;
 
-	while (len > 0) {
+	out->bytes += len;
+	while (fd >= 0 && len > 0) {
 		w = write(fd, p, len);
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -303,7 +315,7 @@ static const gunichar cp1252[32] = {
 /* Write text that should be UTF-8 as UTF-8 with LF line ends: bytes that
  * are not part of a valid sequence are read as Windows-1252, so text that
  * lied about (or omitted) its charset still reads right. */
-static int write_text(int fd, const guint8 *s, size_t len)
+static int write_text(struct sink *out, const guint8 *s, size_t len)
 {
 	char buf[8192];
 	size_t i = 0, bl = 0, n;
@@ -311,7 +323,7 @@ static int write_text(int fd, const guint8 *s, size_t len)
 
 	while (i < len) {
 		if (bl > sizeof(buf) - 8) {
-			if (write_all(fd, buf, bl) < 0)
+			if (write_all(out, buf, bl) < 0)
 				return -1;
 			bl = 0;
 		}
@@ -335,7 +347,7 @@ static int write_text(int fd, const guint8 *s, size_t len)
 		bl += n;
 		i += n;
 	}
-	if (bl > 0 && write_all(fd, buf, bl) < 0)
+	if (bl > 0 && write_all(out, buf, bl) < 0)
 		return -1;
 	return 0;
 }
@@ -352,8 +364,8 @@ static bool is_utf8_name(const char *cs)
  * HTML gets a byte order mark: the document's own <meta charset> still
  * names the charset it was sent in, and a browser opening the file would
  * believe it; a BOM outranks the meta tag. */
-static int write_converted(struct decoder *d, GMimePart *part, int fd,
-			   const char *what, bool html)
+static int write_converted(struct decoder *d, GMimePart *part,
+			   struct sink *out, const char *what, bool html)
 {
 	GMimeDataWrapper *content = g_mime_part_get_content(part);
 	GMimeStream *mem = NULL, *filtered = NULL, *dst;
@@ -383,11 +395,11 @@ static int write_converted(struct decoder *d, GMimePart *part, int fd,
 		g_mime_stream_flush(filtered);
 	arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
 	if (html && !(arr->len >= 3 && !memcmp(arr->data, UTF8_BOM, 3)) &&
-	    write_all(fd, UTF8_BOM, 3) < 0) {
+	    write_all(out, UTF8_BOM, 3) < 0) {
 		ret = io_fail(d, what, errno);
 		goto out;
 	}
-	if (write_text(fd, arr->data, arr->len) < 0)
+	if (write_text(out, arr->data, arr->len) < 0)
 		ret = io_fail(d, what, errno);
 out:
 	if (filtered)
@@ -399,19 +411,25 @@ out:
 }
 
 /* Transfer-decoded content, or a nested message as it was sent, straight
- * to the file.  The stream is never flushed: for GMimeStreamFs that would
- * be an fsync per part. */
-static int write_raw(struct decoder *d, GMimeObject *obj, int fd,
+ * to the sink.  The stream is never flushed: for GMimeStreamFs that would
+ * be an fsync. */
+static int write_raw(struct decoder *d, GMimeObject *obj, struct sink *sk,
 		     const char *what)
 {
 	GMimeDataWrapper *content;
 	GMimeMessage *msg;
 	GMimeStream *out;
+	gint64 start = 0;
 	ssize_t w = 0;
 	int e;
 
-	out = g_mime_stream_fs_new(fd);
-	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(out), FALSE);
+	if (sk->fd >= 0) {
+		out = g_mime_stream_fs_new(sk->fd);
+		g_mime_stream_fs_set_owner(GMIME_STREAM_FS(out), FALSE);
+		start = g_mime_stream_tell(out);
+	} else {
+		out = g_mime_stream_null_new();
+	}
 	if (GMIME_IS_MESSAGE_PART(obj)) {
 		msg = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
 		if (msg)
@@ -423,52 +441,45 @@ static int write_raw(struct decoder *d, GMimeObject *obj, int fd,
 			w = g_mime_data_wrapper_write_to_stream(content, out);
 	}
 	e = errno;
+	/* What the calls return counts bytes before decoding; the stream
+	 * knows what came out. */
+	if (sk->fd >= 0)
+		sk->bytes = (uint64_t)(g_mime_stream_tell(out) - start);
+	else
+		sk->bytes = GMIME_STREAM_NULL(out)->written;
 	g_object_unref(out);
 	return w < 0 ? io_fail(d, what, e) : 0;
 }
 
-/* Write one part to "<outdir>/<n>" and report it.  obj is either a leaf
- * GMimePart (written per conv) or a GMimeMessagePart (written raw). */
+/* Number the next part and report it; write it out if it is the one
+ * wanted, else only measure it.  obj is either a leaf GMimePart (written
+ * per conv) or a GMimeMessagePart (written raw). */
 static int emit(struct decoder *d, GMimeObject *obj, const char *name,
 		const char *type, enum conv conv)
 {
-	char file[16], what[64];
 	unsigned n = d->n + 1;
-	struct stat st;
-	int fd = -1, ret;
+	struct sink sk = { -1, 0 };
+	char what[64];
+	int ret;
 
-	snprintf(file, sizeof(file), "%u", n);
-	snprintf(what, sizeof(what), "part %u", n);
-	fd = openat(d->dirfd, file, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
-		    0600);
-	if (fd < 0) {
-		ret = io_fail(d, what, errno);
-		goto out;
-	}
-	if (conv == CONV_TEXT)
-		ret = write_converted(d, GMIME_PART(obj), fd, what,
-				      strcmp(type, "text/html") == 0);
-	else
-		ret = write_raw(d, obj, fd, what);
-	if (ret)
-		goto out;
-	if (fstat(fd, &st) < 0) {
-		ret = io_fail(d, what, errno);
-		goto out;
-	}
-	ret = close(fd);
-	fd = -1;
-	if (ret < 0) {
-		ret = io_fail(d, what, errno);
-		goto out;
-	}
 	d->n = n;
 	g_hash_table_add(d->names, g_strdup(name));
+	if (d->want && n != d->want)
+		return 0;
+	if (n == d->want)
+		sk.fd = d->fd_out;
+	snprintf(what, sizeof(what), "part %u", n);
+	if (conv == CONV_TEXT)
+		ret = write_converted(d, GMIME_PART(obj), &sk, what,
+				      strcmp(type, "text/html") == 0);
+	else
+		ret = write_raw(d, obj, &sk, what);
+	if (ret)
+		return ret;
 	if (d->fn)
-		ret = d->fn(d->ctx, n, name, type, (uint64_t)st.st_size);
-out:
-	if (fd >= 0)
-		close(fd);
+		ret = d->fn(d->ctx, n, name, type, sk.bytes);
+	if (ret == 0 && n == d->want)
+		ret = DONE;
 	return ret;
 }
 
@@ -587,11 +598,12 @@ static GMimeFormatOptions *format_like(int fd)
 	return f;
 }
 
-int mime_decode(int fd_in, const char *outdir, unsigned max_parts,
+int mime_decode(int fd_in, unsigned want, int fd_out, unsigned max_parts,
 		mime_part_fn fn, void *ctx, struct mfs_error *err)
 {
 	struct decoder d = {
-	    .dirfd = -1,
+	    .want = want,
+	    .fd_out = fd_out,
 	    .max_parts = max_parts,
 	    .fn = fn,
 	    .ctx = ctx,
@@ -602,11 +614,6 @@ int mime_decode(int fd_in, const char *outdir, unsigned max_parts,
 	GMimeMessage *msg = NULL;
 	int fd = -1, ret = 0;
 
-	d.dirfd = open(outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d.dirfd < 0) {
-		ret = io_fail(&d, outdir, errno);
-		goto out;
-	}
 	/* The stream closes what it owns: give it a duplicate. */
 	fd = fcntl(fd_in, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0 || lseek(fd, 0, SEEK_SET) < 0) {
@@ -629,6 +636,8 @@ int mime_decode(int fd_in, const char *outdir, unsigned max_parts,
 	g_hash_table_add(d.names, g_strdup("body.txt"));
 	g_hash_table_add(d.names, g_strdup("body.html"));
 	ret = walk(&d, g_mime_message_get_mime_part(msg), 0);
+	if (ret == DONE)
+		ret = 0;
 out:
 	if (d.names)
 		g_hash_table_destroy(d.names);
@@ -642,8 +651,6 @@ out:
 		g_object_unref(in);
 	if (fd >= 0)
 		close(fd);
-	if (d.dirfd >= 0)
-		close(d.dirfd);
 	return ret;
 }
 

@@ -926,8 +926,19 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (rc == 0 && (size != mc.size || was_resized(o, ino)))
 			fi->direct_io = 1;
 	}
-	else if (rc == 0)
-		rc = cache_part(o->cache, &k, n.part, &fd, &err);
+	else if (rc == 0) {
+		struct part_copy pc = { 0 };
+
+		rc = index_part_get(o->ix, n.folder, n.uid, n.part, copy_part,
+				    &pc, NULL);
+		if (rc == 0)
+			rc = cache_part(o->cache, &k, n.part, &fd, &size,
+					&err);
+		/* Only a decoder that changed since the index was made can
+		 * disagree with it; the reader still gets every byte. */
+		if (rc == 0 && size != pc.size)
+			fi->direct_io = 1;
+	}
 	if (rc < 0) {
 		if (err.msg[0])
 			log_msg(LOG_WARNING, "open %s/%u: %s", wire ? wire : "?",

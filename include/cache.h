@@ -3,7 +3,8 @@
  * A UID's message never changes, so a cached body is valid for as long as
  * the folder's UIDVALIDITY holds (both are in the file name).  Bodies are
  * fetched on first use through the pool; total size is capped and the
- * least recently used bodies (with their decoded parts) are evicted.
+ * least recently used bodies are evicted.  Decoded parts are not kept:
+ * each open decodes its part from the cached body.
  */
 #ifndef CACHE_H
 #define CACHE_H
@@ -38,15 +39,16 @@ void cache_close(struct cache *c);
 int cache_body(struct cache *c, const struct cache_key *k, int *fd,
 	       uint64_t *size, struct mfs_error *err);
 
-/* Make sure the decoded view's parts are in the index (decoding the body
- * once if they are not; a view evicted from disk is not re-made here). */
+/* Make sure the decoded view's parts (names, types, sizes) are in the
+ * index, decoding the body once if they are not. */
 int cache_parts(struct cache *c, const struct cache_key *k,
 		struct mfs_error *err);
 
-/* A read-only fd on decoded part n (caller closes), re-creating the view
- * if it was evicted. */
+/* A read-only fd on decoded part n (caller closes), decoded from the body
+ * (fetched if need be) into memory; *size receives its exact size.
+ * MFS_E_NOTFOUND if the message has no part n. */
 int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
-	       int *fd, struct mfs_error *err);
+	       int *fd, uint64_t *size, struct mfs_error *err);
 
 /* Download up to a batch of the bodies of uids (in k's folder; k->uid is
  * ignored) that are not cached yet, in one command.  *used: how many of

@@ -137,9 +137,6 @@ int index_part_get(struct index *ix, int64_t folder, uint32_t uid, unsigned n,
 /* Body cache bookkeeping (LRU by last use). */
 int index_cache_add(struct index *ix, int64_t folder, uint32_t uid,
 		    uint64_t bytes, struct mfs_error *err);
-/* What an entry takes on disk (its body and decoded view). */
-int index_cache_set_bytes(struct index *ix, int64_t folder, uint32_t uid,
-			  uint64_t bytes, struct mfs_error *err);
 int index_cache_touch(struct index *ix, int64_t folder, uint32_t uid,
 		      struct mfs_error *err);
 int index_cache_remove(struct index *ix, int64_t folder, uint32_t uid,

@@ -30,24 +30,28 @@ struct mime_summary {
 int mime_summary_parse(const char *hdr, size_t len, struct mime_summary *out);
 void mime_summary_clear(struct mime_summary *s);
 
-/* Called once per part of the decoded view, in order, n counting from 1.
- * name is the clean, unique file name; type the MIME type ("text/plain");
- * size the exact number of bytes written to "<outdir>/<n>". Return 0 to go
- * on or a negative mfs_err to stop with it. */
+/* Called for a part of the decoded view, n counting from 1: name is the
+ * clean, unique file name; type the MIME type ("text/plain"); size the
+ * exact number of bytes the part decodes to.  Return 0 to go on or a
+ * negative mfs_err to stop with it. */
 typedef int (*mime_part_fn)(void *ctx, unsigned n, const char *name,
 			    const char *type, uint64_t size);
 
-/* Decode the raw message read from fd_in (from offset 0) into files
- * "<outdir>/1", "<outdir>/2" ... (outdir exists; files 0600):
+/* Decode the raw message read from fd_in (from offset 0).  Its parts are,
+ * in order:
  *   body.txt   first text/plain body part, converted to UTF-8
  *   body.html  first text/html body part, converted to UTF-8
  *   each attachment / inline part under its decoded filename
  *     (RFC 2231 / 2047, names_component), transfer-decoded
  *   a nested message/rfc822 as "<its subject>.eml", raw bytes
  *   other unnamed leaf parts as "part<N>.<ext>"
- * Names are unique within the message (names_unique).  At most max_parts
- * parts.  Returns 0, MFS_E_IO, MFS_E_NOMEM, or fn's code. */
-int mime_decode(int fd_in, const char *outdir, unsigned max_parts,
+ * Names are unique within the message (names_unique); at most max_parts.
+ * With want 0 every part is measured (decoded, nothing written) and told
+ * to fn; with want n only part n is decoded, written to fd_out at its
+ * offset, and told to fn; the others cost no decoding.  The same message
+ * always gives the same parts, names and sizes.  Returns 0 (also when
+ * there is no part n), MFS_E_IO, MFS_E_NOMEM, or fn's code. */
+int mime_decode(int fd_in, unsigned want, int fd_out, unsigned max_parts,
 		mime_part_fn fn, void *ctx, struct mfs_error *err);
 
 /* True when data looks like one message: a header field at the top and

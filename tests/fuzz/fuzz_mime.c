@@ -1,11 +1,11 @@
 /* fuzz_mime.c - mime_summary_parse and mime_decode on arbitrary bytes.
  *
- * The input is both a header block and a whole message.  Decoding goes
- * from a memfd into a scratch directory that is emptied after every run.
- * Besides crashes and leaks, a local error or a part whose reported size
- * or name is wrong is a finding (abort()).
+ * The input is both a header block and a whole message.  Every part is
+ * measured, then each is written on its own into a memfd, as mailfs does
+ * on open.  Besides crashes and leaks, a local error, a part whose
+ * written size differs from its measured one, or a bad name is a finding
+ * (abort()).
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,49 +22,12 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Process-wide by necessity: libFuzzer's entry points take no context. */
-static char scratch[256];
-static int scratch_fd = -1;
-
-static void empty_scratch(void);
-
-static void remove_scratch(void)
-{
-	empty_scratch();
-	rmdir(scratch);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *t = getenv("TMPDIR");
-
 	(void)argc;
 	(void)argv;
 	mime_init();
-	snprintf(scratch, sizeof(scratch), "%s/fuzz-mime-XXXXXX",
-		 t && *t ? t : "/tmp");
-	if (!mkdtemp(scratch))
-		abort();
-	scratch_fd = open(scratch, O_RDONLY | O_DIRECTORY);
-	if (scratch_fd < 0)
-		abort();
-	atexit(remove_scratch);
 	return 0;
-}
-
-static void empty_scratch(void)
-{
-	struct dirent *e;
-	DIR *d;
-
-	d = fdopendir(dup(scratch_fd));
-	if (!d)
-		abort();
-	rewinddir(d);
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlinkat(scratch_fd, e->d_name, 0);
-	closedir(d);
 }
 
 static bool valid_utf8(const char *s)
@@ -96,22 +59,17 @@ static bool valid_utf8(const char *s)
 struct seen {
 	unsigned count;
 	char names[64][NAMES_MAX + 1];
+	uint64_t sizes[64];
 };
 
 static int check_part(void *ctx, unsigned n, const char *name, const char *type,
 		      uint64_t size)
 {
 	struct seen *s = ctx;
-	char file[16];
-	struct stat st;
 	size_t len = strlen(name);
 	unsigned i;
 
 	if (n != s->count + 1 || n > 64)
-		abort();
-	snprintf(file, sizeof(file), "%u", n);
-	if (fstatat(scratch_fd, file, &st, 0) < 0 ||
-	    (uint64_t)st.st_size != size)
 		abort();
 	if (len == 0 || len > NAMES_MAX || name[0] == '.' ||
 	    strchr(name, '/') || !valid_utf8(name) || !strchr(type, '/'))
@@ -122,8 +80,43 @@ static int check_part(void *ctx, unsigned n, const char *name, const char *type,
 	for (i = 0; i < s->count; i++)
 		if (!strcmp(s->names[i], name))
 			abort();
+	s->sizes[s->count] = size;
 	memcpy(s->names[s->count++], name, len + 1);
 	return 0;
+}
+
+struct one {
+	unsigned calls;
+	uint64_t size;
+};
+
+static int check_one(void *ctx, unsigned n, const char *name, const char *type,
+		     uint64_t size)
+{
+	struct one *o = ctx;
+
+	(void)n;
+	(void)name;
+	(void)type;
+	o->calls++;
+	o->size = size;
+	return 0;
+}
+
+/* Part n alone, into a memfd: told once, and as long as measured. */
+static void write_one(int fd, unsigned n, uint64_t measured)
+{
+	struct mfs_error err = {0};
+	struct one o = {0};
+	struct stat st;
+	int out = memfd_create("fuzz-part", MFD_CLOEXEC);
+
+	if (out < 0 || mime_decode(fd, n, out, 64, check_one, &o, &err) != 0)
+		abort();
+	if (o.calls != 1 || o.size != measured || fstat(out, &st) < 0 ||
+	    (uint64_t)st.st_size != measured)
+		abort();
+	close(out);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -145,13 +138,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fd = memfd_create("fuzz-mime", MFD_CLOEXEC);
 	if (!seen || fd < 0 || write(fd, data, size) != (ssize_t)size)
 		abort();
-	ret = mime_decode(fd, scratch, 64, check_part, seen, &err);
+	ret = mime_decode(fd, 0, -1, 64, check_part, seen, &err);
 	if (ret != 0) {
 		fprintf(stderr, "mime_decode: %d %s\n", ret, err.msg);
 		abort();
 	}
+	for (unsigned i = 0; i < seen->count; i++)
+		write_one(fd, i + 1, seen->sizes[i]);
 	close(fd);
 	free(seen);
-	empty_scratch();
 	return 0;
 }

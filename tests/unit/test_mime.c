@@ -221,11 +221,61 @@ static void check_outdir(struct run *r)
 	}
 }
 
+struct written {
+	unsigned calls, n;
+	uint64_t size;
+};
+
+static int note_written(void *ctx, unsigned n, const char *name,
+			const char *type, uint64_t size)
+{
+	struct written *w = ctx;
+
+	(void)name;
+	(void)type;
+	w->calls++;
+	w->n = n;
+	w->size = size;
+	return 0;
+}
+
+/* Write each part the measuring pass saw into "<out>/<n>", one call per
+ * part as mailfs does on open: each must be told once, with the size the
+ * measuring pass gave. */
+static bool write_parts(struct run *r, int fd, unsigned max_parts)
+{
+	struct mfs_error err = {0};
+	char path[512];
+	bool ok = true;
+	unsigned i;
+
+	for (i = 0; i < r->seen.count && i < MAX_SEEN; i++) {
+		struct written w = {0};
+		unsigned n = r->seen.part[i].n;
+		int out, ret;
+
+		snprintf(path, sizeof(path), "%s/%u", r->out, n);
+		out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (out < 0) {
+			perror(path);
+			exit(2);
+		}
+		ret = mime_decode(fd, n, out, max_parts, note_written, &w,
+				  &err);
+		close(out);
+		if (ret != 0 || w.calls != 1 || w.n != n ||
+		    w.size != r->seen.part[i].size)
+			ok = false;
+	}
+	return ok;
+}
+
 /* Decode msg; the callback returns stop_code at part stop_at (0: never). */
 static void decode_stop(struct run *r, const char *msg, size_t len,
 			unsigned max_parts, unsigned stop_at, int stop_code)
 {
 	char in[300];
+	bool writes_ok;
 	int fd;
 
 	memset(r, 0, sizeof(*r));
@@ -242,9 +292,11 @@ static void decode_stop(struct run *r, const char *msg, size_t len,
 		exit(2);
 	}
 	/* The decoder must read from offset 0 whatever the fd's offset. */
-	r->ret = mime_decode(fd, r->out, max_parts, record, &r->seen, &r->err);
+	r->ret = mime_decode(fd, 0, -1, max_parts, record, &r->seen, &r->err);
+	writes_ok = write_parts(r, fd, max_parts);
 	close(fd);
 	check_outdir(r);
+	r->sizes_ok = r->sizes_ok && writes_ok;
 }
 
 static void decode_mem(struct run *r, const char *msg, size_t len,
@@ -791,7 +843,7 @@ static void test_errors(void)
 	struct mfs_error err = {0};
 	struct seen seen = {.in_order = true};
 	char dir[256], path[300];
-	int fd, ret;
+	int fd, out, ret;
 
 	make_tmpdir(dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/in", dir);
@@ -799,28 +851,29 @@ static void test_errors(void)
 	if (write(fd, "Subject: x\r\n\r\nbody\r\n", 20) != 20)
 		perror("write");
 
-	snprintf(path, sizeof(path), "%s/missing", dir);
-	ret = mime_decode(fd, path, 10, record, &seen, &err);
-	CHECK(ret == MFS_E_IO && err.code == MFS_E_IO && err.msg[0],
-	      "error: missing outdir is MFS_E_IO (%s)", err.msg);
-
-	/* A file left over in outdir is not silently overwritten. */
-	memset(&err, 0, sizeof(err));
-	snprintf(path, sizeof(path), "%s/1", dir);
-	close(open(path, O_CREAT | O_WRONLY, 0600));
-	ret = mime_decode(fd, dir, 10, record, &seen, &err);
-	CHECK(ret == MFS_E_IO && seen.count == 0 && err.msg[0],
-	      "error: existing part file is MFS_E_IO (%s)", err.msg);
-	unlink(path);
+	/* A part that cannot be written is an error, not a short file. */
+	out = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ret = mime_decode(fd, 1, out, 10, record, &seen, &err);
+	CHECK(ret == MFS_E_IO && err.code == MFS_E_IO && err.msg[0] &&
+		  seen.count == 0,
+	      "error: unwritable output is MFS_E_IO (%s)", err.msg);
+	close(out);
 
 	memset(&err, 0, sizeof(err));
-	ret = mime_decode(-1, dir, 10, record, &seen, &err);
+	ret = mime_decode(-1, 0, -1, 10, record, &seen, &err);
 	CHECK(ret == MFS_E_IO, "error: bad fd is MFS_E_IO (%s)", err.msg);
 
-	/* A NULL callback and NULL err are allowed. */
-	ret = mime_decode(fd, dir, 10, NULL, NULL, NULL);
-	CHECK(ret == 0 && access(path, F_OK) == 0,
-	      "decode without callback or err");
+	/* A NULL callback and NULL err are allowed; asking for a part the
+	 * message does not have writes nothing (body.txt is "body\n"). */
+	snprintf(path, sizeof(path), "%s/1", dir);
+	out = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ret = mime_decode(fd, 1, out, 10, NULL, NULL, NULL);
+	CHECK(ret == 0 && lseek(out, 0, SEEK_END) == 5,
+	      "decode without callback or err writes body.txt");
+	ret = mime_decode(fd, 2, out, 10, NULL, NULL, NULL);
+	CHECK(ret == 0 && lseek(out, 0, SEEK_END) == 5,
+	      "no part 2: nothing written");
+	close(out);
 	unlink(path);
 	close(fd);
 	snprintf(path, sizeof(path), "%s/in", dir);
