@@ -105,12 +105,24 @@ static struct fsops *ctx_of(fuse_req_t req)
 
 /* ---- attributes ---- */
 
+/* What a write to a message, a part or a directory's attributes gets: a
+ * message never changes (new bytes would be a new message), which on a
+ * writable mount is a refusal, not a read-only file system. */
+static int immutable(const struct fsops *o)
+{
+	return o->act ? EPERM : EROFS;
+}
+
+/* The mount runs with default_permissions, so the kernel checks these
+ * modes before a change reaches us: on a writable mount the owner must
+ * have write permission on folders (rm, mv, mkdir, cp in) and messages
+ * (setfattr user.mail.flags), or only root could change anything. */
 static void dir_attr(struct fsops *o, fuse_ino_t ino, time_t mtime,
 		     struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = S_IFDIR | 0555;
+	st->st_mode = S_IFDIR | (o->act ? 0755 : 0555);
 	st->st_nlink = 2;
 	st->st_uid = o->uid;
 	st->st_gid = o->gid;
@@ -122,7 +134,7 @@ static void file_attr(struct fsops *o, fuse_ino_t ino, uint64_t size,
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = S_IFREG | 0444;
+	st->st_mode = S_IFREG | (o->act ? 0644 : 0444);
 	st->st_nlink = 1;
 	st->st_uid = o->uid;
 	st->st_gid = o->gid;
@@ -904,7 +916,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-		fuse_reply_err(req, EROFS);
+		fuse_reply_err(req, immutable(o));
 		return;
 	}
 	if (n.kind != K_EML && n.kind != K_PART) {
@@ -1017,7 +1029,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	else if (o->imp && imp_owns(ino))
 		imp_write(o->imp, req, buf, size, off, fi);
 	else
-		fuse_reply_err(req, EROFS);
+		fuse_reply_err(req, immutable(o));
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino,
@@ -1074,7 +1086,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	else if (o->imp && p.kind == K_DIR)
 		fuse_reply_err(req, EEXIST);
 	else
-		fuse_reply_err(req, EROFS);
+		fuse_reply_err(req, immutable(o));
 }
 
 /* Reply to a change: errno from the code, the server's words to the log. */
@@ -1250,7 +1262,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	else if (o->imp && imp_owns(ino))
 		imp_setattr(o->imp, req, ino, attr, to_set, fi);
 	else
-		fuse_reply_err(req, EROFS);
+		fuse_reply_err(req, immutable(o));
 }
 
 /* ---- extended attributes ---- */

@@ -262,6 +262,18 @@ def listdir(path):
         return "listdir: %s" % e
 
 
+# Root without the capabilities that bypass file modes: what a command run
+# this way may do follows the modes the mount shows, as for an ordinary
+# user who mounted it (mailfs mounts with default_permissions).
+AS_OWNER = ["setpriv", "--inh-caps=-all",
+            "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+
+
+def run_as_owner(argv, timeout=120):
+    """run() with AS_OWNER."""
+    return run(AS_OWNER + list(argv), timeout)
+
+
 def run(argv, timeout=120):
     """(exit status, stderr) of a command, its messages in English."""
     env = dict(os.environ, LC_ALL="C")

@@ -52,7 +52,7 @@ import traceback
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mounttest import (REPO_ROOT, Checks, ename, imaptest as it,  # noqa: E402
-                       listdir, run, sanitizer_reports, tail,
+                       listdir, run, run_as_owner, sanitizer_reports, tail,
                        unmount_and_check,
                        fresh_run_dir, mount_own_dirs, write_alice_config)
 
@@ -364,7 +364,7 @@ def check_idates(got, what):
 
 
 def cp_in(files, dest):
-    return run(["cp", "--"] + list(files) + [dest + "/"])
+    return run_as_owner(["cp", "--"] + list(files) + [dest + "/"])
 
 
 def check_backup(root, orig):
@@ -550,7 +550,7 @@ def check_not_message(root, mnt):
         with open(p, "wb") as f:
             f.write(data)
         dst = os.path.join(folder, name)
-        rc, err = run(["cp", p, folder + "/"])
+        rc, err = run_as_owner(["cp", p, folder + "/"])
         C.check(rc != 0 and "Invalid argument" in err,
                 "not a message (%s): cp fails with 'Invalid argument'" % what,
                 "status %d: %s" % (rc, err))
@@ -666,7 +666,7 @@ def check_mv(root):
     src = os.path.join(local, "attribute-text.eml")
     shutil.copyfile(src_file, src)
     before = server_msgs(MISC)
-    rc, err = run(["mv", src, folder + "/"])
+    rc, err = run_as_owner(["mv", src, folder + "/"])
     C.check(rc == 0 and not err, "mv local.eml Mount/Folder/ (across devices: a copy) succeeds",
             "status %d: %s" % (rc, err))
     C.check(not os.path.exists(src), "mv: the local file is gone")
@@ -708,7 +708,7 @@ def ro_mount():
             f.write(b"From: RO <ro@mailfs.test>\r\nTo: alice@mailfs.test\r\nSubject: ro\r\n"
                     b"Date: Wed, 06 Mar 2024 12:00:00 +0000\r\n"
                     b"Message-ID: <%s-ro@%s>\r\n\r\nro\r\n" % (TAG.encode(), DOMAIN.encode()))
-        rc, err = run(["cp", src, folder + "/"])
+        rc, err = run_as_owner(["cp", src, folder + "/"])
         C.check(rc != 0 and "Read-only file system" in err,
                 "-o ro: cp msg.eml Folder/ fails with 'Read-only file system'", "status %d: %s" % (rc, err))
         with open(src, "rb") as f:
