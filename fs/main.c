@@ -156,6 +156,15 @@ static int opt_proc(void *data, const char *arg, int key,
 
 /* The one line a user sees when mailfs cannot start; what is omitted
  * when the detail already names it. */
+/* A server that is down or out of reach now may be back later; one that
+ * refuses our certificate or password will not be, and an account never
+ * mounted has nothing to show offline. */
+static bool unreachable(int rc)
+{
+	return rc == MFS_E_CONNECT || rc == MFS_E_TIMEOUT ||
+	       rc == MFS_E_CLOSED;
+}
+
 static int fail_line(const char *what, const struct mfs_error *err)
 {
 	if (what)
@@ -341,7 +350,7 @@ int main(int argc, char *argv[])
 	unsigned debug_mask = 0;
 	uint64_t cache_bytes;
 	bool mounted = false, handlers = false;
-	int ret = 1;
+	int ret = 1, rc;
 
 	/* Sixteen FUSE threads would each get a malloc arena that keeps
 	 * what a big listing once needed; two are plenty for us. */
@@ -435,10 +444,16 @@ int main(int argc, char *argv[])
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	mime_init();
-	if (imap_open(&io, &first, &err) < 0) {
+	rc = imap_open(&io, &first, &err);
+	if (rc < 0 && !(unreachable(rc) && access(index_path, F_OK) == 0)) {
 		ret = fail_line(NULL, &err);
 		goto out;
 	}
+	if (rc < 0)
+		fprintf(stderr, "mailfs: %s; serving %s offline from its index "
+				"until the server is back\n",
+			err.msg[0] ? err.msg : mfs_strerror(err.code),
+			cl.cfg.account);
 	if (config_mkdirs(cl.cfg.cache_dir, &err) < 0 ||
 	    config_mkdirs(body_dir, &err) < 0) {
 		ret = fail_line("cache directory", &err);

@@ -1196,6 +1196,87 @@ def live_mount(uids):
         finish(mnt, "live")
 
 
+def out_lines(mnt):
+    """The daemon's stdout and stderr, as lines."""
+    try:
+        with open(mnt.out, "rb") as f:
+            return f.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return []
+
+
+def offline_start():
+    """Test 6b: Dovecot down at mount time.  With the index the live mount
+    left, mailfs mounts anyway, says so in one line, lists from the index,
+    fails an uncached read with EIO, and goes online by itself once
+    Dovecot is back; with no index it exits non-zero with one line."""
+    m = imap()
+    try:
+        it.select(m, OFF)
+        offraw = {u: it.fetch_raw(m, u) for u in it.folder_meta(m, OFF)}
+    finally:
+        m.logout()
+    ok, out = harness("dovecot.sh", "stop")
+    if not C.check(ok, "offline start: tests/harness/dovecot.sh stop", out):
+        return
+    mnt = None
+    try:
+        mnt = mount_own_dirs(BIN, RUN, ACCOUNT, "live", ["-o", "debug=sync", "-o",
+                             "idle_folders=2,timeout=%d" % TIMEOUT], MOUNT_TIMEOUT)
+        if not C.check(mnt.ok, "offline start: with the index of an earlier mount, mailfs mounts "
+                       "while Dovecot is down", mnt.error):
+            return
+        said = [ln for ln in out_lines(mnt) if "offline" in ln]
+        C.check(len(said) == 1 and "serving %s offline from its index" % ACCOUNT in said[0],
+                "offline start: one line on stderr says it serves the account offline from "
+                "its index", tail(mnt.out))
+        root = mnt.mountpoint
+        names = by_uid(root, OFF)
+        C.equal(sorted(names), sorted(offraw), "offline start: %s lists its messages from the "
+                "index" % OFF)
+        uncached = [u for u in sorted(names) if u != sorted(names)[0]]
+        p1 = os.path.join(root, OFF, names[uncached[0]]) if uncached else None
+        if p1:
+            with tempfile.TemporaryDirectory(dir=RUN) as outdir:
+                done_, rows, dt = child(["read", outdir, p1], NO_HANG + 5)
+            r = rows[0] if rows else None
+            C.check(done_ and r and r[1] == "EIO",
+                    "offline start: reading a never-read message fails with EIO",
+                    "%s after %.1f s" % (r[1] if r else "no answer (hung, killed)", dt))
+        C.equal(status(root).state, "offline", "offline start: status says offline")
+    finally:
+        ok, out = harness("dovecot.sh", "start")
+        C.check(ok, "offline start: tests/harness/dovecot.sh start", out)
+        if mnt is not None and mnt.ok and ok:
+            s = wait_for(lambda: status(mnt.mountpoint).state == "online", RECOVER, 0.5)
+            C.check(s, "offline start: online within %d s of Dovecot's start, by itself" % RECOVER,
+                    "%s%s" % (status(mnt.mountpoint).short()[:300],
+                              log_lines(mnt, "connect|online|offline|retry")))
+            if p1:
+                data = read(p1)
+                C.check(data == offraw[uncached[0]], "offline start: then the never-read message "
+                        "reads byte-exact", describe(data, offraw[uncached[0]]))
+        if mnt is not None:
+            finish(mnt, "offline start")
+
+    # Never mounted before: nothing to serve, a clear error instead.
+    ok, out = harness("dovecot.sh", "stop")
+    if not C.check(ok, "offline start: dovecot.sh stop (fresh cache)", out):
+        return
+    try:
+        mnt = mount_own_dirs(BIN, RUN, ACCOUNT, "offline-fresh", [], MOUNT_TIMEOUT)
+        lines = out_lines(mnt)
+        C.check(not mnt.ok and mnt.rc not in (None, 0) and len(lines) == 1 and
+                "connect" in lines[0].lower(),
+                "offline start: with no index, mailfs exits non-zero before mounting with one "
+                "line naming the connection failure", "%s | %s" % (mnt.error, lines))
+        if mnt.ok:
+            mnt.unmount()
+    finally:
+        ok, out = harness("dovecot.sh", "start")
+        C.check(ok, "offline start: dovecot.sh start (fresh cache)", out)
+
+
 # --- polling mount -------------------------------------------------------------------
 
 def poll_mount():
@@ -1490,6 +1571,7 @@ def main():
 
     try:
         live_mount(uids)
+        offline_start()
         poll_mount()
         parallel_mount(bigs)
         fault_mounts(bigs)
