@@ -61,6 +61,9 @@ struct cache {
 	char *ra_mailbox;
 	uint32_t ra_uidvalidity;
 	bool ra_wanted, ra_stop;
+	/* Orphaned bodies to clear (see sweep); the first sweep also clears
+	 * what a crash or an earlier version left. */
+	bool sweep_wanted, swept_once;
 	pthread_t ra_thread;
 	pthread_cond_t ra_cond;
 };
@@ -88,6 +91,7 @@ int cache_open(const char *dir, struct index *ix, struct pool *pool,
 	pthread_cond_init(&c->done, NULL);
 	pthread_cond_init(&c->ra_cond, NULL);
 	index_cache_total(ix, &c->total, NULL);
+	c->sweep_wanted = true;
 	if (pthread_create(&c->ra_thread, NULL, ra_main, c) != 0) {
 		pthread_cond_destroy(&c->ra_cond);
 		pthread_cond_destroy(&c->done);
@@ -460,9 +464,11 @@ static int run_batch(struct cache *c, struct batch *b, struct mfs_error *err)
 			any |= b->got[i];
 		/* A connection that sat in the pool may have been closed by
 		 * the server meanwhile (idle timeout, BYE for a mailbox
-		 * deleted under it): again, up to twice (other pooled
-		 * connections may have kept the same stale view). */
-		if (rc != MFS_E_CLOSED || any || attempt >= 2)
+		 * deleted under it): again, until every pooled connection
+		 * has had its turn (each may have kept the same stale view;
+		 * a broken one is dropped, so the last try is a new one). */
+		if (rc != MFS_E_CLOSED || any ||
+		    attempt >= (int)pool_size(c->pool))
 			break;
 	}
 	/* Files never handed back were closed by the IMAP engine, which
@@ -520,6 +526,90 @@ static void ra_consumed(struct cache *c, const struct cache_key *k)
 	pthread_mutex_unlock(&c->lock);
 }
 
+struct sweep_ctx {
+	int64_t folder;
+	uint32_t uidvalidity;
+	bool found;
+};
+
+static int sweep_folder(void *ctx, const struct ix_folder *f)
+{
+	struct sweep_ctx *sc = ctx;
+
+	sc->found = true;
+	sc->uidvalidity = f->uidvalidity;
+	return 0;
+}
+
+/* Remove bodies whose folder has left the index or was rebuilt under a
+ * new UIDVALIDITY: the index forgets them with the folder, so neither
+ * the cap nor eviction would ever reach their files.  At start also what
+ * a crash left (temporary files) and the decoded views earlier versions
+ * kept on disk. */
+static void sweep(struct cache *c, bool startup)
+{
+	struct sweep_ctx sc = { 0 };
+	DIR *d = opendir(c->dir);
+	struct dirent *de;
+	unsigned long removed = 0;
+
+	if (!d)
+		return;
+	sc.folder = -1;
+	while ((de = readdir(d))) {
+		long long folder;
+		unsigned uidvalidity, uid;
+		char dot;
+		int n;
+
+		if (startup && !strncmp(de->d_name, "tmp.", 4)) {
+			removed += unlinkat(dirfd(d), de->d_name, 0) == 0;
+			continue;
+		}
+		n = sscanf(de->d_name, "%lld.%u.%u.%c", &folder, &uidvalidity,
+			   &uid, &dot);
+		if (n != 4)
+			continue;
+		if (dot == 'd') {
+			if (startup) {
+				char path[PATH_MAX];
+
+				snprintf(path, sizeof(path), "%s/%s", c->dir,
+					 de->d_name);
+				remove_tree(path);
+			}
+			continue;
+		}
+		if (folder != sc.folder) {
+			int rc;
+
+			sc = (struct sweep_ctx){ .folder = folder };
+			rc = index_folder_get(c->ix, folder, sweep_folder, &sc,
+					      NULL);
+			if (rc < 0 && rc != MFS_E_NOTFOUND) {
+				sc.folder = -1;	/* no answer: keep */
+				continue;
+			}
+		}
+		if (sc.found && sc.uidvalidity == uidvalidity)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			removed++;
+		index_cache_remove(c->ix, folder, uid, NULL);
+	}
+	closedir(d);
+	if (removed)
+		log_debug(LOG_CAT_CACHE, "swept %lu orphaned files", removed);
+}
+
+void cache_sweep(struct cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->sweep_wanted = true;
+	pthread_cond_signal(&c->ra_cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
 static void *ra_main(void *arg)
 {
 	struct cache *c = arg;
@@ -532,10 +622,20 @@ static void *ra_main(void *arg)
 		struct ra_ctx ra;
 		uint32_t after;
 
-		while (!c->ra_stop && !c->ra_wanted)
+		while (!c->ra_stop && !c->ra_wanted && !c->sweep_wanted)
 			pthread_cond_wait(&c->ra_cond, &c->lock);
 		if (c->ra_stop)
 			break;
+		if (c->sweep_wanted) {
+			bool first = !c->swept_once;
+
+			c->sweep_wanted = false;
+			c->swept_once = true;
+			pthread_mutex_unlock(&c->lock);
+			sweep(c, first);
+			pthread_mutex_lock(&c->lock);
+			continue;
+		}
 		k.folder = c->ra_folder;
 		k.uidvalidity = c->ra_uidvalidity;
 		k.mailbox = strdup(c->ra_mailbox);

@@ -1148,9 +1148,11 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = MFS_E_UNSUPPORTED;
 	if (rc == 0 && n.kind == K_MDIR)
 		rc = act_delete(o->act, n.folder, n.uid, &err);
-	else if (rc == 0 && n.kind == K_DIR)
+	else if (rc == 0 && n.kind == K_DIR) {
 		rc = act_rmdir(o->act, n.folder, &err);
-	else if (rc == 0)
+		if (rc == 0 && o->cache)
+			cache_sweep(o->cache);	/* bodies moved out earlier */
+	} else if (rc == 0)
 		rc = MFS_E_INVAL;
 	reply_change(req, "rmdir", name, rc, &err);
 }
@@ -1617,6 +1619,9 @@ void fsops_entry_gone(void *ctx, int64_t parent, const char *name)
 {
 	struct fsops *o = ctx;
 
+	/* The folder's bodies are no longer the index's. */
+	if (o->cache)
+		cache_sweep(o->cache);
 	if (parent > MAX_FOLDER)
 		return;
 	notify(o, parent ? make_ino(K_DIR, parent, 0, 0) : FUSE_ROOT_ID, 0,

@@ -53,6 +53,11 @@ int pool_new(const struct imap_opts *opts, unsigned n,
 	return 0;
 }
 
+unsigned pool_size(const struct pool *p)
+{
+	return p->max;
+}
+
 void pool_free(struct pool *p)
 {
 	if (!p)

@@ -58,6 +58,10 @@ int cache_prefetch(struct cache *c, const struct cache_key *k,
 		   const uint32_t *uids, size_t n, size_t *used,
 		   struct mfs_error *err);
 
+/* A folder left the index or was rebuilt: remove its bodies soon, in the
+ * background (they no longer count against the cap). */
+void cache_sweep(struct cache *c);
+
 struct cache_stats {
 	uint64_t bodies, bytes, cap;	/* on disk now, and the cap */
 	uint64_t fetched, fetched_bytes;	/* downloaded since start */

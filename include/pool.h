@@ -19,6 +19,9 @@ void pool_free(struct pool *p);
 int pool_get(struct pool *p, long timeout_s, struct imap_conn **c,
 	     struct mfs_error *err);
 
+/* How many connections it holds at most. */
+unsigned pool_size(const struct pool *p);
+
 /* Give it back; a broken connection is closed and its slot freed. */
 void pool_put(struct pool *p, struct imap_conn *c);
 

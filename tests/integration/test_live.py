@@ -805,9 +805,13 @@ def part_uidvalidity(mnt, root):
     old = by_uid(root, UV)
     if not C.equal(len(old), 3, "uidvalidity: %s lists its 3 messages" % UV):
         return
+    oldraw = set()
     for u, n in old.items():             # bodies and decoded parts in every cache
-        read(os.path.join(root, UV, n))
+        oldraw.add(read(os.path.join(root, UV, n)))
         read(os.path.join(root, UV, n[:-4], "body.txt"))
+    held = cache_files_holding(oldraw)
+    C.check(len(held) == len(old), "uidvalidity: the body cache holds a file for each of the "
+            "%d messages read" % len(old), "%d files hold their bytes" % len(held))
     m = imap()
     try:
         v1 = uidvalidity(m, UV)
@@ -883,6 +887,29 @@ def part_uidvalidity(mnt, root):
         C.check(body in (want, want.replace(b"\n", b"\r\n")),
                 "uidvalidity: the new UID 1's decoded body.txt is the new text",
                 describe(body, want))
+    # The index forgets the old folder: its bodies must not stay on disk,
+    # outside the cache's cap, for ever.
+    left = wait_for(lambda: not cache_files_holding(oldraw), 10, 0.5)
+    C.check(left, "uidvalidity: the old folder's cached bodies are removed from the cache "
+            "directory within 10 s", "still there: %s" % cache_files_holding(oldraw))
+
+
+def cache_files_holding(raws):
+    """Files in the live mount's body cache whose bytes are one of raws."""
+    top = os.path.join(RUN, "cache-live", "mailfs")
+    found = []
+    sizes = {len(r) for r in raws if isinstance(r, bytes)}
+    for dirpath, _, files in os.walk(top):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            try:
+                if os.path.getsize(p) in sizes:
+                    with open(p, "rb") as fh:
+                        if fh.read() in raws:
+                            found.append(p)
+            except OSError:
+                pass
+    return found
 
 
 def part_folders(mnt, root, uids):
