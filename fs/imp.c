@@ -34,6 +34,41 @@ struct imp {
 	void *ctx;
 };
 
+/* What an earlier mount left staged is nobody's any more: a temporary
+ * file never renamed, or a message whose append failed (its writer was
+ * told at close and still has the source).  Left, they would stay
+ * findable by name for ever. */
+static void clear_staging(const char *dir)
+{
+	DIR *top = opendir(dir);
+	struct dirent *de;
+
+	if (!top)
+		return;
+	while ((de = readdir(top))) {
+		int fd;
+		DIR *sub;
+		struct dirent *fe;
+
+		if (de->d_name[0] == '.')
+			continue;
+		fd = openat(dirfd(top), de->d_name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		sub = fd >= 0 ? fdopendir(fd) : NULL;
+		if (!sub) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		while ((fe = readdir(sub)))
+			if (strcmp(fe->d_name, ".") && strcmp(fe->d_name, ".."))
+				unlinkat(dirfd(sub), fe->d_name, 0);
+		closedir(sub);
+		unlinkat(dirfd(top), de->d_name, AT_REMOVEDIR);
+	}
+	closedir(top);
+}
+
 struct imp *imp_new(const char *dir, struct index *ix, struct pool *pool,
 		    struct sync *sync, long timeout_s, uid_t uid, gid_t gid)
 {
@@ -44,6 +79,7 @@ struct imp *imp_new(const char *dir, struct index *ix, struct pool *pool,
 		return NULL;
 	}
 	mkdir(dir, 0700);
+	clear_staging(dir);
 	im->ix = ix;
 	im->pool = pool;
 	im->sync = sync;

@@ -749,6 +749,38 @@ def default_mount(orig):
         finish(mnt, "default mount")
 
 
+def leftover_mount():
+    """A dot file written into a folder and never renamed is kept aside
+    (findable by name, not appended) until the next mount drops it."""
+    raw, _ = rsync_message()
+    name = ".%s left-over.eml" % TAG
+    before = count(MISC)
+    mnt = mount("rw", "idle_folders=1")
+    if not mnt:
+        return
+    try:
+        path = os.path.join(mnt.mountpoint, MISC, name)
+        if not C.check(wait_for(lambda: os.path.isdir(os.path.dirname(path)), SYNC_TIMEOUT),
+                       "leftover: the folder shows in the mount", listdir(mnt.mountpoint)):
+            return
+        wrote, closed = write_file(path, raw, 0o600)
+        C.check(wrote == 0 and closed == 0 and os.path.exists(path),
+                "leftover: a dot file written into a folder is there by its name",
+                "open/write: %s, close: %s" % (ename(wrote), ename(closed)))
+    finally:
+        finish(mnt, "leftover: first mount")
+    mnt = mount("rw", "idle_folders=1")
+    if not mnt:
+        return
+    try:
+        path = os.path.join(mnt.mountpoint, MISC, name)
+        wait_for(lambda: os.path.isdir(os.path.dirname(path)), SYNC_TIMEOUT)
+        C.check(not os.path.lexists(path), "leftover: the next mount has dropped it")
+        C.equal(count(MISC), before, "leftover: nothing was appended to the folder")
+    finally:
+        finish(mnt, "leftover: second mount")
+
+
 def main():
     if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
         C.fail("mailfs binary", "%s is missing or not executable" % BIN)
@@ -771,6 +803,7 @@ def main():
 
     try:
         default_mount(orig)
+        leftover_mount()
         ro_mount()
     finally:
         try:
