@@ -30,6 +30,7 @@
 # default to IMAPS_PORT minus 406, 528 and 968, so a second state dir with
 # other IMAP ports (tests/demo: 11993, bench/run: 30993) gets other SMTP
 # ports too (11587/11465/11025, 30587/30465/30025) and can run alongside.
+# PLAIN_IMAPS_PORT (IMAPS_PORT - 300: 10693) is plain.sh's second instance.
 
 HARNESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$HARNESS_DIR/../.." && pwd)
@@ -47,6 +48,7 @@ DOVECOT_NO_SUBMISSION=${DOVECOT_NO_SUBMISSION:-0}
 SUBMISSION_PORT=${SUBMISSION_PORT:-$((IMAPS_PORT - 406))}
 SUBMISSIONS_PORT=${SUBMISSIONS_PORT:-$((IMAPS_PORT - 528))}
 POSTFIX_PORT=${POSTFIX_PORT:-$((IMAPS_PORT - 968))}
+PLAIN_IMAPS_PORT=${PLAIN_IMAPS_PORT:-$((IMAPS_PORT - 300))}
 MAIL_DOMAIN=mailfs.test
 
 TLS_DIR=$MAILFS_TEST_DIR/tls
@@ -56,6 +58,12 @@ DC_BASE=$DC_DIR/run
 DC_LOG=$DC_DIR/dovecot.log
 DC_LMTP=$DC_DIR/lmtp
 HOME_ROOT=$MAILFS_TEST_DIR/home
+
+# The second, capability-poor instance (plain.sh).
+PL_DIR=$MAILFS_TEST_DIR/dovecot-plain
+PL_CONF=$PL_DIR/dovecot.conf
+PL_BASE=$PL_DIR/run
+PL_LOG=$PL_DIR/dovecot.log
 TEST_USERS="alice bob"
 
 PF_DIR=$MAILFS_TEST_DIR/postfix
@@ -64,14 +72,62 @@ PF_SPOOL=$PF_DIR/spool
 PF_DATA=$PF_DIR/data
 PF_LOG=$PF_DIR/maillog
 
+# The part of dovecot.conf that says who the users are and where their mail
+# is; start.sh and plain.sh both use it, so the two instances serve the
+# same accounts from the same Maildirs.  Needs MAIL_UID and MAIL_GID.
+dc_mail_conf() {
+	cat <<EOF
+first_valid_uid = $MAIL_UID
+last_valid_uid = $MAIL_UID
+first_valid_gid = $MAIL_GID
+last_valid_gid = $MAIL_GID
+
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%n $DC_DIR/users
+}
+userdb {
+  driver = static
+  args = uid=$MAIL_UID gid=$MAIL_GID home=$HOME_ROOT/%n
+}
+
+mail_location = maildir:~/Maildir:LAYOUT=fs
+namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Drafts {
+    special_use = \\Drafts
+    auto = subscribe
+  }
+  mailbox Sent {
+    special_use = \\Sent
+    auto = subscribe
+  }
+  mailbox Trash {
+    special_use = \\Trash
+    auto = subscribe
+  }
+  mailbox Archive {
+    special_use = \\Archive
+    auto = subscribe
+  }
+  mailbox Junk {
+    special_use = \\Junk
+    auto = subscribe
+  }
+}
+EOF
+}
+
 log() { printf '%s\n' "harness: $*" >&2; }
 die() { printf '%s\n' "harness: $*" >&2; exit 1; }
 
-# PID of the master this state dir started, or nothing.
+# dovecot_pid [BASE_DIR]: PID of the master this state dir started (the
+# main instance, or the one whose base_dir is given), or nothing.
 dovecot_pid() {
-	local pid
-	[ -r "$DC_BASE/master.pid" ] || return 0
-	pid=$(cat "$DC_BASE/master.pid" 2>/dev/null) || return 0
+	local pid base=${1:-$DC_BASE}
+	[ -r "$base/master.pid" ] || return 0
+	pid=$(cat "$base/master.pid" 2>/dev/null) || return 0
 	case $pid in ''|*[!0-9]*) return 0 ;; esac
 	# Alive, and really a dovecot master using our config?
 	if [ -r "/proc/$pid/cmdline" ] &&

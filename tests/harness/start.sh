@@ -141,45 +141,7 @@ ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
 
-first_valid_uid = $MAIL_UID
-last_valid_uid = $MAIL_UID
-first_valid_gid = $MAIL_GID
-last_valid_gid = $MAIL_GID
-
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%n $DC_DIR/users
-}
-userdb {
-  driver = static
-  args = uid=$MAIL_UID gid=$MAIL_GID home=$HOME_ROOT/%n
-}
-
-mail_location = maildir:~/Maildir:LAYOUT=fs
-namespace inbox {
-  inbox = yes
-  separator = /
-  mailbox Drafts {
-    special_use = \\Drafts
-    auto = subscribe
-  }
-  mailbox Sent {
-    special_use = \\Sent
-    auto = subscribe
-  }
-  mailbox Trash {
-    special_use = \\Trash
-    auto = subscribe
-  }
-  mailbox Archive {
-    special_use = \\Archive
-    auto = subscribe
-  }
-  mailbox Junk {
-    special_use = \\Junk
-    auto = subscribe
-  }
-}
+$(dc_mail_conf)
 
 service imap-login {
   inet_listener imap {
@@ -296,6 +258,7 @@ DOVECOT_NO_SUBMISSION=$DOVECOT_NO_SUBMISSION
 SUBMISSION_PORT=$SUBMISSION_PORT
 SUBMISSIONS_PORT=$SUBMISSIONS_PORT
 POSTFIX_PORT=$POSTFIX_PORT
+PLAIN_IMAPS_PORT=$PLAIN_IMAPS_PORT
 POSTFIX_CONF='$PF_CONF'
 POSTFIX_LOG='$PF_LOG'
 MAIL_DOMAIN=$MAIL_DOMAIN
@@ -320,6 +283,8 @@ json.dump({
     "submission_port": $SUBMISSION_PORT,
     "submissions_port": $SUBMISSIONS_PORT,
     "postfix_port": $POSTFIX_PORT,
+    "plain_imaps_port": $PLAIN_IMAPS_PORT,
+    "plain_log": "$PL_LOG",
     "postfix_conf": "$PF_CONF",
     "postfix_log": "$PF_LOG",
     "mail_domain": "$MAIL_DOMAIN",

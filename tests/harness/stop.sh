@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # stop.sh [--dovecot-only] - stop the private test servers of
-# $MAILFS_TEST_DIR (idempotent): the Postfix relay (postfix.sh stop), then
-# Dovecot.  --dovecot-only leaves Postfix running (start.sh uses it to
-# restart Dovecot with another config; Postfix keeps its queue and retries
-# LMTP until Dovecot is back).
+# $MAILFS_TEST_DIR (idempotent): the Postfix relay (postfix.sh stop), the
+# second Dovecot of plain.sh if one runs, then the main Dovecot.
+# --dovecot-only leaves Postfix running (start.sh uses it to restart
+# Dovecot with another config; Postfix keeps its queue and retries LMTP
+# until Dovecot is back) and plain.sh's instance serving.
 #
 # Signals only the master whose PID is in our base_dir's master.pid (its
 # children exit with it), and Postfix's master by the PID in our own
@@ -14,7 +15,10 @@ set -eu
 pf_rc=0
 case ${1:-} in
 --dovecot-only) ;;
-'') "$HARNESS_DIR/postfix.sh" stop || pf_rc=$? ;;
+'')
+	"$HARNESS_DIR/postfix.sh" stop || pf_rc=$?
+	"$HARNESS_DIR/plain.sh" stop || pf_rc=$?
+	;;
 *) die "usage: stop.sh [--dovecot-only]" ;;
 esac
 
