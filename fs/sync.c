@@ -393,6 +393,7 @@ static bool in_ranges(const struct vanished_ctx *vc, uint32_t uid)
 struct gone_ctx {
 	const struct uidset *present;		/* or: */
 	const struct vanished_ctx *vanished;
+	uint32_t upto;		/* present covers UIDs 1:upto only */
 	struct uidset gone;
 	struct sync *s;
 };
@@ -404,6 +405,11 @@ static int find_gone_msg(void *ctx, const struct ix_msg *m)
 	if (gc->vanished) {
 		if (!in_ranges(gc->vanished, m->uid))
 			return 0;
+	} else if (m->uid > gc->upto) {
+		/* Fetched as new in this very pass, after the range was
+		 * asked for (with CONDSTORE, expunges are looked for last):
+		 * its absence from present means nothing. */
+		return 0;
 	} else if (gc->present->n > 0 &&
 		   bsearch(&m->uid, gc->present->uids, gc->present->n,
 			   sizeof(uint32_t), cmp_uid)) {
@@ -441,6 +447,7 @@ static int full_flags_pass(struct sync *s, struct fold_ctx *fc, uint32_t max,
 		qsort(fc->present.uids, fc->present.n, sizeof(uint32_t),
 		      cmp_uid);
 	gc->vanished = NULL;
+	gc->upto = max;
 	return drop_gone(s, gc, fc->folder, err);
 }
 
