@@ -134,6 +134,21 @@ static void remember_move(struct act *a, int64_t src, int64_t dest,
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* The move of src/uid failed: its name in dest must not resolve to it. */
+static void forget_move(struct act *a, int64_t src, uint32_t uid)
+{
+	pthread_mutex_lock(&a->lock);
+	for (unsigned i = 0; i < ALIASES; i++) {
+		struct alias *al = &a->aliases[i];
+
+		if (al->name && al->src == src && al->uid == uid) {
+			free(al->name);
+			al->name = NULL;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
 bool act_moved(struct act *a, int64_t src, uint32_t uid, const char *name,
 	       int64_t dest, struct act_moved *out)
 {
@@ -339,6 +354,8 @@ static int move_now(struct act *a, int64_t id, uint32_t uid, int64_t dest,
 			sync_request(a->o.sync, dest);
 	}
 out:
+	if (rc < 0 && dest)
+		forget_move(a, id, uid);
 	free(f.wire);
 	free(d.wire);
 	return rc;
@@ -417,6 +434,8 @@ static void send_batch(struct act *a, int64_t src, int64_t dest,
 					    .name = b[i].name };
 
 			index_msg_put(a->o.ix, &m, NULL);
+			if (dest)
+				forget_move(a, src, b[i].uid);
 		}
 		changed(a, src);
 	}
