@@ -17,6 +17,8 @@ same mail):
     and another message that already carries \\Deleted in the same folder
     is NOT expunged; mv to another folder the same way;
   - cp of a .eml into a folder APPENDs it with a synchronising literal;
+  - with IMAP4rev1 alone (no UIDPLUS either) rm and mv fail with
+    EOPNOTSUPP and change nothing on the server;
   - the protocol trace (-o debug=imap) shows the fallbacks were used:
     Dovecot obeys UID MOVE or {n+} it did not announce, so only what
     mailfs sent tells.
@@ -68,7 +70,7 @@ OURS_RE = re.compile(r"(^|/)pl-[0-9a-f]{8}\b")   # any run's folders
 
 BARE_CAPS = ["IMAP4rev1", "UIDPLUS"]
 MISSING = ["CONDSTORE", "QRESYNC", "MOVE", "LITERAL+", "IDLE", "ENABLE", "BINARY",
-           "LIST-STATUS", "ESEARCH", "SPECIAL-USE"]
+           "LIST-STATUS", "ESEARCH", "SPECIAL-USE", "UIDPLUS"]
 
 
 # --- the independent view (imaplib on the main instance) ----------------------
@@ -598,6 +600,63 @@ def run_variant(what, caps, trash, n0):
         section(what + ": remount", check_remount, what, folder, uids, n0 + 20)
 
 
+def run_no_uidplus(trash, n0):
+    """IMAP4rev1 alone: without MOVE or UIDPLUS, nothing can expunge just
+    one message, so rm and mv must be refused and change nothing."""
+    what = "nouidplus"
+    folder = "%s-%s" % (TAG, what)
+    dest = folder + "-dest"
+    if not start_plain(what, ["IMAP4rev1"]):
+        return
+    m = imap()
+    try:
+        for f in (folder, dest):
+            it.check(*m.create(it.wire_name(f)), "CREATE " + f)
+    finally:
+        m.logout()
+    uids = {k: append(folder, "%s-%s" % (what, k), n0 + i,
+                      "(\\Deleted)" if k == "keep" else None)
+            for i, k in enumerate(("keep", "rm", "mv"))}
+    mnt = mount(what)
+    if not mnt:
+        return
+    try:
+        root = mnt.mountpoint
+        names = wait_visible(root, {k: (folder, u) for k, u in uids.items()}, what)
+        mark = len(sent(mnt.log))
+        rc, err = run(["rm", os.path.join(root, folder, names.get("rm", "?"))])
+        C.check(rc != 0 and "Operation not supported" in err,
+                "%s: rm X.eml fails with EOPNOTSUPP" % what, "status %d: %s" % (rc, err))
+        rc, err = run(["mv", os.path.join(root, folder, names.get("mv", "?")),
+                       os.path.join(root, dest) + "/"])
+        C.check(rc != 0 and "Operation not supported" in err,
+                "%s: mv X.eml OtherFolder/ fails with EOPNOTSUPP" % what, "status %d: %s" % (rc, err))
+        phantom = os.path.join(root, dest, names.get("mv", "?"))
+        C.check(not os.path.lexists(phantom),
+                "%s: after the failed mv, OtherFolder/X.eml does not exist" % what,
+                "lstat finds %s" % phantom)
+        run(["sync", os.path.join(root, folder)])
+        time.sleep(1)
+        locs = {k: where("%s-%s" % (what, k)) for k in uids}
+        bad = ["%s at %s" % (k, l) for k, l in locs.items() if l != [(folder, uids[k])]]
+        flags = (meta(folder) or {}).get(uids["keep"]) or set()
+        if "\\Deleted" not in flags:
+            bad.append("keep lost \\Deleted: %s" % flags)
+        C.problems(bad, "%s: all three messages are still in the folder, and only there, on the "
+                   "server (\\Deleted one included)" % what)
+        cmds = [c for c in sent(mnt.log)[mark:]
+                if c.startswith(("UID COPY", "UID MOVE", "UID STORE", "EXPUNGE", "UID EXPUNGE",
+                                 "CLOSE"))]
+        C.check(not cmds, "%s: mailfs sent no COPY, MOVE, STORE, EXPUNGE or CLOSE" % what,
+                "sent: %s" % cmds)
+        C.check(eml_name(root, folder, uids["rm"]) and eml_name(root, folder, uids["mv"]),
+                "%s: the mount still lists both messages" % what,
+                "%s has %s" % (folder, listdir(os.path.join(root, folder))))
+        section(what + ": cp", check_cp, what, mnt, folder)
+    finally:
+        unmount_and_check(C, mnt, what, [mnt.log])
+
+
 def main():
     global H
     if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
@@ -625,6 +684,7 @@ def main():
     try:
         section("bare", run_variant, "bare", BARE_CAPS, trash, 0)
         section("condstore", run_variant, "condstore", BARE_CAPS + ["CONDSTORE"], trash, 30)
+        section("nouidplus", run_no_uidplus, trash, 50)
     finally:
         try:
             cleanup_server()
