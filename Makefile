@@ -8,8 +8,10 @@
 #   make demo       throwaway server with sample mail, mounted at ./mail
 #   make bench      benchmarks (see README)
 #   make lint       clang-format check and banned-call check
+#   make install    mailfs and mailfs.1 under $(DESTDIR)$(PREFIX) (/usr/local)
 
 VERSION = 0.1.0
+PREFIX ?= /usr/local
 CC ?= cc
 BUILD ?= build
 PKGS = fuse3 libcurl gmime-3.0 sqlite3 openssl
@@ -84,7 +86,13 @@ bench: mailfs
 lint:
 	tests/lint
 
+# mount(8) runs mount.fuse3 with a PATH of its own: for /etc/fstab the
+# binary must be in a system directory such as $(PREFIX)/bin.
+install: mailfs
+	install -D -m 0755 mailfs $(DESTDIR)$(PREFIX)/bin/mailfs
+	install -D -m 0644 man/mailfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/mailfs.1
+
 clean:
 	rm -rf build build-asan build-fuzz mailfs
 
-.PHONY: all mailfs unit unit-build asan fuzz check demo bench lint clean
+.PHONY: all mailfs unit unit-build asan fuzz check demo bench lint install clean
