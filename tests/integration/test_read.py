@@ -715,6 +715,11 @@ def write_config(run, closed_port, log_file):
             text += "debug = imap:fs:sync\nlog_file = %s\n" % log_file
         if name == "badca@test":
             text += "log_file = %s\n" % os.path.join(run, "badca.log")
+        if name == "closed@test":
+            # Never mounted: with the index of an earlier mount (the good
+            # account's, same user and host) mailfs would mount offline
+            # instead, which test_live checks.
+            text += "cache_dir = %s\n" % os.path.join(run, "cache-closed")
         text += "\n"
     d = os.path.join(run, "config", "mailfs")
     os.makedirs(d, exist_ok=True)
