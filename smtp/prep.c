@@ -254,23 +254,30 @@ static bool has_8bit(GMimeObject *part)
 }
 
 /* 8-bit text without a declared charset: say UTF-8, the only charset a
- * user's editor today is likely to have written. */
-static void declare_charset(GMimeMessage *msg)
+ * user's editor today is likely to have written.  Every text part, not
+ * only a single-part body: an attachment-bearing message is multipart. */
+static void declare_part(GMimeObject *parent, GMimeObject *part, gpointer data)
 {
-	GMimeObject *body = g_mime_message_get_mime_part(msg);
 	GMimeContentType *ct;
 
-	if (!body || !GMIME_IS_PART(body))
+	(void)parent;
+	(void)data;
+	if (!GMIME_IS_PART(part))
 		return;
-	ct = g_mime_object_get_content_type(body);
+	ct = g_mime_object_get_content_type(part);
 	if (!g_mime_content_type_is_type(ct, "text", "*") ||
 	    g_mime_content_type_get_parameter(ct, "charset") ||
-	    !has_8bit(body))
+	    !has_8bit(part))
 		return;
 	g_mime_content_type_set_parameter(ct, "charset", "UTF-8");
-	if (!g_mime_object_get_header(body, "Content-Transfer-Encoding"))
-		g_mime_part_set_content_encoding(GMIME_PART(body),
+	if (!g_mime_object_get_header(part, "Content-Transfer-Encoding"))
+		g_mime_part_set_content_encoding(GMIME_PART(part),
 						 GMIME_CONTENT_ENCODING_8BIT);
+}
+
+static void declare_charset(GMimeMessage *msg)
+{
+	g_mime_message_foreach(msg, declare_part, NULL);
 }
 
 static bool header_empty(GMimeMessage *msg)

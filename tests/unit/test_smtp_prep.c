@@ -434,6 +434,38 @@ static void test_ok(void)
 	}
 }
 
+/* Each text part of a multipart message is looked at on its own. */
+static void test_multipart_charset(void)
+{
+	static const char raw[] =
+		"To: bob@example.org\n"
+		"Content-Type: multipart/mixed; boundary=\"b\"\n\n"
+		"--b\nContent-Type: text/plain\n\ncaf\xc3\xa9\n"
+		"--b\nContent-Type: text/plain; charset=ISO-8859-1\n\ncaf\xe9\n"
+		"--b\nContent-Type: text/html\n\n<p>plain ascii</p>\n"
+		"--b--\n";
+	struct mfs_error err = {0};
+	struct smtp_msg *m = NULL;
+	int rc = smtp_prepare(raw, sizeof(raw) - 1, DEF_FROM, &m, &err);
+	const char *utf8 = "Content-Type: text/plain; charset=UTF-8\r\n";
+	const char *latin = "Content-Type: text/plain; charset=ISO-8859-1\r\n";
+	const char *html = "Content-Type: text/html\r\n";
+
+	CHECK(rc == 0 && m, "multipart: prepared (%s)", err.msg);
+	if (!m)
+		return;
+	CHECK(memmem(m->data, m->len, utf8, strlen(utf8)) != NULL,
+	      "multipart: the 8-bit text part without charset gets UTF-8");
+	CHECK(memmem(m->data, m->len, latin, strlen(latin)) != NULL,
+	      "multipart: a declared charset is left alone");
+	CHECK(memmem(m->data, m->len, html, strlen(html)) != NULL,
+	      "multipart: a 7-bit text part gets no charset");
+	CHECK(memmem(m->data, m->len, "caf\xc3\xa9\r\n", 7) != NULL &&
+		  memmem(m->data, m->len, "caf\xe9\r\n", 6) != NULL,
+	      "multipart: both texts kept as they were");
+	smtp_msg_free(m);
+}
+
 /* ---- messages that are refused ------------------------------------------- */
 
 static const struct bad_case {
@@ -680,6 +712,7 @@ int main(int argc, char **argv)
 	test_bad();
 	test_lf_is_crlf();
 	test_misc();
+	test_multipart_charset();
 	mime_shutdown();
 	return check_done();
 }
