@@ -966,6 +966,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	free(wire);
 	fi->fh = (uint64_t)fd;
 	fi->keep_cache = !fi->direct_io;
+	/* Nothing to write back: spare the kernel a FLUSH round trip on
+	 * every close (cp -r closes tens of thousands). */
+	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) != 0)
 		close(fd);
 }
