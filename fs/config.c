@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "config.h"
 
@@ -383,45 +382,6 @@ int config_cache_bytes(const struct config *cfg, uint64_t *bytes,
 	return 0;
 bad:
 	return mfs_fail(err, MFS_E_CONFIG, "bad cache_size '%s'", s);
-}
-
-int config_secret(const struct config *cfg, bool oauth2, char **secret,
-		  struct mfs_error *err)
-{
-	const char *cmd = oauth2 ? cfg->oauth2_token_command :
-				   cfg->password_command;
-	const char *what = oauth2 ? "oauth2_token_command" : "password_command";
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	FILE *p;
-	int status;
-
-	*secret = NULL;
-	if (!cmd)
-		return 0;
-	p = popen(cmd, "re");
-	if (!p)
-		return mfs_fail(err, MFS_E_CONFIG, "%s: %s", what,
-				strerror(errno));
-	n = getline(&line, &cap, p);
-	/* Drain so the command is not killed by SIGPIPE mid-write. */
-	while (fgetc(p) != EOF)
-		;
-	status = pclose(p);
-	if (n <= 0 || status != 0) {
-		if (line)
-			explicit_bzero(line, cap);
-		free(line);
-		if (status != 0)
-			return mfs_fail(err, MFS_E_CONFIG,
-					"%s failed (exit status %d)", what,
-					WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-		return mfs_fail(err, MFS_E_CONFIG, "%s printed nothing", what);
-	}
-	line[strcspn(line, "\r\n")] = '\0';
-	*secret = line;
-	return 0;
 }
 
 int config_mkdirs(const char *dir, struct mfs_error *err)

@@ -20,6 +20,7 @@
 #include "act.h"
 #include "cache.h"
 #include "config.h"
+#include "cred.h"
 #include "ctl.h"
 #include "fsops.h"
 #include "imp.h"
@@ -345,7 +346,8 @@ int main(int argc, char *argv[])
 	char *import_dir = NULL;
 	int smtp_implicit = 0;
 	struct stat st;
-	char *secret = NULL, *fsname = NULL, *index_path = NULL,
+	struct cred *cred = NULL;
+	char *fsname = NULL, *index_path = NULL,
 	     *body_dir = NULL;
 	unsigned debug_mask = 0;
 	uint64_t cache_bytes;
@@ -401,18 +403,15 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	log_setup(debug_mask, false, cl.cfg.log_file);
-	if (config_secret(&cl.cfg, cl.cfg.oauth2_token_command != NULL,
-			  &secret, &err) < 0) {
-		ret = fail_line("credentials", &err);
+	/* The password or token command runs for every login, not once:
+	 * OAuth2 tokens expire long before a mount ends. */
+	cred = cred_new(&cl.cfg);
+	if (!cred)
 		goto out;
-	}
 	io.host = cl.cfg.host;
 	io.port = cl.cfg.port;
 	io.user = cl.cfg.user;
-	if (cl.cfg.oauth2_token_command)
-		io.oauth2_token = secret;
-	else
-		io.password = secret;
+	io.secret = cred_source(cred);
 	io.netrc_file = cl.cfg.netrc_file;
 	io.allow_plaintext = cl.cfg.allow_plaintext;
 	io.ca_file = cl.cfg.ca_file;
@@ -446,7 +445,8 @@ int main(int argc, char *argv[])
 	mime_init();
 	rc = imap_open(&io, &first, &err);
 	if (rc < 0 && !(unreachable(rc) && access(index_path, F_OK) == 0)) {
-		ret = fail_line(NULL, &err);
+		ret = fail_line(err.code == MFS_E_SECRET ? "credentials" : NULL,
+				&err);
 		goto out;
 	}
 	if (rc < 0)
@@ -454,6 +454,9 @@ int main(int argc, char *argv[])
 				"until the server is back\n",
 			err.msg[0] ? err.msg : mfs_strerror(err.code),
 			cl.cfg.account);
+	/* The user may have typed a passphrase for that one; from now on a
+	 * stuck command must fail a login (retried later), not hang it. */
+	cred_limit(cred, cl.cfg.timeout);
 	if (config_mkdirs(cl.cfg.cache_dir, &err) < 0 ||
 	    config_mkdirs(body_dir, &err) < 0) {
 		ret = fail_line("cache directory", &err);
@@ -540,8 +543,8 @@ int main(int argc, char *argv[])
 	oo.smtp = (struct smtp_opts){
 		.host = cl.cfg.smtp_host, .port = cl.cfg.smtp_port,
 		.tls = smtp_implicit ? SMTP_TLS_IMPLICIT : SMTP_TLS_STARTTLS,
-		.user = cl.cfg.user, .password = io.password,
-		.oauth2_token = io.oauth2_token, .ca_file = cl.cfg.ca_file,
+		.user = cl.cfg.user, .secret = io.secret,
+		.ca_file = cl.cfg.ca_file,
 		.timeout_s = cl.cfg.timeout,
 	};
 	oo.settle_s = cl.cfg.settle_time;
@@ -625,10 +628,7 @@ out:
 	imap_close(first);
 	index_close(ix);
 	fsops_free(fsops);
-	if (secret) {
-		explicit_bzero(secret, strlen(secret));
-		free(secret);
-	}
+	cred_free(cred);
 	free(fsname);
 	free(index_path);
 	free(body_dir);

@@ -465,7 +465,7 @@ int imap_open(const struct imap_opts *o, struct imap_conn **out,
 {
 	struct imap_conn *c = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
-	char *url = NULL;
+	char *url = NULL, *secret = NULL;
 	CURLcode cr;
 	int rc;
 
@@ -505,13 +505,15 @@ int imap_open(const struct imap_opts *o, struct imap_conn **out,
 		curl_easy_setopt(c->curl, CURLOPT_CAINFO, o->ca_file);
 	if (o->user)
 		curl_easy_setopt(c->curl, CURLOPT_USERNAME, o->user);
-	if (o->oauth2_token) {
-		curl_easy_setopt(c->curl, CURLOPT_XOAUTH2_BEARER,
-				 o->oauth2_token);
+	rc = secret_get(&o->secret, &secret, err);
+	if (rc < 0)
+		goto fail;
+	if (o->secret.kind == SECRET_OAUTH2) {
+		curl_easy_setopt(c->curl, CURLOPT_XOAUTH2_BEARER, secret);
 		curl_easy_setopt(c->curl, CURLOPT_LOGIN_OPTIONS,
 				 "AUTH=XOAUTH2");
-	} else if (o->password) {
-		curl_easy_setopt(c->curl, CURLOPT_PASSWORD, o->password);
+	} else if (o->secret.kind == SECRET_PASSWORD) {
+		curl_easy_setopt(c->curl, CURLOPT_PASSWORD, secret);
 	} else {
 		curl_easy_setopt(c->curl, CURLOPT_NETRC,
 				 (long)CURL_NETRC_REQUIRED);
@@ -519,6 +521,9 @@ int imap_open(const struct imap_opts *o, struct imap_conn **out,
 			curl_easy_setopt(c->curl, CURLOPT_NETRC_FILE,
 					 o->netrc_file);
 	}
+	/* libcurl keeps its own copy: ours need not live any longer. */
+	secret_free(secret);
+	secret = NULL;
 	cr = curl_easy_perform(c->curl);
 	/* The error buffer must not outlive this frame. */
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
@@ -545,6 +550,7 @@ int imap_open(const struct imap_opts *o, struct imap_conn **out,
 	*out = c;
 	return 0;
 fail:
+	secret_free(secret);
 	free(url);
 	imap_close(c);
 	return rc;

@@ -59,12 +59,6 @@ int config_tls(const struct config *cfg, enum imap_tls *tls,
 int config_cache_bytes(const struct config *cfg, uint64_t *bytes,
 		       struct mfs_error *err);
 
-/* Run the password or token command (sh -c) and return the first line of
- * its output in *secret (caller frees, after wiping).  Neither command:
- * *secret = NULL (netrc).  MFS_E_CONFIG if the command fails. */
-int config_secret(const struct config *cfg, bool oauth2, char **secret,
-		  struct mfs_error *err);
-
 /* Create dir and its parents with mode 0700. */
 int config_mkdirs(const char *dir, struct mfs_error *err);
 

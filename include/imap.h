@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "mfs_err.h"
+#include "secret.h"
 
 enum imap_tls {
 	IMAP_TLS_IMPLICIT,	/* imaps, port 993 */
@@ -30,9 +31,8 @@ struct imap_opts {
 	const char *host;
 	unsigned port;			/* 0: 993 or 143 by tls */
 	const char *user;
-	const char *password;		/* borrowed; NULL: netrc */
-	const char *oauth2_token;	/* borrowed; XOAUTH2 instead of PLAIN */
-	const char *netrc_file;		/* NULL: ~/.netrc */
+	struct secret_src secret;	/* asked at every login */
+	const char *netrc_file;		/* SECRET_NETRC; NULL: ~/.netrc */
 	enum imap_tls tls;
 	bool allow_plaintext;
 	const char *ca_file;		/* NULL: system store */
@@ -57,9 +57,11 @@ enum {
 
 struct imap_conn;
 
-/* Connect, secure and log in.  On success *out owns the connection.
+/* Connect, secure and log in, with a secret asked of o->secret just
+ * before (and wiped right after).  On success *out owns the connection.
  * Errors: MFS_E_CONNECT, MFS_E_TLS, MFS_E_AUTH, MFS_E_CONFIG (plaintext
- * not allowed), MFS_E_TIMEOUT, MFS_E_PROTO, MFS_E_NOMEM; detail in err. */
+ * not allowed), MFS_E_TIMEOUT, MFS_E_PROTO, MFS_E_NOMEM, or the secret
+ * source's (MFS_E_SECRET) before anything is sent; detail in err. */
 int imap_open(const struct imap_opts *o, struct imap_conn **out,
 	      struct mfs_error *err);
 

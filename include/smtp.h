@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "mfs_err.h"
+#include "secret.h"
 
 /* ---- preparation ---- */
 
@@ -39,8 +40,8 @@ struct smtp_opts {
 	unsigned port;		/* 0: 587 or 465 by tls */
 	enum smtp_tls tls;
 	const char *user;
-	const char *password;	/* borrowed; or */
-	const char *oauth2_token;
+	struct secret_src secret; /* asked afresh for every submission;
+				   * SECRET_NETRC: no AUTH */
 	const char *ca_file;
 	long timeout_s;
 };
@@ -53,11 +54,12 @@ struct smtp_result {
 	size_t nrejected;
 };
 
-/* Submit m.  0: the server accepted it for at least one recipient (see
+/* Submit m, with a secret asked of o->secret just before connecting.
+ * 0: the server accepted it for at least one recipient (see
  * res->rejected for the others).  Otherwise a negative mfs_err whose
  * mfs_is_transient() tells whether to retry: network, TLS handshake,
- * timeouts and 4xx replies are transient; 5xx and authentication are
- * not. */
+ * timeouts, 4xx replies and a secret source that failed (MFS_E_SECRET)
+ * are transient; 5xx and authentication are not. */
 int smtp_send(const struct smtp_opts *o, const struct smtp_msg *m,
 	      struct smtp_result *res, struct mfs_error *err);
 

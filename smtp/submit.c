@@ -99,7 +99,7 @@ int smtp_send(const struct smtp_opts *o, const struct smtp_msg *m,
 	struct dialogue d = { .res = res };
 	struct curl_slist *rcpts = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
-	char *url = NULL, *from = NULL;
+	char *url = NULL, *from = NULL, *secret = NULL;
 	unsigned port = o->port;
 	CURL *h = NULL;
 	CURLcode cr;
@@ -139,12 +139,21 @@ int smtp_send(const struct smtp_opts *o, const struct smtp_msg *m,
 		curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
 	if (o->user)
 		curl_easy_setopt(h, CURLOPT_USERNAME, o->user);
-	if (o->oauth2_token) {
-		curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, o->oauth2_token);
-		curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, "AUTH=XOAUTH2");
-	} else if (o->password) {
-		curl_easy_setopt(h, CURLOPT_PASSWORD, o->password);
+	rc = secret_get(&o->secret, &secret, err);
+	if (rc < 0) {
+		snprintf(res->reply, sizeof(res->reply), "%s", err ?
+			 err->msg : mfs_strerror(rc));
+		goto out;
 	}
+	if (o->secret.kind == SECRET_OAUTH2) {
+		curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, secret);
+		curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, "AUTH=XOAUTH2");
+	} else if (o->secret.kind == SECRET_PASSWORD) {
+		curl_easy_setopt(h, CURLOPT_PASSWORD, secret);
+	}
+	/* libcurl keeps its own copy: ours need not live any longer. */
+	secret_free(secret);
+	secret = NULL;
 	curl_easy_setopt(h, CURLOPT_MAIL_FROM, from);
 	curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpts);
 	/* One refused recipient must not stop delivery to the others. */
@@ -174,6 +183,7 @@ out:
 		curl_easy_cleanup(h);
 	}
 	curl_slist_free_all(rcpts);
+	secret_free(secret);
 	free(url);
 	free(from);
 	return rc;

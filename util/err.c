@@ -43,6 +43,9 @@ static const struct {
 	{ MFS_E_REJECTED, "refused", EIO, false },
 	{ MFS_E_EXISTS, "already exists", EEXIST, false },
 	{ MFS_E_NOTEMPTY, "not empty", ENOTEMPTY, false },
+	/* A locked password manager or a token service down for a moment:
+	 * the next login may well get one. */
+	{ MFS_E_SECRET, "no password or token", EIO, true },
 };
 
 static int lookup(int code)
