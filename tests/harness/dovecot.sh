@@ -65,7 +65,8 @@ stop)
 	inst=$(sed -n 's/^instance_name = //p' "$DC_CONF" 2>/dev/null | head -n 1)
 	env MAILFS_TEST_DIR="$MAILFS_TEST_DIR" IMAPS_PORT="$IMAPS_PORT" IMAP_PORT="$IMAP_PORT" \
 		SUBMISSION_PORT="$SUBMISSION_PORT" SUBMISSIONS_PORT="$SUBMISSIONS_PORT" \
-		POSTFIX_PORT="$POSTFIX_PORT" "$HARNESS_DIR/stop.sh" --dovecot-only
+		POSTFIX_PORT="$POSTFIX_PORT" OAUTH2_PORT="$OAUTH2_PORT" \
+		"$HARNESS_DIR/stop.sh" --dovecot-only
 	# The master is gone, but imap-login (TLS proxy) and imap processes of
 	# connections opened before go on serving them: a client would still
 	# read mail from a "stopped" server.  End them too - only processes
@@ -86,7 +87,8 @@ stop)
 start)
 	env MAILFS_TEST_DIR="$MAILFS_TEST_DIR" IMAPS_PORT="$IMAPS_PORT" IMAP_PORT="$IMAP_PORT" \
 		SUBMISSION_PORT="$SUBMISSION_PORT" SUBMISSIONS_PORT="$SUBMISSIONS_PORT" \
-		POSTFIX_PORT="$POSTFIX_PORT" DOVECOT_PLAIN_CAPS="$DOVECOT_PLAIN_CAPS" \
+		POSTFIX_PORT="$POSTFIX_PORT" OAUTH2_PORT="$OAUTH2_PORT" \
+		DOVECOT_PLAIN_CAPS="$DOVECOT_PLAIN_CAPS" \
 		DOVECOT_NO_SUBMISSION="${DOVECOT_NO_SUBMISSION:-0}" "$HARNESS_DIR/start.sh"
 	up || die "dovecot is not accepting IMAP connections after dovecot.sh start"
 	log "dovecot up (pid $(dovecot_pid))"

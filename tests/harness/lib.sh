@@ -9,6 +9,7 @@
 #   alice.pw, bob.pw           the users' passwords (random, one line, 0600)
 #   dovecot/dovecot.conf       generated config (see start.sh)
 #   dovecot/users              passwd-file passdb
+#   dovecot/oauth2.conf.ext    oauth2 passdb (token introspection URL)
 #   dovecot/run/               base_dir (master.pid, sockets)
 #   dovecot/state/             state_dir
 #   dovecot/lmtp               LMTP socket (mode 0666)
@@ -31,6 +32,9 @@
 # other IMAP ports (tests/demo: 11993, bench/run: 30993) gets other SMTP
 # ports too (11587/11465/11025, 30587/30465/30025) and can run alongside.
 # PLAIN_IMAPS_PORT (IMAPS_PORT - 300: 10693) is plain.sh's second instance.
+# OAUTH2_PORT (IMAPS_PORT - 1): where Dovecot's oauth2 passdb asks whether
+# a token is good; nothing listens there unless a test runs
+# tests/harness/oauth2.py.
 
 HARNESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$HARNESS_DIR/../.." && pwd)
@@ -49,6 +53,7 @@ SUBMISSION_PORT=${SUBMISSION_PORT:-$((IMAPS_PORT - 406))}
 SUBMISSIONS_PORT=${SUBMISSIONS_PORT:-$((IMAPS_PORT - 528))}
 POSTFIX_PORT=${POSTFIX_PORT:-$((IMAPS_PORT - 968))}
 PLAIN_IMAPS_PORT=${PLAIN_IMAPS_PORT:-$((IMAPS_PORT - 300))}
+OAUTH2_PORT=${OAUTH2_PORT:-$((IMAPS_PORT - 1))}
 MAIL_DOMAIN=mailfs.test
 
 TLS_DIR=$MAILFS_TEST_DIR/tls
@@ -57,6 +62,7 @@ DC_CONF=$DC_DIR/dovecot.conf
 DC_BASE=$DC_DIR/run
 DC_LOG=$DC_DIR/dovecot.log
 DC_LMTP=$DC_DIR/lmtp
+DC_OAUTH2=$DC_DIR/oauth2.conf.ext
 HOME_ROOT=$MAILFS_TEST_DIR/home
 
 # The second, capability-poor instance (plain.sh).
