@@ -104,6 +104,7 @@ static void usage(const char *prog)
 	       "    -o tls=implicit|starttls|none   (none needs -o allow_plaintext)\n"
 	       "    -o ca_file=FILE        trust these CA certificates\n"
 	       "    -o password_command=CMD  first line of its output is the password\n"
+	       "                           (run for every login)\n"
 	       "    -o oauth2_token_command=CMD  log in with XOAUTH2 using its output\n"
 	       "    -o netrc_file=FILE     password from this netrc (default ~/.netrc)\n"
 	       "    -o connections=N       IMAP connections for reading (4)\n"
