@@ -135,6 +135,10 @@ int cred_run(const char *what, const char *cmd, long limit_s, char **secret,
 	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+	/* Not every descriptor of ours is close-on-exec (curl's sockets):
+	 * a helper that leaves a daemon behind must not keep our IMAP
+	 * connections open. */
+	posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
 	/* Our threads block SIGUSR1 and libfuse ignores SIGPIPE; both
 	 * would outlive exec and confuse the command. */
 	posix_spawnattr_init(&attr);

@@ -2,6 +2,7 @@
  * every way the command can fail, each a one-line MFS_E_SECRET that never
  * holds what the command printed. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,25 @@ int main(void)
 		CHECK_STR(err.msg, "oauth2_token_command did not finish within 1 s",
 			  "cred_run(%s): message", hangs[i]);
 		secret_free(secret);
+	}
+
+	/* Descriptors the daemon did not mark close-on-exec (curl's
+	 * sockets) are not the command's. */
+	{
+		int fd = open("/dev/null", O_RDONLY);
+		char cmd[96];
+		struct mfs_error err = { 0 };
+		char *secret = NULL;
+
+		snprintf(cmd, sizeof(cmd),
+			 "if [ -e /proc/self/fd/%d ]; then echo open; "
+			 "else echo closed; fi", fd);
+		cred_run("password_command", cmd, 0, &secret, &err);
+		CHECK_STR(secret, "closed",
+			  "the command does not inherit our descriptor %d", fd);
+		secret_free(secret);
+		if (fd >= 0)
+			close(fd);
 	}
 
 	/* What the command started dies with it: nothing is left behind in
