@@ -401,15 +401,22 @@ static void store(struct cache *c, const struct cache_key *k, uint64_t len)
 static int batch_tmp(void *ctx)
 {
 	struct batch *b = ctx;
+	size_t i;
 	int fd;
 
-	if (b->ntmp >= RA_MAX + 1)
+	/* A slot whose file was handed back (renamed or removed) is free
+	 * again: a batch fetched in several tries needs no more slots. */
+	for (i = 0; i < b->ntmp && b->tmp[i].fd != -1; i++)
+		;
+	if (i >= RA_MAX + 1)
 		return MFS_E_PROTO;	/* more bodies than we asked for */
-	snprintf(b->tmp[b->ntmp].name, PATH_MAX, "%s/tmp.XXXXXX", b->c->dir);
-	fd = mkostemp(b->tmp[b->ntmp].name, O_CLOEXEC);
+	snprintf(b->tmp[i].name, PATH_MAX, "%s/tmp.XXXXXX", b->c->dir);
+	fd = mkostemp(b->tmp[i].name, O_CLOEXEC);
 	if (fd < 0)
 		return MFS_E_IO;
-	b->tmp[b->ntmp++].fd = fd;
+	b->tmp[i].fd = fd;
+	if (i == b->ntmp)
+		b->ntmp++;
 	return fd;
 }
 
@@ -448,34 +455,43 @@ static int batch_body(void *ctx, uint32_t uid, int fd, uint64_t len)
 static int run_batch(struct cache *c, struct batch *b, struct mfs_error *err)
 {
 	struct imap_conn *conn = NULL;
-	int rc;
+	int rc = 0;
 
 	for (int attempt = 0;; attempt++) {
-		bool any = false;
+		uint32_t want[RA_MAX];
+		size_t nwant = 0;
 
+		for (size_t i = 0; i < b->n; i++)
+			if (!b->got[i])
+				want[nwant++] = b->uid[i];
+		if (nwant == 0) {
+			rc = 0;	/* all came, whatever closed after */
+			break;
+		}
 		rc = pool_get(c->pool, c->timeout_s, &conn, err);
 		if (rc < 0)
 			break;
 		rc = imap_fetch_bodies(conn, b->k->mailbox, b->k->uidvalidity,
-				       b->uid, b->n, batch_tmp, batch_body, b,
+				       want, nwant, batch_tmp, batch_body, b,
 				       err);
 		pool_put(c->pool, conn);
-		for (size_t i = 0; i < b->n; i++)
-			any |= b->got[i];
+		/* Files never handed back were closed by the IMAP engine,
+		 * which owns them until then; only their names are left to
+		 * remove, and their slots are free for the next try. */
+		for (size_t i = 0; i < b->ntmp; i++)
+			if (b->tmp[i].fd >= 0) {
+				unlink(b->tmp[i].name);
+				b->tmp[i].fd = -1;
+			}
 		/* A connection that sat in the pool may have been closed by
 		 * the server meanwhile (idle timeout, BYE for a mailbox
-		 * deleted under it): again, until every pooled connection
-		 * has had its turn (each may have kept the same stale view;
-		 * a broken one is dropped, so the last try is a new one). */
-		if (rc != MFS_E_CLOSED || any ||
-		    attempt >= (int)pool_size(c->pool))
+		 * deleted under it), also after some bodies came: the rest
+		 * again, until every pooled connection has had its turn
+		 * (each may have kept the same stale view; a broken one is
+		 * dropped, so the last try is a new one). */
+		if (rc != MFS_E_CLOSED || attempt >= (int)pool_size(c->pool))
 			break;
 	}
-	/* Files never handed back were closed by the IMAP engine, which
-	 * owns them until then; only their names are left to remove. */
-	for (size_t i = 0; i < b->ntmp; i++)
-		if (b->tmp[i].fd >= 0)
-			unlink(b->tmp[i].name);
 	return rc;
 }
 
