@@ -263,12 +263,19 @@ static int open_file(struct obfs *ob, const char *name, int flags,
 		     struct fuse_file_info *fi)
 {
 	struct stage_file *f = NULL;
-	int rc = stage_open(ob->dir, name, flags, &f);
+	bool writing = (flags & O_ACCMODE) != O_RDONLY && ob->q;
+	int rc;
 
-	if (rc < 0)
-		return rc;
-	if (f->writing && ob->q)
+	/* Before the open, which may truncate: the queue reads a file only
+	 * when no writer is registered, so it never sends half of one. */
+	if (writing)
 		outbox_writing(ob->q, name, true);
+	rc = stage_open(ob->dir, name, flags, &f);
+	if (rc < 0) {
+		if (writing)
+			outbox_writing(ob->q, name, false);
+		return rc;
+	}
 	fi->fh = (uintptr_t)f;
 	fi->direct_io = 1;	/* the spool file is the truth, not the page cache */
 	return 0;

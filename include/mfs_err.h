@@ -31,6 +31,7 @@ enum mfs_err {
 	MFS_E_EXISTS = -18,	/* already exists (IMAP [ALREADYEXISTS]) */
 	MFS_E_NOTEMPTY = -19,	/* folder still holds mail or folders */
 	MFS_E_SECRET = -20,	/* password or token command failed */
+	MFS_E_CANCELLED = -21,	/* abandoned at the caller's request */
 };
 
 /* Detail for the last failure: a one-line human message, never containing

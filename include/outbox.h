@@ -4,14 +4,24 @@
  * changing for settle_s seconds and nobody has it open for writing:
  *
  *   queued -> sending -> saving -> (file removed)
+ *                     |          -> saving again at a time ...
+ *                     |          -> unsaved (sent, no Sent copy; stays)
  *                     -> retrying (next attempt at a time) -> sending ...
  *                     -> failed   (stays, with "<name>.error" beside it)
  *
  * State lives in "<dir>/.state/<name>", written with fsync and rename, so
  * a crash or SIGKILL loses nothing: a message caught in "sending" is sent
  * again after restart (at least once, never zero times).  Temporary
- * failures (network, TLS handshake, 4xx) are retried with doubling delays;
- * permanent ones (5xx, bad input) are not.
+ * failures (network, TLS handshake, 4xx) are retried with doubling delays
+ * until give_up_s after the first attempt; permanent ones (5xx, bad input)
+ * are not.  The Sent copy is retried the same way, counted from when the
+ * server accepted the message, and never by sending again.
+ *
+ * The queue never holds its lock across network I/O: the calls below
+ * answer at once while a message is being submitted.  A message deleted
+ * meanwhile is cancelled if the server has not accepted it yet (else it
+ * still gets its Sent copy); one rewritten meanwhile is kept and sent
+ * again afterwards, as a new message.
  */
 #ifndef OUTBOX_H
 #define OUTBOX_H
@@ -63,8 +73,9 @@ void outbox_kick(struct outbox *q);
  * .error companion.  Deleting a message cancels it. */
 void outbox_forget(struct outbox *q, const char *name);
 
-/* The status line for user.mail.status: "queued", "sending",
- * "retrying: <reply>; next <time>", "failed: <reason>". */
+/* The status line for user.mail.status: "queued", "sending", "saving"
+ * (to Sent), "retrying: <reply>; next <time>", "failed: <reason>" (also
+ * "failed: sent, but not saved to Sent: <reason>"). */
 void outbox_status(struct outbox *q, const char *name, char *buf,
 		   size_t len);
 

@@ -44,6 +44,12 @@ struct smtp_opts {
 				   * SECRET_NETRC: no AUTH */
 	const char *ca_file;
 	long timeout_s;
+	/* Asked about once a second during smtp_send; true abandons the
+	 * attempt with MFS_E_CANCELLED.  Whether the server had taken the
+	 * message is then unknown only if it came after the final dot.
+	 * NULL: never cancelled. */
+	bool (*cancelled)(void *ctx);
+	void *cancel_ctx;
 };
 
 /* Outcome of one submission attempt. */
@@ -59,7 +65,8 @@ struct smtp_result {
  * res->rejected for the others).  Otherwise a negative mfs_err whose
  * mfs_is_transient() tells whether to retry: network, TLS handshake,
  * timeouts, 4xx replies and a secret source that failed (MFS_E_SECRET)
- * are transient; 5xx and authentication are not. */
+ * are transient; 5xx and authentication are not; MFS_E_CANCELLED when
+ * o->cancelled said so. */
 int smtp_send(const struct smtp_opts *o, const struct smtp_msg *m,
 	      struct smtp_result *res, struct mfs_error *err);
 

@@ -20,17 +20,31 @@
 #define MAX_MESSAGE (64u * 1024 * 1024)
 #define MAX_WRITERS 64
 
-enum state { ST_QUEUED, ST_SENDING, ST_SAVING, ST_RETRYING, ST_FAILED };
+/* ST_UNSAVED: accepted by the server, but the Sent copy was given up on;
+ * terminal like ST_FAILED, and never sent again by itself. */
+enum state {
+	ST_QUEUED,
+	ST_SENDING,
+	ST_SAVING,
+	ST_RETRYING,
+	ST_FAILED,
+	ST_UNSAVED,
+	ST_COUNT
+};
 
-static const char *const state_names[] = { "queued", "sending", "saving",
-					   "retrying", "failed" };
+static const char *const state_names[ST_COUNT] = {
+	"queued", "sending", "saving", "retrying", "failed", "unsaved"
+};
 
 struct record {
 	enum state state;
 	unsigned attempts;
+	unsigned saves;		/* attempts at the Sent copy */
 	long long first;	/* first attempt, epoch seconds */
-	long long next;		/* next attempt (retrying) */
+	long long sent;		/* accepted by the server (saving) */
+	long long next;		/* next attempt (retrying, saving) */
 	long long mtime;	/* the file as it was when last looked at */
+	long long mtime_ns;	/* -1: not recorded (older state files) */
 	long long size;
 	char reply[300];
 };
@@ -40,9 +54,20 @@ struct outbox {
 	char *dir;
 	char *state_dir;
 	pthread_t thread;
-	pthread_mutex_t lock;	/* guards everything below and state files */
+	/* Guards everything below and the state files.  The FUSE side takes
+	 * it for every open, release, unlink and getxattr in outbox/, so it
+	 * is never held across network I/O. */
+	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool stop, kicked;
+	/* The message the thread is submitting or saving with the lock
+	 * dropped ("" when none), and what happened to its file meanwhile.
+	 * Its state files stay until the outcome is recorded: a deleted
+	 * message that the server had already accepted still gets its
+	 * Sent copy. */
+	char busy[NAME_MAX + 1];
+	bool busy_gone;		/* deleted, renamed away or over */
+	bool busy_touched;	/* opened for writing */
 	struct {
 		char *name;
 		unsigned n;
@@ -135,6 +160,7 @@ static bool load(struct outbox *q, const char *name, struct record *r)
 	FILE *f;
 
 	memset(r, 0, sizeof(*r));
+	r->mtime_ns = -1;
 	state_path(q, name, "", path, sizeof(path));
 	f = fopen(path, "re");
 	if (!f)
@@ -147,13 +173,19 @@ static bool load(struct outbox *q, const char *name, struct record *r)
 		*v++ = '\0';
 		v[strcspn(v, "\n")] = '\0';
 		if (strcmp(line, "state") == 0) {
-			for (size_t i = 0; i < 5; i++)
+			for (size_t i = 0; i < ST_COUNT; i++)
 				if (strcmp(v, state_names[i]) == 0)
 					r->state = (enum state)i;
 		} else if (strcmp(line, "attempts") == 0) {
 			r->attempts = (unsigned)strtoul(v, NULL, 10);
+		} else if (strcmp(line, "saves") == 0) {
+			r->saves = (unsigned)strtoul(v, NULL, 10);
 		} else if (strcmp(line, "first") == 0) {
 			r->first = strtoll(v, NULL, 10);
+		} else if (strcmp(line, "sent") == 0) {
+			r->sent = strtoll(v, NULL, 10);
+		} else if (strcmp(line, "mtime_ns") == 0) {
+			r->mtime_ns = strtoll(v, NULL, 10);
 		} else if (strcmp(line, "next") == 0) {
 			r->next = strtoll(v, NULL, 10);
 		} else if (strcmp(line, "mtime") == 0) {
@@ -170,19 +202,22 @@ static bool load(struct outbox *q, const char *name, struct record *r)
 
 static int save(struct outbox *q, const char *name, const struct record *r)
 {
-	char path[PATH_MAX], buf[700];
+	char path[PATH_MAX], buf[1024];
 	int n;
 
 	state_path(q, name, "", path, sizeof(path));
 	n = snprintf(buf, sizeof(buf),
-		     "state %s\nattempts %u\nfirst %lld\nnext %lld\n"
-		     "mtime %lld\nsize %lld\nreply %s\n",
-		     state_names[r->state], r->attempts, r->first, r->next,
-		     r->mtime, r->size, r->reply);
+		     "state %s\nattempts %u\nsaves %u\nfirst %lld\nsent %lld\n"
+		     "next %lld\nmtime %lld\nmtime_ns %lld\nsize %lld\n"
+		     "reply %s\n",
+		     state_names[r->state], r->attempts, r->saves, r->first,
+		     r->sent, r->next, r->mtime, r->mtime_ns, r->size,
+		     r->reply);
 	return write_file(q->state_dir, path, buf, (size_t)n);
 }
 
-static void forget_locked(struct outbox *q, const char *name)
+/* Drop the record and the prepared copy; the .error companion stays. */
+static void drop_state(struct outbox *q, const char *name)
 {
 	char path[PATH_MAX];
 
@@ -190,6 +225,13 @@ static void forget_locked(struct outbox *q, const char *name)
 	unlink(path);
 	state_path(q, name, ".msg", path, sizeof(path));
 	unlink(path);
+}
+
+static void forget_locked(struct outbox *q, const char *name)
+{
+	char path[PATH_MAX];
+
+	drop_state(q, name);
 	snprintf(path, sizeof(path), "%s/%s.error", q->dir, name);
 	unlink(path);
 }
@@ -199,7 +241,13 @@ void outbox_forget(struct outbox *q, const char *name)
 	if (outbox_ignored(name))
 		return;
 	pthread_mutex_lock(&q->lock);
-	forget_locked(q, name);
+	/* Mid-submission the thread still needs the record and, if the
+	 * server has accepted the message, the prepared copy for Sent: it
+	 * forgets the name itself once the outcome is known. */
+	if (strcmp(q->busy, name) == 0)
+		q->busy_gone = true;
+	else
+		forget_locked(q, name);
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -292,75 +340,174 @@ static int prepared(struct outbox *q, const char *name, bool fresh,
 	return 0;
 }
 
-static void finish_sent(struct outbox *q, const char *name)
+static bool is_writing(struct outbox *q, const char *name)
+{
+	for (size_t i = 0; i < MAX_WRITERS; i++)
+		if (q->writers[i].name && strcmp(q->writers[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Is st the file the record was made from?  Nanoseconds too, so that a
+ * rewrite to the same size within a second is still a new version. */
+static bool same_file(const struct record *r, const struct stat *st)
+{
+	return r->mtime == (long long)st->st_mtim.tv_sec &&
+	       r->size == (long long)st->st_size &&
+	       (r->mtime_ns < 0 ||
+		r->mtime_ns == (long long)st->st_mtim.tv_nsec);
+}
+
+/* Is the file in the spool still the version the record describes, and
+ * left alone?  Only then may the queue delete it. */
+static bool untouched(struct outbox *q, const char *name,
+		      const struct record *r)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", q->dir, name);
+	if (stat(path, &st) < 0)
+		return false;
+	return !q->busy_touched && !is_writing(q, name) && same_file(r, &st);
+}
+
+static long long backoff(const struct outbox *q, unsigned attempts)
+{
+	unsigned shift = attempts > 20 ? 20 : attempts ? attempts - 1 : 0;
+	long long delay = (long long)q->o.retry_initial_s << shift;
+
+	return delay > q->o.retry_max_s ? (long long)q->o.retry_max_s : delay;
+}
+
+/* Accepted by the server (and saved, if wanted).  The file goes, unless
+ * it is no longer the version that was sent. */
+static void finish_sent(struct outbox *q, const char *name,
+			const struct record *r)
 {
 	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/%s", q->dir, name);
-	unlink(path);
-	state_path(q, name, "", path, sizeof(path));
-	unlink(path);
-	state_path(q, name, ".msg", path, sizeof(path));
-	unlink(path);
+	if (q->busy_gone) {
+		/* Deleting it cannot call it back any more. */
+		forget_locked(q, name);
+		say(q, false, "outbox: %s was deleted while being sent, "
+			      "after the server had accepted it", name);
+	} else if (!untouched(q, name, r)) {
+		/* A new message under the old name: its own turn, afresh. */
+		drop_state(q, name);
+		say(q, false, "outbox: %s changed while being sent; the "
+			      "earlier version went out, this one will be "
+			      "sent as a new message", name);
+	} else {
+		snprintf(path, sizeof(path), "%s/%s", q->dir, name);
+		unlink(path);
+		drop_state(q, name);
+	}
 	sync_dir(q->dir);
 	sync_dir(q->state_dir);
 	if (q->o.changed)
 		q->o.changed(q->o.ctx, name);
 }
 
+/* Called and returns with the lock held; drops it for the APPEND. */
 static void save_sent(struct outbox *q, const char *name, struct record *r)
 {
 	struct mfs_error err = { 0 };
-	char path[PATH_MAX];
+	char path[PATH_MAX], text[400];
 	size_t len = 0;
 	char *data;
+	int rc;
 
 	if (!q->o.save_sent) {
-		finish_sent(q, name);
+		finish_sent(q, name, r);
 		return;
 	}
 	state_path(q, name, ".msg", path, sizeof(path));
 	data = read_all(path, &len, &err);
-	if (data && q->o.save_sent(q->o.ctx, data, len, &err) == 0) {
+	rc = data ? 0 : err.code;
+	r->saves++;
+	if (data) {
+		pthread_mutex_unlock(&q->lock);
+		rc = q->o.save_sent(q->o.ctx, data, len, &err);
+		pthread_mutex_lock(&q->lock);
 		free(data);
-		finish_sent(q, name);
+	}
+	if (rc == 0) {
 		say(q, false, "outbox: %s sent and saved", name);
+		finish_sent(q, name, r);
 		return;
 	}
-	free(data);
-	/* Sent already: only the copy is retried, never the sending. */
-	r->state = ST_SAVING;
-	r->next = now_s() + q->o.retry_initial_s;
-	snprintf(r->reply, sizeof(r->reply), "saving to Sent: %s", err.msg);
+	if (q->busy_gone) {
+		forget_locked(q, name);
+		say(q, true, "outbox: %s sent, and deleted before it was "
+			     "saved to Sent", name);
+		return;
+	}
+	/* Sent already: only the copy is retried, never the sending.  Like
+	 * sending, with doubling delays and a give-up, counted from when the
+	 * server accepted it; what is given up on stays, with its reason. */
+	if (!r->sent)
+		r->sent = now_s();	/* a record from an older version */
+	if (mfs_is_transient(rc) &&
+	    now_s() - r->sent < (long long)q->o.give_up_s) {
+		long long delay = backoff(q, r->saves);
+
+		r->state = ST_SAVING;
+		r->next = now_s() + delay;
+		snprintf(r->reply, sizeof(r->reply), "saving to Sent: %s",
+			 err.msg);
+		save(q, name, r);
+		say(q, true, "outbox: %s sent, but not saved to Sent yet: %s; "
+			     "retrying in %lld s", name, err.msg, delay);
+		return;
+	}
+	r->state = ST_UNSAVED;
+	snprintf(r->reply, sizeof(r->reply), "sent, but not saved to Sent: %s",
+		 err.msg);
 	save(q, name, r);
-	say(q, true, "outbox: %s sent, but not saved to Sent yet: %s", name,
-	    err.msg);
+	snprintf(text, sizeof(text), "failed: %s", r->reply);
+	write_error(q, name, text);
+	say(q, true, "outbox: %s %s", name, r->reply);
 }
 
+/* One step for name: send it, or retry its Sent copy.  Called and
+ * returns with the lock held, which is dropped around the network I/O;
+ * meanwhile q->busy names the message so that deleting or rewriting it
+ * is noticed instead of waiting, and a submission under way is
+ * abandoned (see send_cancelled). */
 static void attempt(struct outbox *q, const char *name, struct record *r,
 		    const struct stat *st)
 {
 	struct mfs_error err = { 0 };
 	struct smtp_result res;
 	struct smtp_msg *m = NULL;
-	bool fresh = r->state == ST_QUEUED || r->mtime != st->st_mtime ||
-		     r->size != st->st_size;
+	bool fresh = r->state == ST_QUEUED || !same_file(r, st);
 	int rc;
 
+	snprintf(q->busy, sizeof(q->busy), "%s", name);
+	q->busy_gone = q->busy_touched = false;
 	if (r->state == ST_SAVING) {
 		save_sent(q, name, r);
-		return;
+		goto out;
 	}
 	if (!r->first)
 		r->first = now_s();
 	r->attempts++;
 	r->state = ST_SENDING;
-	r->mtime = st->st_mtime;
+	r->mtime = (long long)st->st_mtim.tv_sec;
+	r->mtime_ns = (long long)st->st_mtim.tv_nsec;
 	r->size = st->st_size;
+	/* On disk before anything goes out: a crash from here on means
+	 * "send again" (at least once). */
 	save(q, name, r);
+	/* Read with the lock held: writers register before they open (and
+	 * maybe truncate) the file, so these are the bytes stat saw. */
 	rc = prepared(q, name, fresh, &m, &err);
-	if (rc == 0)
+	if (rc == 0) {
+		pthread_mutex_unlock(&q->lock);
 		rc = smtp_send(&q->o.smtp, m, &res, &err);
+		pthread_mutex_lock(&q->lock);
+	}
 	if (rc == 0) {
 		if (res.nrejected) {
 			char text[700];
@@ -372,6 +519,9 @@ static void attempt(struct outbox *q, const char *name, struct record *r,
 			say(q, true, "outbox: %s: %s", name, text);
 		}
 		r->state = ST_SAVING;
+		r->sent = now_s();
+		r->saves = 0;
+		r->next = 0;
 		r->reply[0] = '\0';
 		save(q, name, r);
 		save_sent(q, name, r);
@@ -379,15 +529,21 @@ static void attempt(struct outbox *q, const char *name, struct record *r,
 	}
 	snprintf(r->reply, sizeof(r->reply), "%s",
 		 err.msg[0] ? err.msg : mfs_strerror(rc));
-	if (rc == MFS_E_NOTFOUND) {
+	if (q->busy_gone) {
+		forget_locked(q, name);
+		say(q, false, "outbox: %s deleted while being sent: "
+			      "cancelled (%s)", name, r->reply);
+	} else if (rc == MFS_E_CANCELLED) {
+		/* Rewritten: what the file says now is the message. */
+		drop_state(q, name);
+		say(q, false, "outbox: %s changed while being sent: sending "
+			      "the new version instead", name);
+	} else if (rc == MFS_E_NOTFOUND) {
 		forget_locked(q, name);	/* deleted while we looked */
 	} else if (mfs_is_transient(rc) &&
 		   now_s() - r->first < (long long)q->o.give_up_s) {
-		unsigned shift = r->attempts > 20 ? 20 : r->attempts - 1;
-		long long delay = (long long)q->o.retry_initial_s << shift;
+		long long delay = backoff(q, r->attempts);
 
-		if (delay > q->o.retry_max_s)
-			delay = q->o.retry_max_s;
 		r->state = ST_RETRYING;
 		r->next = now_s() + delay;
 		save(q, name, r);
@@ -396,24 +552,18 @@ static void attempt(struct outbox *q, const char *name, struct record *r,
 		if (q->o.changed)
 			q->o.changed(q->o.ctx, name);
 	} else {
-		r->state = ST_FAILED;
-		save(q, name, r);
 		char text[400];
 
+		r->state = ST_FAILED;
+		save(q, name, r);
 		snprintf(text, sizeof(text), "failed: %s", r->reply);
 		write_error(q, name, text);
 		say(q, true, "outbox: %s not sent: %s", name, r->reply);
 	}
 out:
+	q->busy[0] = '\0';
+	q->busy_gone = q->busy_touched = false;
 	smtp_msg_free(m);
-}
-
-static bool is_writing(struct outbox *q, const char *name)
-{
-	for (size_t i = 0; i < MAX_WRITERS; i++)
-		if (q->writers[i].name && strcmp(q->writers[i].name, name) == 0)
-			return true;
-	return false;
 }
 
 /* One look at the spool; returns seconds until something is due. */
@@ -436,13 +586,15 @@ static long long scan(struct outbox *q)
 			continue;
 		if (!load(q, de->d_name, &r))
 			r.state = ST_QUEUED;
-		/* Edited after failing: the user wants another try. */
-		if (r.state == ST_FAILED && (r.mtime != st.st_mtime ||
-					     r.size != st.st_size)) {
+		/* Edited after failing: the user wants another try (as a
+		 * new message, also when only the Sent copy failed). */
+		if ((r.state == ST_FAILED || r.state == ST_UNSAVED) &&
+		    !same_file(&r, &st)) {
 			forget_locked(q, de->d_name);
 			memset(&r, 0, sizeof(r));
+			r.mtime_ns = -1;
 		}
-		if (r.state == ST_FAILED)
+		if (r.state == ST_FAILED || r.state == ST_UNSAVED)
 			continue;
 		due = (long long)st.st_mtime + q->o.settle_s;
 		if (r.state == ST_RETRYING || r.state == ST_SAVING)
@@ -461,11 +613,59 @@ static long long scan(struct outbox *q)
 	return wait;
 }
 
+/* State left by a message deleted while it was being sent, when mailfs
+ * died before recording the outcome, and half-written state files. */
+static void sweep_state(struct outbox *q)
+{
+	DIR *d = opendir(q->state_dir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char path[PATH_MAX], base[NAME_MAX + 1];
+		size_t n = strlen(de->d_name);
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		/* Kept: the record (NAME) and prepared copy (NAME.msg) of a
+		 * message still in the spool; the rest, "*.new" temps
+		 * included, is left over. */
+		snprintf(path, sizeof(path), "%s/%s", q->dir, de->d_name);
+		if (lstat(path, &st) == 0)
+			continue;
+		if (n > 4 && strcmp(de->d_name + n - 4, ".msg") == 0) {
+			snprintf(base, sizeof(base), "%.*s", (int)(n - 4),
+				 de->d_name);
+			snprintf(path, sizeof(path), "%s/%s", q->dir, base);
+			if (lstat(path, &st) == 0)
+				continue;
+		}
+		state_path(q, de->d_name, "", path, sizeof(path));
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* smtp_send's cancel question: has the file been deleted or opened for
+ * writing since the attempt began? */
+static bool send_cancelled(void *ctx)
+{
+	struct outbox *q = ctx;
+	bool stop;
+
+	pthread_mutex_lock(&q->lock);
+	stop = q->busy_gone || q->busy_touched;
+	pthread_mutex_unlock(&q->lock);
+	return stop;
+}
+
 static void *queue_main(void *arg)
 {
 	struct outbox *q = arg;
 
 	pthread_mutex_lock(&q->lock);
+	sweep_state(q);
 	while (!q->stop) {
 		long long wait;
 		struct timespec until;
@@ -493,6 +693,8 @@ int outbox_start(const struct outbox_opts *o, struct outbox **out,
 	if (!q)
 		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
 	q->o = *o;
+	q->o.smtp.cancelled = send_cancelled;
+	q->o.smtp.cancel_ctx = q;
 	q->dir = strdup(o->dir);
 	if (!q->dir || asprintf(&q->state_dir, "%s/.state", o->dir) < 0) {
 		free(q->dir);
@@ -555,6 +757,9 @@ void outbox_writing(struct outbox *q, const char *name, bool open)
 		if (!q->writers[i].name && free_slot == MAX_WRITERS)
 			free_slot = i;
 	}
+	/* Whatever it writes is not what is being sent. */
+	if (open && strcmp(q->busy, name) == 0)
+		q->busy_touched = true;
 	if (open) {
 		if (i < MAX_WRITERS)
 			q->writers[i].n++;
@@ -582,14 +787,20 @@ void outbox_status(struct outbox *q, const char *name, char *buf, size_t len)
 		r.state = ST_QUEUED;
 	pthread_mutex_unlock(&q->lock);
 	switch (r.state) {
-	case ST_RETRYING:
 	case ST_SAVING:
+		if (!r.reply[0]) {	/* the first try at the copy */
+			snprintf(buf, len, "saving");
+			break;
+		}
+		/* fall through */
+	case ST_RETRYING:
 		t = (time_t)r.next;
 		localtime_r(&t, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 		snprintf(buf, len, "retrying: %s; next %s", r.reply, when);
 		break;
 	case ST_FAILED:
+	case ST_UNSAVED:
 		snprintf(buf, len, "failed: %s", r.reply);
 		break;
 	default:

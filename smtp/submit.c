@@ -92,6 +92,20 @@ static int classify(CURLcode cr, long code)
 	}
 }
 
+/* Also called while waiting for a silent server, so a cancel does not
+ * wait for the timeout. */
+static int progress_cb(void *p, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	const struct smtp_opts *o = p;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return o->cancelled(o->cancel_ctx) ? 1 : 0;
+}
+
 int smtp_send(const struct smtp_opts *o, const struct smtp_msg *m,
 	      struct smtp_result *res, struct mfs_error *err)
 {
@@ -165,11 +179,21 @@ int smtp_send(const struct smtp_opts *o, const struct smtp_msg *m,
 	curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, debug_cb);
 	curl_easy_setopt(h, CURLOPT_DEBUGDATA, &d);
 	curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+	if (o->cancelled) {
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress_cb);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)o);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	}
 	cr = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	res->code = (int)code;
 	if (cr == CURLE_OK) {
 		rc = 0;
+		goto out;
+	}
+	if (cr == CURLE_ABORTED_BY_CALLBACK) {
+		snprintf(res->reply, sizeof(res->reply), "cancelled");
+		rc = mfs_fail(err, MFS_E_CANCELLED, "cancelled");
 		goto out;
 	}
 	rc = classify(cr, code);

@@ -46,6 +46,7 @@ static const struct {
 	/* A locked password manager or a token service down for a moment:
 	 * the next login may well get one. */
 	{ MFS_E_SECRET, "no password or token", EIO, true },
+	{ MFS_E_CANCELLED, "cancelled", ECANCELED, false },
 };
 
 static int lookup(int code)
