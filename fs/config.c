@@ -384,6 +384,140 @@ bad:
 	return mfs_fail(err, MFS_E_CONFIG, "bad cache_size '%s'", s);
 }
 
+/* One netrc token: a word, or a "quoted string" with backslash escapes.
+ * Returns the position after it, or NULL at the end of the text. */
+static const char *netrc_token(const char *p, char *tok, size_t len)
+{
+	size_t n = 0;
+
+	while (*p && isspace((unsigned char)*p))
+		p++;
+	if (!*p)
+		return NULL;
+	if (*p == '"') {
+		for (p++; *p && *p != '"'; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			if (n + 1 < len)
+				tok[n++] = *p;
+		}
+		if (*p == '"')
+			p++;
+	} else {
+		for (; *p && !isspace((unsigned char)*p); p++)
+			if (n + 1 < len)
+				tok[n++] = *p;
+	}
+	tok[n] = '\0';
+	return p;
+}
+
+int config_netrc_lookup(const char *text, const char *host,
+			const char *user, char **password)
+{
+	char tok[1024], login[1024] = "", pass[1024] = "";
+	const char *p = text;
+	bool in = false, have_pass = false, done = false;
+	int rc = 0;
+
+	*password = NULL;
+	while (!done) {
+		const char *next = netrc_token(p, tok, sizeof(tok));
+		bool entry = !next || strcmp(tok, "machine") == 0 ||
+			     strcmp(tok, "default") == 0 ||
+			     strcmp(tok, "macdef") == 0;
+
+		/* An entry ends where the next one (or a macro) starts. */
+		if (entry && in && have_pass &&
+		    (!login[0] || !user || strcmp(login, user) == 0))
+			break;
+		if (!next) {
+			have_pass = false;
+			break;
+		}
+		p = next;
+		if (strcmp(tok, "machine") == 0) {
+			p = netrc_token(p, tok, sizeof(tok));
+			in = p && strcasecmp(tok, host) == 0;
+			login[0] = '\0';
+			have_pass = false;
+			done = !p;
+		} else if (strcmp(tok, "default") == 0) {
+			in = true;
+			login[0] = '\0';
+			have_pass = false;
+		} else if (strcmp(tok, "macdef") == 0) {
+			/* A macro body runs to the next empty line. */
+			const char *end = strstr(p, "\n\n");
+
+			in = false;
+			p = end ? end + 2 : p + strlen(p);
+		} else if (strcmp(tok, "login") == 0 ||
+			   strcmp(tok, "password") == 0 ||
+			   strcmp(tok, "account") == 0) {
+			bool is_login = tok[0] == 'l', is_pass = tok[0] == 'p';
+
+			p = netrc_token(p, tok, sizeof(tok));
+			if (!p) {
+				have_pass = false;	/* cut short */
+				break;
+			}
+			if (in && is_login)
+				snprintf(login, sizeof(login), "%s", tok);
+			if (in && is_pass) {
+				snprintf(pass, sizeof(pass), "%s", tok);
+				have_pass = true;
+			}
+		}
+	}
+	if (have_pass && !(*password = strdup(pass)))
+		rc = MFS_E_NOMEM;
+	explicit_bzero(tok, sizeof(tok));
+	explicit_bzero(pass, sizeof(pass));
+	return rc;
+}
+
+int config_netrc_password(const struct config *cfg, char **secret,
+			  struct mfs_error *err)
+{
+	const char *home = getenv("HOME");
+	char path[PATH_MAX], *text = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *f;
+	int rc;
+
+	if (cfg->netrc_file)
+		snprintf(path, sizeof(path), "%s", cfg->netrc_file);
+	else if (home && *home)
+		snprintf(path, sizeof(path), "%s/.netrc", home);
+	else
+		return mfs_fail(err, MFS_E_SECRET, "no password: no "
+				"password_command, and no $HOME for ~/.netrc");
+	f = fopen(path, "re");
+	if (!f)
+		return mfs_fail(err, MFS_E_SECRET, "no password: no "
+				"password_command, and %s: %s", path,
+				strerror(errno));
+	n = getdelim(&text, &cap, '\0', f);
+	fclose(f);
+	if (n < 0) {
+		free(text);
+		return mfs_fail(err, MFS_E_SECRET, "%s: empty or unreadable",
+				path);
+	}
+	rc = config_netrc_lookup(text, cfg->host, cfg->user, secret);
+	explicit_bzero(text, cap);
+	free(text);
+	if (rc < 0)
+		return mfs_fail(err, rc, "out of memory");
+	if (!*secret)
+		return mfs_fail(err, MFS_E_SECRET, "%s: no password for %s "
+				"at %s", path, cfg->user ? cfg->user : "(any)",
+				cfg->host);
+	return 0;
+}
+
 int config_mkdirs(const char *dir, struct mfs_error *err)
 {
 	char path[PATH_MAX];

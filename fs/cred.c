@@ -248,9 +248,11 @@ static int cred_get(void *ctx, char **out, struct mfs_error *err)
 	if (cfg->oauth2_token_command)
 		rc = cred_run("oauth2_token_command",
 			      cfg->oauth2_token_command, cr->limit_s, out, err);
-	else
+	else if (cfg->password_command)
 		rc = cred_run("password_command", cfg->password_command,
 			      cr->limit_s, out, err);
+	else
+		rc = config_netrc_password(cfg, out, err);
 	pthread_mutex_unlock(&cr->lock);
 	return rc;
 }
@@ -258,15 +260,12 @@ static int cred_get(void *ctx, char **out, struct mfs_error *err)
 struct secret_src cred_source(struct cred *cr)
 {
 	const struct config *cfg = cr->cfg;
-	struct secret_src src = { .kind = SECRET_NETRC };
+	/* Without a command the password comes from netrc, read here too:
+	 * SMTP needs it as much as IMAP does. */
+	struct secret_src src = { .kind = SECRET_PASSWORD, .get = cred_get,
+				  .ctx = cr };
 
 	if (cfg->oauth2_token_command)
 		src.kind = SECRET_OAUTH2;
-	else if (cfg->password_command)
-		src.kind = SECRET_PASSWORD;
-	if (src.kind != SECRET_NETRC) {
-		src.get = cred_get;
-		src.ctx = cr;
-	}
 	return src;
 }

@@ -59,6 +59,22 @@ int config_tls(const struct config *cfg, enum imap_tls *tls,
 int config_cache_bytes(const struct config *cfg, uint64_t *bytes,
 		       struct mfs_error *err);
 
+/* The password for cfg's user at cfg's host in netrc_file (default
+ * ~/.netrc), read here rather than by libcurl so that IMAP and SMTP get the
+ * same one (libcurl's SMTP lookup would match the SMTP host).  *secret is
+ * the caller's (release with secret_free); MFS_E_SECRET when the file or
+ * the entry is missing. */
+int config_netrc_password(const struct config *cfg, char **secret,
+			  struct mfs_error *err);
+
+/* The password in netrc text for the first entry for host (compared
+ * without case) whose login is user or absent, else of the "default"
+ * entry, as curl chooses.  Tokens may be "quoted" with backslash escapes;
+ * macdef bodies are skipped.  *password is a copy (caller frees) or NULL
+ * when there is none; MFS_E_NOMEM.  Pure. */
+int config_netrc_lookup(const char *text, const char *host,
+			const char *user, char **password);
+
 /* Create dir and its parents with mode 0700. */
 int config_mkdirs(const char *dir, struct mfs_error *err);
 

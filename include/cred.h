@@ -25,8 +25,8 @@ int cred_run(const char *what, const char *cmd, long limit_s, char **secret,
 struct cred;
 
 /* Credentials of cfg (borrowed; must outlive the result): its
- * oauth2_token_command (XOAUTH2), else its password_command, else none
- * (netrc).  Commands run one at a time, so a prompt or a token refresh
+ * oauth2_token_command (XOAUTH2), else its password_command, else the
+ * password for its user and host in its netrc file.  Commands run one at a time, so a prompt or a token refresh
  * is not started several times at once, and without a time limit until
  * cred_limit sets one.  NULL when out of memory. */
 struct cred *cred_new(const struct config *cfg);
