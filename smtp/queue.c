@@ -533,11 +533,16 @@ static void attempt(struct outbox *q, const char *name, struct record *r,
 		forget_locked(q, name);
 		say(q, false, "outbox: %s deleted while being sent: "
 			      "cancelled (%s)", name, r->reply);
-	} else if (rc == MFS_E_CANCELLED) {
+	} else if (rc == MFS_E_CANCELLED && q->busy_touched) {
 		/* Rewritten: what the file says now is the message. */
 		drop_state(q, name);
 		say(q, false, "outbox: %s changed while being sent: sending "
 			      "the new version instead", name);
+	} else if (rc == MFS_E_CANCELLED) {
+		/* Unmounting: the record still says "sending", so the next
+		 * start sends it again. */
+		say(q, false, "outbox: %s: sending interrupted by unmount",
+		    name);
 	} else if (rc == MFS_E_NOTFOUND) {
 		forget_locked(q, name);	/* deleted while we looked */
 	} else if (mfs_is_transient(rc) &&
@@ -648,14 +653,15 @@ static void sweep_state(struct outbox *q)
 }
 
 /* smtp_send's cancel question: has the file been deleted or opened for
- * writing since the attempt began? */
+ * writing since the attempt began, or is mailfs being unmounted (which
+ * should not wait for a silent server)? */
 static bool send_cancelled(void *ctx)
 {
 	struct outbox *q = ctx;
 	bool stop;
 
 	pthread_mutex_lock(&q->lock);
-	stop = q->busy_gone || q->busy_touched;
+	stop = q->stop || q->busy_gone || q->busy_touched;
 	pthread_mutex_unlock(&q->lock);
 	return stop;
 }
