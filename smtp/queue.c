@@ -787,14 +787,17 @@ void outbox_status(struct outbox *q, const char *name, char *buf, size_t len)
 	char when[32];
 	struct tm tm;
 	time_t t;
+	bool busy;
 
 	pthread_mutex_lock(&q->lock);
 	if (!load(q, name, &r))
 		r.state = ST_QUEUED;
+	busy = strcmp(q->busy, name) == 0;
 	pthread_mutex_unlock(&q->lock);
 	switch (r.state) {
 	case ST_SAVING:
-		if (!r.reply[0]) {	/* the first try at the copy */
+		/* A retry under way is no longer waiting for its time. */
+		if (busy || !r.reply[0]) {
 			snprintf(buf, len, "saving");
 			break;
 		}
