@@ -22,7 +22,17 @@ renamed; unlink cancels; submission down -> "retrying: ...; next ..." ->
 up -> delivered once; relay down (421 from the server) -> retrying with
 the 4xx reply -> delivered once; SIGKILL right after the write -> remount
 -> delivered (at least once); cp of 50 files -> 50 delivered, none twice;
-save_sent = no; implicit TLS with sent_folder.
+save_sent = no; implicit TLS with sent_folder.  Submission stalled by a
+TCP proxy (tests/harness/faultproxy.py) between mailfs and Dovecot, with
+a long SMTP timeout: getfattr answers "sending" promptly, .mailfs/status
+too, a second cp into outbox/ completes promptly and waits "queued";
+after the stall both arrive exactly once; rm of a message stuck in
+submission returns promptly, abandons the stalled connection and the
+message never arrives; rewriting one stuck in submission sends the new
+contents only; unmounting with one stuck in submission is prompt, and
+after the remount it is delivered exactly once.  A password only in netrc_file logs in to IMAP and to
+submission.  A Sent folder that refuses the APPEND: delivered once, never
+again, the file stays with "failed: sent, but not saved to Sent: ...".
 
 Needs the private servers from tests/harness/start.sh (with submission and
 Postfix).  Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR,
@@ -66,6 +76,9 @@ RUN = os.path.join(H["state_dir"], "outbox-" + LABEL)
 ACCOUNT = "alice@test"             # STARTTLS submission, defaults elsewhere
 NOSENT = "nosent@test"             # save_sent = no, outbox_dir set
 SMTPS = "smtps@test"               # implicit TLS, sent_folder = Archive
+STALL = "stall@test"               # submission through a stalling proxy
+NETRC = "netrc@test"               # password only in a netrc file
+UNSAVED = "unsaved@test"           # Sent folder that refuses the APPEND
 TAG = "mailfs-outbox"
 TOKEN = secrets.token_hex(4)
 ALICE = st.address(H, "alice") if H.get("users") else "alice@mailfs.test"
@@ -76,6 +89,10 @@ BULK = 50
 BULK_WAIT = 180
 MOUNT_TIMEOUT = 90
 STATUS = "user.mail.status"
+# A call that is answered without waiting on the network takes well under
+# a second; one that waits for a stalled submission takes STALL_TIMEOUT.
+PROMPT = 5
+STALL_TIMEOUT = 60
 
 
 def S(case):
@@ -276,6 +293,41 @@ def write_config():
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "config"), "w") as f:
         f.write(text)
+
+
+def add_account(name, lines):
+    """Append an account section to the config file (read at mount)."""
+    with open(os.path.join(RUN, "config", "mailfs", "config"), "a") as f:
+        f.write("[%s]\n%s\n\n" % (name, "\n".join(lines)))
+
+
+def account_lines(tag, password=True):
+    """Settings shared by the accounts added per case; own spool, cache
+    and log under RUN/<tag>."""
+    lines = ["host = 127.0.0.1", "port = %d" % H["imaps_port"], "user = alice", "tls = implicit",
+             "ca_file = %s" % H["ca_file"], "smtp_host = 127.0.0.1", "smtp_tls = starttls",
+             "from = %s" % ALICE, "settle_time = 1", "retry_initial = 1", "retry_max_delay = 2",
+             "outbox_dir = %s" % os.path.join(RUN, "outbox-" + tag),
+             "cache_dir = %s" % os.path.join(RUN, "cache-" + tag),
+             "log_file = %s" % os.path.join(RUN, tag + ".log")]
+    if password:
+        lines.append("password_command = cat %s" % H["users"]["alice"]["password_file"])
+    return lines
+
+
+def timed(argv, timeout=4 * PROMPT):
+    """Run a plain tool: (exit status or None if still running after
+    timeout, its output (and error output if it failed), seconds taken)."""
+    t0 = time.time()
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout)
+        out = r.stdout.decode("utf-8", "replace").strip()
+        if r.returncode:
+            out += " [stderr: %s]" % r.stderr.decode("utf-8", "replace").strip()
+        return r.returncode, out, time.time() - t0
+    except subprocess.TimeoutExpired:
+        return None, "still blocked after %d s (killed)" % timeout, time.time() - t0
 
 
 def mount(account, mp_name, what):
@@ -747,6 +799,243 @@ def case_smtps():
         finish(mnt, "implicit TLS mount", [os.path.join(RUN, "smtps.log")])
 
 
+def case_stall():
+    """Submission through a proxy that stalls every connection: the FUSE
+    side must not wait for the network."""
+    from faultproxy import FaultProxy
+    proxy = FaultProxy(H["submission_port"])
+    port = proxy.start()
+    # Every connection stalls from its first byte (before the greeting)
+    # until the mode changes; held-back bytes are relayed afterwards.
+    proxy.set_mode("stall")
+    add_account(STALL, account_lines("stall") + ["smtp_port = %d" % port,
+                                                 "timeout = %d" % STALL_TIMEOUT])
+    mnt = mount(STALL, "mnt-stall", "stalled submission")
+    if mnt is None:
+        proxy.stop()
+        return
+    try:
+        ob = Outbox(mnt, os.path.join(RUN, "outbox-stall"))
+        stall_first(ob, proxy)
+        stall_cancel(ob, proxy)
+        stall_rewrite(ob, proxy)
+        mnt = stall_unmount(ob, proxy) or mnt
+        C.check(not proxy.errors, "stall: the proxy itself had no errors", proxy.errors)
+    finally:
+        proxy.set_mode("pass")
+        if mounted(mnt.mountpoint) or mnt.proc.poll() is None:
+            finish(mnt, "stalled submission mount", [os.path.join(RUN, "stall.log")])
+        proxy.stop()
+
+
+def stall_unmount(ob, proxy):
+    """Unmount while a message is stuck in submission, then mount again:
+    returns the new Mount (or None)."""
+    proxy.set_mode("stall")
+    before = proxy.injected("stall")
+    err = ob.put("unmount.eml", message("stuck unmount"))
+    s = wait_status(ob, "unmount.eml", "sending")
+    if not C.check(err is None and s == "sending" and wait_stalled(proxy, before),
+                   "stall: a fourth message gets stuck in submission ('sending')",
+                   "%s; status %r" % (err, s)):
+        return None
+    t0 = time.time()
+    finish(ob.mnt, "stall: unmount with a message stuck in submission",
+           [os.path.join(RUN, "stall.log")])
+    secs = time.time() - t0
+    # Generous: the point is not waiting out the SMTP timeout (STALL_TIMEOUT).
+    C.check(secs < 2 * PROMPT, "stall: the unmount does not wait for the stalled server (%d s bound)"
+            % (2 * PROMPT), "took %.1f s" % secs)
+    proxy.set_mode("pass")
+    mnt = mount(STALL, "mnt-stall", "stall: remount")
+    if mnt is None:
+        return None
+    nob = Outbox(mnt, ob.disk_root)
+    got = arrived("bob", "INBOX", "stuck unmount")
+    gone = wait_gone(nob, "unmount.eml", later(got))
+    got = st.find(H, "bob", "INBOX", S("stuck unmount"))
+    C.check(len(got) == 1 and gone,
+            "stall: the message interrupted by the unmount is sent after the remount, exactly once",
+            "%d copies; status %r" % (len(got), nob.status("unmount.eml")))
+    return mnt
+
+
+def wait_stalled(proxy, before):
+    """Wait until the proxy has stalled one more connection than before."""
+    return wait_until(lambda: proxy.injected("stall") > before)
+
+
+def stuck(proxy):
+    """Before each probe: a submission is held by the proxy right now (in
+    stall mode every connection stalls at once).  A probe that blocked
+    until the SMTP timeout lets the attempt end; the retry stalls again."""
+    return wait_until(lambda: proxy.open_connections() > 0)
+
+
+def stall_first(ob, proxy):
+    before = proxy.injected("stall")
+    err = ob.put("stuck.eml", message("stuck"))
+    if not C.check(err is None, "stall: write stuck.eml into outbox/", err):
+        return
+    if not C.check(wait_stalled(proxy, before),
+                   "stall: mailfs connects to submission through the proxy, which stalls it",
+                   "no stalled connection; proxy events %s" % proxy.events[-3:]):
+        return
+    stuck(proxy)
+    rc, out, secs = timed(["getfattr", "--only-values", "-n", STATUS, ob.path("stuck.eml")])
+    C.check(rc == 0 and out == "sending" and secs < PROMPT,
+            "stall: getfattr -n user.mail.status answers 'sending' within %d s while the message is "
+            "stuck in submission" % PROMPT, "exit %s, %r, %.1f s" % (rc, out, secs))
+    stuck(proxy)
+    rc, out, secs = timed(["cat", os.path.join(ob.mnt.mountpoint, ".mailfs", "status")])
+    C.check(rc == 0 and "outbox stuck.eml: sending" in out and secs < PROMPT,
+            "stall: cat .mailfs/status answers within %d s and lists stuck.eml as sending" % PROMPT,
+            "exit %s, %.1f s: %r" % (rc, secs, out[-300:]))
+    src = os.path.join(RUN, "second.eml")
+    with open(src, "wb") as f:
+        f.write(message("stall second"))
+    stuck(proxy)
+    rc, out, secs = timed(["cp", src, ob.dir])
+    C.check(rc == 0 and secs < PROMPT and ob.exists("second.eml"),
+            "stall: a second cp into outbox/ completes within %d s" % PROMPT,
+            "exit %s, %.1f s: %r" % (rc, secs, out))
+    stuck(proxy)
+    rc, out, secs = timed(["getfattr", "--only-values", "-n", STATUS, ob.path("second.eml")])
+    C.check(rc == 0 and out == "queued" and secs < PROMPT,
+            "stall: the second file waits its turn ('queued', answered within %d s)" % PROMPT,
+            "exit %s, %r, %.1f s" % (rc, out, secs))
+    C.equal(now_count("bob", "INBOX", "stuck"), 0, "stall: nothing delivered while the submission is stalled")
+    proxy.set_mode("pass")          # the stall ends; nothing was lost
+    got = arrived("bob", "INBOX", "stuck")
+    gone = wait_gone(ob, "stuck.eml", later(got))
+    got2 = arrived("bob", "INBOX", "stall second", timeout=later(got))
+    gone2 = wait_gone(ob, "second.eml", later(got2))
+    got = st.find(H, "bob", "INBOX", S("stuck"))
+    C.check(len(got) == 1 and gone,
+            "stall: once the stall ends the stuck message is delivered exactly once and leaves outbox/",
+            "%d copies; status %r" % (len(got), ob.status("stuck.eml")))
+    got2 = st.find(H, "bob", "INBOX", S("stall second"))
+    C.check(len(got2) == 1 and gone2, "stall: the second file is delivered exactly once after it",
+            "%d copies; status %r" % (len(got2), ob.status("second.eml")))
+
+
+def stall_cancel(ob, proxy):
+    proxy.set_mode("stall")
+    before = proxy.injected("stall")
+    err = ob.put("stuck-rm.eml", message("stuck removed"))
+    s = wait_status(ob, "stuck-rm.eml", "sending")
+    if not C.check(err is None and s == "sending" and wait_stalled(proxy, before),
+                   "stall: a second message gets stuck in submission ('sending')",
+                   "%s; status %r" % (err, s)):
+        return
+    stuck(proxy)
+    rc, out, secs = timed(["rm", ob.path("stuck-rm.eml")])
+    C.check(rc == 0 and secs < PROMPT and not ob.exists("stuck-rm.eml"),
+            "stall: rm of the message stuck in submission returns within %d s" % PROMPT,
+            "exit %s, %.1f s: %r" % (rc, secs, out))
+    closed = wait_until(lambda: proxy.open_connections() == 0, 2 * PROMPT)
+    C.check(closed, "stall: mailfs abandons the stalled submission of the removed message "
+            "(closes the connection without waiting for its timeout)",
+            "%d connection(s) still open" % proxy.open_connections())
+    proxy.set_mode("pass")
+    err = ob.put("after-rm.eml", message("after removed"))
+    got = arrived("bob", "INBOX", "after removed")
+    wait_gone(ob, "after-rm.eml", later(got))
+    n = now_count("bob", "INBOX", "stuck removed")
+    C.check(err is None and len(got) == 1 and n == 0,
+            "stall: the removed message is never delivered (one written after it is, once)",
+            "removed one: %d copies; later one: %d copies" % (n, len(got)))
+
+
+def stall_rewrite(ob, proxy):
+    proxy.set_mode("stall")
+    before = proxy.injected("stall")
+    err = ob.put("rewrite.eml", message("rewrite old"))
+    s = wait_status(ob, "rewrite.eml", "sending")
+    if not C.check(err is None and s == "sending" and wait_stalled(proxy, before),
+                   "stall: a third message gets stuck in submission ('sending')",
+                   "%s; status %r" % (err, s)):
+        return
+    stuck(proxy)
+    t0 = time.time()
+    err = ob.put("rewrite.eml", message("rewrite new"))
+    secs = time.time() - t0
+    C.check(err is None and secs < PROMPT,
+            "stall: rewriting the message stuck in submission (open O_TRUNC, write, close) takes "
+            "under %d s" % PROMPT, "%s; %.1f s" % (err, secs))
+    proxy.set_mode("pass")
+    got = arrived("bob", "INBOX", "rewrite new")
+    gone = wait_gone(ob, "rewrite.eml", later(got))
+    got = st.find(H, "bob", "INBOX", S("rewrite new"))
+    old = now_count("bob", "INBOX", "rewrite old")
+    C.check(len(got) == 1 and old == 0 and gone,
+            "stall: after the stall the rewritten contents are delivered once, the old ones never, "
+            "and the file leaves outbox/",
+            "new: %d copies, old: %d copies; status %r" % (len(got), old, ob.status("rewrite.eml")))
+
+
+def case_netrc():
+    """No password command: the password comes from netrc_file, and
+    submission must use it too."""
+    netrc = os.path.join(H["state_dir"], "netrc-outbox-" + LABEL)   # outside RUN (secret scan)
+    fd = os.open(netrc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("machine 127.0.0.1\n  login alice\n  password \"%s\"\n" % it.password(H, "alice"))
+    add_account(NETRC, account_lines("netrc", password=False) + [
+        "netrc_file = %s" % netrc, "smtp_port = %d" % H["submission_port"]])
+    since = log_size()
+    mnt = mount(NETRC, "mnt-netrc", "netrc_file")
+    if mnt is None:
+        os.unlink(netrc)
+        return
+    try:
+        ob = Outbox(mnt, os.path.join(RUN, "outbox-netrc"))
+        err = ob.put("netrc.eml", message("netrc"))
+        C.check(err is None, "netrc: write a message", err)
+        got = arrived("bob", "INBOX", "netrc")
+        gone = wait_gone(ob, "netrc.eml", later(got))
+        C.check(len(got) == 1 and gone,
+                "netrc: with the password only in netrc_file the message is submitted, delivered once "
+                "and leaves outbox/", "%d copies; status %r" % (len(got), ob.status("netrc.eml")))
+        logins = wait_logins(since)
+        C.check(logins, "netrc: Dovecot's log shows alice's submission login", "no login line")
+    finally:
+        finish(mnt, "netrc mount", [os.path.join(RUN, "netrc.log")])
+        os.unlink(netrc)
+
+
+def case_unsaved():
+    """The APPEND to the Sent folder is refused for good: the message was
+    sent and must not be sent again; the file stays with its reason."""
+    folder = "NoSuchFolder-" + TOKEN
+    add_account(UNSAVED, account_lines("unsaved") + [
+        "smtp_port = %d" % H["submission_port"], "sent_folder = %s" % folder])
+    mnt = mount(UNSAVED, "mnt-unsaved", "Sent refused")
+    if mnt is None:
+        return
+    try:
+        ob = Outbox(mnt, os.path.join(RUN, "outbox-unsaved"))
+        err = ob.put("unsaved.eml", message("unsaved"))
+        C.check(err is None, "Sent refused: write a message (sent_folder names no folder)", err)
+        got = arrived("bob", "INBOX", "unsaved")
+        s = wait_status(ob, "unsaved.eml", "failed:", later(got))
+        C.check(s is not None and s.startswith("failed: sent, but not saved to Sent: "),
+                "Sent refused: status becomes 'failed: sent, but not saved to Sent: <reason>', file stays",
+                "status %r" % s)
+        e = ob.error_text("unsaved.eml") or ""
+        C.check("not saved to Sent" in e, "Sent refused: a .error file says so", repr(e[:200]))
+        time.sleep(4)                # several retry_initial/retry_max periods
+        n = now_count("bob", "INBOX", "unsaved")
+        C.check(n == 1 and ob.exists("unsaved.eml"),
+                "Sent refused: delivered exactly once and never sent again; the file is kept",
+                "%d copies; exists %s" % (n, ob.exists("unsaved.eml")))
+        ob.remove("unsaved.eml")
+        C.check(not ob.exists("unsaved.eml") and ob.error_text("unsaved.eml") is None,
+                "Sent refused: rm removes the file and its .error", "still there")
+    finally:
+        finish(mnt, "Sent refused mount", [os.path.join(RUN, "unsaved.log")])
+
+
 def check_no_secrets():
     pw = it.password(H, "alice").encode()
     forms = [pw, base64.b64encode(pw), base64.b64encode(b"\0alice\0" + pw),
@@ -827,6 +1116,9 @@ def main():
                     finish(ob.mnt, "main mount", [os.path.join(RUN, "mailfs.log")])
         run_case(case_nosent)
         run_case(case_smtps)
+        run_case(case_stall)
+        run_case(case_netrc)
+        run_case(case_unsaved)
         check_no_secrets()
     finally:
         # Leave the servers as found: submission and relay up, and none of
