@@ -980,7 +980,8 @@ def case_netrc():
     netrc = os.path.join(H["state_dir"], "netrc-outbox-" + LABEL)   # outside RUN (secret scan)
     fd = os.open(netrc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write("machine 127.0.0.1\n  login alice\n  password \"%s\"\n" % it.password(H, "alice"))
+        # Plain tokens, as every netrc reader (curl's included) takes them.
+        f.write("machine 127.0.0.1\n  login alice\n  password %s\n" % it.password(H, "alice"))
     add_account(NETRC, account_lines("netrc", password=False) + [
         "netrc_file = %s" % netrc, "smtp_port = %d" % H["submission_port"]])
     since = log_size()
