@@ -106,6 +106,35 @@ def check(typ, data, what):
     return data
 
 
+def remove_test_mail(h, domain, ours_re, note="", user="alice"):
+    """What a test's runs left on the server: expunge the messages whose
+    Message-ID ends in @domain from every selectable folder (domain None:
+    none), then DELETE every folder ours_re matches, deepest first.  Never
+    CLOSE, which would expunge other mail flagged \\Deleted."""
+    m = connect(h, user)
+    try:
+        folders = list_folders(m)
+        for f in [n for n, fl, _ in folders if domain and not ({"\\Noselect", "\\NonExistent"} & fl)]:
+            if ours_re.search(f):
+                continue        # deleted whole below
+            select(m, f, readonly=False)
+            typ, data = m.uid("SEARCH", "HEADER", "Message-ID", "@" + domain + ">")
+            uids = (data[0] or b"").split() if typ == "OK" else []
+            if uids:
+                s = b",".join(uids).decode()
+                check(*m.uid("STORE", s, "+FLAGS.SILENT", "(\\Deleted)"), "STORE " + f)
+                check(*m.xatom("UID", "EXPUNGE", s), "UID EXPUNGE " + f)
+            m.unselect()
+        ours = sorted((n for n, _, _ in folders if ours_re.search(n)),
+                      key=lambda n: -n.count("/"))
+        for n in ours:
+            typ, data = m.delete(wire_name(n))
+            if typ != "OK":
+                print("# cleanup%s: DELETE %s: %r" % (note, n, data), flush=True)
+    finally:
+        m.logout()
+
+
 _LIST_RE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delim>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.*)$')
 
 

@@ -177,16 +177,7 @@ def folder_names():
 
 def cleanup_server(note=""):
     """DELETE every folder any run of this test made (messages go with it)."""
-    m = imap()
-    try:
-        ours = sorted((n for n, _, _ in it.list_folders(m) if OURS_RE.search(n)),
-                      key=lambda n: -n.count("/"))
-        for n in ours:
-            typ, data = m.delete(it.wire_name(n))
-            if typ != "OK":
-                print("# cleanup%s: DELETE %s: %r" % (note, n, data), flush=True)
-    finally:
-        m.logout()
+    it.remove_test_mail(H, None, OURS_RE, note)
 
 
 def setup():

@@ -258,28 +258,7 @@ def move(folder, uid, dest):
 
 def cleanup_server(note=""):
     """Remove every message and folder any run of this test made."""
-    m = imap()
-    try:
-        folders = it.list_folders(m)
-        for f in [n for n, fl, _ in folders if not ({"\\Noselect", "\\NonExistent"} & fl)]:
-            if OURS_RE.search(f):
-                continue        # deleted whole below
-            it.select(m, f, readonly=False)
-            typ, data = m.uid("SEARCH", "HEADER", "Message-ID", "@" + DOMAIN + ">")
-            uids = (data[0] or b"").split() if typ == "OK" else []
-            if uids:
-                s = b",".join(uids).decode()
-                it.check(*m.uid("STORE", s, "+FLAGS.SILENT", "(\\Deleted)"), "STORE " + f)
-                it.check(*m.xatom("UID", "EXPUNGE", s), "UID EXPUNGE " + f)
-            m.close()
-        ours = sorted((n for n, _, _ in folders if OURS_RE.search(n)),
-                      key=lambda n: -n.count("/"))
-        for n in ours:
-            typ, data = m.delete(it.wire_name(n))
-            if typ != "OK":
-                print("# cleanup%s: DELETE %s: %r" % (note, n, data), flush=True)
-    finally:
-        m.logout()
+    it.remove_test_mail(H, DOMAIN, OURS_RE, note)
 
 
 class Big:
