@@ -28,7 +28,8 @@ static size_t read_cb(char *buf, size_t size, size_t nmemb, void *ctx)
 struct dialogue {
 	struct smtp_result *res;
 	char rcpt[256];		/* address of the RCPT awaiting its reply */
-	char last[256];		/* last reply line */
+	char last[256];		/* last reply line before QUIT */
+	bool quitting;		/* QUIT sent: its "221 Bye" is no reason */
 };
 
 static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size,
@@ -45,11 +46,17 @@ static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size,
 	line[n] = '\0';
 	line[strcspn(line, "\r\n")] = '\0';
 	if (type == CURLINFO_HEADER_OUT) {
+		/* curl says QUIT on its way out of a failed transfer too, and
+		 * the reason for the failure is the reply before that. */
+		if (strncmp(line, "QUIT", 4) == 0)
+			d->quitting = true;
 		if (strncmp(line, "RCPT TO:<", 9) == 0)
 			snprintf(d->rcpt, sizeof(d->rcpt), "%.*s",
 				 (int)strcspn(line + 9, ">"), line + 9);
 		return 0;
 	}
+	if (d->quitting)
+		return 0;
 	snprintf(d->last, sizeof(d->last), "%s", line);
 	if (d->rcpt[0] && (line[0] == '4' || line[0] == '5') &&
 	    (line[3] == ' ' || line[3] == '\0')) {
