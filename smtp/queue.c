@@ -601,7 +601,10 @@ static long long scan(struct outbox *q)
 		}
 		if (r.state == ST_FAILED || r.state == ST_UNSAVED)
 			continue;
-		due = (long long)st.st_mtime + q->o.settle_s;
+		/* Rounded up: now_s() is whole seconds, and a file changed
+		 * at x.95 has not settled at x + settle_s. */
+		due = (long long)st.st_mtim.tv_sec + q->o.settle_s +
+		      (st.st_mtim.tv_nsec > 0);
 		if (r.state == ST_RETRYING || r.state == ST_SAVING)
 			due = due > r.next ? due : r.next;
 		if (due > now) {
