@@ -47,6 +47,7 @@ static const char schema[] =
 	" size INTEGER NOT NULL, date INTEGER NOT NULL,"
 	" flags TEXT NOT NULL, message_id TEXT, name TEXT NOT NULL,"
 	" parts_known INTEGER NOT NULL DEFAULT 0,"
+	" sender TEXT, subject TEXT, internaldate INTEGER,"
 	" PRIMARY KEY(folder, uid)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS messages_name ON messages(folder, name);"
 	"CREATE TABLE IF NOT EXISTS parts("
@@ -59,6 +60,25 @@ static const char schema[] =
 	" bytes INTEGER NOT NULL, used INTEGER NOT NULL,"
 	" PRIMARY KEY(folder, uid)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS cache_used ON cache(used);";
+
+/* Columns added since the first release, in the order they came: an index
+ * made before gets them by ALTER TABLE on open, its rows with NULL there
+ * (internaldate NULL is what marks a row unfilled). */
+static const struct {
+	const char *table, *column, *add;
+} upgrades[] = {
+	{ "messages", "sender", "ALTER TABLE messages ADD COLUMN sender TEXT" },
+	{ "messages", "subject",
+	  "ALTER TABLE messages ADD COLUMN subject TEXT" },
+	{ "messages", "internaldate",
+	  "ALTER TABLE messages ADD COLUMN internaldate INTEGER" },
+};
+
+/* After the upgrades: finds the unfilled rows without a scan, and is
+ * empty once the sync has filled them. */
+static const char schema_late[] =
+	"CREATE INDEX IF NOT EXISTS messages_unfilled ON messages(folder, uid)"
+	" WHERE internaldate IS NULL;";
 
 static int db_fail(struct mfs_error *err, sqlite3 *db, const char *what)
 {
@@ -185,6 +205,54 @@ static int step_row(sqlite3_stmt *st, const char *what, struct mfs_error *err)
 	return rc;
 }
 
+static int has_column(sqlite3 *db, const char *table, const char *column,
+		      bool *has, struct mfs_error *err)
+{
+	static const char sql[] =
+		"SELECT count(*) FROM pragma_table_info(?) WHERE name = ?";
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_fail(err, db, "table_info");
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*has = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return db_fail(err, db, "table_info");
+	return 0;
+}
+
+/* Bring an index made by an earlier version up to this schema, in one
+ * transaction so that two mounts opening it at once add each column once. */
+static int upgrade(sqlite3 *db, struct mfs_error *err)
+{
+	bool has = false;
+	int rc = 0;
+
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(err, db, "upgrade");
+	for (size_t i = 0; rc == 0 && i < sizeof(upgrades) / sizeof(*upgrades);
+	     i++) {
+		rc = has_column(db, upgrades[i].table, upgrades[i].column, &has,
+				err);
+		if (rc == 0 && !has &&
+		    sqlite3_exec(db, upgrades[i].add, NULL, NULL, NULL) !=
+			    SQLITE_OK)
+			rc = db_fail(err, db, upgrades[i].add);
+	}
+	if (rc == 0 &&
+	    sqlite3_exec(db, schema_late, NULL, NULL, NULL) != SQLITE_OK)
+		rc = db_fail(err, db, "upgrade");
+	if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = db_fail(err, db, "upgrade");
+	if (rc < 0)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
 int index_open(const char *path, struct index **out, struct mfs_error *err)
 {
 	struct index *ix = NULL;
@@ -218,6 +286,9 @@ int index_open(const char *path, struct index **out, struct mfs_error *err)
 		sqlite3_free(msg);
 		goto fail;
 	}
+	rc = upgrade(h->db, err);
+	if (rc < 0)
+		goto fail;
 	*out = ix;
 	return 0;
 fail:
@@ -555,7 +626,9 @@ int index_folder_counts(struct index *ix, int64_t id, unsigned *messages,
 	return 0;
 }
 
-#define MSG_COLS "folder, uid, size, date, flags, message_id, name, parts_known"
+#define MSG_COLS                                                       \
+	"folder, uid, size, date, flags, message_id, name, parts_known," \
+	" sender, subject, internaldate"
 
 static int msg_row(sqlite3_stmt *st, void *fn, void *ctx)
 {
@@ -568,6 +641,10 @@ static int msg_row(sqlite3_stmt *st, void *fn, void *ctx)
 		.message_id = col_text(st, 5),
 		.name = col_text(st, 6),
 		.parts_known = sqlite3_column_int(st, 7) != 0,
+		.sender = col_text(st, 8),
+		.subject = col_text(st, 9),
+		.internaldate = sqlite3_column_int64(st, 10),
+		.unfilled = sqlite3_column_type(st, 10) == SQLITE_NULL,
 	};
 
 	return ((ix_msg_fn)fn)(ctx, &m);
@@ -642,7 +719,7 @@ int index_msg_put(struct index *ix, const struct ix_msg *m,
 {
 	static const char sql[] =
 		"INSERT OR REPLACE INTO messages(" MSG_COLS ")"
-		" VALUES(?, ?, ?, ?, ?, ?, ?, ?)";
+		" VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = stmt(ix, sql, err);
 
 	if (!st)
@@ -658,6 +735,60 @@ int index_msg_put(struct index *ix, const struct ix_msg *m,
 		sqlite3_bind_null(st, 6);
 	sqlite3_bind_text(st, 7, m->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 8, m->parts_known);
+	/* Unbound parameters are NULL. */
+	if (m->sender)
+		sqlite3_bind_text(st, 9, m->sender, -1, SQLITE_STATIC);
+	if (m->subject)
+		sqlite3_bind_text(st, 10, m->subject, -1, SQLITE_STATIC);
+	if (!m->unfilled)
+		sqlite3_bind_int64(st, 11, m->internaldate);
+	return step_done(ix, st, err);
+}
+
+int index_msg_unfilled(struct index *ix, int64_t folder, uint32_t *lo,
+		       uint32_t *hi, struct mfs_error *err)
+{
+	static const char sql[] =
+		"SELECT min(uid), max(uid) FROM messages INDEXED BY"
+		" messages_unfilled WHERE folder = ? AND internaldate IS NULL";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+	int rc;
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	rc = step_row(st, "unfilled", err);
+	if (rc < 0)
+		return rc;
+	/* An aggregate always has its row: NULL when nothing matched. */
+	if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+		rc = MFS_E_NOTFOUND;
+	} else {
+		*lo = (uint32_t)sqlite3_column_int64(st, 0);
+		*hi = (uint32_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int index_msg_fill(struct index *ix, int64_t folder, uint32_t uid,
+		   const char *sender, const char *subject,
+		   int64_t internaldate, struct mfs_error *err)
+{
+	static const char sql[] =
+		"UPDATE messages SET sender = ?, subject = ?, internaldate = ?"
+		" WHERE folder = ? AND uid = ? AND internaldate IS NULL";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	if (sender)
+		sqlite3_bind_text(st, 1, sender, -1, SQLITE_STATIC);
+	if (subject)
+		sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, internaldate);
+	sqlite3_bind_int64(st, 4, folder);
+	sqlite3_bind_int64(st, 5, uid);
 	return step_done(ix, st, err);
 }
 

@@ -40,6 +40,15 @@ struct ix_msg {
 	const char *message_id;
 	const char *name;	/* derived base name, no extension */
 	bool parts_known;	/* decoded view is in the parts table */
+	/* What the name was derived from, for other readers of the index
+	 * (mime_summary's from and subject); NULL when the header has none. */
+	const char *sender;	/* display name of the first From, else address */
+	const char *subject;	/* decoded, UTF-8 */
+	int64_t internaldate;	/* seconds; 0 when the server gave none */
+	/* A row from an index made before sender, subject and internaldate
+	 * were kept: those three are unknown (internaldate is NULL in the
+	 * table) until index_msg_fill, and a put keeps them unknown. */
+	bool unfilled;
 };
 
 struct ix_part {
@@ -112,6 +121,17 @@ int index_msg_after(struct index *ix, int64_t folder, uint32_t uid,
 /* Insert or replace a message row. */
 int index_msg_put(struct index *ix, const struct ix_msg *m,
 		  struct mfs_error *err);
+/* The lowest and highest UID among a folder's unfilled rows (see struct
+ * ix_msg): 0, or MFS_E_NOTFOUND when there are none.  Cheap when there
+ * are none, so the sync asks on every pass. */
+int index_msg_unfilled(struct index *ix, int64_t folder, uint32_t *lo,
+		       uint32_t *hi, struct mfs_error *err);
+/* Fill in an unfilled row's sender, subject and internaldate; a row that
+ * has them, or none at all, is left alone.  Its name and date stay as
+ * they are: names must not change under a mounted tree. */
+int index_msg_fill(struct index *ix, int64_t folder, uint32_t uid,
+		   const char *sender, const char *subject,
+		   int64_t internaldate, struct mfs_error *err);
 int index_msg_set_flags(struct index *ix, int64_t folder, uint32_t uid,
 			const char *flags, struct mfs_error *err);
 int index_msg_set_size(struct index *ix, int64_t folder, uint32_t uid,

@@ -1,7 +1,9 @@
 /* test_index.c - the SQLite index on a temporary file: folders with
- * hierarchy, UIDVALIDITY renewal, messages by name, parts, cache LRU, and
- * concurrent readers on other threads. */
+ * hierarchy, UIDVALIDITY renewal, messages by name, parts, cache LRU,
+ * concurrent readers on other threads, and the upgrade of an index made
+ * by an earlier version. */
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,6 +49,155 @@ static int got_part(void *ctx, const struct ix_part *p)
 	g->size = p->size;
 	snprintf(g->name, sizeof(g->name), "%s", p->name);
 	return 0;
+}
+
+/* A whole message row, its strings copied. */
+struct row {
+	int n;
+	struct ix_msg m;
+	char name[300], sender[300], subject[300], message_id[300];
+	bool has_sender, has_subject;
+};
+
+static int got_row(void *ctx, const struct ix_msg *m)
+{
+	struct row *r = ctx;
+
+	r->n++;
+	r->m = *m;
+	snprintf(r->name, sizeof(r->name), "%s", m->name);
+	snprintf(r->message_id, sizeof(r->message_id), "%s",
+		 m->message_id ? m->message_id : "");
+	r->has_sender = m->sender != NULL;
+	snprintf(r->sender, sizeof(r->sender), "%s",
+		 m->sender ? m->sender : "");
+	r->has_subject = m->subject != NULL;
+	snprintf(r->subject, sizeof(r->subject), "%s",
+		 m->subject ? m->subject : "");
+	r->m.name = r->m.sender = r->m.subject = r->m.message_id = NULL;
+	r->m.flags = NULL;
+	return 0;
+}
+
+/* The schema of the first release, with two rows in it. */
+static const char old_index[] =
+	"PRAGMA journal_mode=WAL;"
+	"CREATE TABLE folders("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" parent INTEGER NOT NULL, name TEXT NOT NULL, wire TEXT,"
+	" delim INTEGER NOT NULL DEFAULT 0, flags INTEGER NOT NULL DEFAULT 0,"
+	" uidvalidity INTEGER NOT NULL DEFAULT 0,"
+	" uidnext INTEGER NOT NULL DEFAULT 0,"
+	" highestmodseq INTEGER NOT NULL DEFAULT 0,"
+	" synced INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE(parent, name));"
+	"CREATE TABLE messages("
+	" folder INTEGER NOT NULL, uid INTEGER NOT NULL,"
+	" size INTEGER NOT NULL, date INTEGER NOT NULL,"
+	" flags TEXT NOT NULL, message_id TEXT, name TEXT NOT NULL,"
+	" parts_known INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY(folder, uid)) WITHOUT ROWID;"
+	"CREATE INDEX messages_name ON messages(folder, name);"
+	"CREATE TABLE parts("
+	" folder INTEGER NOT NULL, uid INTEGER NOT NULL, n INTEGER NOT NULL,"
+	" name TEXT NOT NULL, type TEXT NOT NULL, size INTEGER NOT NULL,"
+	" PRIMARY KEY(folder, uid, n)) WITHOUT ROWID;"
+	"CREATE INDEX parts_name ON parts(folder, uid, name);"
+	"CREATE TABLE cache("
+	" folder INTEGER NOT NULL, uid INTEGER NOT NULL,"
+	" bytes INTEGER NOT NULL, used INTEGER NOT NULL,"
+	" PRIMARY KEY(folder, uid)) WITHOUT ROWID;"
+	"CREATE INDEX cache_used ON cache(used);"
+	"INSERT INTO folders(parent, name, wire, delim, uidvalidity, uidnext,"
+	" synced) VALUES(0, 'INBOX', 'INBOX', 47, 5, 13, 1);"
+	"INSERT INTO messages VALUES(1, 3, 100, 1600000000, '\\Seen', 'm3@x',"
+	" '2020-09-13 1226 Ann - Hi [3]', 1);"
+	"INSERT INTO messages VALUES(1, 12, 200, 1600000100, '', NULL,"
+	" '2020-09-13 1228 Bob - Yo [12]', 0);"
+	"INSERT INTO parts VALUES(1, 3, 1, 'body.txt', 'text/plain', 5);";
+
+static void test_upgrade(const char *dir)
+{
+	char path[300];
+	sqlite3 *db = NULL;
+	struct index *ix = NULL;
+	struct mfs_error err = { 0 };
+	struct row r = { 0 };
+	struct got g = { 0 };
+	uint32_t lo = 0, hi = 0;
+	int64_t inbox = 0;
+
+	snprintf(path, sizeof(path), "%s/old.sqlite", dir);
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK &&
+		      sqlite3_exec(db, old_index, NULL, NULL, NULL) == SQLITE_OK,
+	      "make an index with the first release's schema");
+	sqlite3_close(db);
+
+	CHECK(index_open(path, &ix, &err) == 0, "open it: upgraded (%s)",
+	      err.msg);
+	CHECK(index_folder_by_name(ix, 0, "INBOX", got_folder, &g, &err) == 0,
+	      "its folder is there");
+	inbox = g.id;
+	CHECK(index_msg_get(ix, inbox, 3, got_row, &r, &err) == 0 &&
+		      r.m.size == 100 && r.m.date == 1600000000 &&
+		      r.m.parts_known &&
+		      strcmp(r.name, "2020-09-13 1226 Ann - Hi [3]") == 0 &&
+		      strcmp(r.message_id, "m3@x") == 0,
+	      "an old row keeps size, date, name, message-id, parts_known");
+	CHECK(r.m.unfilled && !r.has_sender && !r.has_subject &&
+		      r.m.internaldate == 0,
+	      "and reads as unfilled, sender and subject NULL");
+	memset(&g, 0, sizeof(g));
+	CHECK(index_msg_by_name(ix, inbox, "2020-09-13 1228 Bob - Yo [12]",
+				got_msg, &g, &err) == 0 && g.uid == 12,
+	      "old rows are found by name");
+	memset(&g, 0, sizeof(g));
+	CHECK(index_part_by_name(ix, inbox, 3, "body.txt", got_part, &g,
+				 &err) == 0 && g.size == 5,
+	      "old parts are kept");
+	CHECK(index_msg_unfilled(ix, inbox, &lo, &hi, &err) == 0 && lo == 3 &&
+		      hi == 12, "unfilled UIDs 3:12 (got %u:%u)", lo, hi);
+
+	/* A put of a row read back (a refused delete) keeps it unfilled. */
+	memset(&r, 0, sizeof(r));
+	index_msg_get(ix, inbox, 12, got_row, &r, &err);
+	r.m.name = r.name;
+	r.m.flags = "";
+	CHECK(index_msg_put(ix, &r.m, &err) == 0, "put an unfilled row back");
+	memset(&r, 0, sizeof(r));
+	index_msg_get(ix, inbox, 12, got_row, &r, &err);
+	CHECK(r.n == 1 && r.m.unfilled, "it is still unfilled");
+
+	CHECK(index_msg_fill(ix, inbox, 3, "Ann", "Hi", 1599999999, &err) == 0,
+	      "fill UID 3");
+	CHECK(index_msg_fill(ix, inbox, 3, "Other", "Other", 1, &err) == 0,
+	      "fill UID 3 again");
+	memset(&r, 0, sizeof(r));
+	index_msg_get(ix, inbox, 3, got_row, &r, &err);
+	CHECK(!r.m.unfilled && r.m.internaldate == 1599999999 &&
+		      strcmp(r.sender, "Ann") == 0 &&
+		      strcmp(r.subject, "Hi") == 0 &&
+		      strcmp(r.name, "2020-09-13 1226 Ann - Hi [3]") == 0,
+	      "filled once, the first time; name unchanged");
+	CHECK(index_msg_fill(ix, inbox, 12, NULL, NULL, 0, &err) == 0,
+	      "fill UID 12 with no From, no Subject, no INTERNALDATE");
+	memset(&r, 0, sizeof(r));
+	index_msg_get(ix, inbox, 12, got_row, &r, &err);
+	CHECK(!r.m.unfilled && !r.has_sender && !r.has_subject,
+	      "filled with NULLs and 0 is filled");
+	CHECK(index_msg_unfilled(ix, inbox, &lo, &hi, &err) == MFS_E_NOTFOUND,
+	      "nothing left unfilled");
+	index_close(ix);
+	ix = NULL;
+
+	CHECK(index_open(path, &ix, &err) == 0, "reopen the upgraded index (%s)",
+	      err.msg);
+	memset(&r, 0, sizeof(r));
+	CHECK(index_msg_get(ix, inbox, 3, got_row, &r, &err) == 0 &&
+		      strcmp(r.sender, "Ann") == 0 &&
+		      r.m.internaldate == 1599999999,
+	      "filled values persist");
+	index_close(ix);
 }
 
 struct reader {
@@ -132,6 +283,32 @@ int main(void)
 	CHECK(g.size == 999, "corrected size read back (%llu)",
 	      (unsigned long long)g.size);
 
+	struct row row = { 0 };
+	m.uid = 8;
+	m.name = "2023-11-14 2213 Zoë Ünïcode - Grüße [8]";
+	m.sender = "Zoë Ünïcode";
+	m.subject = "Grüße aus Köln";
+	m.internaldate = 1700000321;
+	CHECK(index_msg_put(ix, &m, &err) == 0, "put message 8 with sender, "
+	      "subject, internaldate");
+	CHECK(index_msg_get(ix, inbox, 8, got_row, &row, &err) == 0 &&
+		      !row.m.unfilled && row.m.internaldate == 1700000321 &&
+		      row.m.date == 1700000000,
+	      "internaldate read back, apart from date");
+	CHECK_STR(row.sender, "Zoë Ünïcode", "sender read back");
+	CHECK_STR(row.subject, "Grüße aus Köln", "subject read back");
+	m.sender = m.subject = NULL;
+	m.internaldate = 0;
+	CHECK(index_msg_put(ix, &m, &err) == 0, "replace it with none");
+	memset(&row, 0, sizeof(row));
+	index_msg_get(ix, inbox, 8, got_row, &row, &err);
+	CHECK(row.n == 1 && !row.has_sender && !row.has_subject &&
+		      row.m.internaldate == 0 && !row.m.unfilled,
+	      "no From, no Subject: NULL, and the row is not unfilled");
+	CHECK(index_msg_unfilled(ix, inbox, &max, &max, &err) ==
+		      MFS_E_NOTFOUND, "a new index has no unfilled rows");
+	index_msg_delete(ix, inbox, 8, &err);
+
 	struct ix_part parts[] = {
 		{ 1, "body.txt", "text/plain", 10 },
 		{ 2, "report.pdf", "application/pdf", 20000 },
@@ -198,6 +375,7 @@ int main(void)
 	CHECK(index_folder_by_name(ix, 0, "Archive", got_folder, &g, &err) ==
 		      0 && g.id == renewed, "state persists across reopen");
 	index_close(ix);
+	test_upgrade(dir);
 	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
 	if (system(path) != 0)
 		return 1;
