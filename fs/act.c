@@ -38,11 +38,13 @@ struct alias {
 };
 
 /* A queued message, with its row to put back if the server refuses. */
+/* A copy of the message's row: a refused batch puts it back as it was. */
 struct queued {
 	uint32_t uid;
 	uint64_t size;
-	int64_t date;
-	char *flags, *message_id, *name;
+	int64_t date, internaldate;
+	bool unfilled;
+	char *flags, *message_id, *name, *sender, *subject;
 };
 
 struct act {
@@ -368,6 +370,8 @@ static void free_queued(struct queued *q)
 	free(q->flags);
 	free(q->message_id);
 	free(q->name);
+	free(q->sender);
+	free(q->subject);
 	memset(q, 0, sizeof(*q));
 }
 
@@ -431,7 +435,11 @@ static void send_batch(struct act *a, int64_t src, int64_t dest,
 					    .date = b[i].date,
 					    .flags = b[i].flags,
 					    .message_id = b[i].message_id,
-					    .name = b[i].name };
+					    .name = b[i].name,
+					    .sender = b[i].sender,
+					    .subject = b[i].subject,
+					    .internaldate = b[i].internaldate,
+					    .unfilled = b[i].unfilled };
 
 			index_msg_put(a->o.ix, &m, NULL);
 			if (dest)
@@ -519,7 +527,12 @@ static int copy_row(void *ctx, const struct ix_msg *m)
 	q->flags = strdup(m->flags ? m->flags : "");
 	q->message_id = m->message_id ? strdup(m->message_id) : NULL;
 	q->name = strdup(m->name);
-	if (!q->flags || !q->name || (m->message_id && !q->message_id))
+	q->internaldate = m->internaldate;
+	q->unfilled = m->unfilled;
+	q->sender = m->sender ? strdup(m->sender) : NULL;
+	q->subject = m->subject ? strdup(m->subject) : NULL;
+	if (!q->flags || !q->name || (m->message_id && !q->message_id) ||
+	    (m->sender && !q->sender) || (m->subject && !q->subject))
 		return MFS_E_NOMEM;
 	return 0;
 }

@@ -346,6 +346,9 @@ static int on_new(void *ctx, const struct imap_msginfo *mi)
 	m.message_id = sum.message_id;
 	names_message(m.date, sum.from, sum.subject, mi->uid, name);
 	m.name = name;
+	m.sender = sum.from;
+	m.subject = sum.subject;
+	m.internaldate = mi->internaldate;
 	rc = index_msg_put(fc->s->ix, &m, fc->err);
 	mime_summary_clear(&sum);
 	if (rc < 0)
@@ -360,6 +363,62 @@ static int on_new(void *ctx, const struct imap_msginfo *mi)
 			rc = index_begin(fc->s->ix, fc->err);
 	}
 	return rc;
+}
+
+/* Rows from an index made before sender, subject and internaldate were
+ * kept get them from one more header fetch, once. */
+static int on_fill(void *ctx, const struct imap_msginfo *mi)
+{
+	struct fold_ctx *fc = ctx;
+	struct mime_summary sum = { 0 };
+	int rc;
+
+	if (mi->header)
+		mime_summary_parse(mi->header, mi->header_len, &sum);
+	rc = index_msg_fill(fc->s->ix, fc->folder, mi->uid, sum.from,
+			    sum.subject, mi->internaldate, fc->err);
+	mime_summary_clear(&sum);
+	if (rc < 0)
+		return rc;
+	fc->added++;
+	if (++fc->batch >= BATCH) {
+		fc->batch = 0;
+		rc = index_commit(fc->s->ix, fc->err);
+		if (rc == 0)
+			rc = index_begin(fc->s->ix, fc->err);
+	}
+	return rc;
+}
+
+static int fill_old_rows(struct sync *s, int64_t folder,
+			 struct mfs_error *err)
+{
+	struct fold_ctx fc = { .s = s, .folder = folder, .err = err };
+	uint32_t lo = 0, hi = 0;
+	char set[32];
+	int rc;
+
+	rc = index_msg_unfilled(s->ix, folder, &lo, &hi, err);
+	if (rc == MFS_E_NOTFOUND)
+		return 0;
+	if (rc < 0)
+		return rc;
+	rc = index_begin(s->ix, err);
+	if (rc < 0)
+		return rc;
+	snprintf(set, sizeof(set), "%u:%u", lo, hi);
+	rc = imap_fetch_meta(s->conn, set, true, on_fill, &fc, err);
+	if (rc == 0)
+		rc = index_commit(s->ix, err);
+	if (rc < 0) {
+		index_rollback(s->ix);
+		return rc;
+	}
+	/* Rows between lo and hi the server no longer has stay unfilled
+	 * until the flags pass drops them. */
+	log_debug(LOG_CAT_SYNC, "folder %lld: %u rows of an older index "
+		  "filled in", (long long)folder, fc.added);
+	return 0;
 }
 
 static int cmp_uid(const void *a, const void *b)
@@ -490,9 +549,15 @@ static int sync_folder(struct sync *s, const struct ix_folder *f,
 	} else if (f->synced && st.highestmodseq &&
 		   st.highestmodseq == f->highestmodseq &&
 		   st.uidnext == f->uidnext) {
-		sync_mark(s, f->id);
-		return 0;	/* CONDSTORE says nothing changed */
+		/* CONDSTORE says nothing changed */
+		rc = fill_old_rows(s, f->id, err);
+		if (rc == 0)
+			sync_mark(s, f->id);
+		return rc;
 	}
+	rc = fill_old_rows(s, fc.folder, err);
+	if (rc < 0)
+		return rc;
 	qresync = incremental && imap_enable_qresync(s->conn, NULL) == 0;
 	rc = index_begin(s->ix, err);
 	if (rc < 0)
