@@ -390,7 +390,7 @@ static int on_fill(void *ctx, const struct imap_msginfo *mi)
 	return rc;
 }
 
-static int fill_old_rows(struct sync *s, int64_t folder,
+static int fill_old_rows(struct sync *s, int64_t folder, const char *wire,
 			 struct mfs_error *err)
 {
 	struct fold_ctx fc = { .s = s, .folder = folder, .err = err };
@@ -416,8 +416,8 @@ static int fill_old_rows(struct sync *s, int64_t folder,
 	}
 	/* Rows between lo and hi the server no longer has stay unfilled
 	 * until the flags pass drops them. */
-	log_debug(LOG_CAT_SYNC, "folder %lld: %u rows of an older index "
-		  "filled in", (long long)folder, fc.added);
+	log_debug(LOG_CAT_SYNC, "%s: UIDs %s fetched again to fill in rows "
+		  "of an older index (%u headers)", wire, set, fc.added);
 	return 0;
 }
 
@@ -550,12 +550,12 @@ static int sync_folder(struct sync *s, const struct ix_folder *f,
 		   st.highestmodseq == f->highestmodseq &&
 		   st.uidnext == f->uidnext) {
 		/* CONDSTORE says nothing changed */
-		rc = fill_old_rows(s, f->id, err);
+		rc = fill_old_rows(s, f->id, f->wire, err);
 		if (rc == 0)
 			sync_mark(s, f->id);
 		return rc;
 	}
-	rc = fill_old_rows(s, fc.folder, err);
+	rc = fill_old_rows(s, fc.folder, f->wire, err);
 	if (rc < 0)
 		return rc;
 	qresync = incremental && imap_enable_qresync(s->conn, NULL) == 0;
@@ -670,6 +670,16 @@ static int collect_selectable(void *ctx, const struct ix_folder *f)
 	return 0;
 }
 
+/* Rows of an upgraded index to fill in: the folder must be examined even
+ * when LIST-STATUS says nothing changed.  On doubt, yes. */
+static bool has_unfilled(struct sync *s, int64_t folder)
+{
+	uint32_t lo, hi;
+
+	return index_msg_unfilled(s->ix, folder, &lo, &hi, NULL) !=
+	       MFS_E_NOTFOUND;
+}
+
 /* wanted: someone asked for this folder, perhaps right after changing it,
  * so the LIST-STATUS snapshot of this pass may predate the change. */
 static int sync_one(struct sync *s, int64_t id, bool wanted,
@@ -689,7 +699,7 @@ static int sync_one(struct sync *s, int64_t id, bool wanted,
 	if (rc == 0 && ls && fc.f.synced && ls->highestmodseq &&
 	    ls->uidvalidity == fc.f.uidvalidity &&
 	    ls->uidnext == fc.f.uidnext &&
-	    ls->highestmodseq == fc.f.highestmodseq) {
+	    ls->highestmodseq == fc.f.highestmodseq && !has_unfilled(s, id)) {
 		log_debug(LOG_CAT_SYNC, "%s: unchanged (LIST-STATUS)", fc.wire);
 		sync_mark(s, id);
 	} else if (rc == 0 && fc.wire && !(fc.f.flags & IMAP_MB_NOSELECT)) {
