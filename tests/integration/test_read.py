@@ -15,6 +15,7 @@ import base64
 import calendar
 import email
 import email.errors
+import email.header
 import email.parser
 import email.policy
 import email.utils
@@ -23,6 +24,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -470,6 +472,143 @@ def check_messages(root, msgs):
                 xa.append("UID %d: user.mail.folder=%r" % (u, v))
         C.problems(xa, "%s: xattrs user.mail.uid/flags/message-id/folder match the server" % folder)
     return names
+
+
+def fold(s):
+    """Whitespace runs to one space, none at the ends (as mime_summary)."""
+    return " ".join(s.split())
+
+
+def index_expect(m):
+    """(sender, subject) the index should hold for m, or None when the
+    header is one a parser may read either way (defects, raw 8-bit bytes,
+    no or several From/Subject lines): not compared."""
+    head = m.raw.split(b"\r\n\r\n", 1)[0]
+    if any(b > 0x7f for b in head):
+        return None
+    hdr = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+        m.raw, headersonly=True)
+    if hdr.defects or len(hdr.get_all("From") or []) > 1 or len(hdr.get_all("Subject") or []) > 1:
+        return None
+    subject = hdr.get("Subject")
+    if subject is not None:
+        subject = fold(str(email.header.make_header(email.header.decode_header(subject))))
+    sender = None
+    if hdr.get("From") is not None:
+        try:
+            addrs = m.email["From"].addresses
+        except (AttributeError, IndexError, ValueError, TypeError):
+            return None
+        if m.email["From"].defects:
+            return None
+        for a in addrs:
+            name = fold(a.display_name or "")
+            sender = name or a.addr_spec or None
+            break
+    return sender, subject
+
+
+def index_path():
+    """The first mount's index (account alice@test, cache under RUN)."""
+    paths = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(RUN, "cache"))
+             for f in fs if f == "index.sqlite"]
+    return paths[0] if len(paths) == 1 else None
+
+
+def check_index(msgs, what=""):
+    """The index's messages table, read with python's sqlite3 while the
+    mount runs: sender, subject and internaldate of each row against the
+    server (INTERNALDATE) and the email package (From, decoded Subject)."""
+    path = index_path()
+    if not C.check(path, what + "one index.sqlite under the cache directory"):
+        return
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+        try:
+            cols = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
+            wires = dict(db.execute("SELECT id, wire FROM folders WHERE wire IS NOT NULL"))
+            rows = db.execute("SELECT folder, uid, sender, subject, internaldate"
+                              " FROM messages").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        C.fail("read index.sqlite with python's sqlite3", str(e))
+        return
+    C.check({"sender", "subject", "internaldate"} <= cols,
+            what + "index messages table has sender, subject, internaldate columns", sorted(cols))
+    byname = {it.utf7_decode(w): i for i, w in wires.items()}
+    got = {(f, u): (snd, sub, idate) for f, u, snd, sub, idate in rows}
+    idates, texts, compared, encoded = [], [], 0, 0
+    for folder, bymsg in sorted(msgs.items()):
+        fid = byname.get(folder)
+        for uid, m in sorted(bymsg.items()):
+            row = got.get((fid, uid))
+            if row is None:
+                idates.append("%s/%d: no row" % (folder, uid))
+                continue
+            if row[2] != m.internaldate:
+                idates.append("%s/%d: internaldate %r, server %d" % (folder, uid, row[2], m.internaldate))
+            want = index_expect(m)
+            if want is None:
+                continue
+            compared += 1
+            encoded += b"=?" in m.raw.split(b"\r\n\r\n", 1)[0]
+            if (row[0], row[1]) != want:
+                texts.append("%s/%d: (%r, %r), want (%r, %r)" % (folder, uid, row[0], row[1], *want))
+    C.problems(idates, what + "every index row's internaldate is the server's INTERNALDATE")
+    C.problems(texts, what + "index sender/subject equal the email package's From (display name, else "
+               "address) and decoded Subject (%d clean headers, %d with encoded words)" % (compared, encoded))
+    C.check(compared >= 20 and encoded >= 2, what + "enough clean headers compared",
+            "%d compared, %d with encoded words" % (compared, encoded))
+
+
+def make_old_index():
+    """Turn the (unmounted) index back into the previous version's schema,
+    as an index made before sender, subject and internaldate were kept.
+    Returns {(folder id, uid): name} of its rows, or None."""
+    path = index_path()
+    if not C.check(path, "old index: one index.sqlite under the cache directory"):
+        return None
+    try:
+        db = sqlite3.connect(path, timeout=10)
+        try:
+            db.execute("DROP INDEX IF EXISTS messages_unfilled")
+            for col in ("sender", "subject", "internaldate"):
+                db.execute("ALTER TABLE messages DROP COLUMN %s" % col)
+            db.commit()
+            return {(f, u): n for f, u, n in db.execute("SELECT folder, uid, name FROM messages")}
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        C.fail("rewrite the index to the previous schema", str(e))
+        return None
+
+
+def wait_filled(names_before, timeout=SYNC_TIMEOUT):
+    """Wait until the mount has upgraded the index and its sync filled every
+    row in; then its names must be the ones the old index had."""
+    path = index_path()
+    t0, left, err = time.time(), None, ""
+    while path and time.time() - t0 < timeout:
+        try:
+            db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+            try:
+                left = db.execute("SELECT count(*) FROM messages WHERE internaldate IS NULL"
+                                  ).fetchone()[0]
+                names = {(f, u): n for f, u, n in db.execute("SELECT folder, uid, name FROM messages")}
+            finally:
+                db.close()
+            if left == 0:
+                break
+        except sqlite3.Error as e:
+            err = str(e)       # e.g. no such column before the upgrade
+        time.sleep(0.25)
+    if not C.check(left == 0, "old index: upgraded on mount and every row filled in by the sync "
+                   "within %d s" % timeout, "%s rows unfilled %s" % (left, err)):
+        return
+    C.check(names == names_before, "old index: no message changed its name",
+            diff(["%s/%s %s" % (k[0], k[1], v) for k, v in names_before.items()],
+                 ["%s/%s %s" % (k[0], k[1], v) for k, v in names.items()]))
 
 
 def fmt_ts(t):
@@ -969,6 +1108,7 @@ def main():
             check_decoded(root, msgs, names)
             check_specials(root, msgs, names)
             check_grep(root, msgs, names)
+            check_index(msgs)
             check_seen(flags_before)
             listing1 = listing(root)
         finally:
@@ -987,6 +1127,22 @@ def main():
                     diff(listing1, l2))
         finally:
             finish_mount(mnt, "remount", [log1])
+
+    # The same cache again, its index turned back into the previous
+    # version's: upgraded in place, filled in, names kept.
+    old_names = make_old_index()
+    mnt = Mount(BIN, [], ACCOUNT, os.path.join(RUN, "mnt2b"), env, MOUNT_TIMEOUT)
+    if C.check(mnt.ok and old_names, "mount on an index of the previous version", mnt.error):
+        try:
+            wait_filled(old_names)
+            check_index(msgs, "old index: ")
+            l2 = listing(mnt.mountpoint)
+            C.check(listing1 is not None and l2 == listing1,
+                    "old index: the mount lists exactly the same names", diff(listing1, l2))
+        finally:
+            finish_mount(mnt, "mount on an old index", [log1])
+    elif mnt.ok:
+        finish_mount(mnt, "mount on an old index", [log1])
 
     # imap:// URL: STARTTLS, fresh cache; Dovecot must log the login as TLS.
     url = "imap://alice@127.0.0.1:%d" % H["imap_port"]
