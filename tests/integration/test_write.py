@@ -26,6 +26,7 @@ import imaplib
 import os
 import re
 import secrets
+import sqlite3
 import subprocess
 import sys
 import time
@@ -621,6 +622,26 @@ def check_bulk(root, mnt, trash):
     C.check(shown, "bulk: the mount shows all %d back within %d s" % (BULK_N, SHOW_TIMEOUT))
 
 
+def index_rows(cache, folder):
+    """{uid: (sender, subject, internaldate)} of a folder in the index
+    under cache (read with python's sqlite3), {} when unreadable."""
+    for d, _, fs in os.walk(cache):
+        if "index.sqlite" not in fs:
+            continue
+        try:
+            db = sqlite3.connect("file:%s?mode=ro" % os.path.join(d, "index.sqlite"),
+                                 uri=True, timeout=10)
+            try:
+                return {u: (a, b, c) for u, a, b, c in db.execute(
+                    "SELECT uid, sender, subject, internaldate FROM messages WHERE folder ="
+                    " (SELECT id FROM folders WHERE wire = ?)", (it.utf7_encode(folder),))}
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return {}
+    return {}
+
+
 def check_bulk_refused(root, mnt):
     """A queued batch the server refuses puts its messages back."""
     src, dst = TAG + "-refsrc", TAG + "-refdst"
@@ -661,6 +682,23 @@ def check_bulk_refused(root, mnt):
     shown = wait_for(lambda: len([x for x in (listdir(sdir) or []) if x.endswith(".eml")]) == n - 1 or None,
                      SHOW_TIMEOUT)
     C.check(shown, "refused batch: they show in the source folder again")
+    # Only the put-back restores their rows (the sync never takes a UID it
+    # has seen for new): they must come back whole.
+    cache = os.path.join(RUN, "cache-" + os.path.basename(mnt.mountpoint)[len("mnt-"):])
+    server = {}
+    m = imap()
+    try:
+        server = {u: int(d["internaldate"]) for u, d in it.folder_meta(m, src).items()}
+    finally:
+        m.logout()
+    rows, probs = index_rows(cache, src), []
+    for uid, idate in sorted(server.items()):
+        r = rows.get(uid)
+        if r is None:
+            probs.append("UID %d: no row" % uid)
+        elif r[0] != "R" or not re.fullmatch(r"refused \d+", r[1] or "") or r[2] != idate:
+            probs.append("UID %d: (%r, %r, %r), want ('R', 'refused N', %d)" % (uid, *r, idate))
+    C.problems(probs, "refused batch: their index rows keep sender, subject and internaldate")
     try:
         with open(mnt.log, errors="replace") as f:
             said = [line for line in f if "refused, they are back" in line]
