@@ -18,6 +18,13 @@
 #include "mime.h"
 
 #define MAX_PARTS 1000
+/* A reader of a decoded directory (cp -r, grep -r, a file manager) opens
+ * its parts one after another: a message is decoded once, all parts into
+ * memfds kept for the next opens, when it is small enough to do so. */
+#define VIEW_SLOTS 8
+#define VIEW_MAX_PARTS 64
+#define VIEW_BYTES (32ull << 20)
+#define VIEW_MSG_MAX (8ull << 20)
 #define MAX_INFLIGHT 64
 #define TOUCH_BATCH 256
 
@@ -64,12 +71,26 @@ struct cache {
 	/* Orphaned bodies to clear (see sweep); the first sweep also clears
 	 * what a crash or an earlier version left. */
 	bool sweep_wanted, swept_once;
+	/* Messages decoded lately, every part in a memfd (see decode_view),
+	 * least recently used out first; guarded by vlock. */
+	pthread_mutex_t vlock;
+	struct view {
+		int64_t folder;
+		uint32_t uidvalidity, uid;
+		unsigned n;	/* parts; 0: a free slot */
+		int fd[VIEW_MAX_PARTS];
+		uint64_t size[VIEW_MAX_PARTS];
+		uint64_t bytes;
+		uint64_t used;
+	} views[VIEW_SLOTS];
+	uint64_t vbytes, vtick;
 	pthread_t ra_thread;
 	pthread_cond_t ra_cond;
 };
 
 static void flush_touches(struct cache *c);
 static void *ra_main(void *arg);
+static void view_drop(struct cache *c, struct view *v);
 
 int cache_open(const char *dir, struct index *ix, struct pool *pool,
 	       uint64_t max_bytes, long timeout_s, cache_size_fn on_size,
@@ -88,6 +109,7 @@ int cache_open(const char *dir, struct index *ix, struct pool *pool,
 	c->on_size = on_size;
 	c->ctx = ctx;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->vlock, NULL);
 	pthread_cond_init(&c->done, NULL);
 	pthread_cond_init(&c->ra_cond, NULL);
 	index_cache_total(ix, &c->total, NULL);
@@ -95,6 +117,7 @@ int cache_open(const char *dir, struct index *ix, struct pool *pool,
 	if (pthread_create(&c->ra_thread, NULL, ra_main, c) != 0) {
 		pthread_cond_destroy(&c->ra_cond);
 		pthread_cond_destroy(&c->done);
+		pthread_mutex_destroy(&c->vlock);
 		pthread_mutex_destroy(&c->lock);
 		free(c->dir);
 		free(c);
@@ -117,6 +140,9 @@ void cache_close(struct cache *c)
 	flush_touches(c);
 	pthread_mutex_unlock(&c->lock);
 	free(c->ra_mailbox);
+	for (unsigned i = 0; i < VIEW_SLOTS; i++)
+		view_drop(c, &c->views[i]);
+	pthread_mutex_destroy(&c->vlock);
 	pthread_cond_destroy(&c->ra_cond);
 	pthread_cond_destroy(&c->done);
 	pthread_mutex_destroy(&c->lock);
@@ -845,40 +871,6 @@ static int collect_part(void *ctx, unsigned n, const char *name,
 	return 0;
 }
 
-/* Measure the decoded view of k into the index: names, types, sizes.  No
- * part is kept on disk: parts are decoded on open (cache_part), which
- * costs less than creating and writing their files here, and a view then
- * never needs evicting or goes stale. */
-static int measure(struct cache *c, const struct cache_key *k,
-		   struct mfs_error *err)
-{
-	struct parts_acc *acc = NULL;
-	uint64_t size;
-	int fd = -1, rc;
-
-	rc = open_body(c, k, true, &fd, &size, err);
-	if (rc < 0)
-		return rc;
-	acc = calloc(1, sizeof(*acc));
-	if (!acc) {
-		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
-		goto out;
-	}
-	rc = mime_decode(fd, 0, -1, MAX_PARTS, collect_part, acc, err);
-	if (rc == 0)
-		rc = index_parts_set(c->ix, k->folder, k->uid, acc->parts,
-				     acc->n, err);
-out:
-	if (acc)
-		for (unsigned i = 0; i < acc->n; i++) {
-			free(acc->names[i]);
-			free(acc->types[i]);
-		}
-	free(acc);
-	close(fd);
-	return rc;
-}
-
 struct known_ctx {
 	bool known;
 };
@@ -887,6 +879,161 @@ static int get_known(void *ctx, const struct ix_msg *m)
 {
 	((struct known_ctx *)ctx)->known = m->parts_known;
 	return 0;
+}
+
+/* The slot's memfds go (open files keep their own duplicates); vlock held
+ * or the cache being closed. */
+static void view_drop(struct cache *c, struct view *v)
+{
+	for (unsigned i = 0; i < v->n; i++)
+		close(v->fd[i]);
+	c->vbytes -= v->bytes;
+	v->n = 0;
+	v->bytes = 0;
+}
+
+/* A duplicate of part n's memfd when k's view is kept; false if not. */
+static bool view_get(struct cache *c, const struct cache_key *k, unsigned n,
+		     int *fd, uint64_t *size)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&c->vlock);
+	for (unsigned i = 0; i < VIEW_SLOTS && !hit; i++) {
+		struct view *v = &c->views[i];
+
+		if (v->n == 0 || v->folder != k->folder || v->uid != k->uid ||
+		    v->uidvalidity != k->uidvalidity || n < 1 || n > v->n)
+			continue;
+		*fd = fcntl(v->fd[n - 1], F_DUPFD_CLOEXEC, 0);
+		*size = v->size[n - 1];
+		v->used = ++c->vtick;
+		hit = *fd >= 0;
+	}
+	pthread_mutex_unlock(&c->vlock);
+	return hit;
+}
+
+/* Keep a decoded view (its memfds are taken over), making room by
+ * dropping the least recently used ones. */
+static void view_put(struct cache *c, const struct cache_key *k,
+		     const struct view *nv)
+{
+	struct view *slot = NULL;
+
+	pthread_mutex_lock(&c->vlock);
+	for (unsigned i = 0; i < VIEW_SLOTS; i++) {
+		struct view *v = &c->views[i];
+
+		if (v->n && v->folder == k->folder && v->uid == k->uid &&
+		    v->uidvalidity == k->uidvalidity)
+			view_drop(c, v);	/* a reader raced us to it */
+	}
+	for (;;) {
+		struct view *lru = NULL;
+
+		slot = NULL;
+		for (unsigned i = 0; i < VIEW_SLOTS; i++) {
+			struct view *v = &c->views[i];
+
+			if (!v->n && !slot)
+				slot = v;
+			if (v->n && (!lru || v->used < lru->used))
+				lru = v;
+		}
+		if (slot && c->vbytes + nv->bytes <= VIEW_BYTES)
+			break;
+		if (!lru)
+			break;
+		view_drop(c, lru);
+	}
+	*slot = *nv;
+	slot->folder = k->folder;
+	slot->uid = k->uid;
+	slot->uidvalidity = k->uidvalidity;
+	slot->used = ++c->vtick;
+	c->vbytes += nv->bytes;
+	pthread_mutex_unlock(&c->vlock);
+}
+
+struct view_build {
+	struct parts_acc *acc;
+	struct view v;
+	bool keep;		/* every part so far has its memfd */
+};
+
+static int view_open(void *ctx, unsigned n)
+{
+	struct view_build *vb = ctx;
+	int fd;
+
+	if (!vb->keep || n > VIEW_MAX_PARTS) {
+		vb->keep = false;
+		return -1;	/* measured only */
+	}
+	/* In memory (tmpfs), not in the process: the reader's pages.  Out
+	 * of descriptors, the listing must still work: measure instead. */
+	fd = memfd_create("mailfs-part", MFD_CLOEXEC);
+	if (fd < 0) {
+		vb->keep = false;
+		return -1;
+	}
+	vb->v.fd[n - 1] = fd;
+	vb->v.n = n;
+	return fd;
+}
+
+static int view_part(void *ctx, unsigned n, const char *name,
+		     const char *type, uint64_t size)
+{
+	struct view_build *vb = ctx;
+
+	if (vb->keep && n <= vb->v.n) {
+		vb->v.size[n - 1] = size;
+		vb->v.bytes += size;
+	}
+	return collect_part(vb->acc, n, name, type, size);
+}
+
+/* Decode k's body once: every part's name, type and size, recorded in the
+ * index when record is set, and for a body small enough every part kept
+ * in a memfd for the opens that follow.  held: the caller owns k's
+ * inflight slot. */
+static int decode_view(struct cache *c, const struct cache_key *k, bool held,
+		       bool record, struct mfs_error *err)
+{
+	struct view_build vb = { 0 };
+	uint64_t size;
+	int fd = -1, rc;
+
+	rc = open_body(c, k, held, &fd, &size, err);
+	if (rc < 0)
+		return rc;
+	vb.acc = calloc(1, sizeof(*vb.acc));
+	if (!vb.acc) {
+		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	vb.keep = size <= VIEW_MSG_MAX;
+	rc = mime_decode_all(fd, MAX_PARTS, view_open, view_part, &vb, err);
+	if (rc == 0 && record)
+		rc = index_parts_set(c->ix, k->folder, k->uid, vb.acc->parts,
+				     vb.acc->n, err);
+	if (rc == 0 && vb.keep && vb.v.n == vb.acc->n && vb.v.n > 0) {
+		view_put(c, k, &vb.v);
+		vb.v.n = 0;	/* the fds are the cache's now */
+	}
+out:
+	for (unsigned i = 0; i < vb.v.n; i++)
+		close(vb.v.fd[i]);
+	if (vb.acc)
+		for (unsigned i = 0; i < vb.acc->n; i++) {
+			free(vb.acc->names[i]);
+			free(vb.acc->types[i]);
+		}
+	free(vb.acc);
+	close(fd);
+	return rc;
 }
 
 int cache_parts(struct cache *c, const struct cache_key *k,
@@ -903,7 +1050,7 @@ int cache_parts(struct cache *c, const struct cache_key *k,
 	inflight_enter(c, k);
 	rc = index_msg_get(c->ix, k->folder, k->uid, get_known, &kc, err);
 	if (rc == 0 && !kc.known)
-		rc = measure(c, k, err);
+		rc = decode_view(c, k, true, true, err);
 	inflight_leave(c, k);
 	return rc;
 }
@@ -936,12 +1083,24 @@ int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
 	int body = -1, rc;
 
 	*fd = -1;
-	rc = cache_parts(c, k, err);
+	if (view_get(c, k, n, fd, size))
+		return 0;
+	rc = cache_parts(c, k, err);	/* may decode and keep the view */
+	if (rc == 0 && view_get(c, k, n, fd, size))
+		return 0;
 	if (rc == 0)
 		rc = open_body(c, k, false, &body, &body_size, err);
 	if (rc < 0)
 		return rc;
-	/* In memory (tmpfs), not in the process: the reader's pages. */
+	if (body_size <= VIEW_MSG_MAX) {
+		rc = decode_view(c, k, false, false, err);
+		if (rc < 0)
+			goto out;
+		if (view_get(c, k, n, fd, size))
+			goto out;
+	}
+	/* Too big or too many parts to keep: this part alone, into memory
+	 * (tmpfs) as well. */
 	*fd = memfd_create("mailfs-part", MFD_CLOEXEC);
 	if (*fd < 0) {
 		rc = mfs_fail(err, MFS_E_IO, "memfd: %s", strerror(errno));

@@ -195,6 +195,7 @@ void mime_summary_clear(struct mime_summary *s)
 struct decoder {
 	unsigned want;	/* the part to write (0: none, measure all) */
 	int fd_out;
+	mime_open_fn open_fn;	/* with want 0: where each part goes */
 	unsigned n;	/* parts numbered so far */
 	unsigned max_parts;
 	bool have_txt, have_html;
@@ -466,9 +467,11 @@ static int emit(struct decoder *d, GMimeObject *obj, const char *name,
 	g_hash_table_add(d->names, g_strdup(name));
 	if (d->want && n != d->want)
 		return 0;
+	snprintf(what, sizeof(what), "part %u", n);
 	if (n == d->want)
 		sk.fd = d->fd_out;
-	snprintf(what, sizeof(what), "part %u", n);
+	else if (d->open_fn && (sk.fd = d->open_fn(d->ctx, n)) < -1)
+		return io_fail(d, what, -sk.fd);
 	if (conv == CONV_TEXT)
 		ret = write_converted(d, GMIME_PART(obj), &sk, what,
 				      strcmp(type, "text/html") == 0);
@@ -598,12 +601,14 @@ static GMimeFormatOptions *format_like(int fd)
 	return f;
 }
 
-int mime_decode(int fd_in, unsigned want, int fd_out, unsigned max_parts,
-		mime_part_fn fn, void *ctx, struct mfs_error *err)
+static int decode(int fd_in, unsigned want, int fd_out, mime_open_fn open_fn,
+		  unsigned max_parts, mime_part_fn fn, void *ctx,
+		  struct mfs_error *err)
 {
 	struct decoder d = {
 	    .want = want,
 	    .fd_out = fd_out,
+	    .open_fn = open_fn,
 	    .max_parts = max_parts,
 	    .fn = fn,
 	    .ctx = ctx,
@@ -652,6 +657,18 @@ out:
 	if (fd >= 0)
 		close(fd);
 	return ret;
+}
+
+int mime_decode(int fd_in, unsigned want, int fd_out, unsigned max_parts,
+		mime_part_fn fn, void *ctx, struct mfs_error *err)
+{
+	return decode(fd_in, want, fd_out, NULL, max_parts, fn, ctx, err);
+}
+
+int mime_decode_all(int fd_in, unsigned max_parts, mime_open_fn open_fn,
+		    mime_part_fn fn, void *ctx, struct mfs_error *err)
+{
+	return decode(fd_in, 0, -1, open_fn, max_parts, fn, ctx, err);
 }
 
 bool mime_is_message(const char *data, size_t len)

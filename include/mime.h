@@ -54,6 +54,16 @@ typedef int (*mime_part_fn)(void *ctx, unsigned n, const char *name,
 int mime_decode(int fd_in, unsigned want, int fd_out, unsigned max_parts,
 		mime_part_fn fn, void *ctx, struct mfs_error *err);
 
+/* Where part n of mime_decode_all goes: a descriptor to write it to (the
+ * caller's, not closed here), -1 to only measure it, or -errno to stop
+ * with MFS_E_IO. */
+typedef int (*mime_open_fn)(void *ctx, unsigned n);
+
+/* Every part at once, from one parse: each written to the descriptor
+ * open_fn gives for it, and told to fn as with mime_decode (same ctx). */
+int mime_decode_all(int fd_in, unsigned max_parts, mime_open_fn open_fn,
+		    mime_part_fn fn, void *ctx, struct mfs_error *err);
+
 /* True when data looks like one message: a header field at the top and
  * a header GMime can parse. */
 bool mime_is_message(const char *data, size_t len);
