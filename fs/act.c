@@ -63,10 +63,6 @@ struct act {
 	size_t nq;
 	struct queued *sending;	/* the flusher's batch, off the lock */
 	int64_t q_ms;		/* when the last one was queued */
-	/* The target of the batches just sent, to be resynced once the run
-	 * has been quiet for BULK_MS: once for the run, not per batch. */
-	int64_t resync_dest;
-	int64_t resync_ms;
 	struct alias aliases[ALIASES];
 	unsigned nalias;	/* next slot, round robin */
 };
@@ -423,16 +419,9 @@ static void send_batch(struct act *a, int64_t src, int64_t dest,
 			  dest ? "moved" : "expunged", n, f.wire,
 			  dest ? " to " : "", dest ? d.wire : "");
 		if (dest) {
-			int64_t before;
-
 			changed(a, dest);
-			pthread_mutex_lock(&a->lock);
-			before = a->resync_dest;
-			a->resync_dest = dest;
-			a->resync_ms = mono_ms();
-			pthread_mutex_unlock(&a->lock);
-			if (before && before != dest && a->o.sync)
-				sync_request(a->o.sync, before);
+			if (a->o.sync)
+				sync_request(a->o.sync, dest);
 		}
 	} else {
 		/* Nothing happened on the server (a MOVE is atomic; the
@@ -463,18 +452,6 @@ static void send_batch(struct act *a, int64_t src, int64_t dest,
 	free(d.wire);
 }
 
-/* Wait on a->cond (a->lock held) for at most ms. */
-static void wait_ms(struct act *a, int64_t ms)
-{
-	struct timespec until;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += ms * 1000000;
-	until.tv_sec += until.tv_nsec / 1000000000;
-	until.tv_nsec %= 1000000000;
-	pthread_cond_timedwait(&a->cond, &a->lock, &until);
-}
-
 static void *flusher_main(void *arg)
 {
 	struct act *a = arg;
@@ -489,25 +466,19 @@ static void *flusher_main(void *arg)
 			a->busy = false;
 			pthread_cond_broadcast(&a->idle);
 			if (a->stop)
-				break;	/* a resync left: the next mount syncs */
-			wait = a->resync_ms + BULK_MS - mono_ms();
-			if (a->resync_dest && wait <= 0) {
-				dest = a->resync_dest;
-				a->resync_dest = 0;
-				pthread_mutex_unlock(&a->lock);
-				if (a->o.sync)
-					sync_request(a->o.sync, dest);
-				pthread_mutex_lock(&a->lock);
-			} else if (a->resync_dest) {
-				wait_ms(a, wait);
-			} else {
-				pthread_cond_wait(&a->cond, &a->lock);
-			}
+				break;
+			pthread_cond_wait(&a->cond, &a->lock);
 			continue;
 		}
 		wait = a->q_ms + FLUSH_MS - mono_ms();
 		if (wait > 0 && a->nq < MAX_BATCH && !a->stop && !a->busy) {
-			wait_ms(a, wait);
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += wait * 1000000;
+			until.tv_sec += until.tv_nsec / 1000000000;
+			until.tv_nsec %= 1000000000;
+			pthread_cond_timedwait(&a->cond, &a->lock, &until);
 			continue;
 		}
 		/* busy here means someone is waiting in act_flush. */
