@@ -301,6 +301,65 @@ def unmount_and_check(checks, mnt, what, logs=(), where="the daemon's output"):
                  "; ".join("%s: %s" % r for r in rep))
 
 
+# --- outbox/ ------------------------------------------------------------------
+
+class OutboxDir:
+    """The mount's outbox/, seen with plain system calls."""
+
+    STATUS = "user.mail.status"
+
+    def __init__(self, mnt):
+        self.mnt = mnt
+        self.dir = os.path.join(mnt.mountpoint, "outbox")
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def put(self, name, data):
+        """open/write/close; None or the error."""
+        try:
+            with open(self.path(name), "wb") as f:
+                f.write(data)
+            return None
+        except OSError as e:
+            return "%s: %s" % (name, e)
+
+    def exists(self, name):
+        return os.path.lexists(self.path(name))
+
+    def status(self, name):
+        """user.mail.status, None when the file is gone, '<errno>' else."""
+        try:
+            return os.getxattr(self.path(name), self.STATUS).decode("utf-8", "replace")
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return None
+            return "<%s>" % (e.strerror or e)
+
+    def error_text(self, name):
+        """Contents of <name>.error, or None."""
+        try:
+            with open(self.path(name + ".error"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return None
+
+    def ctl_status(self):
+        """.mailfs/status at the mount root, or '<error>'."""
+        try:
+            with open(os.path.join(self.mnt.mountpoint, ".mailfs", "status")) as f:
+                return f.read()
+        except OSError as e:
+            return "<%s>" % e
+
+    def remove(self, *names):
+        for n in names:
+            try:
+                os.unlink(self.path(n))
+            except OSError:
+                pass
+
+
 # --- a test's own run directory, account and mounts ----------------------------
 
 def fresh_run_dir(run):
@@ -343,16 +402,26 @@ def mount_own_dirs(binary, run, account, what, args, timeout):
     return mnt
 
 
+def run_harness(h, script, *args, plain_caps=None):
+    """Run tests/harness/<script> for the harness h describes (its state
+    dir and ports; DOVECOT_PLAIN_CAPS as h says unless plain_caps is
+    given): (ok, output)."""
+    env = dict(os.environ)
+    caps = h.get("plain_caps") if plain_caps is None else plain_caps
+    env.update({"MAILFS_TEST_DIR": h["state_dir"], "IMAPS_PORT": str(h["imaps_port"]),
+                "IMAP_PORT": str(h["imap_port"]), "DOVECOT_PLAIN_CAPS": "1" if caps else "0"})
+    for k, j in (("SUBMISSION_PORT", "submission_port"), ("SUBMISSIONS_PORT", "submissions_port"),
+                 ("POSTFIX_PORT", "postfix_port"), ("OAUTH2_PORT", "oauth2_port")):
+        if j in h:
+            env[k] = str(h[j])
+    with tempfile.TemporaryFile() as out:   # a file, never a pipe (daemons)
+        r = subprocess.run([os.path.join(REPO_ROOT, "tests", "harness", script)] + list(args),
+                           env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        out.seek(0)
+        return r.returncode == 0, out.read().decode("utf-8", "replace").strip()
+
+
 def restart_full_caps(h):
     """Restart the harness's Dovecot announcing every capability (after a
     test left it with DOVECOT_PLAIN_CAPS): (ok, output)."""
-    env = dict(os.environ)
-    env["DOVECOT_PLAIN_CAPS"] = "0"
-    env["MAILFS_TEST_DIR"] = h["state_dir"]
-    env["IMAPS_PORT"] = str(h["imaps_port"])
-    env["IMAP_PORT"] = str(h["imap_port"])
-    with tempfile.TemporaryFile() as out:   # a file, never a pipe
-        r = subprocess.run([os.path.join(REPO_ROOT, "tests", "harness", "start.sh")], env=env,
-                           stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        out.seek(0)
-        return r.returncode == 0, out.read().decode("utf-8", "replace").strip()
+    return run_harness(h, "start.sh", plain_caps=False)

@@ -47,7 +47,7 @@ import traceback
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, ename, imaptest as it,  # noqa: E402
+from mounttest import (run_harness, REPO_ROOT, Checks, ename, imaptest as it,  # noqa: E402
                        listdir, tail, unmount_and_check,
                        fresh_run_dir, mount_own_dirs, write_alice_config, restart_full_caps)
 import faultproxy  # noqa: E402  (tests/harness is on sys.path via mounttest)
@@ -553,19 +553,7 @@ def child(args, timeout):
 
 def harness(script, *args):
     """Run a harness script with this state dir's ports; (ok, output)."""
-    env = dict(os.environ)
-    env.update({"MAILFS_TEST_DIR": H["state_dir"], "IMAPS_PORT": str(H["imaps_port"]),
-                "IMAP_PORT": str(H["imap_port"]),
-                "DOVECOT_PLAIN_CAPS": "1" if H.get("plain_caps") else "0"})
-    for k, j in (("SUBMISSION_PORT", "submission_port"), ("SUBMISSIONS_PORT", "submissions_port"),
-                 ("POSTFIX_PORT", "postfix_port")):
-        if j in H:
-            env[k] = str(H[j])
-    with tempfile.TemporaryFile() as out:   # a file, never a pipe (daemons)
-        r = subprocess.run([os.path.join(REPO_ROOT, "tests", "harness", script)] + list(args),
-                           env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        out.seek(0)
-        return r.returncode == 0, out.read().decode("utf-8", "replace").strip()
+    return run_harness(H, script, *args)
 
 
 # --- live mount: the parts -----------------------------------------------------------

@@ -55,13 +55,12 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
-                       mounted, sanitizer_reports, tail,
+from mounttest import (run_harness, REPO_ROOT, Checks, Mount, OutboxDir,  # noqa: E402
+                       imaptest as it, mounted, sanitizer_reports, tail,
                        unmount_and_check)
 import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
@@ -122,45 +121,12 @@ def message(case, headers=None, body=None, crlf=False):
 
 # --- file side ------------------------------------------------------------------
 
-class Outbox:
+class Outbox(OutboxDir):
     """The mounted outbox/ and the on-disk outbox_dir behind it."""
 
     def __init__(self, mnt, disk_root):
-        self.mnt = mnt
-        self.dir = os.path.join(mnt.mountpoint, "outbox")
+        super().__init__(mnt)
         self.disk_root = disk_root      # outbox_dir, or a directory above it
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def put(self, name, data):
-        """open/write/close; None or the error."""
-        try:
-            with open(self.path(name), "wb") as f:
-                f.write(data)
-            return None
-        except OSError as e:
-            return "%s: %s" % (name, e)
-
-    def exists(self, name):
-        return os.path.lexists(self.path(name))
-
-    def status(self, name):
-        """user.mail.status, None when the file is gone, '<errno>' else."""
-        try:
-            return os.getxattr(self.path(name), STATUS).decode("utf-8", "replace")
-        except OSError as e:
-            if e.errno == errno.ENOENT:
-                return None
-            return "<%s>" % (e.strerror or e)
-
-    def error_text(self, name):
-        """Contents of <name>.error, or None."""
-        try:
-            with open(self.path(name + ".error"), "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return None
 
     def on_disk(self, data):
         """Files under outbox_dir holding exactly these bytes."""
@@ -176,13 +142,6 @@ class Outbox:
                 except OSError:
                     pass
         return hits
-
-    def remove(self, *names):
-        for n in names:
-            try:
-                os.unlink(self.path(n))
-            except OSError:
-                pass
 
 
 def wait_until(fn, timeout=WAIT, step=0.2):
@@ -244,19 +203,7 @@ def addrs(msg, name):
 
 def harness(script, *args):
     """Run a harness script with this state dir's ports; (ok, output)."""
-    env = dict(os.environ)
-    env.update({"MAILFS_TEST_DIR": H["state_dir"], "IMAPS_PORT": str(H["imaps_port"]),
-                "IMAP_PORT": str(H["imap_port"]),
-                "DOVECOT_PLAIN_CAPS": "1" if H.get("plain_caps") else "0"})
-    for k, j in (("SUBMISSION_PORT", "submission_port"), ("SUBMISSIONS_PORT", "submissions_port"),
-                 ("POSTFIX_PORT", "postfix_port")):
-        if j in H:
-            env[k] = str(H[j])
-    with tempfile.TemporaryFile() as out:   # a file, never a pipe (daemons)
-        r = subprocess.run([os.path.join(REPO_ROOT, "tests", "harness", script)] + list(args),
-                           env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        out.seek(0)
-        return r.returncode == 0, out.read().decode("utf-8", "replace").strip()
+    return run_harness(H, script, *args)
 
 
 def log_size():

@@ -48,13 +48,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
-                       mounted, unmount_and_check)
+from mounttest import (run_harness, REPO_ROOT, Checks, Mount, OutboxDir,  # noqa: E402
+                       imaptest as it, mounted, unmount_and_check)
 import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
 BIN = os.environ.get("MAILFS_BIN", "./mailfs")
@@ -96,53 +95,7 @@ def message(case, headers=None, body=None):
     return ("\n".join(headers) + "\n\n" + body).encode("utf-8")
 
 
-class Outbox:
-    def __init__(self, mnt):
-        self.mnt = mnt
-        self.dir = os.path.join(mnt.mountpoint, "outbox")
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def put(self, name, data):
-        try:
-            with open(self.path(name), "wb") as f:
-                f.write(data)
-            return None
-        except OSError as e:
-            return "%s: %s" % (name, e)
-
-    def exists(self, name):
-        return os.path.lexists(self.path(name))
-
-    def status(self, name):
-        try:
-            return os.getxattr(self.path(name), STATUS).decode("utf-8", "replace")
-        except OSError as e:
-            if e.errno == errno.ENOENT:
-                return None
-            return "<%s>" % (e.strerror or e)
-
-    def error_text(self, name):
-        try:
-            with open(self.path(name + ".error"), "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return None
-
-    def ctl_status(self):
-        try:
-            with open(os.path.join(self.mnt.mountpoint, ".mailfs", "status")) as f:
-                return f.read()
-        except OSError as e:
-            return "<%s>" % e
-
-    def remove(self, *names):
-        for n in names:
-            try:
-                os.unlink(self.path(n))
-            except OSError:
-                pass
+Outbox = OutboxDir
 
 
 def wait_until(fn, timeout=WAIT, step=0.2):
@@ -191,19 +144,7 @@ def body_of(raw):
 
 def harness(script, *args):
     """Run a harness script with this state dir's ports; (ok, output)."""
-    env = dict(os.environ)
-    env.update({"MAILFS_TEST_DIR": H["state_dir"], "IMAPS_PORT": str(H["imaps_port"]),
-                "IMAP_PORT": str(H["imap_port"]),
-                "DOVECOT_PLAIN_CAPS": "1" if H.get("plain_caps") else "0"})
-    for k, j in (("SUBMISSION_PORT", "submission_port"), ("SUBMISSIONS_PORT", "submissions_port"),
-                 ("POSTFIX_PORT", "postfix_port")):
-        if j in H:
-            env[k] = str(H[j])
-    with tempfile.TemporaryFile() as out:   # a file, never a pipe (daemons)
-        r = subprocess.run([os.path.join(REPO_ROOT, "tests", "harness", script)] + list(args),
-                           env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        out.seek(0)
-        return r.returncode == 0, out.read().decode("utf-8", "replace").strip()
+    return run_harness(H, script, *args)
 
 
 def log_size():

@@ -27,12 +27,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
+from mounttest import (run_harness, REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
                        mounted, run_once, sanitizer_reports, tail)
 
 BIN = os.environ.get("MAILFS_BIN", "./mailfs")
@@ -994,16 +993,7 @@ def log_size():
 
 
 def harness(script, plain_caps):
-    env = dict(os.environ)
-    env["DOVECOT_PLAIN_CAPS"] = "1" if plain_caps else "0"
-    env["MAILFS_TEST_DIR"] = H["state_dir"]
-    env["IMAPS_PORT"] = str(H["imaps_port"])
-    env["IMAP_PORT"] = str(H["imap_port"])
-    with tempfile.TemporaryFile() as out:   # a file, never a pipe: see NOTES
-        r = subprocess.run([os.path.join(REPO_ROOT, "tests", "harness", script)], env=env,
-                           stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        out.seek(0)
-        return r.returncode == 0, out.read().decode("utf-8", "replace").strip()
+    return run_harness(H, script, plain_caps=plain_caps)
 
 
 def check_fallback(env, base_folders, base_msgs):
