@@ -44,15 +44,13 @@ import errno
 import os
 import re
 import secrets
-import shutil
 import signal
-import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (run_harness, REPO_ROOT, Checks, Mount, OutboxDir,  # noqa: E402
+from mounttest import (run_harness, fresh_run_dir, REPO_ROOT, Checks, Mount, OutboxDir,  # noqa: E402
                        imaptest as it, mounted, unmount_and_check)
 import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
@@ -537,13 +535,7 @@ def main():
     ok, out = harness("postfix.sh", "start")
     if not C.check(ok, "harness: the Postfix relay is running", out):
         return 1
-    if os.path.isdir(RUN):
-        for e in os.listdir(RUN):
-            p = os.path.join(RUN, e)
-            if mounted(p):
-                subprocess.run(["fusermount3", "-uz", p])
-        shutil.rmtree(RUN)
-    os.makedirs(RUN)
+    fresh_run_dir(RUN)
     print("# test_outbox2[%s]: token %s" % (LABEL, TOKEN), flush=True)
 
     from faultproxy import FaultProxy
