@@ -1362,8 +1362,9 @@ def parallel_mount(bigs):
         with open(log, errors="replace") as f:
             f.seek(start)
             sessions = [(g[0], int(g[2])) for g in SESSION_RE.findall(f.read())]
-        if len([1 for _, n in sessions if n > 0]) >= 2:
-            break
+        busy = [n for _, n in sessions if n > 0]
+        if len(busy) >= 2 and sum(busy) >= len(bigs):
+            break       # every body's session has ended and been logged
         time.sleep(0.25)
     busy = [n for _, n in sessions if n > 0]
     C.check(len(busy) >= 2 and sum(busy) >= len(bigs),
