@@ -425,3 +425,28 @@ def restart_full_caps(h):
     """Restart the harness's Dovecot announcing every capability (after a
     test left it with DOVECOT_PLAIN_CAPS): (ok, output)."""
     return run_harness(h, "start.sh", plain_caps=False)
+
+# --- small helpers every test needs --------------------------------------------
+
+def wait_for(fn, timeout, step=0.25):
+    """fn()'s first true value within timeout seconds, else None."""
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > deadline:
+            return None
+        time.sleep(step)
+
+
+def errno_of(fn, *args):
+    """0 when fn(*args) succeeds, the errno of its OSError, or a string
+    naming any other exception (reported, never raised)."""
+    try:
+        fn(*args)
+        return 0
+    except OSError as e:
+        return e.errno
+    except Exception as e:      # noqa: BLE001
+        return "%s: %s" % (type(e).__name__, e)
