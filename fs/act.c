@@ -235,6 +235,15 @@ static void changed(struct act *a, int64_t folder)
 		a->o.hooks.folder_changed(a->o.hooks.ctx, folder);
 }
 
+/* A write found the folder recreated under its name (MFS_E_STALE) or
+ * gone: nothing was done; have the sync rebuild it, so the listing shows
+ * what the folder now holds. */
+static void stale_check(struct act *a, int64_t folder, int rc)
+{
+	if ((rc == MFS_E_STALE || rc == MFS_E_NO) && a->o.sync)
+		sync_request(a->o.sync, folder);
+}
+
 /* The message is gone from folder on the server: from the index too. */
 static void forget_msg(struct act *a, int64_t folder, uint32_t uid,
 		       const char *name)
@@ -261,11 +270,13 @@ int act_set_flags(struct act *a, int64_t id, uint32_t uid, const char *flags,
 	if (rc == 0)
 		rc = with_conn(a, &c, err);
 	if (rc == 0) {
-		rc = imap_store_flags(c, f.wire, uid, flags, err);
+		rc = imap_store_flags(c, f.wire, f.uidvalidity, uid, flags,
+				      err);
 		pool_put(a->o.pool, c);
 	}
 	if (rc == 0)
 		rc = index_msg_set_flags(a->o.ix, id, uid, flags, err);
+	stale_check(a, id, rc);
 	free(f.wire);
 	return rc;
 }
@@ -339,10 +350,12 @@ static int move_now(struct act *a, int64_t id, uint32_t uid, int64_t dest,
 		goto out;
 	snprintf(set, sizeof(set), "%u", uid);
 	if (dest)
-		rc = imap_move(c, f.wire, set, d.wire, &new_uid, err);
+		rc = imap_move(c, f.wire, f.uidvalidity, set, d.wire, &new_uid,
+			       err);
 	else
-		rc = imap_expunge(c, f.wire, set, err);
+		rc = imap_expunge(c, f.wire, f.uidvalidity, set, err);
 	pool_put(a->o.pool, c);
+	stale_check(a, id, rc);
 	if (rc < 0)
 		goto out;
 	log_debug(LOG_CAT_FS, "%s %s/%u%s%s", dest ? "moved" : "expunged",
@@ -410,10 +423,12 @@ static void send_batch(struct act *a, int64_t src, int64_t dest,
 	if (rc == 0)
 		rc = with_conn(a, &c, &err);
 	if (rc == 0) {
-		rc = dest ? imap_move(c, f.wire, set, d.wire, NULL, &err) :
-			    imap_expunge(c, f.wire, set, &err);
+		rc = dest ? imap_move(c, f.wire, f.uidvalidity, set, d.wire,
+				      NULL, &err) :
+			    imap_expunge(c, f.wire, f.uidvalidity, set, &err);
 		pool_put(a->o.pool, c);
 	}
+	stale_check(a, src, rc);
 	if (rc == 0) {
 		log_debug(LOG_CAT_FS, "%s %zu messages of %s%s%s",
 			  dest ? "moved" : "expunged", n, f.wire,
@@ -725,6 +740,13 @@ int act_rmdir(struct act *a, int64_t id, struct mfs_error *err)
 		 * server agrees it is empty, not just our index. */
 		if (!(f.flags & IMAP_MB_NOSELECT))
 			rc = imap_examine(c, f.wire, &st, err);
+		/* One of the same name made by another client since is not
+		 * the folder the user saw empty. */
+		if (rc == 0 && !(f.flags & IMAP_MB_NOSELECT) &&
+		    f.uidvalidity && st.uidvalidity != f.uidvalidity)
+			rc = mfs_fail(err, MFS_E_STALE,
+				      "%s was recreated by another client: "
+				      "not deleted", f.wire);
 		if (rc == 0 && st.exists)
 			rc = mfs_fail(err, MFS_E_NOTEMPTY,
 				      "folder is not empty on the server");
@@ -732,6 +754,7 @@ int act_rmdir(struct act *a, int64_t id, struct mfs_error *err)
 			rc = imap_delete(c, f.wire, err);
 		pool_put(a->o.pool, c);
 	}
+	stale_check(a, id, rc);
 	if (rc == 0)
 		rc = index_folder_drop(a->o.ix, id, false, NULL, err);
 	if (rc == 0)
@@ -759,9 +782,15 @@ int act_rename_folder(struct act *a, int64_t id, int64_t new_parent,
 	if (rc == 0)
 		rc = with_conn(a, &c, err);
 	if (rc == 0) {
-		rc = imap_rename(c, f.wire, wire, err);
+		/* Renaming takes the messages with it: only the folder the
+		 * user saw, not one made since under the same name. */
+		if (!(f.flags & IMAP_MB_NOSELECT) && f.uidvalidity)
+			rc = imap_check_validity(c, f.wire, f.uidvalidity, err);
+		if (rc == 0)
+			rc = imap_rename(c, f.wire, wire, err);
 		pool_put(a->o.pool, c);
 	}
+	stale_check(a, id, rc);
 	if (rc == 0)
 		rc = index_folder_rename(a->o.ix, id, new_parent, new_name,
 					 f.wire, wire, delim, err);

@@ -37,8 +37,33 @@ int imap_flags_valid(const char *flags)
 	return 0;
 }
 
-int imap_store_flags(struct imap_conn *c, const char *mailbox, uint32_t uid,
-		     const char *flags, struct mfs_error *err)
+/* SELECT (rw) or EXAMINE mailbox afresh and make sure it is the one the
+ * caller's UIDs belong to. */
+static int select_checked(struct imap_conn *c, const char *mailbox, bool rw,
+			  uint32_t uidvalidity, struct mfs_error *err)
+{
+	struct imap_mbstate st = { 0 };
+	int rc = conn_select(c, mailbox, rw, false, &st, err);
+
+	if (rc < 0)
+		return rc;
+	if (uidvalidity == 0 || st.uidvalidity != uidvalidity)
+		return mfs_fail(err, MFS_E_STALE,
+				"%s was recreated by another client "
+				"(UIDVALIDITY %u, we knew %u): nothing done",
+				mailbox, st.uidvalidity, uidvalidity);
+	return 0;
+}
+
+int imap_check_validity(struct imap_conn *c, const char *mailbox,
+			uint32_t uidvalidity, struct mfs_error *err)
+{
+	return select_checked(c, mailbox, false, uidvalidity, err);
+}
+
+int imap_store_flags(struct imap_conn *c, const char *mailbox,
+		     uint32_t uidvalidity, uint32_t uid, const char *flags,
+		     struct mfs_error *err)
 {
 	char *cmd = NULL;
 	size_t len = 0;
@@ -46,7 +71,7 @@ int imap_store_flags(struct imap_conn *c, const char *mailbox, uint32_t uid,
 
 	if (imap_flags_valid(flags) < 0)
 		return mfs_fail(err, MFS_E_INVAL, "not a list of IMAP flags");
-	rc = conn_select(c, mailbox, true, true, NULL, err);
+	rc = select_checked(c, mailbox, true, uidvalidity, err);
 	if (rc < 0)
 		return rc;
 	rc = conn_append(&cmd, &len, "UID STORE %u FLAGS.SILENT (%s)", uid,
@@ -111,8 +136,9 @@ static int uid_expunge(struct imap_conn *c, const char *uidset,
 	return rc;
 }
 
-int imap_move(struct imap_conn *c, const char *mailbox, const char *uidset,
-	      const char *dest, uint32_t *new_uid, struct mfs_error *err)
+int imap_move(struct imap_conn *c, const char *mailbox, uint32_t uidvalidity,
+	      const char *uidset, const char *dest, uint32_t *new_uid,
+	      struct mfs_error *err)
 {
 	struct copyuid cu = { 0 };
 	char *cmd = NULL;
@@ -125,7 +151,7 @@ int imap_move(struct imap_conn *c, const char *mailbox, const char *uidset,
 	if (!move && !(c->caps & IMAP_CAP_UIDPLUS))
 		return mfs_fail(err, MFS_E_UNSUPPORTED,
 				"server has neither MOVE nor UIDPLUS");
-	rc = conn_select(c, mailbox, true, true, NULL, err);
+	rc = select_checked(c, mailbox, true, uidvalidity, err);
 	if (rc < 0)
 		return rc;
 	rc = conn_append(&cmd, &len, "UID %s %s ", move ? "MOVE" : "COPY",
@@ -145,14 +171,15 @@ int imap_move(struct imap_conn *c, const char *mailbox, const char *uidset,
 	return rc;
 }
 
-int imap_expunge(struct imap_conn *c, const char *mailbox, const char *uidset,
+int imap_expunge(struct imap_conn *c, const char *mailbox,
+		 uint32_t uidvalidity, const char *uidset,
 		 struct mfs_error *err)
 {
 	int rc;
 
 	if (!valid_set(uidset))
 		return mfs_fail(err, MFS_E_INVAL, "bad UID set");
-	rc = conn_select(c, mailbox, true, true, NULL, err);
+	rc = select_checked(c, mailbox, true, uidvalidity, err);
 	return rc < 0 ? rc : uid_expunge(c, uidset, err);
 }
 

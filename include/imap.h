@@ -194,22 +194,40 @@ int imap_append(struct imap_conn *c, const char *mailbox, const char *flags,
  * client may set (not \\Recent), else MFS_E_INVAL. */
 int imap_flags_valid(const char *flags);
 
+/* The commands below that change messages name them by UID, and a UID
+ * means something only under the UIDVALIDITY it was learnt with: another
+ * client may have deleted the mailbox and created one of the same name,
+ * whose UID 1 is another message.  So each first SELECTs mailbox afresh
+ * (never a kept selection, which may be a stale view) and compares its
+ * UIDVALIDITY with uidvalidity; on a mismatch (or uidvalidity 0) nothing
+ * is sent and the result is MFS_E_STALE.  A mailbox that no longer exists
+ * gives MFS_E_NO from the SELECT. */
+
 /* Replace the flags of uid in mailbox (SELECTed read-write for this). */
-int imap_store_flags(struct imap_conn *c, const char *mailbox, uint32_t uid,
-		     const char *flags, struct mfs_error *err);
+int imap_store_flags(struct imap_conn *c, const char *mailbox,
+		     uint32_t uidvalidity, uint32_t uid, const char *flags,
+		     struct mfs_error *err);
 
 /* Move the messages of uidset (e.g. "4711" or "1:3,7") from mailbox to
  * dest: UID MOVE, else UID COPY + \\Deleted + UID EXPUNGE (needs UIDPLUS,
  * so no other message is ever expunged; MFS_E_UNSUPPORTED without).  With
  * a single UID, *new_uid (may be NULL) gets its UID in dest from COPYUID,
  * or 0 if the server did not say. */
-int imap_move(struct imap_conn *c, const char *mailbox, const char *uidset,
-	      const char *dest, uint32_t *new_uid, struct mfs_error *err);
+int imap_move(struct imap_conn *c, const char *mailbox, uint32_t uidvalidity,
+	      const char *uidset, const char *dest, uint32_t *new_uid,
+	      struct mfs_error *err);
 
 /* Remove exactly the messages of uidset for good (\\Deleted + UID
  * EXPUNGE; MFS_E_UNSUPPORTED without UIDPLUS). */
-int imap_expunge(struct imap_conn *c, const char *mailbox, const char *uidset,
+int imap_expunge(struct imap_conn *c, const char *mailbox,
+		 uint32_t uidvalidity, const char *uidset,
 		 struct mfs_error *err);
+
+/* Is mailbox still the one known with uidvalidity?  0, MFS_E_STALE, or
+ * MFS_E_NO when it is gone.  For folder-level changes (RENAME, DELETE)
+ * that name a mailbox the caller learnt about earlier; EXAMINEs it. */
+int imap_check_validity(struct imap_conn *c, const char *mailbox,
+			uint32_t uidvalidity, struct mfs_error *err);
 
 /* CREATE, DELETE, RENAME (wire names).  MFS_E_NO with the server's words
  * when it refuses. */

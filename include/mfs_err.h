@@ -32,6 +32,7 @@ enum mfs_err {
 	MFS_E_NOTEMPTY = -19,	/* folder still holds mail or folders */
 	MFS_E_SECRET = -20,	/* password or token command failed */
 	MFS_E_CANCELLED = -21,	/* abandoned at the caller's request */
+	MFS_E_STALE = -22,	/* folder recreated since we knew it (UIDVALIDITY) */
 };
 
 /* Detail for the last failure: a one-line human message, never containing

@@ -47,6 +47,10 @@ static const struct {
 	 * the next login may well get one. */
 	{ MFS_E_SECRET, "no password or token", EIO, true },
 	{ MFS_E_CANCELLED, "cancelled", ECANCELED, false },
+	/* Not ESTALE: the kernel retries an ESTALE rename or unlink once
+	 * after looking the names up again, and by then the sync may have
+	 * rebuilt the folder, so the retry would act on the new one. */
+	{ MFS_E_STALE, "folder recreated by another client", ENOENT, false },
 };
 
 static int lookup(int code)

@@ -213,6 +213,47 @@ def messages_writes(mnt, what, expunge):
             "rm: %s; server: %s" % (ename(e), final))
 
 
+def bulk_writes(mnt):
+    """A run of rm that mailfs batches (write-behind) spans the folder's
+    recreation: whatever each rm returns, no new message is touched."""
+    root = mnt.mountpoint
+    src = TAG + "-bulk"
+    olds = ["bold%d" % i for i in range(1, 6)]
+    news = ["bnew%d" % i for i in range(1, 6)]
+    m = imap()
+    try:
+        it.check(*m.create(it.wire_name(src)), "CREATE " + src)
+        fill(m, src, olds)
+    finally:
+        m.logout()
+    refresh(root)
+
+    def names():
+        found = {u: eml(root, src, u) for u in range(1, 6)}
+        return found if all(found.values()) else None
+
+    old = wait_for(names, 60)
+    if not C.check(old, "bulk: the folder's five messages are listed"):
+        return
+    e1 = errno_of(os.unlink, os.path.join(root, src, old[1]))
+    recreate(src, news)
+    before = state()
+    rcs = [errno_of(os.unlink, os.path.join(root, src, old[u])) for u in (2, 3, 4, 5)]
+    os.sync()
+    fd = os.open(os.path.join(root, src), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)            # waits for queued changes (README)
+    finally:
+        os.close(fd)
+    after = state()
+    C.check(e1 == 0 and all(e in (0,) + STALE for e in rcs),
+            "bulk: rm of the first old message succeeds; the four after the "
+            "recreation succeed (queued) or fail with ESTALE or ENOENT",
+            "first %s, then %s" % (ename(e1), [ename(e) for e in rcs]))
+    C.equal(after, before, "bulk: imaplib: after fsync of the folder, none of the "
+            "new messages was moved or expunged")
+
+
 def folder_writes(mnt):
     """mv of a folder and rmdir after it was recreated."""
     root = mnt.mountpoint
@@ -256,6 +297,7 @@ def main():
         if mnt:
             section("trash", messages_writes, mnt, "trash", False)
             section("folders", folder_writes, mnt)
+            section("bulk", bulk_writes, mnt)
             unmount_and_check(C, mnt, "trash", [mnt.log])
         mnt = mount("expunge", OPTS + ",delete=expunge")
         if mnt:
