@@ -37,8 +37,8 @@ struct alias {
 	char *name;	/* base name, without .eml */
 };
 
-/* A queued message, with its row to put back if the server refuses. */
-/* A copy of the message's row: a refused batch puts it back as it was. */
+/* A queued message: a copy of its row, which a refused batch puts back
+ * as it was.  The strings belong to the queue (then the flusher). */
 struct queued {
 	uint32_t uid;
 	uint64_t size;
@@ -433,6 +433,10 @@ static void send_batch(struct act *a, int64_t src, int64_t dest,
 		log_debug(LOG_CAT_FS, "%s %zu messages of %s%s%s",
 			  dest ? "moved" : "expunged", n, f.wire,
 			  dest ? " to " : "", dest ? d.wire : "");
+		/* A resync between hiding a row and queueing it may have put
+		 * it back: the server has done it now, so out for good. */
+		for (size_t i = 0; i < n; i++)
+			index_msg_delete(a->o.ix, src, b[i].uid, NULL);
 		if (dest) {
 			changed(a, dest);
 			if (a->o.sync)
@@ -575,6 +579,12 @@ static int queue_or_not(struct act *a, int64_t id, uint32_t uid,
 		free_queued(&q);
 		return rc;
 	}
+	/* Gone from the listing before it is queued: once queued, the
+	 * flusher owns q's strings (and may free them at once), and a
+	 * refused batch puts the row back, which must come after this. */
+	if (dest)
+		remember_move(a, id, dest, uid, q.size, q.date, q.name);
+	forget_msg(a, id, uid, q.name);
 	pthread_mutex_lock(&a->lock);
 	/* A queue for another pair goes first, and a full one. */
 	while (a->nq > 0 && (a->q_src != id || a->q_dest != dest ||
@@ -589,11 +599,7 @@ static int queue_or_not(struct act *a, int64_t id, uint32_t uid,
 	a->q_ms = mono_ms();
 	pthread_cond_signal(&a->cond);
 	pthread_mutex_unlock(&a->lock);
-	/* Gone from the listing now; the server follows within FLUSH_MS. */
-	if (dest)
-		remember_move(a, id, dest, uid, q.size, q.date, q.name);
-	forget_msg(a, id, uid, q.name);
-	return 1;
+	return 1;	/* the server follows within FLUSH_MS */
 }
 
 static int move_or_expunge(struct act *a, int64_t id, uint32_t uid,

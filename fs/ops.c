@@ -1054,10 +1054,13 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	struct fsops *o = ctx_of(req);
 
 	(void)datasync;
-	if (o->ob && obfs_owns(ino))
+	if (o->ob && obfs_owns(ino)) {
 		obfs_fsync(o->ob, req, fi);
-	else
-		fuse_reply_err(req, 0);
+		return;
+	}
+	/* Like fsync of a directory: queued rm/mv are sent and answered. */
+	act_flush(o->act);
+	fuse_reply_err(req, 0);
 }
 
 /* fsync of a directory: a script's way to know queued rm/mv are done. */

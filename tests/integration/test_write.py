@@ -517,6 +517,10 @@ def check_mv(root, msgs, names):
         raw_before = raw_of(m.folder, m.uid)
         rc, err = run_as_owner(["mv", src, os.path.join(root, dest) + "/"])
         C.check(rc == 0 and not err, "%s succeeds" % what, "status %d: %s" % (rc, err))
+        # mv2 follows mv1 to the same folder within the batching window,
+        # so it may only be queued: sync(1) of the folder is the
+        # documented way to wait until the server has done it.
+        C.check(run(["sync", os.path.join(root, m.folder)])[0] == 0, "%s: sync INBOX succeeds" % what)
         loc = where(m.mid)
         ok = C.check(len(loc) == 1 and loc[0][0] == dest,
                      "%s: gone from INBOX on the server, in %s with the same Message-ID" % (what, dest),
