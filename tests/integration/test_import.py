@@ -77,7 +77,8 @@ OURS_RE = re.compile(r"(^|/)imp-[0-9a-f]{8}\b")    # any run's folders
 
 BACK = TAG                      # backed up, DELETEd, made again, restored
 MISC = TAG + "-misc"            # not-a-message, rsync, mv, -o ro
-SETUP_FOLDERS = [BACK, MISC]
+SAME = TAG + "-same"            # restored over itself; no Message-ID
+SETUP_FOLDERS = [BACK, MISC, SAME]
 
 # The backup set: file under tests/data, and what the backup copy becomes.
 BACKUP_SET = [
@@ -523,6 +524,94 @@ def check_backup(root, orig):
                 rc4, err4, len(got4), len(orig), len(hits), log_tail(mnt_log_of(root), re.escape(name))))
 
 
+# --- 1b. restoring over the same names; messages without a Message-ID ------
+
+# A blank line inside a folded header ends the header section early, as in
+# real broken mail: the Message-ID line below it is body text.
+NO_MID = ("From: Broken Folding <bf@import.mailfs.test>\r\n"
+          "To: Alice <alice@mailfs.test>\r\n"
+          "Subject: A folded header with a blank\r\n"
+          "\r\n"
+          "  line in it %s\r\n"
+          "Message-ID: <%s-nomid@import.mailfs.test>\r\n"
+          "Date: Wed, 06 Mar 2024 08:00:00 +0000\r\n"
+          "\r\n"
+          "Body of a message without a Message-ID.\r\n")
+WITH_MID = ("From: Same Name <sn@import.mailfs.test>\r\n"
+            "To: Alice <alice@mailfs.test>\r\n"
+            "Subject: Restored over itself %s\r\n"
+            "Date: Wed, 06 Mar 2024 08:01:00 +0000\r\n"
+            "Message-ID: <%s-same@import.mailfs.test>\r\n"
+            "\r\n"
+            "Body.\r\n")
+
+
+def check_same_names(root):
+    folder = os.path.join(root, SAME)
+    raws = [(NO_MID % (TAG, TAG)).encode(), (WITH_MID % (TAG, TAG)).encode()]
+    m = imap()
+    try:
+        for raw in raws:
+            it.check(*m.append(it.wire_name(SAME), None, INTERNALDATE, raw), "APPEND")
+    finally:
+        m.logout()
+    with open(os.path.join(root, ".mailfs", "refresh"), "w") as f:
+        f.write("1\n")
+    names = wait_for(lambda: (lambda e: e if len(e) == 2 else None)(emls(folder)), SYNC_TIMEOUT)
+    if not C.check(names, "same names: the folder's two messages show", listdir(folder)):
+        return
+    before = server_msgs(SAME)
+    bdir = os.path.join(RUN, "backup-same")
+    os.makedirs(bdir)
+    rc, err = cp_in([os.path.join(folder, n) for n in names.values()], bdir)
+    C.check(rc == 0 and not err, "same names: cp of both .eml out succeeds", "status %d: %s" % (rc, err))
+    files = [os.path.join(bdir, n) for n in sorted(names.values())]
+
+    # The backup copied back over the very messages it was taken from.
+    rc, err = cp_in(files, folder)
+    after = server_msgs(SAME)
+    C.check(rc == 0 and not err, "same names: cp of the backup over the same names "
+            "(the same bytes) succeeds", "status %d: %s" % (rc, err))
+    C.check(after == before, "same names: imaplib: the folder is unchanged (same UIDs, "
+            "bytes and flags)", "%d messages, UIDs %s" % (len(after or []), [d["uid"] for d in after or []]))
+
+    # Restored under another name (a second restore into a fresh folder
+    # would be this): the message without a Message-ID is recognised by
+    # its bytes and not appended again.
+    nomid = [p for p in files if "folded header" in p]
+    dst = os.path.join(folder, "restored-again.eml")
+    rc, err = run_as_owner(["cp", "--"] + nomid + [dst])
+    after = server_msgs(SAME)
+    C.check(rc == 0 and len(nomid) == 1 and after == before,
+            "same names: a message without a Message-ID copied in again under "
+            "another name adds nothing", "cp status %d (%s); %d messages, want %d" % (
+                rc, err, len(after or []), len(before)))
+    # With LF line ends, as a Unix tool would keep it: the same message.
+    lf = os.path.join(bdir, "lf.eml")
+    with open(nomid[0], "rb") as f, open(lf, "wb") as g:
+        g.write(f.read().replace(b"\r\n", b"\n"))
+    rc, err = run_as_owner(["cp", "--", lf, os.path.join(folder, "restored-lf.eml")])
+    after = server_msgs(SAME)
+    C.check(rc == 0 and after == before,
+            "same names: the same message with LF line ends adds nothing either",
+            "cp status %d (%s); %d messages, want %d" % (rc, err, len(after or []), len(before)))
+
+    # Different bytes over an existing message's name are refused.
+    other = [p for p in files if "Restored over itself" in p][0]
+    changed = os.path.join(bdir, "changed.eml")
+    with open(other, "rb") as f, open(changed, "wb") as g:
+        g.write(f.read().replace(b"Body.", b"Bodx."))
+    rc, err = run_as_owner(["cp", "--", changed, other.replace(bdir, folder)])
+    after = server_msgs(SAME)
+    C.check(rc != 0 and "Operation not permitted" in err and after == before,
+            "same names: cp of different bytes over a message fails with EPERM and changes nothing",
+            "cp status %d (%s); server changed: %s" % (rc, err, after != before))
+    with open(other.replace(bdir, folder), "rb") as f:
+        shown = f.read()
+    C.check(shown == [d["raw"] for d in before if d["raw"] in shown][0] if shown else False,
+            "same names: the message file still reads as the server's bytes", "%d bytes" % len(shown))
+
+
 # --- 2. not a message -------------------------------------------------------------
 
 def check_not_message(root, mnt):
@@ -734,6 +823,7 @@ def default_mount(orig):
                        "the second folder shows in the mount", listdir(root)):
             return
         section("not a message", check_not_message, root, mnt)
+        section("same names", check_same_names, root)
         section("rsync", check_rsync, root)
         section("mv", check_mv, root)
     finally:
