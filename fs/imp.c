@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -311,6 +312,69 @@ static int get_wire(void *ctx, const struct ix_folder *f)
 	return 0;
 }
 
+/* Candidates fetched to compare a message without a Message-ID with:
+ * messages of exactly its size are rare, so this is seldom reached. */
+#define SAME_SIZE_MAX 32
+
+struct same_ctx {
+	const char *data;
+	size_t len;
+	bool found;
+};
+
+static int same_tmp(void *ctx)
+{
+	int fd = memfd_create("mailfs-compare", MFD_CLOEXEC);
+
+	(void)ctx;
+	return fd < 0 ? MFS_E_IO : fd;
+}
+
+static int same_body(void *ctx, uint32_t uid, int fd, uint64_t len)
+{
+	struct same_ctx *sc = ctx;
+	char buf[65536];
+	size_t off = 0;
+
+	(void)uid;
+	while (!sc->found && len == sc->len && off < len) {
+		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
+
+		if (n <= 0 || memcmp(buf, sc->data + off, (size_t)n) != 0)
+			break;
+		off += (size_t)n;
+		if (off == len)
+			sc->found = true;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Does the folder hold a message with exactly these bytes?  For messages
+ * without a Message-ID (or with one hidden by a broken header): compared
+ * with the server's copies of the same size, not with the index. */
+static int has_same_bytes(struct imap_conn *c, const char *wire,
+			  const char *data, size_t len, bool *found,
+			  struct mfs_error *err)
+{
+	struct same_ctx sc = { data, len, false };
+	struct imap_mbstate st;
+	uint32_t uids[SAME_SIZE_MAX];
+	size_t n = 0;
+	int rc;
+
+	*found = false;
+	rc = imap_examine_keep(c, wire, &st, err);
+	if (rc == 0)
+		rc = imap_search_size(c, wire, len, uids, SAME_SIZE_MAX, &n,
+				      err);
+	if (rc == 0 && n > 0)
+		rc = imap_fetch_bodies(c, wire, st.uidvalidity, uids, n,
+				       same_tmp, same_body, &sc, err);
+	*found = rc == 0 && sc.found;
+	return rc;
+}
+
 /* Append the staged file; 0 or -errno.  The staged file goes either way
  * once judged: appended, a duplicate, or not a message. */
 static int commit(struct imp *im, int64_t folder, const char *name)
@@ -364,14 +428,18 @@ static int commit(struct imp *im, int64_t folder, const char *name)
 		goto drop;
 	}
 	rc = pool_get(im->pool, im->timeout_s, &c, &err);
-	if (rc == 0 && sum.message_id) {
+	if (rc == 0) {
 		/* Only the server knows: the index may still hold a message
 		 * another client deleted, or miss one restored a moment
 		 * ago. */
 		bool dup = false;
 
-		rc = imap_has_message(c, wc.wire, sum.message_id, dlen, &dup,
-				      &err);
+		if (sum.message_id)
+			rc = imap_has_message(c, wc.wire, sum.message_id, dlen,
+					      &dup, &err);
+		else
+			rc = has_same_bytes(c, wc.wire, data, dlen, &dup,
+					    &err);
 		if (rc == 0 && dup) {
 			pool_put(im->pool, c);
 			log_msg(LOG_INFO, "%s: already in the folder, skipped",

@@ -17,6 +17,7 @@
 #include "imap_parse.h"
 #include "log.h"
 #include "obfs.h"
+#include "overwrite.h"
 #include "watch.h"
 
 enum kind { K_ROOT = 0, K_DIR = 1, K_EML = 2, K_MDIR = 3, K_PART = 4 };
@@ -111,6 +112,25 @@ static struct fsops *ctx_of(fuse_req_t req)
 static int immutable(const struct fsops *o)
 {
 	return o->act ? EPERM : EROFS;
+}
+
+/* A message opened for writing has a struct overwrite as its handle,
+ * told from a plain descriptor by the top bit (never set in a pointer
+ * user space can hold, nor in a descriptor). */
+#define OW_BIT ((uint64_t)1 << 63)
+
+static struct overwrite *ow_of(const struct fuse_file_info *fi)
+{
+	return fi && (fi->fh & OW_BIT) ?
+		       (struct overwrite *)(uintptr_t)(fi->fh & ~OW_BIT) :
+		       NULL;
+}
+
+static int fd_of(const struct fuse_file_info *fi)
+{
+	struct overwrite *w = ow_of(fi);
+
+	return w ? overwrite_fd(w) : (int)fi->fh;
 }
 
 /* The mount runs with default_permissions, so the kernel checks these
@@ -915,7 +935,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		imp_open(o->imp, req, ino, fi);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+	/* A message may be written over with its own bytes (a backup
+	 * restored onto the tree); a part never. */
+	if ((fi->flags & O_ACCMODE) != O_RDONLY &&
+	    (!o->act || n.kind != K_EML)) {
 		fuse_reply_err(req, immutable(o));
 		return;
 	}
@@ -964,6 +987,20 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	free(wire);
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		struct overwrite *w = NULL;
+
+		rc = overwrite_open(fd, size, &w);
+		if (rc < 0) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
+		fi->fh = (uint64_t)(uintptr_t)w | OW_BIT;
+		fi->direct_io = 1;	/* every write must reach us */
+		if (fuse_reply_open(req, fi) != 0)
+			overwrite_close(w);
+		return;
+	}
 	fi->fh = (uint64_t)fd;
 	fi->keep_cache = !fi->direct_io;
 	/* Nothing to write back: spare the kernel a FLUSH round trip on
@@ -992,7 +1029,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].fd = fd_of(fi);
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
@@ -1014,7 +1051,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		imp_release(o->imp, req, fi);
 		return;
 	}
-	close((int)fi->fh);
+	if (ow_of(fi))
+		overwrite_close(ow_of(fi));
+	else
+		close((int)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -1031,7 +1071,14 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		ctl_write(o->ctl, req, ino, buf, size, fi);
 	else if (o->imp && imp_owns(ino))
 		imp_write(o->imp, req, buf, size, off, fi);
-	else
+	else if (ow_of(fi)) {
+		int rc = overwrite_write(ow_of(fi), buf, size, off);
+
+		if (rc < 0)
+			fuse_reply_err(req, -rc);
+		else
+			fuse_reply_write(req, size);
+	} else
 		fuse_reply_err(req, immutable(o));
 }
 
@@ -1044,6 +1091,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino,
 		obfs_flush(o->ob, req, fi);
 	else if (o->imp && imp_owns(ino))
 		imp_flush(o->imp, req, fi);
+	else if (ow_of(fi))
+		fuse_reply_err(req, -overwrite_check(ow_of(fi)));
 	else
 		fuse_reply_err(req, 0);
 }
@@ -1258,6 +1307,23 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	reply_change(req, "mv", name, rc, &err);
 }
 
+/* O_TRUNC of a message opened for writing: the message itself stays as
+ * it is, so do its attributes; the close will tell. */
+static void setattr_overwrite(struct fsops *o, fuse_req_t req, fuse_ino_t ino,
+			      off_t size, struct overwrite *w)
+{
+	struct stat st;
+	double timeout = 0;
+	int rc = size < 0 ? -EINVAL : overwrite_truncate(w, (uint64_t)size);
+
+	if (rc == 0)
+		rc = -mfs_errno(node_attr(o, ino, &st, &timeout));
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, timeout);
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
@@ -1269,6 +1335,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		ctl_setattr(o->ctl, req, ino, attr, to_set);
 	else if (o->imp && imp_owns(ino))
 		imp_setattr(o->imp, req, ino, attr, to_set, fi);
+	else if (ow_of(fi) && to_set == FUSE_SET_ATTR_SIZE)
+		setattr_overwrite(o, req, ino, attr->st_size, ow_of(fi));
 	else
 		fuse_reply_err(req, immutable(o));
 }

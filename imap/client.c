@@ -778,6 +778,54 @@ int imap_has_message(struct imap_conn *c, const char *mailbox,
 	return rc;
 }
 
+struct uids_ctx {
+	uint32_t *uids;
+	size_t max, n;
+};
+
+static int on_search_uids(void *ctx, const struct imap_resp *r)
+{
+	struct uids_ctx *uc = ctx;
+
+	if (!imap_atom_is(imap_list_get(&r->data, 0), "SEARCH"))
+		return 0;
+	for (size_t i = 1; i < r->data.n && uc->n < uc->max; i++) {
+		uint64_t v;
+
+		if (imap_value_u64(&r->data.items[i], &v) == 0 && v &&
+		    v <= UINT32_MAX)
+			uc->uids[uc->n++] = (uint32_t)v;
+	}
+	return 0;
+}
+
+int imap_search_size(struct imap_conn *c, const char *mailbox, uint64_t size,
+		     uint32_t *uids, size_t max, size_t *n,
+		     struct mfs_error *err)
+{
+	struct uids_ctx uc = { uids, max, 0 };
+	char *cmd = NULL;
+	size_t len = 0;
+	int rc;
+
+	*n = 0;
+	if (size == 0)
+		return 0;
+	rc = conn_select(c, mailbox, false, true, NULL, err);
+	if (rc < 0)
+		return rc;
+	/* SEARCH has no "size equals": strictly between size-1 and size+1. */
+	rc = conn_append(&cmd, &len, "UID SEARCH LARGER %llu SMALLER %llu",
+			 (unsigned long long)size - 1,
+			 (unsigned long long)size + 1);
+	if (rc < 0)
+		return mfs_fail(err, rc, "out of memory");
+	rc = conn_cmd(c, cmd, on_search_uids, &uc, err);
+	free(cmd);
+	*n = uc.n;
+	return rc;
+}
+
 int imap_noop(struct imap_conn *c, struct mfs_error *err)
 {
 	return conn_cmd(c, "NOOP", NULL, NULL, err);

@@ -244,6 +244,13 @@ int imap_has_message(struct imap_conn *c, const char *mailbox,
 		     const char *message_id, uint64_t size, bool *found,
 		     struct mfs_error *err);
 
+/* UIDs (at most max, into uids; *n their count) of the messages in
+ * mailbox whose RFC822.SIZE is exactly size: the candidates, for a
+ * message without a Message-ID, of being the same message. */
+int imap_search_size(struct imap_conn *c, const char *mailbox, uint64_t size,
+		     uint32_t *uids, size_t max, size_t *n,
+		     struct mfs_error *err);
+
 /* NOOP: keep-alive and liveness check. */
 int imap_noop(struct imap_conn *c, struct mfs_error *err);
 

@@ -5,8 +5,10 @@
  * file then shows under its derived name.  Not a message: nothing is
  * appended and close() fails with EINVAL.  A message whose Message-ID and
  * size the server already holds in that folder is skipped (asked with
- * UID SEARCH, not the index, which may lag), so restoring a backup twice
- * adds nothing.  Temporary names (dot files, *~, *.swp, *.tmp, #*#) are
+ * UID SEARCH, not the index, which may lag), and so is one without a
+ * Message-ID whose bytes equal a message of the folder (those of the same
+ * size are fetched and compared), so restoring a backup twice adds
+ * nothing.  Temporary names (dot files, *~, *.swp, *.tmp, #*#) are
  * only staged until renamed.
  *
  * Inodes: kind 7 | folder id (18 bits) | staging file's inode (42 bits).
