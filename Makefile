@@ -2,6 +2,7 @@
 #
 #   make            build ./mailfs (objects in build/)
 #   make asan       ASan+UBSan build in build-asan/ (used by the tests)
+#   make tsan       ThreadSanitizer build in build-tsan/ (used by the tests)
 #   make unit       build and run the C unit tests
 #   make fuzz       build the libFuzzer targets (clang) in build-fuzz/
 #   make check      the whole test suite against a private Dovecot (as root)
@@ -21,6 +22,9 @@ CFLAGS ?= -O2 -g
 SANFLAGS =
 ifeq ($(SAN),1)
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+ifeq ($(SAN),thread)
+SANFLAGS = -fsanitize=thread -fno-omit-frame-pointer
 endif
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DMAILFS_VERSION='"$(VERSION)"' $(WARN) \
 	$(CFLAGS) $(SANFLAGS) -Iinclude $(shell pkg-config --cflags $(PKGS))
@@ -64,6 +68,9 @@ unit: $(UNIT_BIN)
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 build-asan/mailfs unit-build
 
+tsan:
+	$(MAKE) BUILD=build-tsan SAN=thread build-tsan/mailfs
+
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-Iinclude $(shell pkg-config --cflags $(PKGS))
 fuzz:
@@ -93,6 +100,6 @@ install: mailfs
 	install -D -m 0644 man/mailfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/mailfs.1
 
 clean:
-	rm -rf build build-asan build-fuzz mailfs
+	rm -rf build build-asan build-tsan build-fuzz mailfs
 
-.PHONY: all mailfs unit unit-build asan fuzz check demo bench lint install clean
+.PHONY: all mailfs unit unit-build asan tsan fuzz check demo bench lint install clean

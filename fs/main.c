@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,7 +280,7 @@ static void outbox_log(void *ctx, bool error, const char *msg)
 struct sigthread {
 	pthread_t thread;
 	struct sync *sync;
-	volatile sig_atomic_t stop;
+	atomic_bool stop;	/* set by main, read by the thread */
 	bool running;
 };
 
@@ -291,7 +292,7 @@ static void *sig_main(void *arg)
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
-	while (sigwait(&set, &sig) == 0 && !st->stop) {
+	while (sigwait(&set, &sig) == 0 && !atomic_load(&st->stop)) {
 		log_msg(LOG_INFO, "SIGUSR1: resync");
 		sync_refresh(st->sync, 0);
 	}
@@ -602,7 +603,7 @@ out:
 	}
 	ctl_free(ctl);
 	if (sigt.running) {
-		sigt.stop = 1;
+		atomic_store(&sigt.stop, true);
 		pthread_kill(sigt.thread, SIGUSR1);
 		pthread_join(sigt.thread, NULL);
 	}
