@@ -91,7 +91,7 @@ srv_reachable() {
 			rest=${rest#*/}
 			as_user test -x "$d/." || break
 		done
-		die "user $u cannot reach $SRV: it cannot search $d (mode $(stat -c %a "$d")); set MAILFS_SERVER_PARENT to a directory below which every user can search"
+		die "user $u cannot reach $SRV: it cannot search $d (mode $(stat -c %a "$d")); chmod o+x it, or set MAILFS_SERVER_PARENT to a directory every user can reach"
 	done
 }
 
