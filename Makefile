@@ -62,8 +62,11 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libmailfs.a
 
 unit-build: $(UNIT_BIN)
 
+# Every test runs; the target fails if any of them did.
 unit: $(UNIT_BIN)
-	@for t in $(UNIT_BIN); do $$t || true; done
+	@rc=0; for t in $(UNIT_BIN); do \
+		$$t || { echo "make unit: $$t failed (exit status $$?)"; rc=1; }; \
+	done; exit $$rc
 
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 build-asan/mailfs unit-build

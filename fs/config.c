@@ -162,6 +162,52 @@ static char *trim(char *s)
 	return s;
 }
 
+/* End v at a comment: a '#' that begins a word, i.e. at the start or after
+ * a space or tab.  Commands (run with sh -c) are read as sh reads them:
+ * quotes and backslashes protect a '#' and are kept for sh to remove, so
+ * nothing sh would run is cut.  Other values have no quoting: an
+ * apostrophe in "O'Brien" must not hide the comment after it.  False for
+ * a command whose quote is never closed. */
+static bool cut_comment(char *v, bool command)
+{
+	bool word_start = true;
+	char quote = 0;
+
+	for (char *p = v; *p; p++) {
+		if (quote == '\'') {
+			if (*p == '\'')
+				quote = 0;
+			continue;
+		}
+		if (quote == '"') {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == '"')
+				quote = 0;
+			continue;
+		}
+		if (*p == '#' && word_start) {
+			*p = '\0';
+			break;
+		}
+		word_start = *p == ' ' || *p == '\t';
+		if (!command)
+			continue;
+		if (*p == '\\' && p[1])
+			p++;
+		else if (*p == '\'' || *p == '"')
+			quote = *p;
+	}
+	return !quote;
+}
+
+static bool is_command(const char *key)
+{
+	size_t n = strlen(key), c = strlen("_command");
+
+	return n > c && strcmp(key + n - c, "_command") == 0;
+}
+
 static int load_file(struct config *cfg, const char *path,
 		     struct mfs_error *err)
 {
@@ -176,7 +222,7 @@ static int load_file(struct config *cfg, const char *path,
 				"account '%s' is not a URL and %s: %s",
 				cfg->account, path, strerror(errno));
 	while (getline(&line, &cap, f) > 0) {
-		char *s = trim(line), *eq;
+		char *s = trim(line), *eq, *key, *val;
 
 		lineno++;
 		if (!*s || *s == '#' || *s == ';')
@@ -205,7 +251,15 @@ static int load_file(struct config *cfg, const char *path,
 			goto out;
 		}
 		*eq = '\0';
-		rc = set_key(cfg, trim(s), trim(eq + 1), path, lineno, err);
+		key = trim(s);
+		val = trim(eq + 1);
+		if (!cut_comment(val, is_command(key))) {
+			rc = mfs_fail(err, MFS_E_CONFIG,
+				      "%s:%d: %s: unterminated quote", path,
+				      lineno, key);
+			goto out;
+		}
+		rc = set_key(cfg, key, trim(val), path, lineno, err);
 		if (rc < 0)
 			goto out;
 	}

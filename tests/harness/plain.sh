@@ -158,7 +158,7 @@ if ! "$DOVECOT" -c "$PL_CONF" </dev/null >"$PL_DIR/startup.out" 2>&1; then
 	die "plain dovecot failed to start; see $PL_LOG"
 fi
 i=0
-until port_open "$PLAIN_IMAPS_PORT"; do
+until port_open "$PLAIN_IMAPS_PORT" && [ -n "$(dovecot_pid "$PL_BASE")" ]; do
 	i=$((i + 1))
 	if [ $i -gt 100 ]; then
 		tail -n 20 "$PL_LOG" >&2 || true

@@ -54,6 +54,85 @@ fi
 MAIL_UID=$(id -u "$MAIL_USER")
 MAIL_GID=$(id -g "$MAIL_USER")
 
+# srv_gc: remove server dirs that no state dir uses any more (their
+# checkout was deleted or moved) and whose servers are not running.  Only
+# root's mailfs-test.* below $SRV_PARENT whose owner file is over a minute
+# old: a start.sh running right now may not have made its link yet.
+srv_gc() {
+	local d owner pid
+	for d in "$SRV_PARENT"/mailfs-test.*; do
+		[ -d "$d" ] && [ ! -L "$d" ] && [ "$(stat -c %u "$d")" = 0 ] || continue
+		[ -f "$d/owner" ] && [ -n "$(find "$d/owner" -mmin +1)" ] || continue
+		owner=$(head -n 1 "$d/owner")
+		[ "$(readlink "$owner/server" 2>/dev/null)" = "$d" ] && continue
+		[ -n "$(dovecot_pid "$d/dovecot/run")$(dovecot_pid "$d/dovecot-plain/run")" ] && continue
+		pid=$(tr -d ' \n' <"$d/postfix/spool/pid/master.pid" 2>/dev/null) || pid=
+		case $pid in ''|*[!0-9]*) ;; *) kill -0 "$pid" 2>/dev/null && continue ;; esac
+		rm -rf "$d"
+		log "removed $d (server files of $owner, which no longer uses them)"
+	done
+}
+
+# srv_reachable: every unprivileged server user can search $SRV, else say
+# which directory above it is in the way.
+srv_reachable() {
+	local u d rest
+	command -v setpriv >/dev/null || return 0
+	as_user() {
+		setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups -- "$@"
+	}
+	for u in dovecot dovenull postfix "$MAIL_USER"; do
+		getent passwd "$u" >/dev/null || continue
+		as_user test -x "$SRV/." && continue
+		# The first directory from the top that it cannot search.
+		d= rest=${SRV#/}/
+		while [ -n "$rest" ]; do
+			d=$d/${rest%%/*}
+			rest=${rest#*/}
+			as_user test -x "$d/." || break
+		done
+		die "user $u cannot reach $SRV: it cannot search $d (mode $(stat -c %a "$d")); chmod o+x it, or set MAILFS_SERVER_PARENT to a directory every user can reach"
+	done
+}
+
+# The servers' files go to a server dir (see lib.sh): the first time for
+# this state dir, or when its server dir is gone, make one.
+if [ "$SRV" = "$MAILFS_TEST_DIR" ]; then
+	legacy=
+	for n in $SRV_LINKS; do
+		[ -d "$MAILFS_TEST_DIR/$n" ] && [ ! -L "$MAILFS_TEST_DIR/$n" ] && legacy="$legacy $n"
+	done
+	if [ -n "$legacy" ]; then
+		# An older harness kept them in the state dir: stop what it
+		# started, drop its files.
+		"$HARNESS_DIR/stop.sh"
+		for n in $legacy; do
+			rm -rf "${MAILFS_TEST_DIR:?}/$n"
+		done
+		log "removed the servers' files from $MAILFS_TEST_DIR (${legacy# }): they move to a server dir, so seed again"
+	fi
+	srv_gc
+	mkdir -p "$SRV_PARENT"
+	SRV=$(mktemp -d "$SRV_PARENT/mailfs-test.XXXXXXXX") || die "cannot make a server dir in $SRV_PARENT"
+	chmod 755 "$SRV"
+	printf '%s\n' "$MAILFS_TEST_DIR" >"$SRV/owner"
+	chmod 644 "$SRV/owner"
+	ln -sfn "$SRV" "$SRV_LINK.new"
+	mv -Tf "$SRV_LINK.new" "$SRV_LINK"
+	set_paths
+	log "server dir $SRV (for $MAILFS_TEST_DIR)"
+fi
+mkdir -p "$DC_DIR" "$PL_DIR" "$PF_DIR" "$HOME_ROOT"
+for n in $SRV_LINKS; do
+	if [ ! "$(readlink "$MAILFS_TEST_DIR/$n")" = "$SRV/$n" ]; then
+		[ -e "$MAILFS_TEST_DIR/$n" ] && [ ! -L "$MAILFS_TEST_DIR/$n" ] &&
+			die "$MAILFS_TEST_DIR/$n is in the way of a symlink to $SRV/$n: remove it"
+		ln -sfn "$SRV/$n" "$MAILFS_TEST_DIR/$n.new"
+		mv -Tf "$MAILFS_TEST_DIR/$n.new" "$MAILFS_TEST_DIR/$n"
+	fi
+done
+srv_reachable
+
 # Unix socket paths are limited to 108 bytes; Dovecot's longest is about
 # base_dir + 30.
 [ ${#DC_BASE} -le 70 ] || die "state dir path too long for unix sockets: $DC_BASE (set MAILFS_TEST_DIR)"
@@ -78,7 +157,7 @@ submission=$smtp
 "$HARNESS_DIR/certs.sh"
 
 mkdir -p "$DC_DIR" "$DC_DIR/state" "$HOME_ROOT"
-chmod 755 "$MAILFS_TEST_DIR" "$DC_DIR" "$HOME_ROOT"
+chmod 755 "$DC_DIR" "$HOME_ROOT"
 
 # Passwords: random per state dir, so a leaked password is easy to grep for.
 umask 077
@@ -270,6 +349,7 @@ fi
 # What tests need to know, for shell and for Python.
 cat >"$MAILFS_TEST_DIR/harness.env.new" <<EOF
 MAILFS_TEST_DIR='$MAILFS_TEST_DIR'
+SERVER_DIR='$SRV'
 IMAPS_PORT=$IMAPS_PORT
 IMAP_PORT=$IMAP_PORT
 CA_FILE='$TLS_DIR/ca.pem'
@@ -296,6 +376,8 @@ import json, sys
 d = sys.argv[1]
 json.dump({
     "state_dir": d,
+    "server_dir": "$SRV",
+    "home_dir": "$HOME_ROOT",
     "host": "127.0.0.1",
     "imaps_port": $IMAPS_PORT,
     "imap_port": $IMAP_PORT,

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# stop.sh [--dovecot-only] - stop the private test servers of
+# stop.sh [--dovecot-only | --purge] - stop the private test servers of
 # $MAILFS_TEST_DIR (idempotent): the Postfix relay (postfix.sh stop), the
-# second Dovecot of plain.sh if one runs, then the main Dovecot.
+# second Dovecot of plain.sh if one runs, then the main Dovecot.  Their
+# files (mail, queue, logs) stay in the server dir for the next start.sh.
 # --dovecot-only leaves Postfix running (start.sh uses it to restart
 # Dovecot with another config; Postfix keeps its queue and retries LMTP
 # until Dovecot is back) and plain.sh's instance serving.
+# --purge stops everything, then removes the server dir and the symlinks
+# to it (the state dir keeps its certificates and passwords).
 #
 # Signals only the master whose PID is in our base_dir's master.pid (its
 # children exit with it), and Postfix's master by the PID in our own
@@ -12,18 +15,33 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-pf_rc=0
+pf_rc=0 purge=0
 case ${1:-} in
 --dovecot-only) ;;
-'')
+''|--purge)
+	[ "${1:-}" = --purge ] && purge=1
 	"$HARNESS_DIR/postfix.sh" stop || pf_rc=$?
 	"$HARNESS_DIR/plain.sh" stop || pf_rc=$?
 	;;
-*) die "usage: stop.sh [--dovecot-only]" ;;
+*) die "usage: stop.sh [--dovecot-only | --purge]" ;;
 esac
+
+# --purge: only a server dir of our own (never the state dir of an older
+# harness), once nothing runs from it.
+purge() {
+	local n
+	[ $purge = 1 ] || return 0
+	[ "$SRV" != "$MAILFS_TEST_DIR" ] && srv_ok "$SRV" || return 0
+	for n in $SRV_LINKS server; do
+		[ -L "$MAILFS_TEST_DIR/$n" ] && rm -f "$MAILFS_TEST_DIR/$n"
+	done
+	rm -rf "$SRV"
+	log "removed $SRV"
+}
 
 pid=$(dovecot_pid)
 if [ -z "$pid" ]; then
+	[ $pf_rc = 0 ] && purge
 	exit $pf_rc
 fi
 # The ports this master listens on: IMAP, and submission if configured.
@@ -54,4 +72,5 @@ for p in $ports; do
 done
 rm -f "$DC_BASE/master.pid"
 log "dovecot stopped (pid $pid)"
+[ $pf_rc = 0 ] && purge
 exit $pf_rc
