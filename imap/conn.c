@@ -142,6 +142,15 @@ static void trace_resp(struct imap_conn *c, const struct imap_resp *r)
 			 (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
+/* The parser failed with rc: the server's bytes, or the literal sink's
+ * own failure (a full disk), which has said why in err already. */
+static int parse_failed(struct mfs_error *err, int rc)
+{
+	if (rc != MFS_E_PROTO && rc != MFS_E_TOOBIG && err && err->code == rc)
+		return rc;
+	return mfs_fail(err, rc, "unparsable server response");
+}
+
 static int conn_read(struct imap_conn *c, struct imap_resp **out,
 		     struct mfs_error *err)
 {
@@ -154,8 +163,7 @@ static int conn_read(struct imap_conn *c, struct imap_resp **out,
 						     c->rbuf + c->rpos,
 						     c->rlen - c->rpos, out);
 			if (n < 0) {
-				rc = mfs_fail(err, (int)n,
-					      "unparsable server response");
+				rc = parse_failed(err, (int)n);
 				goto fail;
 			}
 			c->rpos += (size_t)n;
@@ -203,8 +211,7 @@ int conn_next(struct imap_conn *c, int wake_fd, long ms,
 							c->rbuf + c->rpos,
 							c->rlen - c->rpos, out);
 			if (used < 0) {
-				rc = mfs_fail(err, (int)used,
-					      "unparsable server response");
+				rc = parse_failed(err, (int)used);
 				goto fail;
 			}
 			c->rpos += (size_t)used;
