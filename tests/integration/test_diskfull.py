@@ -82,6 +82,15 @@ def fill(path):
     return n
 
 
+def refresh(root):
+    """Write .mailfs/refresh with os calls, so its error reaches us."""
+    fd = os.open(os.path.join(root, ".mailfs", "refresh"), os.O_WRONLY)
+    try:
+        os.write(fd, b"1\n")
+    finally:
+        os.close(fd)
+
+
 def read(path):
     try:
         with open(path, "rb") as f:
@@ -147,7 +156,28 @@ def check_full(mnt, raws, fs):
     C.check(isinstance(listdir(folder), list), "with the file system full, the folder still lists",
             listdir(folder))
 
+    # New mail while the index cannot grow: the listing may lag, but the
+    # mount must catch up once there is room.
+    m = it.connect(H, "alice")
+    try:
+        it.check(*m.create(it.wire_name(TAG + "-new")), "CREATE")
+        it.check(*m.append(it.wire_name(TAG + "-new"), None, None, raws[2]), "APPEND")
+    finally:
+        m.logout()
+    e = errno_of(refresh, root)
+    C.check(e != 0, "with the index's file system full, a refresh that cannot record the new "
+            "folder fails (the writer hears of it)", ename(e))
+    newdir = os.path.join(root, TAG + "-new")
+    shown = listdir(newdir)
+    print("# full: listing of the new folder: %s" % (shown if isinstance(shown, str) else "%d entries" % len(shown)),
+          flush=True)
+
     os.unlink(ballast)
+    wait_for(lambda: errno_of(refresh, root) == 0, 30)
+    ok = wait_for(lambda: isinstance(listdir(newdir), list) and
+                  any(e.endswith(".eml") for e in listdir(newdir)), 30)
+    C.check(ok, "once there is room again, a folder made while the disk was full lists its message",
+            listdir(newdir))
     got1 = wait_for(lambda: (lambda g: g if g == raws[1] else None)(read(os.path.join(folder, nm[1]))),
                     3 * TIMEOUT)
     C.check(got1 == raws[1], "once there is room again, the same read gives the server's bytes")
