@@ -28,6 +28,11 @@
 #define MAX_INFLIGHT 64
 #define TOUCH_BATCH 256
 
+struct touch {
+	int64_t folder;
+	uint32_t uid;
+};
+
 struct cache {
 	char *dir;
 	struct index *ix;
@@ -51,10 +56,7 @@ struct cache {
 	uint64_t fetched, fetched_bytes;	/* since mount, for status */
 	/* LRU touches of cached bodies, written to the index in batches:
 	 * one transaction per open would cost more than the read. */
-	struct {
-		int64_t folder;
-		uint32_t uid;
-	} touched[TOUCH_BATCH];
+	struct touch touched[TOUCH_BATCH];
 	unsigned ntouched;
 	/* Readahead state (see ra_window), guarded by lock. */
 	int64_t ra_folder;
@@ -136,9 +138,7 @@ void cache_close(struct cache *c)
 	pthread_cond_signal(&c->ra_cond);
 	pthread_mutex_unlock(&c->lock);
 	pthread_join(c->ra_thread, NULL);
-	pthread_mutex_lock(&c->lock);
 	flush_touches(c);
-	pthread_mutex_unlock(&c->lock);
 	free(c->ra_mailbox);
 	for (unsigned i = 0; i < VIEW_SLOTS; i++)
 		view_drop(c, &c->views[i]);
@@ -229,27 +229,49 @@ static void remove_files(struct cache *c, int64_t folder, uint32_t uid)
 	remove_tree(path);
 }
 
-/* Write pending touches; the caller holds c->lock. */
-static void flush_touches(struct cache *c)
+/* Write touches taken from the batch, outside c->lock: the index may
+ * make us wait for another writer, and no other reader should wait with
+ * us.  They are only hints for eviction: when the transaction cannot be
+ * had, they are dropped. */
+static void write_touches(struct cache *c, const struct touch *t, unsigned n)
 {
-	if (c->ntouched == 0 || index_begin(c->ix, NULL) < 0)
+	if (n == 0 || index_begin(c->ix, NULL) < 0)
 		return;
-	for (unsigned i = 0; i < c->ntouched; i++)
-		index_cache_touch(c->ix, c->touched[i].folder,
-				  c->touched[i].uid, NULL);
+	for (unsigned i = 0; i < n; i++)
+		index_cache_touch(c->ix, t[i].folder, t[i].uid, NULL);
 	if (index_commit(c->ix, NULL) < 0)
 		index_rollback(c->ix);
+}
+
+/* Write pending touches now. */
+static void flush_touches(struct cache *c)
+{
+	struct touch t[TOUCH_BATCH];
+	unsigned n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->ntouched;
+	memcpy(t, c->touched, n * sizeof(t[0]));
 	c->ntouched = 0;
+	pthread_mutex_unlock(&c->lock);
+	write_touches(c, t, n);
 }
 
 static void touch(struct cache *c, const struct cache_key *k)
 {
+	struct touch t[TOUCH_BATCH];
+	unsigned n = 0;
+
 	pthread_mutex_lock(&c->lock);
 	c->touched[c->ntouched].folder = k->folder;
 	c->touched[c->ntouched].uid = k->uid;
-	if (++c->ntouched == TOUCH_BATCH)
-		flush_touches(c);
+	if (++c->ntouched == TOUCH_BATCH) {
+		n = c->ntouched;
+		memcpy(t, c->touched, sizeof(t));
+		c->ntouched = 0;
+	}
 	pthread_mutex_unlock(&c->lock);
+	write_touches(c, t, n);
 }
 
 static void account(struct cache *c, uint64_t added)
@@ -280,9 +302,7 @@ static void evict(struct cache *c, const struct cache_key *keep)
 	uint64_t bytes;
 
 	/* Evict by up-to-date recency. */
-	pthread_mutex_lock(&c->lock);
 	flush_touches(c);
-	pthread_mutex_unlock(&c->lock);
 	while (over_cap(c)) {
 		if (index_cache_oldest(c->ix, &folder, &uid, &bytes, NULL) < 0)
 			return;
