@@ -9,6 +9,17 @@ the index's write lock, or while the sync thread waits on a stalled server.
          batches of 256: the batch's transaction cannot start).  Every
          open must work, the daemon must stay up and byte-exact, and
          (ASan/UBSan build) nothing may write past the batch.
+  stall  A mount through tests/harness/faultproxy.py.  A folder gets 400
+         new messages (imaplib APPEND); the proxy is set to stall the
+         first connection that receives 50,000 more bytes, and a resync is
+         asked for: that is the sync thread's connection, in the middle of
+         the UID FETCH of the new messages' headers.  While it is stalled,
+         other readers: cat of uncached .eml files must be byte-exact,
+         `ls` of a decoded directory whose parts were never decoded must
+         list them, and every body in the cache directory must have its
+         row in the index's cache table (else it never counts against the
+         cap and is never evicted).  Then the stall ends and the folder
+         lists all 400 messages.
 
 Checked against imaplib on Dovecot itself, and the index with python3's
 sqlite3 (read-only).  Needs the private Dovecot (tests/harness/start.sh),
@@ -196,6 +207,79 @@ def touch_part():
         finish(mnt, what)
 
 
+# --- stall: the sync thread's connection stalls mid-FETCH -------------------
+
+def append_new(folder, n):
+    m = it.connect(H, "alice")
+    try:
+        pad = "x" * 200
+        for i in range(n):
+            msg = ("From: Contention <ct@%s>\r\nTo: alice@mailfs.test\r\n"
+                   "Subject: contention %d %s\r\nDate: Mon, 1 Jun 2026 10:00:00 +0000\r\n"
+                   "Message-ID: <%s-%d@%s>\r\n\r\nbody %d\r\n"
+                   % (DOMAIN, i, pad, TAG, i, DOMAIN, i))
+            it.check(*m.append(it.wire_name(folder), None, None, msg.encode()), "APPEND")
+    finally:
+        m.logout()
+
+
+def stall_part(proxy):
+    what = "stall"
+    m = it.connect(H, "alice")
+    try:
+        it.check(*m.create(it.wire_name(TAG)), "CREATE " + TAG)
+    finally:
+        m.logout()
+    mnt = mount(what, "port=%d,poll_interval=3600,idle_folders=0,timeout=120" % proxy.port)
+    if mnt is None:
+        return
+    try:
+        root = mnt.mountpoint
+        inbox = wait_for(lambda: by_uid(root, "INBOX"), SYNC_TIMEOUT)
+        if not C.check(inbox and os.path.isdir(os.path.join(root, TAG)),
+                       "stall: INBOX and %s are listed" % TAG, listdir(root)):
+            return
+        append_new(TAG, NEW)
+        before = len(proxy.events)
+        proxy.set_mode("stall after=%d seconds=forever limit=1" % STALL_AFTER)
+        os.kill(mnt.pid, signal.SIGUSR1)    # SIGUSR1: resync now (asynchronously)
+        stalled = wait_for(lambda: [e for e in proxy.events[before:] if e[2].startswith("stall")],
+                           60)
+        if not C.check(stalled, "stall: the proxy stalls the resync's connection after %d bytes"
+                       % STALL_AFTER, proxy.events[before:]):
+            return
+        time.sleep(1)           # the sync is waiting on the network now
+
+        uids = sorted(inbox)[:3]
+        want = server_bodies("INBOX", uids)
+        probs = []
+        for u in uids:
+            got = cat(os.path.join(root, "INBOX", inbox[u]))
+            if got != want[u]:
+                probs.append("UID %d: %s" % (u, got if isinstance(got, str) else
+                                             "%d bytes, want %d" % (len(got), len(want[u]))))
+        C.problems(probs, "stall: meanwhile cat of %d uncached INBOX messages is byte-exact"
+                   % len(uids))
+        u = sorted(inbox)[-1]
+        rc, names, err = ls(os.path.join(root, "INBOX", inbox[u][:-4]))
+        C.check(rc == 0 and names, "stall: meanwhile ls of a decoded directory never listed "
+                "before lists its parts", "exit %s: %s %s" % (rc, err, names))
+        probs, nfiles = cache_mismatch(what)
+        C.problems(probs, "stall: meanwhile every body in the cache (%d) has its row in the "
+                   "index's cache table and no row lacks its body" % nfiles)
+
+        proxy.set_mode("pass")
+        got = wait_for(lambda: len(by_uid(root, TAG)) == NEW, SYNC_TIMEOUT, 0.5)
+        C.check(got, "stall: once the stall ends, %s lists all %d new messages" % (TAG, NEW),
+                "%d listed" % len(by_uid(root, TAG)))
+    finally:
+        proxy.set_mode("pass")
+        finish(mnt, what)
+    probs, nfiles = cache_mismatch(what)
+    C.problems(probs, "stall: after unmounting, every body in the cache (%d) has its row "
+               "and every row its body" % nfiles)
+
+
 def main():
     if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
         C.fail("mailfs binary", "%s is missing or not executable" % BIN)
@@ -206,7 +290,7 @@ def main():
     proxy = faultproxy.FaultProxy(H["imaps_port"], H["host"])
     proxy.start()
     try:
-        for part in (touch_part,):
+        for part in (touch_part, lambda: stall_part(proxy)):
             try:
                 part()
             except Exception as e:   # noqa: BLE001 - a crash of one part is its FAIL
