@@ -24,6 +24,10 @@
 #define VIEW_SLOTS 8
 #define VIEW_MAX_PARTS 64
 #define VIEW_BYTES (32ull << 20)
+/* Descriptors the kept views may hold together (8 x 64 would pin 512 of
+ * them, which open files need more). */
+#define VIEW_FDS 64
+_Static_assert(VIEW_MAX_PARTS <= VIEW_FDS, "a view must fit");
 #define VIEW_MSG_MAX (8ull << 20)
 #define MAX_INFLIGHT 64
 #define TOUCH_BATCH 256
@@ -86,6 +90,7 @@ struct cache {
 		uint64_t used;
 	} views[VIEW_SLOTS];
 	uint64_t vbytes, vtick;
+	unsigned vfds;
 	pthread_t ra_thread;
 	pthread_cond_t ra_cond;
 };
@@ -908,6 +913,7 @@ static void view_drop(struct cache *c, struct view *v)
 	for (unsigned i = 0; i < v->n; i++)
 		close(v->fd[i]);
 	c->vbytes -= v->bytes;
+	c->vfds -= v->n;
 	v->n = 0;
 	v->bytes = 0;
 }
@@ -961,7 +967,8 @@ static void view_put(struct cache *c, const struct cache_key *k,
 			if (v->n && (!lru || v->used < lru->used))
 				lru = v;
 		}
-		if (slot && c->vbytes + nv->bytes <= VIEW_BYTES)
+		if (slot && c->vbytes + nv->bytes <= VIEW_BYTES &&
+		    c->vfds + nv->n <= VIEW_FDS)
 			break;
 		if (!lru)
 			break;
@@ -973,6 +980,7 @@ static void view_put(struct cache *c, const struct cache_key *k,
 	slot->uidvalidity = k->uidvalidity;
 	slot->used = ++c->vtick;
 	c->vbytes += nv->bytes;
+	c->vfds += nv->n;
 	pthread_mutex_unlock(&c->vlock);
 }
 

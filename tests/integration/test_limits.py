@@ -7,6 +7,9 @@ copies, with many files open at once.
           to the hard one (/proc/<pid>/limits; at most 2^20), so 1,500
           opens of one cached .eml held at once all succeed (each open
           file holds a descriptor in the daemon).
+  views   Three messages of 64 decoded parts each are read part by part
+          (as cp -r does).  With no file open, the daemon holds at most
+          64 memfds for the decoded parts it keeps for later opens.
 
 Messages are APPENDed with imaplib to a folder named lm-<random>
 (removed at the end); decoded parts are checked against python3's email
@@ -179,6 +182,49 @@ def check_nofile(mnt, hard):
     C.check(not bad, "nofile: all of them read the same bytes", "%d differ" % len(bad))
 
 
+def parts_of(raw):
+    """{decoded attachment file name: bytes} with python3's email package."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    return {p.get_filename(): p.get_payload(decode=True)
+            for p in msg.iter_attachments()}
+
+
+def check_views(mnt):
+    root = mnt.mountpoint
+    names = [n for n in emls(root, TAG) if "many parts" in n]
+    if not C.check(len(names) == MANY, "views: %s lists the %d many-part messages" % (TAG, MANY),
+                   names):
+        return
+    m = it.connect(H, "alice")
+    try:
+        it.select(m, TAG)
+        raws = {}
+        for n in names:
+            uid = int(re.search(r"\[(\d+)\]\.eml$", n).group(1))
+            raws[n] = it.fetch_raw(m, uid)
+    finally:
+        m.logout()
+    probs = []
+    for n in names:
+        d = os.path.join(root, TAG, n[:-4])
+        entries = listdir(d)
+        if not isinstance(entries, list) or len(entries) != PARTS:
+            probs.append("%s: %s" % (n, entries if isinstance(entries, str) else
+                                     "%d entries" % len(entries)))
+            continue
+        want = parts_of(raws[n])
+        for e in entries:
+            with open(os.path.join(d, e), "rb") as f:
+                got = f.read()
+            if e in want and got != want[e]:
+                probs.append("%s/%s: %d bytes differ" % (n, e, len(got)))
+    C.problems(probs, "views: every part of the %d messages of %d parts reads byte-exact"
+               % (MANY, PARTS))
+    memfds = [t for _, t, _ in daemon_fds(mnt.pid) if t.startswith("/memfd:")]
+    C.check(len(memfds) <= VIEW_FDS, "views: with no file open, the daemon keeps at most %d "
+            "memfds of decoded parts" % VIEW_FDS, "%d memfds" % len(memfds))
+
+
 def main():
     if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
         C.fail("mailfs binary", "%s is missing or not executable" % BIN)
@@ -207,7 +253,7 @@ def main():
                       SYNC_TIMEOUT)
         if not C.check(ok, "INBOX and %s list their messages" % TAG, emls(root, TAG)):
             return 1
-        for part in (lambda: check_nofile(mnt, hard),):
+        for part in (lambda: check_nofile(mnt, hard), lambda: check_views(mnt)):
             try:
                 part()
             except Exception as e:   # noqa: BLE001 - a crash of one part is its FAIL
