@@ -28,6 +28,10 @@
  * them, which open files need more). */
 #define VIEW_FDS 64
 _Static_assert(VIEW_MAX_PARTS <= VIEW_FDS, "a view must fit");
+/* A part of a message too big for a view is decoded on its own into an
+ * unlinked file beside the bodies (disk, not memory) and shared by the
+ * opens of that part; the last BIG_SLOTS such parts are kept. */
+#define BIG_SLOTS 2
 #define VIEW_MSG_MAX (8ull << 20)
 #define MAX_INFLIGHT 64
 #define TOUCH_BATCH 256
@@ -91,6 +95,13 @@ struct cache {
 	} views[VIEW_SLOTS];
 	uint64_t vbytes, vtick;
 	unsigned vfds;
+	struct big {
+		int64_t folder;
+		uint32_t uidvalidity, uid;
+		unsigned n;	/* the part; 0: a free slot */
+		int fd;
+		uint64_t size, used;
+	} bigs[BIG_SLOTS];
 	pthread_t ra_thread;
 	pthread_cond_t ra_cond;
 };
@@ -147,6 +158,9 @@ void cache_close(struct cache *c)
 	free(c->ra_mailbox);
 	for (unsigned i = 0; i < VIEW_SLOTS; i++)
 		view_drop(c, &c->views[i]);
+	for (unsigned i = 0; i < BIG_SLOTS; i++)
+		if (c->bigs[i].n)
+			close(c->bigs[i].fd);
 	pthread_mutex_destroy(&c->vlock);
 	pthread_cond_destroy(&c->ra_cond);
 	pthread_cond_destroy(&c->done);
@@ -1103,15 +1117,88 @@ static int note_part(void *ctx, unsigned n, const char *name,
 	return 0;
 }
 
+static bool big_is(const struct big *b, const struct cache_key *k,
+		   unsigned n)
+{
+	return b->n == n && b->folder == k->folder && b->uid == k->uid &&
+	       b->uidvalidity == k->uidvalidity;
+}
+
+/* A duplicate of the kept copy of k's part n; false if there is none. */
+static bool big_get(struct cache *c, const struct cache_key *k, unsigned n,
+		    int *fd, uint64_t *size)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&c->vlock);
+	for (unsigned i = 0; i < BIG_SLOTS && !hit; i++) {
+		struct big *b = &c->bigs[i];
+
+		if (!big_is(b, k, n))
+			continue;
+		*fd = fcntl(b->fd, F_DUPFD_CLOEXEC, 0);
+		*size = b->size;
+		b->used = ++c->vtick;
+		hit = *fd >= 0;
+	}
+	pthread_mutex_unlock(&c->vlock);
+	return hit;
+}
+
+/* Keep a duplicate of fd as k's part n, in place of the least recently
+ * used one (open files keep their own duplicates). */
+static void big_put(struct cache *c, const struct cache_key *k, unsigned n,
+		    int fd, uint64_t size)
+{
+	int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	struct big *slot = &c->bigs[0];
+
+	if (dup < 0)
+		return;
+	pthread_mutex_lock(&c->vlock);
+	for (unsigned i = 0; i < BIG_SLOTS; i++) {
+		struct big *b = &c->bigs[i];
+
+		if (big_is(b, k, n) || !b->n) {
+			slot = b;
+			break;
+		}
+		if (b->used < slot->used)
+			slot = b;
+	}
+	if (slot->n)
+		close(slot->fd);
+	*slot = (struct big){ .folder = k->folder, .uidvalidity = k->uidvalidity,
+			      .uid = k->uid, .n = n, .fd = dup, .size = size,
+			      .used = ++c->vtick };
+	pthread_mutex_unlock(&c->vlock);
+}
+
+/* An unlinked file beside the bodies, open for reading and writing. */
+static int big_file(struct cache *c, struct mfs_error *err)
+{
+	char name[PATH_MAX];
+	int fd;
+
+	snprintf(name, sizeof(name), "%s/tmp.XXXXXX", c->dir);
+	fd = mkostemp(name, O_CLOEXEC);
+	if (fd < 0)
+		return mfs_fail(err, MFS_E_IO, "decoded part: %s",
+				strerror(errno));
+	unlink(name);
+	return fd;
+}
+
 int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
 	       int *fd, uint64_t *size, struct mfs_error *err)
 {
 	struct one_part p = { n, false, 0 };
 	uint64_t body_size;
+	bool held = false;
 	int body = -1, rc;
 
 	*fd = -1;
-	if (view_get(c, k, n, fd, size))
+	if (view_get(c, k, n, fd, size) || big_get(c, k, n, fd, size))
 		return 0;
 	rc = cache_parts(c, k, err);	/* may decode and keep the view */
 	if (rc == 0 && view_get(c, k, n, fd, size))
@@ -1126,13 +1213,27 @@ int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
 			goto out;
 		if (view_get(c, k, n, fd, size))
 			goto out;
-	}
-	/* Too big or too many parts to keep: this part alone, into memory
-	 * (tmpfs) as well. */
-	*fd = memfd_create("mailfs-part", MFD_CLOEXEC);
-	if (*fd < 0) {
-		rc = mfs_fail(err, MFS_E_IO, "memfd: %s", strerror(errno));
-		goto out;
+		/* Too many parts to keep: this part alone, into memory
+		 * (tmpfs) as well; at most VIEW_MSG_MAX bytes. */
+		*fd = memfd_create("mailfs-part", MFD_CLOEXEC);
+		if (*fd < 0) {
+			rc = mfs_fail(err, MFS_E_IO, "memfd: %s",
+				      strerror(errno));
+			goto out;
+		}
+	} else {
+		/* Too big for memory: one copy on disk for all its opens.
+		 * Holding the message's slot, a second reader waits for the
+		 * first one's copy instead of decoding its own. */
+		inflight_enter(c, k);
+		held = true;
+		if (big_get(c, k, n, fd, size))
+			goto out;
+		*fd = big_file(c, err);
+		if (*fd < 0) {
+			rc = *fd;
+			goto out;
+		}
 	}
 	rc = mime_decode(body, n, *fd, MAX_PARTS, note_part, &p, err);
 	if (rc == 0 && !p.seen)
@@ -1140,7 +1241,11 @@ int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
 	if (rc < 0)
 		goto out;
 	*size = p.size;
+	if (held)
+		big_put(c, k, n, *fd, p.size);
 out:
+	if (held)
+		inflight_leave(c, k);
 	if (rc < 0 && *fd >= 0) {
 		close(*fd);
 		*fd = -1;
