@@ -2,6 +2,7 @@
  * and expunges by a FLAGS pass over the known range. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -749,7 +750,10 @@ static int sync_folder(struct sync *s, const struct ix_folder *f,
 	}
 	if (rc < 0)
 		goto out;
-	if (st.exists > 0 && (st.uidnext == 0 || st.uidnext > max + 1)) {
+	/* UIDs end at 2^32 - 1: above that nothing can be new (and
+	 * "max+1:*" would wrap to the invalid "0:*"). */
+	if (max < UINT32_MAX && st.exists > 0 &&
+	    (st.uidnext == 0 || st.uidnext > max + 1)) {
 		fc.above = max;
 		snprintf(set, sizeof(set), "%u:*", max + 1);
 		rc = imap_fetch_meta(s->conn, set, true, on_new, &fc, err);

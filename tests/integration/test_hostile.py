@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""test_hostile.py - servers that break the rules (a scripted IMAPS
+server, tests/integration/fakeimap.py, does what Dovecot will not).
+
+  uidmax  INBOX holds UIDs 1 and 4294967295 (the highest there is) and
+          reports no UIDNEXT (there is none left).  Both list and read
+          byte-exact, a refresh succeeds (a second pass over the folder
+          has nothing "new" to ask for), and no command ever names UID 0
+          (what "4294967295 + 1" wraps to).
+
+Needs the harness's TLS files (tests/harness/start.sh); no mail server.
+Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
+MAILFS_TEST_LABEL (prefix for check names, default from MAILFS_BIN).
+Prints one "PASS: ..." or "FAIL: ...: detail" line per check; exits 1 when
+anything failed.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+import traceback
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
+                       fresh_run_dir, listdir, unmount_and_check)
+import fakeimap  # noqa: E402
+
+BIN = os.environ.get("MAILFS_BIN", "./mailfs")
+if not os.path.isabs(BIN):
+    BIN = os.path.join(REPO_ROOT, BIN)
+LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
+    "asan" if "asan" in BIN else os.path.basename(BIN))
+C = Checks("hostile[%s]: " % LABEL)
+H = it.load_harness()
+RUN = os.path.join(H["state_dir"], "hostile-" + LABEL)
+MOUNT_TIMEOUT = 60
+SYNC_TIMEOUT = 60
+CMD_TIMEOUT = 60
+UID_MAX = 4294967295
+
+
+def message(n, subject):
+    return ("From: Hostile <h@hostile.mailfs.test>\r\nTo: alice@mailfs.test\r\n"
+            "Subject: %s\r\nDate: Mon, 1 Jun 2026 10:%02d:00 +0000\r\n"
+            "Message-ID: <h%d@hostile.mailfs.test>\r\n\r\nbody %d\r\n"
+            % (subject, n, n, n)).encode()
+
+
+def mount(what, port, opts=""):
+    log = os.path.join(RUN, what + ".log")
+    args = "ca_file=%s,password_command=echo secret,cache_dir=%s,log_file=%s," \
+           "debug=imap:sync,poll_interval=3600,timeout=10%s" % (
+               H["ca_file"], os.path.join(RUN, "cache-" + what), log, opts)
+    env = dict(os.environ)
+    env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
+    env["XDG_CACHE_HOME"] = os.path.join(RUN, "xdg-cache")
+    env["XDG_DATA_HOME"] = os.path.join(RUN, "data-" + what)
+    env.pop("MAILFS_BIN", None)
+    os.makedirs(env["XDG_CONFIG_HOME"], exist_ok=True)
+    mnt = Mount(BIN, ["-o", args], "imaps://alice@127.0.0.1:%d" % port,
+                os.path.join(RUN, "mnt-" + what), env, MOUNT_TIMEOUT)
+    mnt.log = log
+    if not C.check(mnt.ok, "%s: mount the scripted server" % what, mnt.error):
+        mnt.unmount()
+        return None
+    return mnt
+
+
+def finish(mnt, what):
+    unmount_and_check(C, mnt, what, [mnt.log], "the daemon's output or log")
+
+
+def wait_for(fn, timeout, step=0.2):
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > deadline:
+            return None
+        time.sleep(step)
+
+
+def by_uid(root, folder):
+    try:
+        entries = os.listdir(os.path.join(root, folder))
+    except OSError:
+        return {}
+    res = {}
+    for e in entries:
+        mo = re.search(r" \[(\d+)\]\.eml$", e)
+        if mo:
+            res[int(mo.group(1))] = e
+    return res
+
+
+def cat(path):
+    try:
+        r = subprocess.run(["cat", "--", path], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=CMD_TIMEOUT, env=dict(os.environ, LC_ALL="C"))
+    except subprocess.TimeoutExpired:
+        return "cat timed out after %d s" % CMD_TIMEOUT
+    if r.returncode != 0:
+        return "cat exit %d: %s" % (r.returncode, r.stderr.decode("utf-8", "replace").strip())
+    return r.stdout
+
+
+def refresh(root):
+    """Write .mailfs/refresh: None, or the error."""
+    try:
+        with open(os.path.join(root, ".mailfs", "refresh"), "w") as f:
+            f.write("1\n")
+        return None
+    except OSError as e:
+        return str(e)
+
+
+# --- uidmax ---------------------------------------------------------------------
+
+def uidmax_part():
+    what = "uidmax"
+    msgs = [fakeimap.Msg(1, message(1, "first")), fakeimap.Msg(UID_MAX, message(2, "last"))]
+    srv = fakeimap.FakeImap(H, {"INBOX": fakeimap.Mailbox(7, msgs, uidnext=None)})
+    srv.start()
+    mnt = None
+    try:
+        mnt = mount(what, srv.port, ",idle_folders=0")
+        if mnt is None:
+            return
+        root = mnt.mountpoint
+        got = wait_for(lambda: len(by_uid(root, "INBOX")) == 2 and by_uid(root, "INBOX"),
+                       SYNC_TIMEOUT)
+        if not C.check(got and set(got) == {1, UID_MAX}, "uidmax: INBOX lists UIDs 1 and %d"
+                       % UID_MAX, listdir(os.path.join(root, "INBOX"))):
+            return
+        probs = []
+        for m in msgs:
+            data = cat(os.path.join(root, "INBOX", got[m.uid]))
+            if data != m.raw:
+                probs.append("UID %d: %s" % (m.uid, data if isinstance(data, str) else
+                                             "%d bytes" % len(data)))
+        C.problems(probs, "uidmax: both read byte-exact")
+        for i in (1, 2):
+            e = refresh(root)
+            C.check(e is None, "uidmax: refresh %d succeeds (a full pass over the folder)" % i, e)
+        zero = [c for c in srv.commands if re.match(r"UID FETCH (0\b|.*[,:]0\b)", c)]
+        C.check(not zero, "uidmax: no command names UID 0", zero[:3])
+        C.check(set(by_uid(root, "INBOX")) == {1, UID_MAX},
+                "uidmax: after the refreshes INBOX still lists UIDs 1 and %d" % UID_MAX,
+                listdir(os.path.join(root, "INBOX")))
+    finally:
+        if mnt is not None:
+            finish(mnt, what)
+        srv.stop()
+        C.check(not srv.errors, "uidmax: the scripted server ran without errors of its own",
+                srv.errors[:3])
+
+
+def main():
+    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
+        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+        return 1
+    fresh_run_dir(RUN)
+    for part in (uidmax_part,):
+        try:
+            part()
+        except Exception as e:   # noqa: BLE001 - a crash of one part is its FAIL
+            C.fail("a part ran to its end", "%s: %s | %s" % (
+                type(e).__name__, e, " | ".join(traceback.format_exc().splitlines()[-4:])))
+    print("%d passed, %d failed" % (C.passed, C.failed))
+    return 1 if C.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
