@@ -67,6 +67,14 @@ static int conn_send(struct imap_conn *c, const char *buf, size_t len,
 {
 	int rc;
 
+	if (c->io) {
+		rc = c->io->send(c->io->ctx, buf, len);
+		if (rc < 0) {
+			mfs_fail(err, rc, "send: %s", mfs_strerror(rc));
+			goto fail;
+		}
+		return 0;
+	}
 	while (len > 0) {
 		size_t n = 0;
 		CURLcode cr = curl_easy_send(c->curl, buf, len, &n);
@@ -95,6 +103,20 @@ fail:
  * always try to receive first and poll only when curl says CURLE_AGAIN. */
 static int conn_fill(struct imap_conn *c, struct mfs_error *err)
 {
+	if (c->io) {
+		size_t n = 0;
+		int rc = c->io->recv(c->io->ctx, c->rbuf, RBUF_SIZE, &n);
+
+		if (rc < 0)
+			return mfs_fail(err, rc, "receive: %s",
+					mfs_strerror(rc));
+		if (n == 0)
+			return mfs_fail(err, MFS_E_CLOSED,
+					"server closed the connection");
+		c->rpos = 0;
+		c->rlen = n;
+		return 0;
+	}
 	for (;;) {
 		size_t n = 0;
 		CURLcode cr = curl_easy_recv(c->curl, c->rbuf, RBUF_SIZE, &n);
@@ -212,6 +234,14 @@ int conn_next(struct imap_conn *c, int wake_fd, long ms,
 				trace_resp(c, *out);
 				return 1;
 			}
+			continue;
+		}
+		if (c->io) {
+			/* A scripted stream never waits: what it has, or
+			 * its end. */
+			rc = conn_fill(c, err);
+			if (rc < 0)
+				goto fail;
 			continue;
 		}
 		cr = curl_easy_recv(c->curl, c->rbuf, RBUF_SIZE, &n);
@@ -554,6 +584,25 @@ fail:
 	free(url);
 	imap_close(c);
 	return rc;
+}
+
+struct imap_conn *conn_new_fake(const struct conn_io *io, unsigned caps)
+{
+	struct imap_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->io = io;
+	c->sock = CURL_SOCKET_BAD;
+	c->caps = caps;
+	c->timeout_ms = 1000;
+	c->rbuf = malloc(RBUF_SIZE);
+	c->parser = imap_parser_new(MAX_INLINE, MAX_RESPONSE);
+	if (!c->rbuf || !c->parser) {
+		imap_close(c);
+		return NULL;
+	}
+	return c;
 }
 
 void imap_close(struct imap_conn *c)

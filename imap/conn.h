@@ -7,8 +7,20 @@
 #include "imap.h"
 #include "imap_parse.h"
 
+/* The byte stream under a connection when it is not curl's: a unit test
+ * or fuzz target plays the server (see conn_new_fake). */
+struct conn_io {
+	/* Up to len bytes into buf and *n their count; *n == 0 when the
+	 * stream has ended.  0 or a negative mfs_err. */
+	int (*recv)(void *ctx, char *buf, size_t len, size_t *n);
+	/* Take all len bytes.  0 or a negative mfs_err. */
+	int (*send)(void *ctx, const char *buf, size_t len);
+	void *ctx;
+};
+
 struct imap_conn {
 	CURL *curl;
+	const struct conn_io *io;	/* instead of curl, when set */
 	curl_socket_t sock;
 	struct imap_parser *parser;
 	char *rbuf;
@@ -24,6 +36,11 @@ struct imap_conn {
 	imap_trace_fn trace;
 	void *trace_ctx;
 };
+
+/* A logged-in connection over io, with the capabilities caps: for tests
+ * and fuzz targets of the command layer.  io must outlive it; close with
+ * imap_close.  NULL when out of memory. */
+struct imap_conn *conn_new_fake(const struct conn_io *io, unsigned caps);
 
 /* Called for each untagged response while a command runs. */
 typedef int (*conn_untagged_fn)(void *ctx, const struct imap_resp *r);
