@@ -404,6 +404,10 @@ static int on_changes(void *ctx, const struct imap_resp *r)
 
 	if (!imap_atom_is(imap_list_get(&r->data, 0), "VANISHED"))
 		return on_fetch_meta(&cc->meta, r);
+	/* Only a client that enabled QRESYNC gets these (RFC 7162); one
+	 * that did not asked for no expunges here. */
+	if (!cc->vanished)
+		return 0;
 	/* "* VANISHED (EARLIER) 1:3,7": the set is the last item. */
 	set = imap_list_get(&r->data, r->data.n - 1);
 	if (r->data.n < 2 || set->type != IMAP_V_ATOM)

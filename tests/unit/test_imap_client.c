@@ -1,0 +1,139 @@
+/* test_imap_client.c - the command layer (imap/client.c) against scripted
+ * server bytes, through conn_new_fake: the responses a server should not
+ * send, and the ones it should not send for ever.
+ *
+ * A script answers each command the client sends with its next string
+ * ("$T" becomes the command's tag); when the script is out of answers the
+ * stream ends.  An endless answer is a generator instead: it repeats one
+ * line until the client stops reading (and counts what it gave).
+ */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../imap/conn.h"
+#include "check.h"
+#include "imap.h"
+
+struct script {
+	const char *const *answers;
+	size_t next;
+	char out[1 << 16];
+	size_t len, pos;
+	/* Endless mode: after the answers, line repeated for ever. */
+	const char *endless;
+	uint64_t endless_bytes;
+	char sent[4096];	/* the last command line */
+};
+
+static int s_send(void *ctx, const char *buf, size_t len)
+{
+	struct script *s = ctx;
+	const char *sp = memchr(buf, ' ', len);
+	const char *a, *t;
+	size_t taglen = sp ? (size_t)(sp - buf) : 0;
+
+	snprintf(s->sent, sizeof(s->sent), "%.*s", (int)len, buf);
+	if (!sp || !s->answers || !(a = s->answers[s->next]))
+		return 0;
+	s->next++;
+	/* Compact what was read, then append the answer. */
+	memmove(s->out, s->out + s->pos, s->len - s->pos);
+	s->len -= s->pos;
+	s->pos = 0;
+	while ((t = strstr(a, "$T"))) {
+		memcpy(s->out + s->len, a, (size_t)(t - a));
+		s->len += (size_t)(t - a);
+		memcpy(s->out + s->len, buf, taglen);
+		s->len += taglen;
+		a = t + 2;
+	}
+	memcpy(s->out + s->len, a, strlen(a));
+	s->len += strlen(a);
+	return 0;
+}
+
+static int s_recv(void *ctx, char *buf, size_t len, size_t *n)
+{
+	struct script *s = ctx;
+
+	if (s->pos == s->len && s->endless) {
+		size_t l = strlen(s->endless);
+
+		*n = 0;
+		while (*n + l <= len) {
+			memcpy(buf + *n, s->endless, l);
+			*n += l;
+		}
+		s->endless_bytes += *n;
+		return 0;
+	}
+	*n = s->len - s->pos < len ? s->len - s->pos : len;
+	memcpy(buf, s->out + s->pos, *n);
+	s->pos += *n;
+	return 0;
+}
+
+static struct imap_conn *conn_for(struct script *s, struct conn_io *io,
+				  unsigned caps)
+{
+	io->recv = s_recv;
+	io->send = s_send;
+	io->ctx = s;
+	return conn_new_fake(io, caps);
+}
+
+struct changes {
+	unsigned msgs, ranges;
+};
+
+static int count_msg(void *ctx, const struct imap_msginfo *mi)
+{
+	(void)mi;
+	((struct changes *)ctx)->msgs++;
+	return 0;
+}
+
+static int count_range(void *ctx, uint32_t lo, uint32_t hi)
+{
+	(void)lo;
+	(void)hi;
+	((struct changes *)ctx)->ranges++;
+	return 0;
+}
+
+/* A VANISHED response the client did not ask for (no QRESYNC): ignored,
+ * as RFC 7162 says only a client that enabled QRESYNC gets them. */
+static void test_vanished_unasked(void)
+{
+	static const char *const answers[] = {
+		"* VANISHED (EARLIER) 1:3\r\n"
+		"* 4 FETCH (UID 4 FLAGS (\\Seen) MODSEQ (10))\r\n"
+		"$T OK done\r\n",
+		"$T OK done\r\n",
+		NULL,
+	};
+	struct script s = { .answers = answers };
+	struct conn_io io;
+	struct mfs_error err = { 0 };
+	struct changes ch = { 0 };
+	struct imap_conn *c = conn_for(&s, &io, IMAP_CAP_CONDSTORE);
+	int rc;
+
+	rc = imap_fetch_changes(c, "1:10", 5, count_msg, NULL, &ch, &err);
+	CHECK(rc == 0 && ch.msgs == 1,
+	      "fetch_changes without QRESYNC: an unasked VANISHED is ignored "
+	      "(rc %d, %u flag changes)", rc, ch.msgs);
+	CHECK(imap_noop(c, &err) == 0,
+	      "... and the connection stays in step for the next command");
+	imap_close(c);
+	(void)count_range;
+}
+
+int main(void)
+{
+	test_vanished_unasked();
+	return check_done();
+}
