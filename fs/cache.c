@@ -34,6 +34,9 @@ _Static_assert(VIEW_MAX_PARTS <= VIEW_FDS, "a view must fit");
 #define BIG_SLOTS 2
 #define VIEW_MSG_MAX (8ull << 20)
 #define MAX_INFLIGHT 64
+/* A body may be this much more than twice its RFC822.SIZE (see
+ * batch_max). */
+#define BODY_SLACK (1ull << 20)
 #define TOUCH_BATCH 256
 
 struct touch {
@@ -515,11 +518,33 @@ static int batch_body(void *ctx, uint32_t uid, int fd, uint64_t len)
 	return 0;
 }
 
+/* The longest body the batch's messages may come as.  Servers misreport
+ * RFC822.SIZE a little (the bytes are the truth, see store), not by
+ * megabytes; and nothing bigger than the cache fits in it. */
+static uint64_t batch_max(struct cache *c, const struct batch *b)
+{
+	uint64_t max = 0;
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct size_ctx sc = { 0 };
+		uint64_t m = c->max_bytes;
+
+		if (index_msg_get(c->ix, b->k->folder, b->uid[i], get_size, &sc,
+				  NULL) == 0 && sc.size > 0 &&
+		    sc.size < c->max_bytes / 2)
+			m = 2 * sc.size + BODY_SLACK;
+		if (m > max)
+			max = m;
+	}
+	return max < c->max_bytes ? max : c->max_bytes;
+}
+
 /* One UID FETCH for the batch's messages, whose inflight slots are held;
  * bodies land in their cache files as they arrive. */
 static int run_batch(struct cache *c, struct batch *b, struct mfs_error *err)
 {
 	struct imap_conn *conn = NULL;
+	uint64_t max = batch_max(c, b);
 	int rc = 0;
 
 	for (int attempt = 0;; attempt++) {
@@ -537,8 +562,8 @@ static int run_batch(struct cache *c, struct batch *b, struct mfs_error *err)
 		if (rc < 0)
 			break;
 		rc = imap_fetch_bodies(conn, b->k->mailbox, b->k->uidvalidity,
-				       want, nwant, batch_tmp, batch_body, b,
-				       err);
+				       want, nwant, max, batch_tmp, batch_body,
+				       b, err);
 		pool_put(c->pool, conn);
 		/* Files never handed back were closed by the IMAP engine,
 		 * which owns them until then; only their names are left to
@@ -774,6 +799,8 @@ static int fetch(struct cache *c, const struct cache_key *k,
 				NULL);
 	}
 	rc = run_batch(c, b, err);
+	if (b->got[0])
+		rc = 0;	/* what went wrong after it was readahead's */
 	if (rc == 0 && b->n > 1)
 		ra_started(c, k, b);
 	if (rc == 0 && !b->got[0])

@@ -134,6 +134,7 @@ int imap_list(struct imap_conn *c, imap_list_fn fn, void *ctx,
 	rc = conn_cmd(c, cmd, on_list, &lc, err);
 	if (rc == MFS_E_PROTO)
 		mfs_fail(err, rc, "malformed LIST response");
+
 	for (size_t i = 0; rc == 0 && i < lc.n; i++) {
 		lc.v[i].mb.name = lc.v[i].name;
 		rc = fn(ctx, &lc.v[i].mb);
@@ -388,6 +389,8 @@ struct body_ctx {
 	void *ctx;
 	int spool;		/* file the current literal goes to, or -1 */
 	uint64_t sunk;		/* bytes in spool */
+	uint64_t max_len;	/* per body; 0: any */
+	bool over;		/* a body went over it */
 	size_t got;
 	struct mfs_error *err;
 };
@@ -474,6 +477,11 @@ static int body_sink(void *ctx, const char *buf, size_t len)
 	struct body_ctx *bc = ctx;
 	int rc;
 
+	if (bc->max_len && len > bc->max_len - bc->sunk) {
+		/* Not one byte past the limit reaches the file. */
+		bc->over = true;
+		return MFS_E_TOOBIG;
+	}
 	if (bc->spool < 0) {
 		bc->spool = bc->tmp_fn(bc->ctx);
 		if (bc->spool < 0)
@@ -512,6 +520,11 @@ static int on_fetch_body(void *ctx, const struct imap_resp *r)
 	}
 	if (!uid || !v || (v->type != IMAP_V_SUNK && v->type != IMAP_V_STRING))
 		goto out;	/* e.g. a flag update: nothing of ours */
+	if (bc->max_len && v->len > bc->max_len) {
+		bc->over = true;
+		rc = MFS_E_TOOBIG;
+		goto out;
+	}
 	if (v->type == IMAP_V_SUNK) {
 		/* The spool holds exactly this response's literal. */
 		if (v->off != 0 || bc->sunk != v->len || bc->spool < 0) {
@@ -562,11 +575,12 @@ static int lost_mailbox(struct imap_conn *c, int rc, struct mfs_error *err)
 
 int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 		      uint32_t uidvalidity, const uint32_t *uids, size_t n,
-		      imap_tmp_fn tmp_fn, imap_body_fn body_fn, void *ctx,
-		      struct mfs_error *err)
+		      uint64_t max_len, imap_tmp_fn tmp_fn,
+		      imap_body_fn body_fn, void *ctx, struct mfs_error *err)
 {
 	struct body_ctx bc = { .c = c, .tmp_fn = tmp_fn, .body_fn = body_fn,
-			       .ctx = ctx, .spool = -1, .err = err };
+			       .ctx = ctx, .spool = -1, .max_len = max_len,
+			       .err = err };
 	struct imap_mbstate st;
 	char *cmd = NULL;
 	size_t len = 0;
@@ -611,6 +625,10 @@ int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 		close(bc.spool);
 	if (rc == MFS_E_PROTO)
 		mfs_fail(err, rc, "malformed body response from %s", mailbox);
+	if (bc.over)
+		rc = mfs_fail(err, MFS_E_TOOBIG, "a body from %s over %llu "
+			      "bytes: refused", mailbox,
+			      (unsigned long long)max_len);
 out:
 	free(cmd);
 	return rc;
@@ -653,8 +671,8 @@ int imap_fetch_body(struct imap_conn *c, const char *mailbox,
 		    struct mfs_error *err)
 {
 	struct one_ctx oc = { .fd = fd };
-	int rc = imap_fetch_bodies(c, mailbox, uidvalidity, &uid, 1, one_tmp,
-				   one_body, &oc, err);
+	int rc = imap_fetch_bodies(c, mailbox, uidvalidity, &uid, 1, 0,
+				   one_tmp, one_body, &oc, err);
 
 	if (rc < 0)
 		return rc;

@@ -7,6 +7,12 @@ server, tests/integration/fakeimap.py, does what Dovecot will not).
           byte-exact, a refresh succeeds (a second pass over the folder
           has nothing "new" to ask for), and no command ever names UID 0
           (what "4294967295 + 1" wraps to).
+  biglit  A message whose RFC822.SIZE is 300 bytes comes as a BODY[]
+          literal of 100 MB (the cache holds 64 MB).  Reading it fails
+          with EIO after at most a few MB, the cache directory stays
+          small, the log says why, and the honest message beside it
+          still reads byte-exact (also when fetched in one batch with
+          the liar).
 
 Needs the harness's TLS files (tests/harness/start.sh); no mail server.
 Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
@@ -49,11 +55,11 @@ def message(n, subject):
             % (subject, n, n, n)).encode()
 
 
-def mount(what, port, opts=""):
+def mount(what, port, opts="", debug="imap:sync"):
     log = os.path.join(RUN, what + ".log")
     args = "ca_file=%s,password_command=echo secret,cache_dir=%s,log_file=%s," \
-           "debug=imap:sync,poll_interval=3600,timeout=10%s" % (
-               H["ca_file"], os.path.join(RUN, "cache-" + what), log, opts)
+           "debug=%s,poll_interval=3600,timeout=10%s" % (
+               H["ca_file"], os.path.join(RUN, "cache-" + what), log, debug, opts)
     env = dict(os.environ)
     env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
     env["XDG_CACHE_HOME"] = os.path.join(RUN, "xdg-cache")
@@ -160,12 +166,80 @@ def uidmax_part():
                 srv.errors[:3])
 
 
+# --- biglit ---------------------------------------------------------------------
+
+BIGLIT = 100 << 20
+
+
+def dir_bytes(path):
+    total = 0
+    for d, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(d, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def log_has(mnt, pattern):
+    try:
+        with open(mnt.log, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    m = re.search(pattern, text)
+    return m.group(0) if m else None
+
+
+def biglit_part():
+    what = "biglit"
+    honest = fakeimap.Msg(1, message(1, "honest"))
+    liar = fakeimap.Msg(2, message(2, "liar"))
+    srv = fakeimap.FakeImap(H, {"INBOX": fakeimap.Mailbox(9, [honest, liar])})
+    srv.body_override[2] = (BIGLIT, b"A" * 65536)
+    srv.start()
+    mnt = None
+    try:
+        mnt = mount(what, srv.port, ",idle_folders=0,cache_size=64M")
+        if mnt is None:
+            return
+        root = mnt.mountpoint
+        got = wait_for(lambda: len(by_uid(root, "INBOX")) == 2 and by_uid(root, "INBOX"),
+                       SYNC_TIMEOUT)
+        if not C.check(got, "biglit: INBOX lists both messages",
+                       listdir(os.path.join(root, "INBOX"))):
+            return
+        sent0 = srv.sent_bytes
+        data = cat(os.path.join(root, "INBOX", got[2]))
+        C.check(isinstance(data, str) and "Input/output error" in data,
+                "biglit: reading the message sent as a %d MB literal for an RFC822.SIZE of "
+                "%d fails with EIO" % (BIGLIT >> 20, liar.size),
+                data if isinstance(data, str) else "read %d bytes" % len(data))
+        cache = os.path.join(RUN, "cache-" + what)
+        C.check(dir_bytes(cache) < (8 << 20), "biglit: the cache directory holds less than "
+                "8 MB after it", "%d bytes" % dir_bytes(cache))
+        C.check(srv.sent_bytes - sent0 < BIGLIT // 2, "biglit: mailfs stopped reading the "
+                "literal long before its end", "the server sent %d bytes" % (
+                    srv.sent_bytes - sent0))
+        C.check(log_has(mnt, r"(?i)body.*(over|bigger|larger).*"), "biglit: the log says the "
+                "body was refused for its size", "no such line")
+        data = cat(os.path.join(root, "INBOX", got[1]))
+        C.check(data == honest.raw, "biglit: the honest message then reads byte-exact "
+                "(fetched with the liar as readahead)",
+                data if isinstance(data, str) else "%d bytes" % len(data))
+    finally:
+        if mnt is not None:
+            finish(mnt, what)
+        srv.stop()
+
+
 def main():
     if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
         C.fail("mailfs binary", "%s is missing or not executable" % BIN)
         return 1
     fresh_run_dir(RUN)
-    for part in (uidmax_part,):
+    for part in (uidmax_part, biglit_part):
         try:
             part()
         except Exception as e:   # noqa: BLE001 - a crash of one part is its FAIL

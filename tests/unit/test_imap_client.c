@@ -8,9 +8,11 @@
  * line until the client stops reading (and counts what it gave).
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../../imap/conn.h"
@@ -132,8 +134,68 @@ static void test_vanished_unasked(void)
 	(void)count_range;
 }
 
+struct bodies {
+	unsigned calls;
+	int fds[4];
+	unsigned nfds;
+};
+
+static int body_tmp(void *ctx)
+{
+	struct bodies *b = ctx;
+	int fd = memfd_create("test-body", MFD_CLOEXEC);
+
+	if (fd >= 0 && b->nfds < 4)
+		b->fds[b->nfds++] = dup(fd);
+	return fd;
+}
+
+static int body_got(void *ctx, uint32_t uid, int fd, uint64_t len)
+{
+	(void)uid;
+	(void)len;
+	close(fd);
+	((struct bodies *)ctx)->calls++;
+	return 0;
+}
+
+/* A body literal longer than the caller allows: refused when the limit
+ * is reached, nothing past it written. */
+static void test_body_over(void)
+{
+	static const char *const answers[] = {
+		"* 1 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n$T OK done\r\n",
+		"* 1 FETCH (UID 5 BODY[] {5000000}\r\n",
+		NULL,
+	};
+	struct script s = { .answers = answers, .endless = "xxxxxxxxxx" };
+	struct conn_io io;
+	struct mfs_error err = { 0 };
+	struct bodies b = { 0 };
+	struct imap_conn *c = conn_for(&s, &io, 0);
+	uint32_t uid = 5;
+	off_t written = -1;
+	int rc;
+
+	rc = imap_fetch_bodies(c, "INBOX", 7, &uid, 1, 100000, body_tmp,
+			       body_got, &b, &err);
+	if (b.nfds > 0)
+		written = lseek(b.fds[0], 0, SEEK_END);
+	CHECK(rc == MFS_E_TOOBIG && b.calls == 0 && !imap_usable(c),
+	      "body over max_len: MFS_E_TOOBIG, no body handed on, "
+	      "connection dropped (rc %d, %u; %s)", rc, b.calls, err.msg);
+	CHECK(written <= 100000, "body over max_len: at most max_len bytes "
+	      "written (%lld)", (long long)written);
+	CHECK(s.endless_bytes < (1u << 20), "body over max_len: read no "
+	      "further (%llu bytes)", (unsigned long long)s.endless_bytes);
+	for (unsigned i = 0; i < b.nfds; i++)
+		close(b.fds[i]);
+	imap_close(c);
+}
+
 int main(void)
 {
 	test_vanished_unasked();
+	test_body_over();
 	return check_done();
 }
