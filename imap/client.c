@@ -10,6 +10,11 @@
 
 /* Fields that name a message; fetched at sync time. */
 #define META_FIELDS "DATE FROM SUBJECT MESSAGE-ID"
+/* Mailboxes one LIST may name; they are all held until it completes. */
+#define MAX_MAILBOXES 100000
+/* A STATUS of LIST-STATUS follows its mailbox's LIST (RFC 5819): look
+ * back this far for it, not through every mailbox listed. */
+#define STATUS_LOOKBACK 64
 
 struct list_entry {
 	char *name;
@@ -52,10 +57,10 @@ static int on_status(struct list_ctx *lc, const struct imap_resp *r)
 
 	if (!is_name(name) || !att || att->type != IMAP_V_LIST)
 		return MFS_E_PROTO;
-	for (i = lc->n; i > 0; i--)
+	for (i = lc->n; i > 0 && lc->n - i < STATUS_LOOKBACK; i--)
 		if (strcmp(lc->v[i - 1].name, name->str) == 0)
 			break;
-	if (i == 0)
+	if (i == 0 || strcmp(lc->v[i - 1].name, name->str) != 0)
 		return 0;
 	st = &lc->v[i - 1].mb.status;
 	for (size_t k = 0; k + 1 < att->n; k += 2) {
@@ -90,6 +95,8 @@ static int on_list(void *ctx, const struct imap_resp *r)
 		return 0;
 	if (!attrs || attrs->type != IMAP_V_LIST || !delim || !is_name(name))
 		return MFS_E_PROTO;
+	if (lc->n >= MAX_MAILBOXES)
+		return MFS_E_TOOBIG;
 	if (lc->n == lc->cap) {
 		size_t cap = lc->cap ? lc->cap * 2 : 32;
 
@@ -134,7 +141,9 @@ int imap_list(struct imap_conn *c, imap_list_fn fn, void *ctx,
 	rc = conn_cmd(c, cmd, on_list, &lc, err);
 	if (rc == MFS_E_PROTO)
 		mfs_fail(err, rc, "malformed LIST response");
-
+	if (rc == MFS_E_TOOBIG && lc.n >= MAX_MAILBOXES)
+		mfs_fail(err, rc, "more than %d mailboxes in one LIST: given up",
+			 MAX_MAILBOXES);
 	for (size_t i = 0; rc == 0 && i < lc.n; i++) {
 		lc.v[i].mb.name = lc.v[i].name;
 		rc = fn(ctx, &lc.v[i].mb);

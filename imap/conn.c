@@ -13,6 +13,8 @@
 #define RBUF_SIZE (64 * 1024)
 #define MAX_INLINE (64 * 1024)
 #define MAX_RESPONSE (64u * 1024 * 1024)
+/* A folder's flags pass gets one response per message. */
+#define MAX_UNTAGGED (1u << 23)
 
 static int map_curl(CURLcode rc)
 {
@@ -351,6 +353,7 @@ int conn_finish(struct imap_conn *c, const char *tag, conn_untagged_fn fn,
 		void *ctx, struct mfs_error *err)
 {
 	struct imap_resp *r = NULL;
+	unsigned untagged = 0;
 	int rc, cbrc = 0;
 
 	for (;;) {
@@ -373,6 +376,17 @@ int conn_finish(struct imap_conn *c, const char *tag, conn_untagged_fn fn,
 		}
 		imap_resp_free(r);
 		r = NULL;
+		if (++untagged > c->max_untagged || cbrc == MFS_E_TOOBIG) {
+			/* Endless, or more than the caller will take: the
+			 * rest is not read, so the stream is lost. */
+			c->broken = true;
+			if (cbrc)
+				return mfs_fail(err, cbrc, "server response "
+						"over a limit");
+			return mfs_fail(err, MFS_E_TOOBIG, "more than %u "
+					"responses to one command",
+					c->max_untagged);
+		}
 	}
 	switch (r->status) {
 	case IMAP_S_OK:
@@ -404,12 +418,20 @@ int conn_wait_continuation(struct imap_conn *c, const char *tag,
 			   struct mfs_error *err)
 {
 	struct imap_resp *r = NULL;
+	unsigned untagged = 0;
 	int rc;
 
 	for (;;) {
 		rc = conn_read(c, &r, err);
 		if (rc < 0)
 			return rc;
+		if (++untagged > c->max_untagged) {
+			imap_resp_free(r);
+			c->broken = true;
+			return mfs_fail(err, MFS_E_TOOBIG, "more than %u "
+					"responses while waiting for '+'",
+					c->max_untagged);
+		}
 		if (r->kind == IMAP_R_CONT) {
 			rc = 0;
 			break;
@@ -508,6 +530,7 @@ int imap_open(const struct imap_opts *o, struct imap_conn **out,
 	if (!c)
 		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
 	c->sock = CURL_SOCKET_BAD;
+	c->max_untagged = MAX_UNTAGGED;
 	c->timeout_ms = (o->timeout_s > 0 ? o->timeout_s : 30) * 1000;
 	c->trace = o->trace;
 	c->trace_ctx = o->trace_ctx;
@@ -594,6 +617,7 @@ struct imap_conn *conn_new_fake(const struct conn_io *io, unsigned caps)
 		return NULL;
 	c->io = io;
 	c->sock = CURL_SOCKET_BAD;
+	c->max_untagged = MAX_UNTAGGED;
 	c->caps = caps;
 	c->timeout_ms = 1000;
 	c->rbuf = malloc(RBUF_SIZE);

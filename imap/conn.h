@@ -29,6 +29,7 @@ struct imap_conn {
 	unsigned caps;
 	bool broken;
 	bool qresync;		/* ENABLE QRESYNC done */
+	unsigned max_untagged;	/* per command; see conn_finish */
 	long timeout_ms;
 	char *selected;		/* wire name of the selected mailbox */
 	bool selected_rw;	/* SELECT rather than EXAMINE */
@@ -48,7 +49,10 @@ typedef int (*conn_untagged_fn)(void *ctx, const struct imap_resp *r);
 /* Send one command line (without tag and CRLF) and read until its tagged
  * completion, passing untagged responses to fn (may be NULL).  Returns 0 on
  * OK, MFS_E_NO / MFS_E_BAD with the server's text in err, or an I/O error
- * (which also marks the connection broken). */
+ * (which also marks the connection broken).  A command that gets more
+ * than c->max_untagged untagged responses, or whose fn returns
+ * MFS_E_TOOBIG, fails with MFS_E_TOOBIG at once: the rest of an unbounded
+ * answer is not read, so the connection is broken too. */
 int conn_cmd(struct imap_conn *c, const char *line, conn_untagged_fn fn,
 	     void *ctx, struct mfs_error *err);
 

@@ -7,12 +7,16 @@ server, tests/integration/fakeimap.py, does what Dovecot will not).
           byte-exact, a refresh succeeds (a second pass over the folder
           has nothing "new" to ask for), and no command ever names UID 0
           (what "4294967295 + 1" wraps to).
-  biglit  A message whose RFC822.SIZE is 300 bytes comes as a BODY[]
+  biglit  A message whose RFC822.SIZE is 163 bytes comes as a BODY[]
           literal of 100 MB (the cache holds 64 MB).  Reading it fails
           with EIO after at most a few MB, the cache directory stays
           small, the log says why, and the honest message beside it
           still reads byte-exact (also when fetched in one batch with
           the liar).
+  endless LIST never completes: junk mailboxes for ever.  The daemon
+          gives up on that LIST (the log says so) with its memory
+          bounded, the mount answers meanwhile, and once the server
+          behaves INBOX shows up by itself.
 
 Needs the harness's TLS files (tests/harness/start.sh); no mail server.
 Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
@@ -234,12 +238,67 @@ def biglit_part():
         srv.stop()
 
 
+# --- endless ----------------------------------------------------------------------
+
+RSS_LIMIT = 128 << 20
+ENDLESS_FOR = 15
+
+
+def rss(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) << 10
+    except OSError:
+        pass
+    return 0
+
+
+def endless_part():
+    what = "endless"
+    msgs = [fakeimap.Msg(1, message(1, "after the storm"))]
+    srv = fakeimap.FakeImap(H, {"INBOX": fakeimap.Mailbox(11, msgs)})
+    srv.endless_list = True
+    srv.start()
+    mnt = None
+    try:
+        # No protocol trace: it would log every junk mailbox.
+        mnt = mount(what, srv.port, ",idle_folders=0", debug="sync")
+        if mnt is None:
+            return
+        root = mnt.mountpoint
+        peak, t0 = 0, time.time()
+        while time.time() - t0 < ENDLESS_FOR and peak < RSS_LIMIT:
+            peak = max(peak, rss(mnt.pid))
+            time.sleep(0.2)
+        srv.endless_list = False    # before a daemon over the limit takes the box down
+        sent = srv.sent_bytes
+        print("# endless: the server sent %d MB of LIST in %.0f s; daemon peak RSS %d MB"
+              % (sent >> 20, time.time() - t0, peak >> 20), flush=True)
+        C.check(peak < RSS_LIMIT, "endless: the daemon's memory stays under %d MB while the "
+                "server sends LIST responses for ever" % (RSS_LIMIT >> 20),
+                "peak RSS %d MB" % (peak >> 20))
+        C.check(log_has(mnt, r"(?i)(too many|more than).*mailboxes.*"),
+                "endless: the log says the LIST was given up", "no such line")
+        entries = listdir(root)
+        C.check(isinstance(entries, list), "endless: meanwhile the mount answers ls", entries)
+        got = wait_for(lambda: by_uid(root, "INBOX"), 90)
+        C.check(got and set(got) == {1}, "endless: once the server behaves, INBOX shows up "
+                "by itself", listdir(root))
+    finally:
+        srv.endless_list = False
+        if mnt is not None:
+            finish(mnt, what)
+        srv.stop()
+
+
 def main():
     if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
         C.fail("mailfs binary", "%s is missing or not executable" % BIN)
         return 1
     fresh_run_dir(RUN)
-    for part in (uidmax_part, biglit_part):
+    for part in (uidmax_part, biglit_part, endless_part):
         try:
             part()
         except Exception as e:   # noqa: BLE001 - a crash of one part is its FAIL

@@ -134,6 +134,58 @@ static void test_vanished_unasked(void)
 	(void)count_range;
 }
 
+static int count_mailbox(void *ctx, const struct imap_mailbox *mb)
+{
+	(void)mb;
+	++*(unsigned *)ctx;
+	return 0;
+}
+
+/* LIST that never completes: given up after a bounded number of
+ * mailboxes, none of them handed on, the connection dropped. */
+static void test_endless_list(void)
+{
+	static const char *const answers[] = { "", NULL };
+	struct script s = { .answers = answers,
+			    .endless = "* LIST () \"/\" \"junk\"\r\n" };
+	struct conn_io io;
+	struct mfs_error err = { 0 };
+	struct imap_conn *c = conn_for(&s, &io, 0);
+	unsigned n = 0;
+	int rc;
+
+	rc = imap_list(c, count_mailbox, &n, &err);
+	CHECK(rc == MFS_E_TOOBIG && n == 0,
+	      "endless LIST: MFS_E_TOOBIG, no mailbox handed on (rc %d, %u; %s)",
+	      rc, n, err.msg);
+	CHECK(s.endless_bytes < (16u << 20),
+	      "endless LIST: given up after %llu bytes (< 16 MB)",
+	      (unsigned long long)s.endless_bytes);
+	CHECK(!imap_usable(c), "endless LIST: the connection is dropped");
+	imap_close(c);
+}
+
+/* Any command: untagged responses for ever. */
+static void test_endless_untagged(void)
+{
+	static const char *const answers[] = { "", NULL };
+	struct script s = { .answers = answers, .endless = "* 1 EXISTS\r\n" };
+	struct conn_io io;
+	struct mfs_error err = { 0 };
+	struct imap_conn *c = conn_for(&s, &io, 0);
+	int rc;
+
+	c->max_untagged = 1000;
+	rc = imap_noop(c, &err);
+	CHECK(rc == MFS_E_TOOBIG && !imap_usable(c),
+	      "endless untagged responses: MFS_E_TOOBIG after the cap, "
+	      "connection dropped (rc %d; %s)", rc, err.msg);
+	CHECK(s.endless_bytes < 1000 * 12 + (1u << 16) * 2,
+	      "endless untagged responses: read no further than the cap "
+	      "(%llu bytes)", (unsigned long long)s.endless_bytes);
+	imap_close(c);
+}
+
 struct bodies {
 	unsigned calls;
 	int fds[4];
@@ -196,6 +248,8 @@ static void test_body_over(void)
 int main(void)
 {
 	test_vanished_unasked();
+	test_endless_list();
+	test_endless_untagged();
 	test_body_over();
 	return check_done();
 }
