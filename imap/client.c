@@ -8,8 +8,11 @@
 
 #include "conn.h"
 
-/* Fields that name a message; fetched at sync time. */
+/* Fields that name a message; fetched at sync time, their first 64 KB
+ * only: any sender can make them megabytes long, more than a response may
+ * hold (MAX_RESPONSE), and a name needs far less. */
 #define META_FIELDS "DATE FROM SUBJECT MESSAGE-ID"
+#define META_PARTIAL "<0.65536>"
 /* Mailboxes one LIST may name; they are all held until it completes. */
 #define MAX_MAILBOXES 100000
 /* A STATUS of LIST-STATUS follows its mailbox's LIST (RFC 5819): look
@@ -372,7 +375,7 @@ int imap_fetch_meta(struct imap_conn *c, const char *uidset, bool full,
 		if (!strchr("0123456789:,*", *p))
 			return mfs_fail(err, MFS_E_INVAL, "bad UID set");
 	rc = conn_append(&cmd, &len, "UID FETCH %s (UID FLAGS%s%s)", uidset,
-			 full ? " RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (" META_FIELDS ")]" : "",
+			 full ? " RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (" META_FIELDS ")]" META_PARTIAL : "",
 			 (c->caps & IMAP_CAP_CONDSTORE) ? " MODSEQ" : "");
 	if (rc < 0) {
 		rc = mfs_fail(err, rc, "out of memory");

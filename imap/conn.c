@@ -12,7 +12,10 @@
 
 #define RBUF_SIZE (64 * 1024)
 #define MAX_INLINE (64 * 1024)
-#define MAX_RESPONSE (64u * 1024 * 1024)
+/* One response in memory (a body is streamed to a file, never held):
+ * each connection may hold one, so this times the connections (readers,
+ * sync, IDLE) bounds what servers can make us hold. */
+#define MAX_RESPONSE (4u * 1024 * 1024)
 /* A folder's flags pass gets one response per message. */
 #define MAX_UNTAGGED (1u << 23)
 

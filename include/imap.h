@@ -133,7 +133,8 @@ typedef int (*imap_msg_fn)(void *ctx, const struct imap_msginfo *mi);
 
 /* UID FETCH uidset in the examined mailbox: UID FLAGS, and with full also
  * RFC822.SIZE INTERNALDATE and the Date/From/Subject/Message-ID header
- * fields.  uidset is an IMAP sequence set like "1:*" or "4711:*". */
+ * fields (their first 64 KB).  uidset is an IMAP sequence set like "1:*"
+ * or "4711:*". */
 int imap_fetch_meta(struct imap_conn *c, const char *uidset, bool full,
 		    imap_msg_fn fn, void *ctx, struct mfs_error *err);
 

@@ -19,6 +19,7 @@ one thread per connection:
     srv.body_override[uid] = (n, chunk)   # BODY[] of uid: a literal of
                                           # n bytes, chunk repeated
     srv.endless_list = True               # LIST never completes
+    srv.select_preamble = b"* X ...\r\n"  # sent before every EXAMINE's answer
     srv.sent_bytes        # bytes written to clients, in total
     srv.stop()
 """
@@ -101,6 +102,7 @@ class FakeImap:
         self.errors = []
         self.body_override = {}
         self.endless_list = False
+        self.select_preamble = b""
         self.sent_bytes = 0
         self._lock = threading.Lock()
         self._ls = None
@@ -234,6 +236,8 @@ class _Conn:
         self.send(out + "%s OK done\r\n" % tag)
 
     def select(self, tag, args):
+        if self.srv.select_preamble:
+            self.send(self.srv.select_preamble)
         name = args.strip().strip('"')
         mb = self.srv.mailboxes.get(name)
         if mb is None:

@@ -13,6 +13,9 @@ copies, with many files open at once.
   big     A message over 8 MB whose attachment decodes to 7 MB: 20 opens
           of the attachment held at once read byte-exact and share one
           decoded copy in the daemon, not one each.
+  header  A message whose Subject header is 5 MB (more than a server
+          response may hold in mailfs's memory): its folder still
+          syncs, it is listed and reads byte-exact.
 
 Messages are APPENDed with imaplib to a folder named lm-<random>
 (removed at the end); decoded parts are checked against python3's email
@@ -64,6 +67,7 @@ PARTS = 64
 VIEW_FDS = 64           # memfds the daemon may keep for decoded parts
 BIG = 7 << 20           # bytes of the big message's attachment
 BIG_OPENS = 20
+HEADER_UID = MANY + 2   # UIDs in order of APPEND
 
 
 def many_parts(i):
@@ -94,6 +98,13 @@ def big_message(data):
     return m.as_bytes(policy=email.policy.SMTP)
 
 
+def big_header():
+    subject = "long" + "".join("\r\n x%068d" % i for i in range(70000))
+    return ("From: Limits <lm@%s>\r\nTo: alice@mailfs.test\r\nSubject: %s\r\n"
+            "Date: Mon, 1 Jun 2026 12:00:00 +0000\r\nMessage-ID: <%s-header@%s>\r\n\r\n"
+            "a header of 5 MB\r\n" % (DOMAIN, subject, TAG, DOMAIN)).encode()
+
+
 def setup():
     rnd = random.Random(20261201)
     data = rnd.randbytes(BIG)
@@ -104,9 +115,22 @@ def setup():
             it.check(*m.append(it.wire_name(TAG), None, None, many_parts(i)), "APPEND")
         raw = big_message(data)
         it.check(*m.append(it.wire_name(TAG), None, None, raw), "APPEND big")
+        it.check(*m.append(it.wire_name(TAG), None, None, big_header()), "APPEND header")
     finally:
         m.logout()
     return data, len(raw)
+
+
+def check_header(mnt):
+    root = mnt.mountpoint
+    names = [n for n in emls(root, TAG) if n.endswith("[%d].eml" % HEADER_UID)]
+    if not C.check(len(names) == 1, "header: the message with a 5 MB Subject is listed",
+                   emls(root, TAG)):
+        return
+    with open(os.path.join(root, TAG, names[0]), "rb") as f:
+        got = f.read()
+    C.check(got == big_header(), "header: it reads byte-exact", "%d bytes, want %d" % (
+        len(got), len(big_header())))
 
 
 def wait_for(fn, timeout, step=0.2):
@@ -288,12 +312,12 @@ def main():
         if not C.check(mnt.ok, "mount", mnt.error):
             return 1
         root = mnt.mountpoint
-        ok = wait_for(lambda: emls(root, "INBOX") and len(emls(root, TAG)) == MANY + 1,
+        ok = wait_for(lambda: emls(root, "INBOX") and len(emls(root, TAG)) == MANY + 2,
                       SYNC_TIMEOUT)
         if not C.check(ok, "INBOX and %s list their messages" % TAG, emls(root, TAG)):
             return 1
         for part in (lambda: check_nofile(mnt, hard), lambda: check_views(mnt),
-                     lambda: check_big(mnt, data)):
+                     lambda: check_big(mnt, data), lambda: check_header(mnt)):
             try:
                 part()
             except Exception as e:   # noqa: BLE001 - a crash of one part is its FAIL
