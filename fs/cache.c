@@ -24,9 +24,25 @@
 #define VIEW_SLOTS 8
 #define VIEW_MAX_PARTS 64
 #define VIEW_BYTES (32ull << 20)
+/* Descriptors the kept views may hold together (8 x 64 would pin 512 of
+ * them, which open files need more). */
+#define VIEW_FDS 64
+_Static_assert(VIEW_MAX_PARTS <= VIEW_FDS, "a view must fit");
+/* A part of a message too big for a view is decoded on its own into an
+ * unlinked file beside the bodies (disk, not memory) and shared by the
+ * opens of that part; the last BIG_SLOTS such parts are kept. */
+#define BIG_SLOTS 2
 #define VIEW_MSG_MAX (8ull << 20)
 #define MAX_INFLIGHT 64
+/* A body may be this much more than twice its RFC822.SIZE (see
+ * batch_max). */
+#define BODY_SLACK (1ull << 20)
 #define TOUCH_BATCH 256
+
+struct touch {
+	int64_t folder;
+	uint32_t uid;
+};
 
 struct cache {
 	char *dir;
@@ -51,10 +67,7 @@ struct cache {
 	uint64_t fetched, fetched_bytes;	/* since mount, for status */
 	/* LRU touches of cached bodies, written to the index in batches:
 	 * one transaction per open would cost more than the read. */
-	struct {
-		int64_t folder;
-		uint32_t uid;
-	} touched[TOUCH_BATCH];
+	struct touch touched[TOUCH_BATCH];
 	unsigned ntouched;
 	/* Readahead state (see ra_window), guarded by lock. */
 	int64_t ra_folder;
@@ -84,6 +97,14 @@ struct cache {
 		uint64_t used;
 	} views[VIEW_SLOTS];
 	uint64_t vbytes, vtick;
+	unsigned vfds;
+	struct big {
+		int64_t folder;
+		uint32_t uidvalidity, uid;
+		unsigned n;	/* the part; 0: a free slot */
+		int fd;
+		uint64_t size, used;
+	} bigs[BIG_SLOTS];
 	pthread_t ra_thread;
 	pthread_cond_t ra_cond;
 };
@@ -136,12 +157,13 @@ void cache_close(struct cache *c)
 	pthread_cond_signal(&c->ra_cond);
 	pthread_mutex_unlock(&c->lock);
 	pthread_join(c->ra_thread, NULL);
-	pthread_mutex_lock(&c->lock);
 	flush_touches(c);
-	pthread_mutex_unlock(&c->lock);
 	free(c->ra_mailbox);
 	for (unsigned i = 0; i < VIEW_SLOTS; i++)
 		view_drop(c, &c->views[i]);
+	for (unsigned i = 0; i < BIG_SLOTS; i++)
+		if (c->bigs[i].n)
+			close(c->bigs[i].fd);
 	pthread_mutex_destroy(&c->vlock);
 	pthread_cond_destroy(&c->ra_cond);
 	pthread_cond_destroy(&c->done);
@@ -229,27 +251,49 @@ static void remove_files(struct cache *c, int64_t folder, uint32_t uid)
 	remove_tree(path);
 }
 
-/* Write pending touches; the caller holds c->lock. */
-static void flush_touches(struct cache *c)
+/* Write touches taken from the batch, outside c->lock: the index may
+ * make us wait for another writer, and no other reader should wait with
+ * us.  They are only hints for eviction: when the transaction cannot be
+ * had, they are dropped. */
+static void write_touches(struct cache *c, const struct touch *t, unsigned n)
 {
-	if (c->ntouched == 0 || index_begin(c->ix, NULL) < 0)
+	if (n == 0 || index_begin(c->ix, NULL) < 0)
 		return;
-	for (unsigned i = 0; i < c->ntouched; i++)
-		index_cache_touch(c->ix, c->touched[i].folder,
-				  c->touched[i].uid, NULL);
+	for (unsigned i = 0; i < n; i++)
+		index_cache_touch(c->ix, t[i].folder, t[i].uid, NULL);
 	if (index_commit(c->ix, NULL) < 0)
 		index_rollback(c->ix);
+}
+
+/* Write pending touches now. */
+static void flush_touches(struct cache *c)
+{
+	struct touch t[TOUCH_BATCH];
+	unsigned n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->ntouched;
+	memcpy(t, c->touched, n * sizeof(t[0]));
 	c->ntouched = 0;
+	pthread_mutex_unlock(&c->lock);
+	write_touches(c, t, n);
 }
 
 static void touch(struct cache *c, const struct cache_key *k)
 {
+	struct touch t[TOUCH_BATCH];
+	unsigned n = 0;
+
 	pthread_mutex_lock(&c->lock);
 	c->touched[c->ntouched].folder = k->folder;
 	c->touched[c->ntouched].uid = k->uid;
-	if (++c->ntouched == TOUCH_BATCH)
-		flush_touches(c);
+	if (++c->ntouched == TOUCH_BATCH) {
+		n = c->ntouched;
+		memcpy(t, c->touched, sizeof(t));
+		c->ntouched = 0;
+	}
 	pthread_mutex_unlock(&c->lock);
+	write_touches(c, t, n);
 }
 
 static void account(struct cache *c, uint64_t added)
@@ -280,9 +324,7 @@ static void evict(struct cache *c, const struct cache_key *keep)
 	uint64_t bytes;
 
 	/* Evict by up-to-date recency. */
-	pthread_mutex_lock(&c->lock);
 	flush_touches(c);
-	pthread_mutex_unlock(&c->lock);
 	while (over_cap(c)) {
 		if (index_cache_oldest(c->ix, &folder, &uid, &bytes, NULL) < 0)
 			return;
@@ -476,11 +518,33 @@ static int batch_body(void *ctx, uint32_t uid, int fd, uint64_t len)
 	return 0;
 }
 
+/* The longest body the batch's messages may come as.  Servers misreport
+ * RFC822.SIZE a little (the bytes are the truth, see store), not by
+ * megabytes; and nothing bigger than the cache fits in it. */
+static uint64_t batch_max(struct cache *c, const struct batch *b)
+{
+	uint64_t max = 0;
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct size_ctx sc = { 0 };
+		uint64_t m = c->max_bytes;
+
+		if (index_msg_get(c->ix, b->k->folder, b->uid[i], get_size, &sc,
+				  NULL) == 0 && sc.size > 0 &&
+		    sc.size < c->max_bytes / 2)
+			m = 2 * sc.size + BODY_SLACK;
+		if (m > max)
+			max = m;
+	}
+	return max < c->max_bytes ? max : c->max_bytes;
+}
+
 /* One UID FETCH for the batch's messages, whose inflight slots are held;
  * bodies land in their cache files as they arrive. */
 static int run_batch(struct cache *c, struct batch *b, struct mfs_error *err)
 {
 	struct imap_conn *conn = NULL;
+	uint64_t max = batch_max(c, b);
 	int rc = 0;
 
 	for (int attempt = 0;; attempt++) {
@@ -498,8 +562,8 @@ static int run_batch(struct cache *c, struct batch *b, struct mfs_error *err)
 		if (rc < 0)
 			break;
 		rc = imap_fetch_bodies(conn, b->k->mailbox, b->k->uidvalidity,
-				       want, nwant, batch_tmp, batch_body, b,
-				       err);
+				       want, nwant, max, batch_tmp, batch_body,
+				       b, err);
 		pool_put(c->pool, conn);
 		/* Files never handed back were closed by the IMAP engine,
 		 * which owns them until then; only their names are left to
@@ -735,6 +799,8 @@ static int fetch(struct cache *c, const struct cache_key *k,
 				NULL);
 	}
 	rc = run_batch(c, b, err);
+	if (b->got[0])
+		rc = 0;	/* what went wrong after it was readahead's */
 	if (rc == 0 && b->n > 1)
 		ra_started(c, k, b);
 	if (rc == 0 && !b->got[0])
@@ -888,6 +954,7 @@ static void view_drop(struct cache *c, struct view *v)
 	for (unsigned i = 0; i < v->n; i++)
 		close(v->fd[i]);
 	c->vbytes -= v->bytes;
+	c->vfds -= v->n;
 	v->n = 0;
 	v->bytes = 0;
 }
@@ -941,7 +1008,8 @@ static void view_put(struct cache *c, const struct cache_key *k,
 			if (v->n && (!lru || v->used < lru->used))
 				lru = v;
 		}
-		if (slot && c->vbytes + nv->bytes <= VIEW_BYTES)
+		if (slot && c->vbytes + nv->bytes <= VIEW_BYTES &&
+		    c->vfds + nv->n <= VIEW_FDS)
 			break;
 		if (!lru)
 			break;
@@ -953,6 +1021,7 @@ static void view_put(struct cache *c, const struct cache_key *k,
 	slot->uidvalidity = k->uidvalidity;
 	slot->used = ++c->vtick;
 	c->vbytes += nv->bytes;
+	c->vfds += nv->n;
 	pthread_mutex_unlock(&c->vlock);
 }
 
@@ -1075,15 +1144,88 @@ static int note_part(void *ctx, unsigned n, const char *name,
 	return 0;
 }
 
+static bool big_is(const struct big *b, const struct cache_key *k,
+		   unsigned n)
+{
+	return b->n == n && b->folder == k->folder && b->uid == k->uid &&
+	       b->uidvalidity == k->uidvalidity;
+}
+
+/* A duplicate of the kept copy of k's part n; false if there is none. */
+static bool big_get(struct cache *c, const struct cache_key *k, unsigned n,
+		    int *fd, uint64_t *size)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&c->vlock);
+	for (unsigned i = 0; i < BIG_SLOTS && !hit; i++) {
+		struct big *b = &c->bigs[i];
+
+		if (!big_is(b, k, n))
+			continue;
+		*fd = fcntl(b->fd, F_DUPFD_CLOEXEC, 0);
+		*size = b->size;
+		b->used = ++c->vtick;
+		hit = *fd >= 0;
+	}
+	pthread_mutex_unlock(&c->vlock);
+	return hit;
+}
+
+/* Keep a duplicate of fd as k's part n, in place of the least recently
+ * used one (open files keep their own duplicates). */
+static void big_put(struct cache *c, const struct cache_key *k, unsigned n,
+		    int fd, uint64_t size)
+{
+	int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	struct big *slot = &c->bigs[0];
+
+	if (dup < 0)
+		return;
+	pthread_mutex_lock(&c->vlock);
+	for (unsigned i = 0; i < BIG_SLOTS; i++) {
+		struct big *b = &c->bigs[i];
+
+		if (big_is(b, k, n) || !b->n) {
+			slot = b;
+			break;
+		}
+		if (b->used < slot->used)
+			slot = b;
+	}
+	if (slot->n)
+		close(slot->fd);
+	*slot = (struct big){ .folder = k->folder, .uidvalidity = k->uidvalidity,
+			      .uid = k->uid, .n = n, .fd = dup, .size = size,
+			      .used = ++c->vtick };
+	pthread_mutex_unlock(&c->vlock);
+}
+
+/* An unlinked file beside the bodies, open for reading and writing. */
+static int big_file(struct cache *c, struct mfs_error *err)
+{
+	char name[PATH_MAX];
+	int fd;
+
+	snprintf(name, sizeof(name), "%s/tmp.XXXXXX", c->dir);
+	fd = mkostemp(name, O_CLOEXEC);
+	if (fd < 0)
+		return mfs_fail(err, MFS_E_IO, "decoded part: %s",
+				strerror(errno));
+	unlink(name);
+	return fd;
+}
+
 int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
 	       int *fd, uint64_t *size, struct mfs_error *err)
 {
 	struct one_part p = { n, false, 0 };
 	uint64_t body_size;
+	bool held = false;
 	int body = -1, rc;
 
 	*fd = -1;
-	if (view_get(c, k, n, fd, size))
+	if (view_get(c, k, n, fd, size) || big_get(c, k, n, fd, size))
 		return 0;
 	rc = cache_parts(c, k, err);	/* may decode and keep the view */
 	if (rc == 0 && view_get(c, k, n, fd, size))
@@ -1098,13 +1240,27 @@ int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
 			goto out;
 		if (view_get(c, k, n, fd, size))
 			goto out;
-	}
-	/* Too big or too many parts to keep: this part alone, into memory
-	 * (tmpfs) as well. */
-	*fd = memfd_create("mailfs-part", MFD_CLOEXEC);
-	if (*fd < 0) {
-		rc = mfs_fail(err, MFS_E_IO, "memfd: %s", strerror(errno));
-		goto out;
+		/* Too many parts to keep: this part alone, into memory
+		 * (tmpfs) as well; at most VIEW_MSG_MAX bytes. */
+		*fd = memfd_create("mailfs-part", MFD_CLOEXEC);
+		if (*fd < 0) {
+			rc = mfs_fail(err, MFS_E_IO, "memfd: %s",
+				      strerror(errno));
+			goto out;
+		}
+	} else {
+		/* Too big for memory: one copy on disk for all its opens.
+		 * Holding the message's slot, a second reader waits for the
+		 * first one's copy instead of decoding its own. */
+		inflight_enter(c, k);
+		held = true;
+		if (big_get(c, k, n, fd, size))
+			goto out;
+		*fd = big_file(c, err);
+		if (*fd < 0) {
+			rc = *fd;
+			goto out;
+		}
 	}
 	rc = mime_decode(body, n, *fd, MAX_PARTS, note_part, &p, err);
 	if (rc == 0 && !p.seen)
@@ -1112,7 +1268,11 @@ int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
 	if (rc < 0)
 		goto out;
 	*size = p.size;
+	if (held)
+		big_put(c, k, n, *fd, p.size);
 out:
+	if (held)
+		inflight_leave(c, k);
 	if (rc < 0 && *fd >= 0) {
 		close(*fd);
 		*fd = -1;

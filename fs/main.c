@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,6 +36,8 @@
 #include "prefetch.h"
 #include "sync.h"
 #include "watch.h"
+
+#define NOFILE_MAX ((rlim_t)1 << 20)
 
 enum { KEY_HELP, KEY_VERSION, KEY_DISCARD };
 
@@ -315,6 +318,24 @@ static int parse_idle(const char *s, unsigned *n)
 	return 0;
 }
 
+/* Every file open through the mount holds a descriptor here (a cached
+ * body, a decoded part), so the usual soft limit of 1024 would fail the
+ * 1000th concurrent open: take what the hard limit allows.  (Capped so a
+ * limit of "unlimited" does not slow what walks every descriptor.) */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t want;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	want = rl.rlim_max < NOFILE_MAX ? rl.rlim_max : NOFILE_MAX;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = want;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -359,6 +380,7 @@ int main(int argc, char *argv[])
 	/* Sixteen FUSE threads would each get a malloc arena that keeps
 	 * what a big listing once needed; two are plenty for us. */
 	mallopt(M_ARENA_MAX, 2);
+	raise_nofile();
 	fuse_set_log_func(fuse_logger);
 	if (fuse_opt_parse(&args, &cl, opt_spec, opt_proc) < 0)
 		goto out;

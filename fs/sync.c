@@ -2,6 +2,7 @@
  * and expunges by a FLAGS pass over the known range. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ struct sync {
 		struct imap_mbstate st;
 	} *lstatus;
 	size_t nlisted, caplisted;
+	struct wbuf *wb;	/* index writes not yet made (see wbuf_add) */
 };
 
 static void sync_mark(struct sync *s, int64_t id)
@@ -76,6 +78,113 @@ static void sync_mark(struct sync *s, int64_t id)
 	s->marks[s->nmarks++].at = now;
 out:
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- index writes, batched ----
+ *
+ * No write transaction is ever open while the thread waits on the
+ * network: FUSE-side writers (a fetched body's cache row, a message's
+ * decoded parts) would wait behind a slow or stalled server and give up
+ * after the index's busy timeout.  What a command's responses say is
+ * gathered here and written in short transactions: when BATCH writes are
+ * pending (from the response callback, between two reads) and when the
+ * command has completed. */
+enum wop { W_FLAGS, W_NEW, W_FILL };
+
+struct wbuf {
+	struct index *ix;
+	unsigned n;
+	struct wentry {
+		enum wop op;
+		struct ix_msg m;	/* its strings are owned here */
+	} e[BATCH];
+};
+
+static void wentry_clear(struct wentry *w)
+{
+	free((char *)w->m.flags);
+	free((char *)w->m.message_id);
+	free((char *)w->m.name);
+	free((char *)w->m.sender);
+	free((char *)w->m.subject);
+	memset(w, 0, sizeof(*w));
+}
+
+/* Forget pending writes (after a failed command). */
+static void wbuf_discard(struct wbuf *wb)
+{
+	for (unsigned i = 0; i < wb->n; i++)
+		wentry_clear(&wb->e[i]);
+	wb->n = 0;
+}
+
+/* Write what is pending, in one transaction. */
+static int wbuf_flush(struct wbuf *wb, struct mfs_error *err)
+{
+	int rc;
+
+	if (wb->n == 0)
+		return 0;
+	rc = index_begin(wb->ix, err);
+	if (rc < 0)
+		goto out;
+	for (unsigned i = 0; rc == 0 && i < wb->n; i++) {
+		const struct ix_msg *m = &wb->e[i].m;
+
+		switch (wb->e[i].op) {
+		case W_FLAGS:
+			rc = index_msg_set_flags(wb->ix, m->folder, m->uid,
+						 m->flags, err);
+			break;
+		case W_NEW:
+			rc = index_msg_put(wb->ix, m, err);
+			break;
+		case W_FILL:
+			rc = index_msg_fill(wb->ix, m->folder, m->uid,
+					    m->sender, m->subject,
+					    m->internaldate, err);
+			break;
+		}
+	}
+	if (rc == 0)
+		rc = index_commit(wb->ix, err);
+	if (rc < 0)
+		index_rollback(wb->ix);
+out:
+	wbuf_discard(wb);
+	return rc;
+}
+
+static char *dup_opt(const char *s, bool *oom)
+{
+	char *d = s ? strdup(s) : NULL;
+
+	if (s && !d)
+		*oom = true;
+	return d;
+}
+
+/* Queue one write (m's strings are copied); a full batch is written. */
+static int wbuf_add(struct wbuf *wb, enum wop op, const struct ix_msg *m,
+		    struct mfs_error *err)
+{
+	struct wentry *w = &wb->e[wb->n];
+	bool oom = false;
+
+	w->op = op;
+	w->m = *m;
+	w->m.flags = dup_opt(m->flags, &oom);
+	w->m.message_id = dup_opt(m->message_id, &oom);
+	w->m.name = dup_opt(m->name, &oom);
+	w->m.sender = dup_opt(m->sender, &oom);
+	w->m.subject = dup_opt(m->subject, &oom);
+	if (oom) {
+		wentry_clear(w);
+		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
+	}
+	if (++wb->n == BATCH)
+		return wbuf_flush(wb, err);
+	return 0;
 }
 
 /* ---- folder list ---- */
@@ -113,6 +222,33 @@ struct list_ctx {
 	struct seen seen;
 	struct mfs_error *err;
 };
+
+/* The LIST response, kept until the index is written. */
+struct listed {
+	struct imap_mailbox *v;	/* names owned */
+	size_t n, cap;
+};
+
+static int keep_mailbox(void *ctx, const struct imap_mailbox *mb)
+{
+	struct listed *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		struct imap_mailbox *p = realloc(l->v, cap * sizeof(*p));
+
+		if (!p)
+			return MFS_E_NOMEM;
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n] = *mb;
+	l->v[l->n].name = strdup(mb->name);
+	if (!l->v[l->n].name)
+		return MFS_E_NOMEM;
+	l->n++;
+	return 0;
+}
 
 static int remember_status(struct sync *s, int64_t id,
 			   const struct imap_mbstate *st)
@@ -232,19 +368,24 @@ static int sync_list(struct sync *s, struct mfs_error *err)
 	struct list_ctx lc = { .s = s, .err = err };
 	struct drop_ctx dc = { .seen = &lc.seen };
 	struct seen before = { 0 };
+	struct listed listed = { 0 };
 	bool changed;
 	int rc;
 
+	rc = index_folder_all(s->ix, collect_id, &before, err);
+	if (rc == 0)
+		rc = imap_list(s->conn, keep_mailbox, &listed, err);
+	if (rc == MFS_E_NOMEM)
+		mfs_fail(err, rc, "out of memory");
+	if (rc < 0)
+		goto out;
+	/* Only now, with the whole answer here, the index. */
 	rc = index_begin(s->ix, err);
 	if (rc < 0)
-		return rc;
-	rc = index_folder_all(s->ix, collect_id, &before, err);
-	if (rc < 0) {
-		index_rollback(s->ix);
-		return rc;
-	}
+		goto out;
 	s->nlisted = 0;
-	rc = imap_list(s->conn, on_mailbox, &lc, err);
+	for (size_t i = 0; rc == 0 && i < listed.n; i++)
+		rc = on_mailbox(&lc, &listed.v[i]);
 	if (rc == 0)
 		rc = index_folder_all(s->ix, find_gone, &dc, err);
 	for (size_t i = 0; rc == 0 && i < dc.gone.n; i++) {
@@ -270,6 +411,7 @@ static int sync_list(struct sync *s, struct mfs_error *err)
 		for (size_t i = 0; i < lc.seen.n; i++)
 			s->hooks.folder_changed(s->hooks.ctx, lc.seen.ids[i]);
 	}
+out:
 	free(before.ids);
 	free(lc.seen.ids);
 	free(dc.gone.ids);
@@ -277,6 +419,9 @@ static int sync_list(struct sync *s, struct mfs_error *err)
 	for (size_t i = 0; i < dc.nnames; i++)
 		free(dc.names[i]);
 	free(dc.names);
+	for (size_t i = 0; i < listed.n; i++)
+		free((char *)listed.v[i].name);
+	free(listed.v);
 	return rc;
 }
 
@@ -308,7 +453,7 @@ struct fold_ctx {
 	int64_t folder;
 	uint32_t above;		/* only UIDs above this are new */
 	struct uidset present;
-	unsigned added, batch, flagged;
+	unsigned added, flagged;
 	struct vanished_ctx *vanished;
 	struct mfs_error *err;
 };
@@ -316,13 +461,14 @@ struct fold_ctx {
 static int on_flags(void *ctx, const struct imap_msginfo *mi)
 {
 	struct fold_ctx *fc = ctx;
+	struct ix_msg m = { .folder = fc->folder, .uid = mi->uid,
+			    .flags = mi->flags };
 	int rc = uidset_add(&fc->present, mi->uid);
 
 	if (rc < 0)
-		return rc;
+		return mfs_fail(fc->err, rc, "out of memory");
 	fc->flagged++;
-	return index_msg_set_flags(fc->s->ix, fc->folder, mi->uid, mi->flags,
-				   fc->err);
+	return wbuf_add(fc->s->wb, W_FLAGS, &m, fc->err);
 }
 
 static int on_new(void *ctx, const struct imap_msginfo *mi)
@@ -349,20 +495,13 @@ static int on_new(void *ctx, const struct imap_msginfo *mi)
 	m.sender = sum.from;
 	m.subject = sum.subject;
 	m.internaldate = mi->internaldate;
-	rc = index_msg_put(fc->s->ix, &m, fc->err);
+	/* Written in batches: readers see progress on a big first sync. */
+	rc = wbuf_add(fc->s->wb, W_NEW, &m, fc->err);
 	mime_summary_clear(&sum);
 	if (rc < 0)
 		return rc;
 	fc->added++;
-	/* Commit in batches: readers see progress on a big first sync and
-	 * the writer lock is never held for long. */
-	if (++fc->batch >= BATCH) {
-		fc->batch = 0;
-		rc = index_commit(fc->s->ix, fc->err);
-		if (rc == 0)
-			rc = index_begin(fc->s->ix, fc->err);
-	}
-	return rc;
+	return 0;
 }
 
 /* Rows from an index made before sender, subject and internaldate were
@@ -371,22 +510,29 @@ static int on_fill(void *ctx, const struct imap_msginfo *mi)
 {
 	struct fold_ctx *fc = ctx;
 	struct mime_summary sum = { 0 };
+	struct ix_msg m = { .folder = fc->folder, .uid = mi->uid,
+			    .internaldate = mi->internaldate };
 	int rc;
 
 	if (mi->header)
 		mime_summary_parse(mi->header, mi->header_len, &sum);
-	rc = index_msg_fill(fc->s->ix, fc->folder, mi->uid, sum.from,
-			    sum.subject, mi->internaldate, fc->err);
+	m.sender = sum.from;
+	m.subject = sum.subject;
+	rc = wbuf_add(fc->s->wb, W_FILL, &m, fc->err);
 	mime_summary_clear(&sum);
 	if (rc < 0)
 		return rc;
 	fc->added++;
-	if (++fc->batch >= BATCH) {
-		fc->batch = 0;
-		rc = index_commit(fc->s->ix, fc->err);
-		if (rc == 0)
-			rc = index_begin(fc->s->ix, fc->err);
-	}
+	return 0;
+}
+
+/* A command whose callbacks queued index writes: the rest of them now
+ * that it has completed, or none when it failed. */
+static int cmd_done(struct sync *s, int rc, struct mfs_error *err)
+{
+	if (rc == 0)
+		return wbuf_flush(s->wb, err);
+	wbuf_discard(s->wb);
 	return rc;
 }
 
@@ -403,17 +549,11 @@ static int fill_old_rows(struct sync *s, int64_t folder, const char *wire,
 		return 0;
 	if (rc < 0)
 		return rc;
-	rc = index_begin(s->ix, err);
-	if (rc < 0)
-		return rc;
 	snprintf(set, sizeof(set), "%u:%u", lo, hi);
 	rc = imap_fetch_meta(s->conn, set, true, on_fill, &fc, err);
-	if (rc == 0)
-		rc = index_commit(s->ix, err);
-	if (rc < 0) {
-		index_rollback(s->ix);
+	rc = cmd_done(s, rc, err);
+	if (rc < 0)
 		return rc;
-	}
 	/* Rows between lo and hi the server no longer has stay unfilled
 	 * until the flags pass drops them. */
 	log_debug(LOG_CAT_SYNC, "%s: UIDs %s fetched again to fill in rows "
@@ -480,13 +620,21 @@ static int find_gone_msg(void *ctx, const struct ix_msg *m)
 	return uidset_add(&gc->gone, m->uid);
 }
 
+/* Delete the rows gc finds gone, in one short transaction. */
 static int drop_gone(struct sync *s, struct gone_ctx *gc, int64_t folder,
 		     struct mfs_error *err)
 {
-	int rc = index_msg_list(s->ix, folder, find_gone_msg, gc, err);
+	int rc = index_begin(s->ix, err);
 
+	if (rc < 0)
+		return rc;
+	rc = index_msg_list(s->ix, folder, find_gone_msg, gc, err);
 	for (size_t i = 0; rc == 0 && i < gc->gone.n; i++)
 		rc = index_msg_delete(s->ix, folder, gc->gone.uids[i], err);
+	if (rc == 0)
+		rc = index_commit(s->ix, err);
+	if (rc < 0)
+		index_rollback(s->ix);
 	return rc;
 }
 
@@ -500,6 +648,7 @@ static int full_flags_pass(struct sync *s, struct fold_ctx *fc, uint32_t max,
 	snprintf(set, sizeof(set), "1:%u", max);
 	fc->present.n = 0;
 	rc = imap_fetch_meta(s->conn, set, false, on_flags, fc, err);
+	rc = cmd_done(s, rc, err);
 	if (rc < 0)
 		return rc;
 	if (fc->present.n > 0)
@@ -510,10 +659,28 @@ static int full_flags_pass(struct sync *s, struct fold_ctx *fc, uint32_t max,
 	return drop_gone(s, gc, fc->folder, err);
 }
 
+/* The folder's rows go, and it gets a new id (UIDVALIDITY changed). */
+static int renew_folder(struct sync *s, int64_t id, int64_t *new_id,
+			struct mfs_error *err)
+{
+	int rc = index_begin(s->ix, err);
+
+	if (rc < 0)
+		return rc;
+	rc = index_folder_drop(s->ix, id, true, new_id, err);
+	if (rc == 0)
+		rc = index_commit(s->ix, err);
+	if (rc < 0)
+		index_rollback(s->ix);
+	return rc;
+}
+
 /* Resync one folder.  With CONDSTORE and a previous pass, only what
  * changed since its HIGHESTMODSEQ is fetched; QRESYNC also names the
  * expunged UIDs (VANISHED).  Otherwise flags of the whole known UID range
- * are compared.  New messages are always "max+1:*". */
+ * are compared.  New messages are always "max+1:*".  The index is written
+ * as the answers come (see wbuf_add); the folder's state last, so a pass
+ * cut short is done again. */
 static int sync_folder(struct sync *s, const struct ix_folder *f,
 		       struct mfs_error *err)
 {
@@ -536,7 +703,7 @@ static int sync_folder(struct sync *s, const struct ix_folder *f,
 	if (f->uidvalidity && f->uidvalidity != st.uidvalidity) {
 		log_msg(LOG_INFO, "%s: UIDVALIDITY changed, rebuilding",
 			f->wire);
-		rc = index_folder_drop(s->ix, f->id, true, &fc.folder, err);
+		rc = renew_folder(s, f->id, &fc.folder, err);
 		if (rc < 0)
 			return rc;
 		incremental = false;
@@ -559,12 +726,9 @@ static int sync_folder(struct sync *s, const struct ix_folder *f,
 	if (rc < 0)
 		return rc;
 	qresync = incremental && imap_enable_qresync(s->conn, NULL) == 0;
-	rc = index_begin(s->ix, err);
-	if (rc < 0)
-		return rc;
 	rc = index_msg_max_uid(s->ix, fc.folder, &max, err);
 	if (rc < 0)
-		goto fail;
+		goto out;
 	/* Everything below the UIDNEXT of the last complete pass has been
 	 * seen: a message that left the index since (an rm on its way to the
 	 * server) must not come back as "new". */
@@ -576,6 +740,7 @@ static int sync_folder(struct sync *s, const struct ix_folder *f,
 		rc = imap_fetch_changes(s->conn, set, f->highestmodseq,
 					on_flags, qresync ? on_vanished : NULL,
 					&fc, err);
+		rc = cmd_done(s, rc, err);
 		if (rc == 0 && vc.lo.n > 0) {
 			gc.vanished = &vc;
 			rc = drop_gone(s, &gc, fc.folder, err);
@@ -584,13 +749,17 @@ static int sync_folder(struct sync *s, const struct ix_folder *f,
 		rc = full_flags_pass(s, &fc, max, &gc, err);
 	}
 	if (rc < 0)
-		goto fail;
-	if (st.exists > 0 && (st.uidnext == 0 || st.uidnext > max + 1)) {
+		goto out;
+	/* UIDs end at 2^32 - 1: above that nothing can be new (and
+	 * "max+1:*" would wrap to the invalid "0:*"). */
+	if (max < UINT32_MAX && st.exists > 0 &&
+	    (st.uidnext == 0 || st.uidnext > max + 1)) {
 		fc.above = max;
 		snprintf(set, sizeof(set), "%u:*", max + 1);
 		rc = imap_fetch_meta(s->conn, set, true, on_new, &fc, err);
+		rc = cmd_done(s, rc, err);
 		if (rc < 0)
-			goto fail;
+			goto out;
 	}
 	if (max > 0 && incremental && !qresync) {
 		/* CONDSTORE alone does not report expunges: when the count
@@ -601,25 +770,22 @@ static int sync_folder(struct sync *s, const struct ix_folder *f,
 		if (rc == 0 && n != st.exists)
 			rc = full_flags_pass(s, &fc, max, &gc, err);
 		if (rc < 0)
-			goto fail;
+			goto out;
 	}
 	rc = index_folder_set_state(s->ix, fc.folder, st.uidvalidity,
 				    st.uidnext, st.highestmodseq, err);
 	if (rc < 0)
-		goto fail;
-	rc = index_commit(s->ix, err);
-	if (rc < 0)
-		goto fail;
+		goto out;
 	sync_mark(s, fc.folder);
 	log_debug(LOG_CAT_SYNC, "%s: %u new, %zu gone, %u flag updates%s",
 		  f->wire, fc.added, gc.gone.n, fc.flagged,
 		  incremental ? (qresync ? " (QRESYNC)" : " (CONDSTORE)") : "");
+out:
+	/* What was written stays: it is what the server said.  A pass cut
+	 * short left the folder's state as it was, so the next one looks
+	 * again. */
 	if ((fc.added || gc.gone.n) && s->hooks.folder_changed)
 		s->hooks.folder_changed(s->hooks.ctx, fc.folder);
-	goto out;
-fail:
-	index_rollback(s->ix);
-out:
 	free(fc.present.uids);
 	free(gc.gone.uids);
 	free(vc.lo.uids);
@@ -929,8 +1095,11 @@ int sync_start(struct index *ix, struct pool *pool, struct imap_conn *conn,
 {
 	struct sync *s = calloc(1, sizeof(*s));
 
-	if (!s)
+	if (!s || !(s->wb = calloc(1, sizeof(*s->wb)))) {
+		free(s);
 		return MFS_E_NOMEM;
+	}
+	s->wb->ix = ix;
 	s->ix = ix;
 	s->pool = pool;
 	s->conn = conn;
@@ -940,6 +1109,7 @@ int sync_start(struct index *ix, struct pool *pool, struct imap_conn *conn,
 	pthread_cond_init(&s->wake, NULL);
 	pthread_cond_init(&s->done, NULL);
 	if (pthread_create(&s->thread, NULL, sync_main, s) != 0) {
+		free(s->wb);
 		free(s);
 		return MFS_E_NOMEM;
 	}
@@ -962,6 +1132,7 @@ void sync_stop(struct sync *s)
 	pthread_mutex_destroy(&s->lock);
 	free(s->lstatus);
 	free(s->marks);
+	free(s->wb);
 	free(s);
 }
 

@@ -8,8 +8,16 @@
 
 #include "conn.h"
 
-/* Fields that name a message; fetched at sync time. */
+/* Fields that name a message; fetched at sync time, their first 64 KB
+ * only: any sender can make them megabytes long, more than a response may
+ * hold (MAX_RESPONSE), and a name needs far less. */
 #define META_FIELDS "DATE FROM SUBJECT MESSAGE-ID"
+#define META_PARTIAL "<0.65536>"
+/* Mailboxes one LIST may name; they are all held until it completes. */
+#define MAX_MAILBOXES 100000
+/* A STATUS of LIST-STATUS follows its mailbox's LIST (RFC 5819): look
+ * back this far for it, not through every mailbox listed. */
+#define STATUS_LOOKBACK 64
 
 struct list_entry {
 	char *name;
@@ -52,10 +60,10 @@ static int on_status(struct list_ctx *lc, const struct imap_resp *r)
 
 	if (!is_name(name) || !att || att->type != IMAP_V_LIST)
 		return MFS_E_PROTO;
-	for (i = lc->n; i > 0; i--)
+	for (i = lc->n; i > 0 && lc->n - i < STATUS_LOOKBACK; i--)
 		if (strcmp(lc->v[i - 1].name, name->str) == 0)
 			break;
-	if (i == 0)
+	if (i == 0 || strcmp(lc->v[i - 1].name, name->str) != 0)
 		return 0;
 	st = &lc->v[i - 1].mb.status;
 	for (size_t k = 0; k + 1 < att->n; k += 2) {
@@ -90,6 +98,8 @@ static int on_list(void *ctx, const struct imap_resp *r)
 		return 0;
 	if (!attrs || attrs->type != IMAP_V_LIST || !delim || !is_name(name))
 		return MFS_E_PROTO;
+	if (lc->n >= MAX_MAILBOXES)
+		return MFS_E_TOOBIG;
 	if (lc->n == lc->cap) {
 		size_t cap = lc->cap ? lc->cap * 2 : 32;
 
@@ -134,6 +144,9 @@ int imap_list(struct imap_conn *c, imap_list_fn fn, void *ctx,
 	rc = conn_cmd(c, cmd, on_list, &lc, err);
 	if (rc == MFS_E_PROTO)
 		mfs_fail(err, rc, "malformed LIST response");
+	if (rc == MFS_E_TOOBIG && lc.n >= MAX_MAILBOXES)
+		mfs_fail(err, rc, "more than %d mailboxes in one LIST: given up",
+			 MAX_MAILBOXES);
 	for (size_t i = 0; rc == 0 && i < lc.n; i++) {
 		lc.v[i].mb.name = lc.v[i].name;
 		rc = fn(ctx, &lc.v[i].mb);
@@ -362,7 +375,7 @@ int imap_fetch_meta(struct imap_conn *c, const char *uidset, bool full,
 		if (!strchr("0123456789:,*", *p))
 			return mfs_fail(err, MFS_E_INVAL, "bad UID set");
 	rc = conn_append(&cmd, &len, "UID FETCH %s (UID FLAGS%s%s)", uidset,
-			 full ? " RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (" META_FIELDS ")]" : "",
+			 full ? " RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (" META_FIELDS ")]" META_PARTIAL : "",
 			 (c->caps & IMAP_CAP_CONDSTORE) ? " MODSEQ" : "");
 	if (rc < 0) {
 		rc = mfs_fail(err, rc, "out of memory");
@@ -388,6 +401,8 @@ struct body_ctx {
 	void *ctx;
 	int spool;		/* file the current literal goes to, or -1 */
 	uint64_t sunk;		/* bytes in spool */
+	uint64_t max_len;	/* per body; 0: any */
+	bool over;		/* a body went over it */
 	size_t got;
 	struct mfs_error *err;
 };
@@ -404,6 +419,10 @@ static int on_changes(void *ctx, const struct imap_resp *r)
 
 	if (!imap_atom_is(imap_list_get(&r->data, 0), "VANISHED"))
 		return on_fetch_meta(&cc->meta, r);
+	/* Only a client that enabled QRESYNC gets these (RFC 7162); one
+	 * that did not asked for no expunges here. */
+	if (!cc->vanished)
+		return 0;
 	/* "* VANISHED (EARLIER) 1:3,7": the set is the last item. */
 	set = imap_list_get(&r->data, r->data.n - 1);
 	if (r->data.n < 2 || set->type != IMAP_V_ATOM)
@@ -470,6 +489,11 @@ static int body_sink(void *ctx, const char *buf, size_t len)
 	struct body_ctx *bc = ctx;
 	int rc;
 
+	if (bc->max_len && len > bc->max_len - bc->sunk) {
+		/* Not one byte past the limit reaches the file. */
+		bc->over = true;
+		return MFS_E_TOOBIG;
+	}
 	if (bc->spool < 0) {
 		bc->spool = bc->tmp_fn(bc->ctx);
 		if (bc->spool < 0)
@@ -508,6 +532,11 @@ static int on_fetch_body(void *ctx, const struct imap_resp *r)
 	}
 	if (!uid || !v || (v->type != IMAP_V_SUNK && v->type != IMAP_V_STRING))
 		goto out;	/* e.g. a flag update: nothing of ours */
+	if (bc->max_len && v->len > bc->max_len) {
+		bc->over = true;
+		rc = MFS_E_TOOBIG;
+		goto out;
+	}
 	if (v->type == IMAP_V_SUNK) {
 		/* The spool holds exactly this response's literal. */
 		if (v->off != 0 || bc->sunk != v->len || bc->spool < 0) {
@@ -558,11 +587,12 @@ static int lost_mailbox(struct imap_conn *c, int rc, struct mfs_error *err)
 
 int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 		      uint32_t uidvalidity, const uint32_t *uids, size_t n,
-		      imap_tmp_fn tmp_fn, imap_body_fn body_fn, void *ctx,
-		      struct mfs_error *err)
+		      uint64_t max_len, imap_tmp_fn tmp_fn,
+		      imap_body_fn body_fn, void *ctx, struct mfs_error *err)
 {
 	struct body_ctx bc = { .c = c, .tmp_fn = tmp_fn, .body_fn = body_fn,
-			       .ctx = ctx, .spool = -1, .err = err };
+			       .ctx = ctx, .spool = -1, .max_len = max_len,
+			       .err = err };
 	struct imap_mbstate st;
 	char *cmd = NULL;
 	size_t len = 0;
@@ -607,6 +637,10 @@ int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 		close(bc.spool);
 	if (rc == MFS_E_PROTO)
 		mfs_fail(err, rc, "malformed body response from %s", mailbox);
+	if (bc.over)
+		rc = mfs_fail(err, MFS_E_TOOBIG, "a body from %s over %llu "
+			      "bytes: refused", mailbox,
+			      (unsigned long long)max_len);
 out:
 	free(cmd);
 	return rc;
@@ -649,8 +683,8 @@ int imap_fetch_body(struct imap_conn *c, const char *mailbox,
 		    struct mfs_error *err)
 {
 	struct one_ctx oc = { .fd = fd };
-	int rc = imap_fetch_bodies(c, mailbox, uidvalidity, &uid, 1, one_tmp,
-				   one_body, &oc, err);
+	int rc = imap_fetch_bodies(c, mailbox, uidvalidity, &uid, 1, 0,
+				   one_tmp, one_body, &oc, err);
 
 	if (rc < 0)
 		return rc;

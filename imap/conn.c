@@ -12,7 +12,12 @@
 
 #define RBUF_SIZE (64 * 1024)
 #define MAX_INLINE (64 * 1024)
-#define MAX_RESPONSE (64u * 1024 * 1024)
+/* One response in memory (a body is streamed to a file, never held):
+ * each connection may hold one, so this times the connections (readers,
+ * sync, IDLE) bounds what servers can make us hold. */
+#define MAX_RESPONSE (4u * 1024 * 1024)
+/* A folder's flags pass gets one response per message. */
+#define MAX_UNTAGGED (1u << 23)
 
 static int map_curl(CURLcode rc)
 {
@@ -67,6 +72,14 @@ static int conn_send(struct imap_conn *c, const char *buf, size_t len,
 {
 	int rc;
 
+	if (c->io) {
+		rc = c->io->send(c->io->ctx, buf, len);
+		if (rc < 0) {
+			mfs_fail(err, rc, "send: %s", mfs_strerror(rc));
+			goto fail;
+		}
+		return 0;
+	}
 	while (len > 0) {
 		size_t n = 0;
 		CURLcode cr = curl_easy_send(c->curl, buf, len, &n);
@@ -95,6 +108,20 @@ fail:
  * always try to receive first and poll only when curl says CURLE_AGAIN. */
 static int conn_fill(struct imap_conn *c, struct mfs_error *err)
 {
+	if (c->io) {
+		size_t n = 0;
+		int rc = c->io->recv(c->io->ctx, c->rbuf, RBUF_SIZE, &n);
+
+		if (rc < 0)
+			return mfs_fail(err, rc, "receive: %s",
+					mfs_strerror(rc));
+		if (n == 0)
+			return mfs_fail(err, MFS_E_CLOSED,
+					"server closed the connection");
+		c->rpos = 0;
+		c->rlen = n;
+		return 0;
+	}
 	for (;;) {
 		size_t n = 0;
 		CURLcode cr = curl_easy_recv(c->curl, c->rbuf, RBUF_SIZE, &n);
@@ -221,6 +248,14 @@ int conn_next(struct imap_conn *c, int wake_fd, long ms,
 			}
 			continue;
 		}
+		if (c->io) {
+			/* A scripted stream never waits: what it has, or
+			 * its end. */
+			rc = conn_fill(c, err);
+			if (rc < 0)
+				goto fail;
+			continue;
+		}
 		cr = curl_easy_recv(c->curl, c->rbuf, RBUF_SIZE, &n);
 		if (cr == CURLE_OK && n > 0) {
 			c->rpos = 0;
@@ -328,6 +363,7 @@ int conn_finish(struct imap_conn *c, const char *tag, conn_untagged_fn fn,
 		void *ctx, struct mfs_error *err)
 {
 	struct imap_resp *r = NULL;
+	unsigned untagged = 0;
 	int rc, cbrc = 0;
 
 	for (;;) {
@@ -350,6 +386,17 @@ int conn_finish(struct imap_conn *c, const char *tag, conn_untagged_fn fn,
 		}
 		imap_resp_free(r);
 		r = NULL;
+		if (++untagged > c->max_untagged || cbrc == MFS_E_TOOBIG) {
+			/* Endless, or more than the caller will take: the
+			 * rest is not read, so the stream is lost. */
+			c->broken = true;
+			if (cbrc)
+				return mfs_fail(err, cbrc, "server response "
+						"over a limit");
+			return mfs_fail(err, MFS_E_TOOBIG, "more than %u "
+					"responses to one command",
+					c->max_untagged);
+		}
 	}
 	switch (r->status) {
 	case IMAP_S_OK:
@@ -381,12 +428,20 @@ int conn_wait_continuation(struct imap_conn *c, const char *tag,
 			   struct mfs_error *err)
 {
 	struct imap_resp *r = NULL;
+	unsigned untagged = 0;
 	int rc;
 
 	for (;;) {
 		rc = conn_read(c, &r, err);
 		if (rc < 0)
 			return rc;
+		if (++untagged > c->max_untagged) {
+			imap_resp_free(r);
+			c->broken = true;
+			return mfs_fail(err, MFS_E_TOOBIG, "more than %u "
+					"responses while waiting for '+'",
+					c->max_untagged);
+		}
 		if (r->kind == IMAP_R_CONT) {
 			rc = 0;
 			break;
@@ -485,6 +540,7 @@ int imap_open(const struct imap_opts *o, struct imap_conn **out,
 	if (!c)
 		return mfs_fail(err, MFS_E_NOMEM, "out of memory");
 	c->sock = CURL_SOCKET_BAD;
+	c->max_untagged = MAX_UNTAGGED;
 	c->timeout_ms = (o->timeout_s > 0 ? o->timeout_s : 30) * 1000;
 	c->trace = o->trace;
 	c->trace_ctx = o->trace_ctx;
@@ -561,6 +617,26 @@ fail:
 	free(url);
 	imap_close(c);
 	return rc;
+}
+
+struct imap_conn *conn_new_fake(const struct conn_io *io, unsigned caps)
+{
+	struct imap_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->io = io;
+	c->sock = CURL_SOCKET_BAD;
+	c->max_untagged = MAX_UNTAGGED;
+	c->caps = caps;
+	c->timeout_ms = 1000;
+	c->rbuf = malloc(RBUF_SIZE);
+	c->parser = imap_parser_new(MAX_INLINE, MAX_RESPONSE);
+	if (!c->rbuf || !c->parser) {
+		imap_close(c);
+		return NULL;
+	}
+	return c;
 }
 
 void imap_close(struct imap_conn *c)

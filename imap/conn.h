@@ -7,8 +7,20 @@
 #include "imap.h"
 #include "imap_parse.h"
 
+/* The byte stream under a connection when it is not curl's: a unit test
+ * or fuzz target plays the server (see conn_new_fake). */
+struct conn_io {
+	/* Up to len bytes into buf and *n their count; *n == 0 when the
+	 * stream has ended.  0 or a negative mfs_err. */
+	int (*recv)(void *ctx, char *buf, size_t len, size_t *n);
+	/* Take all len bytes.  0 or a negative mfs_err. */
+	int (*send)(void *ctx, const char *buf, size_t len);
+	void *ctx;
+};
+
 struct imap_conn {
 	CURL *curl;
+	const struct conn_io *io;	/* instead of curl, when set */
 	curl_socket_t sock;
 	struct imap_parser *parser;
 	char *rbuf;
@@ -17,6 +29,7 @@ struct imap_conn {
 	unsigned caps;
 	bool broken;
 	bool qresync;		/* ENABLE QRESYNC done */
+	unsigned max_untagged;	/* per command; see conn_finish */
 	long timeout_ms;
 	char *selected;		/* wire name of the selected mailbox */
 	bool selected_rw;	/* SELECT rather than EXAMINE */
@@ -25,13 +38,21 @@ struct imap_conn {
 	void *trace_ctx;
 };
 
+/* A logged-in connection over io, with the capabilities caps: for tests
+ * and fuzz targets of the command layer.  io must outlive it; close with
+ * imap_close.  NULL when out of memory. */
+struct imap_conn *conn_new_fake(const struct conn_io *io, unsigned caps);
+
 /* Called for each untagged response while a command runs. */
 typedef int (*conn_untagged_fn)(void *ctx, const struct imap_resp *r);
 
 /* Send one command line (without tag and CRLF) and read until its tagged
  * completion, passing untagged responses to fn (may be NULL).  Returns 0 on
  * OK, MFS_E_NO / MFS_E_BAD with the server's text in err, or an I/O error
- * (which also marks the connection broken). */
+ * (which also marks the connection broken).  A command that gets more
+ * than c->max_untagged untagged responses, or whose fn returns
+ * MFS_E_TOOBIG, fails with MFS_E_TOOBIG at once: the rest of an unbounded
+ * answer is not read, so the connection is broken too. */
 int conn_cmd(struct imap_conn *c, const char *line, conn_untagged_fn fn,
 	     void *ctx, struct mfs_error *err);
 

@@ -3,8 +3,11 @@
  * A UID's message never changes, so a cached body is valid for as long as
  * the folder's UIDVALIDITY holds (both are in the file name).  Bodies are
  * fetched on first use through the pool; total size is capped and the
- * least recently used bodies are evicted.  Decoded parts are not kept:
- * each open decodes its part from the cached body.
+ * least recently used bodies are evicted.  Decoded parts are made from
+ * the cached body when opened: all parts of a message up to 8 MB at once,
+ * into memfds kept for the last few such messages (at most 64 descriptors
+ * together); a part of a bigger message on its own, into an unlinked file
+ * in dir shared by the opens of that part (the last two are kept).
  */
 #ifndef CACHE_H
 #define CACHE_H
@@ -44,8 +47,8 @@ int cache_body(struct cache *c, const struct cache_key *k, int *fd,
 int cache_parts(struct cache *c, const struct cache_key *k,
 		struct mfs_error *err);
 
-/* A read-only fd on decoded part n (caller closes), decoded from the body
- * (fetched if need be) into memory; *size receives its exact size.
+/* An fd on decoded part n to read from (caller closes), decoded from the
+ * body (fetched if need be) as above; *size receives its exact size.
  * MFS_E_NOTFOUND if the message has no part n. */
 int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
 	       int *fd, uint64_t *size, struct mfs_error *err);

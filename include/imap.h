@@ -133,7 +133,8 @@ typedef int (*imap_msg_fn)(void *ctx, const struct imap_msginfo *mi);
 
 /* UID FETCH uidset in the examined mailbox: UID FLAGS, and with full also
  * RFC822.SIZE INTERNALDATE and the Date/From/Subject/Message-ID header
- * fields.  uidset is an IMAP sequence set like "1:*" or "4711:*". */
+ * fields (their first 64 KB).  uidset is an IMAP sequence set like "1:*"
+ * or "4711:*". */
 int imap_fetch_meta(struct imap_conn *c, const char *uidset, bool full,
 		    imap_msg_fn fn, void *ctx, struct mfs_error *err);
 
@@ -176,13 +177,16 @@ int imap_fetch_body(struct imap_conn *c, const char *mailbox,
  * negative mfs_err) that receives its bytes, and body_fn gets the UID, that
  * descriptor (which body_fn now owns and must close) and the length.  UIDs
  * the server no longer has simply get no body_fn call.  Returns 0 or an
- * error (a body_fn error stops the batch). */
+ * error (a body_fn error stops the batch).  A body longer than max_len
+ * (0: no limit) fails the batch with MFS_E_TOOBIG when the limit is
+ * reached (not one byte more is written) and breaks the connection: the
+ * rest of it is never read. */
 typedef int (*imap_tmp_fn)(void *ctx);
 typedef int (*imap_body_fn)(void *ctx, uint32_t uid, int fd, uint64_t len);
 int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 		      uint32_t uidvalidity, const uint32_t *uids, size_t n,
-		      imap_tmp_fn tmp_fn, imap_body_fn body_fn, void *ctx,
-		      struct mfs_error *err);
+		      uint64_t max_len, imap_tmp_fn tmp_fn,
+		      imap_body_fn body_fn, void *ctx, struct mfs_error *err);
 
 /* APPEND data to mailbox with flags (e.g. "\\Seen"; may be NULL) and, when
  * date > 0, that INTERNALDATE; LITERAL+ when offered.  Errors: MFS_E_NO (e.g. no such mailbox), ... */

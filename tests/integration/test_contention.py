@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""test_contention.py - the index under contention: FUSE-side writes
+(cache bookkeeping, decoded parts, LRU touches) while another writer holds
+the index's write lock, or while the sync thread waits on a stalled server.
+
+  touch  A mount with one cached body.  python3's sqlite3 holds a write
+         transaction (BEGIN IMMEDIATE) on the mount's index while the
+         cached .eml is opened 300 times (the cache records LRU touches in
+         batches of 256: the batch's transaction cannot start).  Every
+         open must work, the daemon must stay up and byte-exact, and
+         (ASan/UBSan build) nothing may write past the batch.
+  stall  A mount through tests/harness/faultproxy.py.  A folder gets 400
+         new messages (imaplib APPEND); the proxy is set to stall the
+         first connection that receives 50,000 more bytes, and a resync is
+         asked for: that is the sync thread's connection, in the middle of
+         the UID FETCH of the new messages' headers.  While it is stalled,
+         other readers: cat of uncached .eml files must be byte-exact,
+         `ls` of a decoded directory whose parts were never decoded must
+         list them, and every body in the cache directory must have its
+         row in the index's cache table (else it never counts against the
+         cap and is never evicted).  Then the stall ends and the folder
+         lists all 400 messages.
+
+Checked against imaplib on Dovecot itself, and the index with python3's
+sqlite3 (read-only).  Needs the private Dovecot (tests/harness/start.sh),
+seeded.  Makes a folder named ct-<random> and removes it at the end.
+Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
+MAILFS_TEST_LABEL (prefix for check names, default from MAILFS_BIN).
+Prints one "PASS: ..." or "FAIL: ...: detail" line per check; exits 1 when
+anything failed.
+"""
+
+import os
+import re
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import traceback
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mounttest import (REPO_ROOT, Checks, imaptest as it, listdir,  # noqa: E402
+                       fresh_run_dir, mount_own_dirs, unmount_and_check,
+                       write_alice_config)
+import faultproxy  # noqa: E402  (tests/harness is on sys.path via mounttest)
+
+BIN = os.environ.get("MAILFS_BIN", "./mailfs")
+if not os.path.isabs(BIN):
+    BIN = os.path.join(REPO_ROOT, BIN)
+LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
+    "asan" if "asan" in BIN else os.path.basename(BIN))
+C = Checks("contention[%s]: " % LABEL)
+H = it.load_harness()
+RUN = os.path.join(H["state_dir"], "contention-" + LABEL)
+ACCOUNT = "alice@test"
+MOUNT_TIMEOUT = 90
+SYNC_TIMEOUT = 120
+TAG = "ct-" + secrets.token_hex(4)
+OURS_RE = re.compile(r"^ct-[0-9a-f]{8}$")
+DOMAIN = "contention.mailfs.test"
+NEW = 400               # messages appended while mounted
+STALL_AFTER = 50000     # bytes into the resync: inside the headers' FETCH
+OPENS = 300             # opens of a cached body under a held lock
+CMD_TIMEOUT = 120
+
+
+def mount(what, opts):
+    mnt = mount_own_dirs(BIN, RUN, ACCOUNT, what,
+                         ["-o", "cache_dir=%s,debug=sync:cache,%s" % (cache_dir(what), opts)],
+                         MOUNT_TIMEOUT)
+    if not C.check(mnt.ok, "%s: mount -o %s" % (what, opts), mnt.error):
+        mnt.unmount()
+        return None
+    return mnt
+
+
+def cache_dir(what):
+    return os.path.join(RUN, "cache-" + what)
+
+
+def finish(mnt, what):
+    unmount_and_check(C, mnt, what, [mnt.log], "the daemon's output or log")
+
+
+def wait_for(fn, timeout, step=0.2):
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > deadline:
+            return None
+        time.sleep(step)
+
+
+def by_uid(root, folder):
+    """{uid: .eml name} in the mount's folder, or {}."""
+    try:
+        entries = os.listdir(os.path.join(root, folder))
+    except OSError:
+        return {}
+    res = {}
+    for e in entries:
+        mo = re.search(r" \[(\d+)\]\.eml$", e)
+        if mo:
+            res[int(mo.group(1))] = e
+    return res
+
+
+def cat(path):
+    """stdout bytes of `cat path`, or a string saying why not."""
+    try:
+        r = subprocess.run(["cat", "--", path], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=CMD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return "cat timed out after %d s" % CMD_TIMEOUT
+    if r.returncode != 0:
+        return "cat exit %d: %s" % (r.returncode, r.stderr.decode("utf-8", "replace").strip())
+    return r.stdout
+
+
+def ls(path):
+    """(exit status, names, stderr) of `ls -1 path`."""
+    try:
+        r = subprocess.run(["ls", "-1", "--", path], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=CMD_TIMEOUT, env=dict(os.environ, LC_ALL="C"))
+    except subprocess.TimeoutExpired:
+        return None, [], "timed out after %d s" % CMD_TIMEOUT
+    return (r.returncode, r.stdout.decode("utf-8", "replace").split("\n")[:-1],
+            r.stderr.decode("utf-8", "replace").strip())
+
+
+def server_bodies(folder, uids):
+    m = it.connect(H, "alice")
+    try:
+        it.select(m, folder)
+        return {u: it.fetch_raw(m, u) for u in uids}
+    finally:
+        m.logout()
+
+
+def index_path(what):
+    return os.path.join(cache_dir(what), "index.sqlite")
+
+
+def cache_mismatch(what):
+    """Bodies on disk without a row in the cache table, and rows without
+    a body, read with python3's sqlite3: [problem]."""
+    files = set()
+    for n in os.listdir(os.path.join(cache_dir(what), "bodies")):
+        mo = re.match(r"^(\d+)\.(\d+)\.(\d+)\.eml$", n)
+        if mo:
+            files.add((int(mo.group(1)), int(mo.group(3))))
+    db = sqlite3.connect("file:%s?mode=ro" % index_path(what), uri=True, timeout=30)
+    try:
+        rows = set(db.execute("SELECT folder, uid FROM cache").fetchall())
+    finally:
+        db.close()
+    probs = ["body %d/%d on disk has no cache row" % k for k in sorted(files - rows)]
+    probs += ["cache row %d/%d has no body on disk" % k for k in sorted(rows - files)]
+    return probs, len(files)
+
+
+# --- touch: a batch of LRU touches whose transaction cannot start -----------
+
+def touch_part():
+    what = "touch"
+    mnt = mount(what, "poll_interval=3600,idle_folders=0")
+    if mnt is None:
+        return
+    try:
+        root = mnt.mountpoint
+        names = wait_for(lambda: by_uid(root, "INBOX"), SYNC_TIMEOUT)
+        if not C.check(names, "touch: INBOX lists its messages", listdir(root)):
+            return
+        uid = min(names)
+        path = os.path.join(root, "INBOX", names[uid])
+        want = server_bodies("INBOX", [uid])[uid]
+        C.check(cat(path) == want, "touch: the first cat of INBOX/%d is byte-exact (now cached)"
+                % uid)
+        db = sqlite3.connect(index_path(what), timeout=30, isolation_level=None)
+        errors = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for i in range(OPENS):
+                try:
+                    with open(path, "rb") as f:
+                        f.read(1)
+                except OSError as e:
+                    errors.append("open %d: %s" % (i + 1, e))
+                    if len(errors) > 3:
+                        break
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        C.problems(errors, "touch: %d opens of the cached body while another process holds "
+                   "the index's write lock all succeed" % OPENS)
+        C.check(cat(path) == want, "touch: then the body still reads byte-exact")
+        C.check(mnt.proc.poll() is None, "touch: the daemon is still running",
+                "exited with %s" % mnt.proc.poll())
+    finally:
+        finish(mnt, what)
+
+
+# --- stall: the sync thread's connection stalls mid-FETCH -------------------
+
+def append_new(folder, n):
+    m = it.connect(H, "alice")
+    try:
+        pad = "x" * 200
+        for i in range(n):
+            msg = ("From: Contention <ct@%s>\r\nTo: alice@mailfs.test\r\n"
+                   "Subject: contention %d %s\r\nDate: Mon, 1 Jun 2026 10:00:00 +0000\r\n"
+                   "Message-ID: <%s-%d@%s>\r\n\r\nbody %d\r\n"
+                   % (DOMAIN, i, pad, TAG, i, DOMAIN, i))
+            it.check(*m.append(it.wire_name(folder), None, None, msg.encode()), "APPEND")
+    finally:
+        m.logout()
+
+
+def stall_part(proxy):
+    what = "stall"
+    m = it.connect(H, "alice")
+    try:
+        it.check(*m.create(it.wire_name(TAG)), "CREATE " + TAG)
+    finally:
+        m.logout()
+    mnt = mount(what, "port=%d,poll_interval=3600,idle_folders=0,timeout=120" % proxy.port)
+    if mnt is None:
+        return
+    try:
+        root = mnt.mountpoint
+        inbox = wait_for(lambda: by_uid(root, "INBOX"), SYNC_TIMEOUT)
+        if not C.check(inbox and os.path.isdir(os.path.join(root, TAG)),
+                       "stall: INBOX and %s are listed" % TAG, listdir(root)):
+            return
+        append_new(TAG, NEW)
+        before = len(proxy.events)
+        proxy.set_mode("stall after=%d seconds=forever limit=1" % STALL_AFTER)
+        os.kill(mnt.pid, signal.SIGUSR1)    # SIGUSR1: resync now (asynchronously)
+        stalled = wait_for(lambda: [e for e in proxy.events[before:] if e[2].startswith("stall")],
+                           60)
+        if not C.check(stalled, "stall: the proxy stalls the resync's connection after %d bytes"
+                       % STALL_AFTER, proxy.events[before:]):
+            return
+        time.sleep(1)           # the sync is waiting on the network now
+
+        uids = sorted(inbox)[:3]
+        want = server_bodies("INBOX", uids)
+        probs = []
+        for u in uids:
+            got = cat(os.path.join(root, "INBOX", inbox[u]))
+            if got != want[u]:
+                probs.append("UID %d: %s" % (u, got if isinstance(got, str) else
+                                             "%d bytes, want %d" % (len(got), len(want[u]))))
+        C.problems(probs, "stall: meanwhile cat of %d uncached INBOX messages is byte-exact"
+                   % len(uids))
+        u = sorted(inbox)[-1]
+        rc, names, err = ls(os.path.join(root, "INBOX", inbox[u][:-4]))
+        C.check(rc == 0 and names, "stall: meanwhile ls of a decoded directory never listed "
+                "before lists its parts", "exit %s: %s %s" % (rc, err, names))
+        probs, nfiles = cache_mismatch(what)
+        C.problems(probs, "stall: meanwhile every body in the cache (%d) has its row in the "
+                   "index's cache table and no row lacks its body" % nfiles)
+
+        proxy.set_mode("pass")
+        got = wait_for(lambda: len(by_uid(root, TAG)) == NEW, SYNC_TIMEOUT, 0.5)
+        C.check(got, "stall: once the stall ends, %s lists all %d new messages" % (TAG, NEW),
+                "%d listed" % len(by_uid(root, TAG)))
+    finally:
+        proxy.set_mode("pass")
+        finish(mnt, what)
+    probs, nfiles = cache_mismatch(what)
+    C.problems(probs, "stall: after unmounting, every body in the cache (%d) has its row "
+               "and every row its body" % nfiles)
+
+
+def main():
+    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
+        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+        return 1
+    fresh_run_dir(RUN)
+    write_alice_config(RUN, H, ACCOUNT)
+    it.remove_test_mail(H, None, OURS_RE, " (left by an earlier run)")
+    proxy = faultproxy.FaultProxy(H["imaps_port"], H["host"])
+    proxy.start()
+    try:
+        for part in (touch_part, lambda: stall_part(proxy)):
+            try:
+                part()
+            except Exception as e:   # noqa: BLE001 - a crash of one part is its FAIL
+                C.fail("a part ran to its end", "%s: %s | %s" % (
+                    type(e).__name__, e, " | ".join(traceback.format_exc().splitlines()[-4:])))
+    finally:
+        proxy.stop()
+        it.remove_test_mail(H, None, OURS_RE)
+    C.check(not proxy.errors, "the proxy ran without errors of its own", proxy.errors[:5])
+    print("%d passed, %d failed" % (C.passed, C.failed))
+    return 1 if C.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
