@@ -369,7 +369,8 @@ static int has_same_bytes(struct imap_conn *c, const char *wire,
 		rc = imap_search_size(c, wire, len, uids, SAME_SIZE_MAX, &n,
 				      err);
 	if (rc == 0 && n > 0)
-		rc = imap_fetch_bodies(c, wire, st.uidvalidity, uids, n,
+		/* Same size: a longer body is not this message. */
+		rc = imap_fetch_bodies(c, wire, st.uidvalidity, uids, n, len,
 				       same_tmp, same_body, &sc, err);
 	*found = rc == 0 && sc.found;
 	return rc;
