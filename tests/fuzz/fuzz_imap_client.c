@@ -192,7 +192,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		imap_fetch_changes(c, "1:100", 5, on_msg, NULL, &sum, &err);
 	imap_has_message(c, "INBOX", "id@example.org", 100, &found, &err);
-	imap_move(c, "INBOX", "1", "Trash", &new_uid, &err);
+	imap_move(c, "INBOX", c->st.uidvalidity, "1", "Trash", &new_uid,
+		  &err);
+	{
+		uint32_t found_uids[4];
+		size_t nfound;
+
+		imap_search_size(c, "INBOX", 100, found_uids, 4, &nfound,
+				 &err);
+	}
 	imap_fetch_bodies(c, "INBOX", c->st.uidvalidity, uids, 3, MAX_BODY,
 			  tmp_fn, body_fn, &f, &err);
 	imap_noop(c, &err);
