@@ -1221,8 +1221,9 @@ static void big_put(struct cache *c, const struct cache_key *k, unsigned n,
 	}
 	if (slot->n)
 		close(slot->fd);
-	*slot = (struct big){ .folder = k->folder, .uidvalidity = k->uidvalidity,
-			      .uid = k->uid, .n = n, .fd = dup, .size = size,
+	*slot = (struct big){ .folder = k->folder,
+			      .uidvalidity = k->uidvalidity, .uid = k->uid,
+			      .n = n, .fd = dup, .size = size,
 			      .used = ++c->vtick };
 	pthread_mutex_unlock(&c->vlock);
 }
