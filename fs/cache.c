@@ -445,10 +445,13 @@ static int ra_add(void *ctx, const struct ix_msg *m)
 static void store(struct cache *c, const struct cache_key *k, uint64_t len)
 {
 	struct size_ctx old = { 0 };
+	struct mfs_error err = { 0 };
 
 	log_debug(LOG_CAT_CACHE, "fetched %s/%u: %llu bytes", k->mailbox,
 		  k->uid, (unsigned long long)len);
-	index_cache_add(c->ix, k->folder, k->uid, len, NULL);
+	if (index_cache_add(c->ix, k->folder, k->uid, len, &err) < 0)
+		log_msg(LOG_WARNING, "%s/%u: %s (the body is recorded at the "
+			"next start)", k->mailbox, k->uid, err.msg);
 	account(c, len);
 	pthread_mutex_lock(&c->lock);
 	c->fetched++;
@@ -647,17 +650,33 @@ static int sweep_folder(void *ctx, const struct ix_folder *f)
 	return 0;
 }
 
+/* A body kept on disk must have its cache entry, or neither the cap nor
+ * eviction would ever reach it: one whose entry could not be written
+ * (the index busy beyond its timeout) gets one now. */
+static bool adopt(struct cache *c, int dirfd, const char *name,
+		  int64_t folder, uint32_t uid)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, name, &st, 0) < 0 ||
+	    index_cache_adopt(c->ix, folder, uid, (uint64_t)st.st_size,
+			      NULL) != 1)
+		return false;
+	account(c, (uint64_t)st.st_size);
+	return true;
+}
+
 /* Remove bodies whose folder has left the index or was rebuilt under a
  * new UIDVALIDITY: the index forgets them with the folder, so neither
  * the cap nor eviction would ever reach their files.  At start also what
  * a crash left (temporary files) and the decoded views earlier versions
- * kept on disk. */
+ * kept on disk, and record the bodies that lack their entry (adopt). */
 static void sweep(struct cache *c, bool startup)
 {
 	struct sweep_ctx sc = { 0 };
 	DIR *d = opendir(c->dir);
 	struct dirent *de;
-	unsigned long removed = 0;
+	unsigned long removed = 0, adopted = 0;
 
 	if (!d)
 		return;
@@ -697,8 +716,12 @@ static void sweep(struct cache *c, bool startup)
 				continue;
 			}
 		}
-		if (sc.found && sc.uidvalidity == uidvalidity)
+		if (sc.found && sc.uidvalidity == uidvalidity) {
+			if (startup && dot == 'e')
+				adopted += adopt(c, dirfd(d), de->d_name,
+						 folder, uid);
 			continue;
+		}
 		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
 			removed++;
 		index_cache_remove(c->ix, folder, uid, NULL);
@@ -706,6 +729,9 @@ static void sweep(struct cache *c, bool startup)
 	closedir(d);
 	if (removed)
 		log_debug(LOG_CAT_CACHE, "swept %lu orphaned files", removed);
+	if (adopted)
+		log_msg(LOG_INFO, "cache: %lu bodies had no entry in the index "
+			"and got one", adopted);
 }
 
 void cache_sweep(struct cache *c)
@@ -1195,8 +1221,9 @@ static void big_put(struct cache *c, const struct cache_key *k, unsigned n,
 	}
 	if (slot->n)
 		close(slot->fd);
-	*slot = (struct big){ .folder = k->folder, .uidvalidity = k->uidvalidity,
-			      .uid = k->uid, .n = n, .fd = dup, .size = size,
+	*slot = (struct big){ .folder = k->folder,
+			      .uidvalidity = k->uidvalidity, .uid = k->uid,
+			      .n = n, .fd = dup, .size = size,
 			      .used = ++c->vtick };
 	pthread_mutex_unlock(&c->vlock);
 }

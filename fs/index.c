@@ -1017,6 +1017,24 @@ int index_cache_touch(struct index *ix, int64_t folder, uint32_t uid,
 	return step_done(ix, st, err);
 }
 
+int index_cache_adopt(struct index *ix, int64_t folder, uint32_t uid,
+		      uint64_t bytes, struct mfs_error *err)
+{
+	static const char sql[] =
+		"INSERT OR IGNORE INTO cache(folder, uid, bytes, used)"
+		" VALUES(?, ?, ?, 0)";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+	int rc;
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)bytes);
+	rc = step_done(ix, st, err);
+	return rc < 0 ? rc : sqlite3_changes(sqlite3_db_handle(st)) > 0;
+}
+
 int index_cache_remove(struct index *ix, int64_t folder, uint32_t uid,
 		       struct mfs_error *err)
 {

@@ -145,8 +145,8 @@ int imap_list(struct imap_conn *c, imap_list_fn fn, void *ctx,
 	if (rc == MFS_E_PROTO)
 		mfs_fail(err, rc, "malformed LIST response");
 	if (rc == MFS_E_TOOBIG && lc.n >= MAX_MAILBOXES)
-		mfs_fail(err, rc, "more than %d mailboxes in one LIST: given up",
-			 MAX_MAILBOXES);
+		mfs_fail(err, rc, "more than %d mailboxes in one LIST: "
+			 "given up", MAX_MAILBOXES);
 	for (size_t i = 0; rc == 0 && i < lc.n; i++) {
 		lc.v[i].mb.name = lc.v[i].name;
 		rc = fn(ctx, &lc.v[i].mb);

@@ -159,6 +159,11 @@ int index_cache_add(struct index *ix, int64_t folder, uint32_t uid,
 		    uint64_t bytes, struct mfs_error *err);
 int index_cache_touch(struct index *ix, int64_t folder, uint32_t uid,
 		      struct mfs_error *err);
+/* A body found on disk without its entry (its index_cache_add failed):
+ * recorded as the least recently used.  1 when it was added, 0 when an
+ * entry was there, or an error. */
+int index_cache_adopt(struct index *ix, int64_t folder, uint32_t uid,
+		      uint64_t bytes, struct mfs_error *err);
 int index_cache_remove(struct index *ix, int64_t folder, uint32_t uid,
 		       struct mfs_error *err);
 int index_cache_total(struct index *ix, uint64_t *bytes,

@@ -21,6 +21,12 @@ the index's write lock, or while the sync thread waits on a stalled server.
          cap and is never evicted).  Then the stall ends and the folder
          lists all 400 messages.
 
+  orphan A body is fetched while python3's sqlite3 holds the index's
+         write lock for longer than mailfs waits for it: its row in the
+         cache table cannot be written.  After a remount on the same
+         cache, every body on disk has its row again (else it would
+         never count against the cap nor be evicted).
+
 Checked against imaplib on Dovecot itself, and the index with python3's
 sqlite3 (read-only).  Needs the private Dovecot (tests/harness/start.sh),
 seeded.  Makes a folder named ct-<random> and removes it at the end.
@@ -280,6 +286,48 @@ def stall_part(proxy):
                "and every row its body" % nfiles)
 
 
+# --- orphan: a body whose cache row could not be written ---------------------
+
+def orphan_part():
+    what = "orphan"
+    mnt = mount(what, "poll_interval=3600,idle_folders=0")
+    if mnt is None:
+        return
+    try:
+        root = mnt.mountpoint
+        names = wait_for(lambda: by_uid(root, "INBOX"), SYNC_TIMEOUT)
+        if not C.check(names, "orphan: INBOX lists its messages", listdir(root)):
+            return
+        uid = max(names)
+        want = server_bodies("INBOX", [uid])[uid]
+        db = sqlite3.connect(index_path(what), timeout=30, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            got = cat(os.path.join(root, "INBOX", names[uid]))
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        C.check(got == want, "orphan: an uncached body read while another process holds the "
+                "index's write lock is byte-exact")
+        probs, n = cache_mismatch(what)
+        print("# orphan: right after it, %d bodies, problems: %s" % (n, probs), flush=True)
+    finally:
+        finish(mnt, what)
+    mnt = mount(what, "poll_interval=3600,idle_folders=0")
+    if mnt is None:
+        return
+    try:
+        root = mnt.mountpoint
+        wait_for(lambda: by_uid(root, "INBOX"), SYNC_TIMEOUT)
+        # The check runs in the background at start; give it a moment.
+        wait_for(lambda: not cache_mismatch(what)[0], 10)
+        probs, n = cache_mismatch(what)
+        C.problems(probs, "orphan: after a remount, every body in the cache (%d) has its row "
+                   "in the cache table" % n)
+    finally:
+        finish(mnt, what)
+
+
 def main():
     if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
         C.fail("mailfs binary", "%s is missing or not executable" % BIN)
@@ -290,7 +338,7 @@ def main():
     proxy = faultproxy.FaultProxy(H["imaps_port"], H["host"])
     proxy.start()
     try:
-        for part in (touch_part, lambda: stall_part(proxy)):
+        for part in (touch_part, orphan_part, lambda: stall_part(proxy)):
             try:
                 part()
             except Exception as e:   # noqa: BLE001 - a crash of one part is its FAIL

@@ -351,6 +351,16 @@ int main(void)
 	      "cache total 150");
 	CHECK(index_cache_oldest(ix, &of, &ou, &total, &err) == 0 && ou == 9 && total == 50,
 	      "LRU: 9 is oldest after touching 7 (got %u)", ou);
+	CHECK(index_cache_adopt(ix, inbox, 7, 999, &err) == 0,
+	      "adopt: a body with an entry keeps it");
+	CHECK(index_cache_adopt(ix, inbox, 11, 30, &err) == 1,
+	      "adopt: a body without one gets one");
+	CHECK(index_cache_total(ix, &total, &err) == 0 && total == 180,
+	      "adopt: it counts against the total (%llu)",
+	      (unsigned long long)total);
+	CHECK(index_cache_oldest(ix, &of, &ou, &total, &err) == 0 && ou == 11,
+	      "adopt: as the least recently used (got %u)", ou);
+	CHECK(index_cache_remove(ix, inbox, 11, &err) == 0, "adopt: removed");
 
 	CHECK(index_folder_drop(ix, archive, true, &renewed, &err) == 0 &&
 		      renewed != archive, "renew gives a new id");
