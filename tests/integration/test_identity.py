@@ -137,8 +137,18 @@ def check_lock():
                m2.error):
         ok, got = serves(m2.mountpoint)
         C.check(ok, "the new mount serves INBOX", got)
+        # Mount again the moment fusermount3 returns, as a script would:
+        # the old daemon may still be shutting down.
+        r = subprocess.run(["fusermount3", "-u", m2.mountpoint])
+        m = mount(1, "right-after")
+        C.check(r.returncode == 0 and m.ok,
+                "mounting again right after fusermount3 -u returns works",
+                "fusermount3 status %d; %s" % (r.returncode, m.error))
         unmount_and_check(C, m2, "mount after unmount", [m2.log],
                           "its output and log")
+        if m.ok:
+            unmount_and_check(C, m, "mount right after unmount", [m.log],
+                              "its output and log")
 
     # Daemonized (no -f): the process that stays holds the lock.
     log = os.path.join(RUN, "daemon.log")
