@@ -59,7 +59,8 @@ static const char schema[] =
 	" folder INTEGER NOT NULL, uid INTEGER NOT NULL,"
 	" bytes INTEGER NOT NULL, used INTEGER NOT NULL,"
 	" PRIMARY KEY(folder, uid)) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS cache_used ON cache(used);";
+	"CREATE INDEX IF NOT EXISTS cache_used ON cache(used);"
+	"CREATE INDEX IF NOT EXISTS folders_wire ON folders(wire);";
 
 /* Columns added since the first release, in the order they came: an index
  * made before gets them by ALTER TABLE on open, its rows with NULL there
@@ -478,6 +479,186 @@ int index_folder_put(struct index *ix, int64_t parent, const char *name,
 	*id = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return 0;
+}
+
+/* A folder row's place, its name copied. */
+struct place {
+	int64_t id, parent;
+	bool implied;		/* wire is NULL */
+	char *name;
+};
+
+static int place_get(sqlite3_stmt *st, struct place *p,
+		     struct mfs_error *err)
+{
+	const char *name;
+	int rc = step_row(st, "folder place", err);
+
+	if (rc < 0)
+		return rc;
+	p->id = sqlite3_column_int64(st, 0);
+	p->parent = sqlite3_column_int64(st, 1);
+	p->implied = sqlite3_column_type(st, 2) == SQLITE_NULL;
+	name = (const char *)sqlite3_column_text(st, 3);
+	p->name = strdup(name ? name : "");
+	sqlite3_reset(st);
+	return p->name ? 0 : mfs_fail(err, MFS_E_NOMEM, "out of memory");
+}
+
+static int place_by_wire(struct index *ix, const char *wire, struct place *p,
+			 struct mfs_error *err)
+{
+	static const char sql[] =
+		"SELECT id, parent, wire, name FROM folders WHERE wire = ?"
+		" ORDER BY id LIMIT 1";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_text(st, 1, wire, -1, SQLITE_STATIC);
+	return place_get(st, p, err);
+}
+
+static int place_by_name(struct index *ix, int64_t parent, const char *name,
+			 struct place *p, struct mfs_error *err)
+{
+	static const char sql[] =
+		"SELECT id, parent, wire, name FROM folders"
+		" WHERE parent = ? AND name = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, parent);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	return place_get(st, p, err);
+}
+
+/* A row set aside has a name no cleaning produces (a control character
+ * first); it was reported when it was set aside. */
+static bool set_aside(const struct place *p)
+{
+	return p->name[0] == '\1';
+}
+
+static int report_moved(const struct place *p, ix_folder_fn moved, void *ctx)
+{
+	struct ix_folder f = { .id = p->id, .parent = p->parent,
+			       .name = p->name };
+
+	if (!moved || set_aside(p))
+		return 0;
+	return moved(ctx, &f);
+}
+
+/* Free (parent, name) of any row but keep. */
+static int place_clear(struct index *ix, int64_t parent, const char *name,
+		       int64_t keep, ix_folder_fn moved, void *ctx,
+		       struct mfs_error *err)
+{
+	static const char sql[] =
+		"UPDATE folders SET name = char(1) || id WHERE id = ?";
+	struct place q = { 0 };
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = place_by_name(ix, parent, name, &q, err);
+	if (rc == MFS_E_NOTFOUND || (rc == 0 && q.id == keep)) {
+		free(q.name);
+		return 0;
+	}
+	if (rc == 0)
+		rc = report_moved(&q, moved, ctx);
+	if (rc == 0 && !(st = stmt(ix, sql, err)))
+		rc = MFS_E_IO;
+	if (rc == 0) {
+		sqlite3_bind_int64(st, 1, q.id);
+		rc = step_done(ix, st, err);
+	}
+	free(q.name);
+	return rc;
+}
+
+int index_folder_place(struct index *ix, int64_t parent, const char *name,
+		       const char *wire, char delim, unsigned flags,
+		       int64_t *id, ix_folder_fn moved, void *ctx,
+		       struct mfs_error *err)
+{
+	static const char move_sql[] =
+		"UPDATE folders SET parent = ?1, name = ?2, wire = ?3,"
+		" delim = ?4, flags = ?5 WHERE id = ?6";
+	static const char insert_sql[] =
+		"INSERT INTO folders(parent, name, wire, delim, flags)"
+		" VALUES(?1, ?2, ?3, ?4, ?5) RETURNING id";
+	struct place p = { 0 };
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = wire ? place_by_wire(ix, wire, &p, err) :
+		    place_by_name(ix, parent, name, &p, err);
+	if (rc == 0 && !wire && !p.implied) {
+		/* A server folder shown here before: it is elsewhere now,
+		 * or gone; this directory is a new row. */
+		free(p.name);
+		p.name = NULL;
+		rc = MFS_E_NOTFOUND;
+	}
+	if (rc == MFS_E_NOTFOUND && wire) {
+		/* A directory implied before may be listed now. */
+		rc = place_by_name(ix, parent, name, &p, err);
+		if (rc == 0 && !p.implied) {
+			free(p.name);
+			p.name = NULL;
+			rc = MFS_E_NOTFOUND;
+		}
+	}
+	if (rc < 0 && rc != MFS_E_NOTFOUND)
+		goto out;
+	if (rc == 0 && !wire) {
+		/* A directory stays as it was. */
+		*id = p.id;
+		goto out;
+	}
+	if (rc == 0 && (p.parent != parent || strcmp(p.name, name) != 0)) {
+		rc = place_clear(ix, parent, name, p.id, moved, ctx, err);
+		if (rc == 0)
+			rc = report_moved(&p, moved, ctx);
+		if (rc < 0)
+			goto out;
+	}
+	if (rc == MFS_E_NOTFOUND) {
+		rc = place_clear(ix, parent, name, 0, moved, ctx, err);
+		if (rc < 0)
+			goto out;
+		p.id = 0;
+	}
+	st = stmt(ix, p.id ? move_sql : insert_sql, err);
+	if (!st) {
+		rc = MFS_E_IO;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, parent);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	if (wire)
+		sqlite3_bind_text(st, 3, wire, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 3);
+	sqlite3_bind_int(st, 4, delim);
+	sqlite3_bind_int(st, 5, (int)flags);
+	if (p.id) {
+		sqlite3_bind_int64(st, 6, p.id);
+		rc = step_done(ix, st, err);
+		*id = p.id;
+	} else {
+		rc = step_row(st, "folder place", err);
+		if (rc == 0) {
+			*id = sqlite3_column_int64(st, 0);
+			sqlite3_reset(st);
+		}
+	}
+out:
+	free(p.name);
+	return rc;
 }
 
 int index_folder_set_state(struct index *ix, int64_t id, uint32_t uidvalidity,

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "acctlock.h"
 #include "act.h"
 #include "cache.h"
 #include "config.h"
@@ -370,6 +371,8 @@ int main(int argc, char *argv[])
 	int smtp_implicit = 0;
 	struct stat st;
 	struct cred *cred = NULL;
+	struct acctlock *alock = NULL;
+	char *mnt_abs = NULL;
 	char *fsname = NULL, *index_path = NULL,
 	     *body_dir = NULL;
 	unsigned debug_mask = 0;
@@ -465,6 +468,28 @@ int main(int argc, char *argv[])
 	if (!se)
 		goto out;
 
+	/* One daemon per account, decided before we log in: a second mount
+	 * must not make the user type a passphrase only to be refused. */
+	if (config_mkdirs(cl.cfg.cache_dir, &err) < 0) {
+		ret = fail_line("cache directory", &err);
+		goto out;
+	}
+	if (config_mkdirs(cl.cfg.outbox_dir, &err) < 0) {
+		ret = fail_line("outbox directory", &err);
+		goto out;
+	}
+	mnt_abs = realpath(cl.mountpoint, NULL);
+	if (!mnt_abs) {
+		fprintf(stderr, "mailfs: mountpoint %s: %s\n", cl.mountpoint,
+			strerror(errno));
+		goto out;
+	}
+	if (acctlock_take(cl.cfg.cache_dir, cl.cfg.outbox_dir, mnt_abs,
+			  cl.cfg.timeout, &alock, &err) < 0) {
+		ret = fail_line(cl.cfg.account, &err);
+		goto out;
+	}
+
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	mime_init();
 	rc = imap_open(&io, &first, &err);
@@ -481,13 +506,8 @@ int main(int argc, char *argv[])
 	/* The user may have typed a passphrase for that one; from now on a
 	 * stuck command must fail a login (retried later), not hang it. */
 	cred_limit(cred, cl.cfg.timeout);
-	if (config_mkdirs(cl.cfg.cache_dir, &err) < 0 ||
-	    config_mkdirs(body_dir, &err) < 0) {
+	if (config_mkdirs(body_dir, &err) < 0) {
 		ret = fail_line("cache directory", &err);
-		goto out;
-	}
-	if (config_mkdirs(cl.cfg.outbox_dir, &err) < 0) {
-		ret = fail_line("outbox directory", &err);
 		goto out;
 	}
 	if (fuse_set_signal_handlers(se) != 0)
@@ -502,6 +522,13 @@ int main(int argc, char *argv[])
 		goto out;
 	log_setup(debug_mask, !fo.foreground, cl.cfg.log_file);
 	started = true;
+	/* The parent has exited: the lock file must name the daemon. */
+	if (acctlock_note(alock, &err) < 0)
+		log_msg(LOG_WARNING, "lock file: %s", err.msg);
+	if (!acctlock_held(alock))
+		log_msg(LOG_WARNING, "cannot lock %s: a second mount of this "
+				     "account would not be refused",
+			cl.cfg.cache_dir);
 
 	/* Before any thread exists, so that all of them inherit it. */
 	sigemptyset(&usr1);
@@ -653,6 +680,9 @@ out:
 	index_close(ix);
 	fsops_free(fsops);
 	cred_free(cred);
+	/* Last: everything that shares the account's files is gone. */
+	acctlock_free(alock);
+	free(mnt_abs);
 	free(fsname);
 	free(index_path);
 	free(body_dir);

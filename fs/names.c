@@ -7,6 +7,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -261,4 +262,90 @@ int names_unique(char *name, bool (*taken)(void *ctx, const char *name),
 		}
 	}
 	return -1;
+}
+
+static int sibling_cmp(const void *a, const void *b)
+{
+	const struct names_sibling *x = *(struct names_sibling *const *)a;
+	const struct names_sibling *y = *(struct names_sibling *const *)b;
+	int c = strcmp(x->name, y->name);
+
+	if (c)
+		return c;
+	if (x->exact != y->exact)
+		return x->exact ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+static bool is_reserved(const char *name, const char *const *reserved)
+{
+	for (; reserved && *reserved; reserved++)
+		if (strcmp(name, *reserved) == 0)
+			return true;
+	return false;
+}
+
+/* Whether any sibling has (or will keep) this name.  A sibling not yet
+ * renamed still holds its cleaned name, which its group's first member
+ * keeps or which is reserved: either way it is taken. */
+static bool sibling_taken(struct names_sibling **v, size_t n,
+			  const char *name, const char *const *reserved)
+{
+	if (is_reserved(name, reserved))
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i]->name, name) == 0)
+			return true;
+	return false;
+}
+
+int names_siblings(struct names_sibling **v, size_t n,
+		   const char *const *reserved)
+{
+	char base[NAMES_MAX + 1], cand[NAMES_MAX + 1], suffix[16];
+	size_t len, keep, slen, h;
+	int rc = 0;
+
+	qsort(v, n, sizeof(*v), sibling_cmp);
+	/* Runs of one cleaned name; a run is measured before any of its
+	 * names changes, and later runs still hold theirs. */
+	for (size_t g = 0; g < n; g = h) {
+		unsigned next = 2;
+
+		for (h = g + 1; h < n && strcmp(v[h]->name, v[g]->name) == 0;
+		     h++)
+			;
+		len = strnlen(v[g]->name, NAMES_MAX);
+		memcpy(base, v[g]->name, len);
+		base[len] = '\0';
+		for (size_t i = g; i < h; i++) {
+			bool found = false;
+
+			v[i]->renamed = i > g || is_reserved(base, reserved);
+			if (!v[i]->renamed)
+				continue;
+			for (unsigned t = 0; t < 10000 && !found; t++, next++) {
+				slen = (size_t)snprintf(suffix, sizeof(suffix),
+							" (%u)", next);
+				keep = len;
+				if (keep + slen > NAMES_MAX) {
+					keep = NAMES_MAX - slen;
+					while (keep > 0 &&
+					       ((unsigned char)base[keep] &
+						0xc0) == 0x80)
+						keep--;
+				}
+				while (keep > 0 && base[keep - 1] == ' ')
+					keep--;
+				memcpy(cand, base, keep);
+				memcpy(cand + keep, suffix, slen + 1);
+				found = !sibling_taken(v, n, cand, reserved);
+			}
+			if (found)
+				memcpy(v[i]->name, cand, strlen(cand) + 1);
+			else
+				rc = -1;
+		}
+	}
+	return rc;
 }

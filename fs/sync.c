@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "folders.h"
 #include "imap_parse.h"
 #include "log.h"
 #include "mime.h"
@@ -217,9 +218,13 @@ static bool seen_has(const struct seen *s, int64_t id)
 	return false;
 }
 
+struct drop_ctx;
+
 struct list_ctx {
 	struct sync *s;
 	struct seen seen;
+	struct drop_ctx *dc;	/* entries shown before, not now */
+	bool moved;
 	struct mfs_error *err;
 };
 
@@ -277,57 +282,6 @@ static const struct imap_mbstate *listed_status(const struct sync *s,
 	return NULL;
 }
 
-static int on_mailbox(void *ctx, const struct imap_mailbox *mb)
-{
-	struct list_ctx *lc = ctx;
-	char *utf8 = NULL;
-	const char *p;
-	int64_t parent = 0, id = 0;
-	int rc = 0;
-
-	if (imap_utf7_decode(mb->name, &utf8) < 0) {
-		/* Not valid modified UTF-7: show the raw name, cleaned. */
-		utf8 = strdup(mb->name);
-		if (!utf8)
-			return MFS_E_NOMEM;
-	}
-	p = utf8;
-	for (;;) {
-		size_t len = mb->delim ? strcspn(p, (char[]){ mb->delim, 0 }) :
-					 strlen(p);
-		bool leaf = p[len] == '\0';
-		char comp[NAMES_MAX + 1];
-		char *raw = strndup(p, len);
-
-		if (!raw) {
-			rc = MFS_E_NOMEM;
-			break;
-		}
-		/* A '/' inside a component (servers with '.' as delimiter)
-		 * is part of the name, not a path: keep the rest of it. */
-		for (char *q = raw; *q; q++)
-			if (*q == '/' || *q == '\\')
-				*q = '_';
-		names_component(raw, len, "_", NAMES_MAX, comp);
-		free(raw);
-		rc = index_folder_put(lc->s->ix, parent, comp,
-				      leaf ? mb->name : NULL, mb->delim,
-				      leaf ? mb->flags : IMAP_MB_NOSELECT, &id,
-				      lc->err);
-		if (rc < 0)
-			break;
-		rc = seen_add(&lc->seen, id);
-		if (rc == 0 && leaf && mb->has_status)
-			rc = remember_status(lc->s, id, &mb->status);
-		if (rc < 0 || leaf)
-			break;
-		parent = id;
-		p += len + 1;
-	}
-	free(utf8);
-	return rc;
-}
-
 struct drop_ctx {
 	struct seen *seen;
 	struct seen gone, parents;
@@ -335,13 +289,9 @@ struct drop_ctx {
 	size_t nnames, capnames;
 };
 
-static int find_gone(void *ctx, const struct ix_folder *f)
+/* The kernel is to forget the entry name in parent. */
+static int forget_entry(struct drop_ctx *dc, int64_t parent, const char *name)
 {
-	struct drop_ctx *dc = ctx;
-	int rc;
-
-	if (seen_has(dc->seen, f->id))
-		return 0;
 	if (dc->nnames == dc->capnames) {
 		size_t cap = dc->capnames ? dc->capnames * 2 : 8;
 		char **p = realloc(dc->names, cap * sizeof(*p));
@@ -351,11 +301,40 @@ static int find_gone(void *ctx, const struct ix_folder *f)
 		dc->names = p;
 		dc->capnames = cap;
 	}
-	if (!(dc->names[dc->nnames] = strdup(f->name)))
+	if (!(dc->names[dc->nnames] = strdup(name)))
 		return MFS_E_NOMEM;
 	dc->nnames++;
-	rc = seen_add(&dc->parents, f->parent);
+	return seen_add(&dc->parents, parent);
+}
+
+static int find_gone(void *ctx, const struct ix_folder *f)
+{
+	struct drop_ctx *dc = ctx;
+	int rc;
+
+	if (seen_has(dc->seen, f->id))
+		return 0;
+	rc = forget_entry(dc, f->parent, f->name);
 	return rc < 0 ? rc : seen_add(&dc->gone, f->id);
+}
+
+static int on_folder(void *ctx, int64_t id, const struct imap_mailbox *mb)
+{
+	struct list_ctx *lc = ctx;
+	int rc = seen_add(&lc->seen, id);
+
+	if (rc == 0 && mb && mb->has_status)
+		rc = remember_status(lc->s, id, &mb->status);
+	return rc;
+}
+
+/* A folder shown under another name now (names follow the siblings). */
+static int on_moved(void *ctx, int64_t parent, const char *name)
+{
+	struct list_ctx *lc = ctx;
+
+	lc->moved = true;
+	return forget_entry(lc->dc, parent, name);
 }
 
 static int collect_id(void *ctx, const struct ix_folder *f)
@@ -365,13 +344,15 @@ static int collect_id(void *ctx, const struct ix_folder *f)
 
 static int sync_list(struct sync *s, struct mfs_error *err)
 {
-	struct list_ctx lc = { .s = s, .err = err };
-	struct drop_ctx dc = { .seen = &lc.seen };
+	struct drop_ctx dc = { 0 };
+	struct list_ctx lc = { .s = s, .dc = &dc, .err = err };
+	struct folders_hooks fh = { on_folder, on_moved, &lc };
 	struct seen before = { 0 };
 	struct listed listed = { 0 };
 	bool changed;
 	int rc;
 
+	dc.seen = &lc.seen;
 	rc = index_folder_all(s->ix, collect_id, &before, err);
 	if (rc == 0)
 		rc = imap_list(s->conn, keep_mailbox, &listed, err);
@@ -379,13 +360,13 @@ static int sync_list(struct sync *s, struct mfs_error *err)
 		mfs_fail(err, rc, "out of memory");
 	if (rc < 0)
 		goto out;
-	/* Only now, with the whole answer here, the index. */
+	/* Only now, with the whole answer here, the index: a folder's name
+	 * depends on its siblings'. */
 	rc = index_begin(s->ix, err);
 	if (rc < 0)
 		goto out;
 	s->nlisted = 0;
-	for (size_t i = 0; rc == 0 && i < listed.n; i++)
-		rc = on_mailbox(&lc, &listed.v[i]);
+	rc = folders_put(s->ix, listed.v, listed.n, &fh, err);
 	if (rc == 0)
 		rc = index_folder_all(s->ix, find_gone, &dc, err);
 	for (size_t i = 0; rc == 0 && i < dc.gone.n; i++) {
@@ -399,7 +380,7 @@ static int sync_list(struct sync *s, struct mfs_error *err)
 		index_rollback(s->ix);
 	/* Directory listings are cached by the kernel until told: when the
 	 * hierarchy changed anywhere, tell it about every directory (rare). */
-	changed = dc.gone.n > 0;
+	changed = dc.gone.n > 0 || lc.moved;
 	for (size_t i = 0; !changed && i < lc.seen.n; i++)
 		changed = !seen_has(&before, lc.seen.ids[i]);
 	for (size_t i = 0; rc == 0 && s->hooks.entry_gone && i < dc.nnames &&

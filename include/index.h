@@ -85,6 +85,21 @@ int index_folder_all(struct index *ix, ix_folder_fn fn, void *ctx,
 int index_folder_put(struct index *ix, int64_t parent, const char *name,
 		     const char *wire, char delim, unsigned flags, int64_t *id,
 		     struct mfs_error *err);
+/* Place a folder where a LIST answer shows it: the row of the server
+ * folder wire (wire NULL: of the directory only implied by the hierarchy
+ * at (parent, name)) is moved to (parent, name) with delim and flags,
+ * keeping its id and so its messages; without one, a directory row found
+ * there becomes it, else a row is made.  A server folder is thus known by
+ * its server name, never by the name it is shown under.  A row that held
+ * (parent, name) for another folder is set aside under a name no LIST
+ * gives (for its own place call later, or to be dropped as gone).  moved()
+ * (may be NULL) gets, as it was, each row that stops being shown under
+ * its (parent, name); an error it returns is returned.  *id receives the
+ * id.  Call inside a transaction, for parents before their children. */
+int index_folder_place(struct index *ix, int64_t parent, const char *name,
+		       const char *wire, char delim, unsigned flags,
+		       int64_t *id, ix_folder_fn moved, void *ctx,
+		       struct mfs_error *err);
 /* Record the mailbox state after a sync pass (synced = true). */
 int index_folder_set_state(struct index *ix, int64_t id, uint32_t uidvalidity,
 			   uint32_t uidnext, uint64_t highestmodseq,

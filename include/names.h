@@ -42,4 +42,24 @@ size_t names_message(int64_t date, const char *from, const char *subject,
 int names_unique(char *name, bool (*taken)(void *ctx, const char *name),
 		 void *ctx);
 
+/* One folder among its siblings, for names_siblings. */
+struct names_sibling {
+	const char *key;	/* the server's own name for it: the order */
+	bool exact;		/* name is the server's name unchanged */
+	bool renamed;		/* out: name got a suffix */
+	char name[NAMES_MAX + 1];	/* in: cleaned; out: distinct */
+};
+
+/* Make the names of n sibling folders distinct, the same way for the
+ * same set of siblings whatever order they come in.  Of siblings whose
+ * cleaned names are equal, one keeps the name: the exact one, else the
+ * first by key (byte order); the others, in key order, get the first of
+ * " (2)", " (3)" ... appended that no sibling has and that is not
+ * reserved (a NULL-terminated list, or NULL), the name cut at a
+ * character boundary to make room.  A sibling whose name is reserved
+ * never keeps it.  Sorts v in place.  Returns 0, or -1 when 10000
+ * suffixes were all taken (then names may repeat). */
+int names_siblings(struct names_sibling **v, size_t n,
+		   const char *const *reserved);
+
 #endif

@@ -2,7 +2,8 @@
  *
  * Input layout: byte 0 picks max for names_component, bytes 1-8 a date,
  * 9-12 a uid, 13 how many names names_unique finds taken; the rest is the
- * text, split at its first NUL into sender and subject for names_message.
+ * text, split at its first NUL into sender and subject for names_message,
+ * and at newlines into up to 16 sibling folder names for names_siblings.
  * Every broken promise is an abort(), so libFuzzer reports it.
  */
 #include <inttypes.h>
@@ -92,6 +93,53 @@ static bool is_taken(void *ctx, const char *name)
 	return true;
 }
 
+/* names_siblings: distinct, clean, never reserved, and the same answer
+ * for the same siblings in the other order. */
+static void check_siblings(const uint8_t *text, size_t tlen)
+{
+	static const char *const reserved[] = { "outbox", ".mailfs", NULL };
+	struct names_sibling a[16], b[16], *va[16], *vb[16];
+	char keys[16][64];
+	size_t n = 0, start = 0;
+
+	for (size_t i = 0; i <= tlen && n < 16; i++) {
+		size_t len;
+		bool dup = false;
+
+		if (i < tlen && text[i] != '\n')
+			continue;
+		len = i - start < 63 ? i - start : 63;
+		memcpy(keys[n], text + start, len);
+		keys[n][len] = '\0';
+		start = i + 1;
+		for (size_t k = 0; k < n; k++)
+			dup |= strcmp(keys[k], keys[n]) == 0;
+		if (dup || strlen(keys[n]) != len)
+			continue;
+		a[n].key = keys[n];
+		names_component(keys[n], len, "_", NAMES_MAX, a[n].name);
+		a[n].exact = strcmp(a[n].name, keys[n]) == 0;
+		b[n] = a[n];
+		n++;
+	}
+	for (size_t i = 0; i < n; i++) {
+		va[i] = &a[i];
+		vb[i] = &b[n - 1 - i];
+	}
+	if (names_siblings(va, n, reserved) != 0 ||
+	    names_siblings(vb, n, reserved) != 0)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		check_name(a[i].name, strlen(a[i].name), NAMES_MAX);
+		if (strcmp(a[i].name, b[i].name) != 0 ||
+		    strcmp(a[i].name, "outbox") == 0 || a[i].name[0] == '.')
+			abort();
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(a[i].name, a[k].name) == 0)
+				abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char out[NAMES_MAX + 1], again[NAMES_MAX + 1], msg[NAMES_MAX + 1];
@@ -127,6 +175,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_name(out, strlen(out), NAMES_MAX);
 	if (out[0] == '.' || (data[13] % 32 && !strcmp(out, t.first)))
 		abort();
+
+	check_siblings(text, tlen);
 
 	/* names_message: sender and subject are C strings. */
 	nul = memchr(text, '\0', tlen);

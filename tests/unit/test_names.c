@@ -424,6 +424,138 @@ static void test_unique(void)
 	free(s);
 }
 
+/* Sibling folders: which keeps a name, which get suffixes, and the same
+ * answer whatever order the server lists them in. */
+struct sib_case {
+	const char *what;
+	const char *key[5];	/* server name */
+	const char *clean[5];	/* as cleaned */
+	bool exact[5];
+	const char *want[5];	/* by key */
+};
+
+static const char *const reserved_top[] = { "outbox", ".mailfs", NULL };
+
+static void run_siblings(const struct sib_case *c, const size_t *order,
+			 size_t n, const char *const *reserved, bool *ok)
+{
+	struct names_sibling s[5], *v[5];
+
+	for (size_t i = 0; i < n; i++) {
+		size_t k = order[i];
+
+		s[i].key = c->key[k];
+		s[i].exact = c->exact[k];
+		snprintf(s[i].name, sizeof(s[i].name), "%s", c->clean[k]);
+		v[i] = &s[i];
+	}
+	*ok = names_siblings(v, n, reserved) == 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < n; k++)
+			if (strcmp(s[i].key, c->key[k]) == 0 &&
+			    strcmp(s[i].name, c->want[k]) != 0) {
+				printf("    %s: key [%s] got [%s] want [%s]\n",
+				       c->what, c->key[k], s[i].name,
+				       c->want[k]);
+				*ok = false;
+			}
+}
+
+static void test_siblings(void)
+{
+	static const struct sib_case t[] = {
+		{ "leading dot", { ".Spam", "Spam" }, { "Spam", "Spam" },
+		  { false, true }, { "Spam (2)", "Spam" } },
+		{ "'/' in a name on a '.' server", { "a/b", "a_b" },
+		  { "a_b", "a_b" }, { false, true }, { "a_b (2)", "a_b" } },
+		{ "three alike", { "a b", "a  b", "a b " },
+		  { "a b", "a b", "a b" }, { true, false, false },
+		  { "a b", "a b (2)", "a b (3)" } },
+		{ "none exact: first by key", { ".x", "..x" }, { "x", "x" },
+		  { false, false }, { "x (2)", "x" } },
+		{ "a suffix another folder has is skipped",
+		  { "Spam", ".Spam", "Spam (2)" },
+		  { "Spam", "Spam", "Spam (2)" }, { true, false, true },
+		  { "Spam", "Spam (3)", "Spam (2)" } },
+		{ "outbox is the mount's", { "outbox", "outbox (2)", "Outbox" },
+		  { "outbox", "outbox (2)", "Outbox" }, { true, true, true },
+		  { "outbox (3)", "outbox (2)", "Outbox" } },
+		{ "distinct names stay", { "INBOX", "Sent", "Trash" },
+		  { "INBOX", "Sent", "Trash" }, { true, true, true },
+		  { "INBOX", "Sent", "Trash" } },
+		{ "four", { "q", ".q", "..q", "q (2)" },
+		  { "q", "q", "q", "q (2)" }, { true, false, false, true },
+		  { "q", "q (4)", "q (3)", "q (2)" } },
+	};
+	static const size_t perms[][4] = {
+		{ 0, 1, 2, 3 }, { 3, 2, 1, 0 }, { 1, 3, 0, 2 }, { 2, 0, 3, 1 },
+	};
+	struct names_sibling many[200], *mv[200];
+	char want[NAMES_MAX + 1];
+	bool ok;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t n = 0;
+
+		while (n < 5 && t[i].key[n])
+			n++;
+		for (size_t p = 0; p < sizeof(perms) / sizeof(perms[0]); p++) {
+			size_t order[4], m = 0;
+
+			/* This permutation's members that exist. */
+			for (size_t k = 0; k < 4; k++)
+				if (perms[p][k] < n)
+					order[m++] = perms[p][k];
+			run_siblings(&t[i], order, n,
+				     i == 5 ? reserved_top : NULL, &ok);
+			CHECK(ok, "siblings: %s (order %zu)", t[i].what, p);
+		}
+	}
+
+	/* At the length limit the name gives way at a character boundary. */
+	{
+		struct names_sibling s[2], *v[2] = { &s[0], &s[1] };
+		size_t len;
+
+		fill(s[0].name, NAMES_MAX, "\xc3\xa9");
+		len = strlen(s[0].name);
+		memcpy(s[1].name, s[0].name, len + 1);
+		s[0].key = "exact";
+		s[0].exact = true;
+		s[1].key = "other";
+		s[1].exact = false;
+		CHECK(names_siblings(v, 2, NULL) == 0, "siblings: long: ok");
+		len = strlen(s[1].name);
+		CHECK(len <= NAMES_MAX && safe_name(s[1].name, len, NAMES_MAX) &&
+			      len > 4 && strcmp(s[1].name + len - 4, " (2)") == 0 &&
+			      strcmp(s[0].name, s[1].name) != 0,
+		      "siblings: long: cut, valid UTF-8, ' (2)' at the end "
+		      "(%zu bytes)", len);
+	}
+
+	/* Many alike: all distinct, in key order. */
+	for (size_t i = 0; i < 200; i++) {
+		static char keys[200][8];
+
+		snprintf(keys[i], sizeof(keys[i]), ".%03zu", 199 - i);
+		many[i].key = keys[i];
+		many[i].exact = false;
+		snprintf(many[i].name, sizeof(many[i].name), "same");
+		mv[i] = &many[i];
+	}
+	ok = names_siblings(mv, 200, NULL) == 0;
+	for (size_t i = 0; ok && i < 200; i++) {
+		if (i == 0)
+			snprintf(want, sizeof(want), "same");
+		else
+			snprintf(want, sizeof(want), "same (%zu)", i + 1);
+		ok = strcmp(mv[i]->name, want) == 0 &&
+		     mv[i]->renamed == (i > 0);
+	}
+	CHECK(ok, "siblings: 200 alike get 'same', 'same (2)' ... "
+		  "'same (200)' in key order");
+}
+
 int main(void)
 {
 	test_component_table();
@@ -431,5 +563,6 @@ int main(void)
 	test_message();
 	test_message_long();
 	test_unique();
+	test_siblings();
 	return check_done();
 }
