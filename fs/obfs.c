@@ -293,6 +293,12 @@ void obfs_create(struct obfs *ob, fuse_req_t req, const char *name,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	/* Its state files and .error must fit: refused now, not stuck
+	 * later. */
+	if (!outbox_name_ok(name)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
 	rc = open_file(ob, name,
 		       (fi->flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_EXCL)) |
 			       O_CREAT, fi);
@@ -412,6 +418,10 @@ void obfs_rename(struct obfs *ob, fuse_req_t req, const char *name,
 
 	if (!valid_name(name) || !valid_name(newname)) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (!outbox_name_ok(newname)) {
+		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
 	path_of(ob, name, from, sizeof(from));

@@ -26,6 +26,7 @@
 #ifndef OUTBOX_H
 #define OUTBOX_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -61,6 +62,15 @@ void outbox_stop(struct outbox *q);
 /* Names the queue never sends: dot files, editor temporaries (*~, *.swp,
  * *.tmp, #*#, .#*) and our own "<name>.error" companions. */
 bool outbox_ignored(const char *name);
+
+/* The longest name of a message the queue sends: "<name>.error" must fit
+ * in NAME_MAX (its state files' names are shorter). */
+#define OUTBOX_NAME_MAX (NAME_MAX - 6)
+
+/* May a file of this name be made in the spool?  Ignored names always;
+ * others up to OUTBOX_NAME_MAX bytes.  A longer one that is there anyway
+ * is never sent (its status says so). */
+bool outbox_name_ok(const char *name);
 
 /* A writer opened (open = true) or closed the file: an open file is never
  * picked up, and closing it wakes the queue. */

@@ -19,6 +19,7 @@
 
 #define MAX_MESSAGE (64u * 1024 * 1024)
 #define MAX_WRITERS 64
+#define TEMP_PREFIX ".new-"
 
 /* ST_UNSAVED: accepted by the server, but the Sent copy was given up on;
  * terminal like ST_FAILED, and never sent again by itself. */
@@ -101,6 +102,11 @@ bool outbox_ignored(const char *name)
 	return false;
 }
 
+bool outbox_name_ok(const char *name)
+{
+	return outbox_ignored(name) || strlen(name) <= OUTBOX_NAME_MAX;
+}
+
 static int sync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -114,38 +120,46 @@ static int sync_dir(const char *dir)
 	return rc;
 }
 
-/* Write path atomically and durably. */
-static int write_file(const char *dir, const char *path, const char *data,
-		      size_t len)
+/* Write path (in dir) atomically and durably: a temporary with a short
+ * name of its own in the state directory (so that no suffix can make a
+ * name too long), fsync, rename, fsync of dir.  0 or -errno. */
+static int write_file(struct outbox *q, const char *dir, const char *path,
+		      const char *data, size_t len)
 {
-	char tmp[PATH_MAX + 8];
-	int fd, rc = -1;
+	char tmp[PATH_MAX];
+	int fd, e = 0;
 
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	snprintf(tmp, sizeof(tmp), "%s/" TEMP_PREFIX "XXXXXX", q->state_dir);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return -1;
+		return -errno;
 	while (len > 0) {
 		ssize_t n = write(fd, data, len);
 
-		if (n < 0)
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			e = errno;
 			goto out;
+		}
 		data += n;
 		len -= (size_t)n;
 	}
 	if (fsync(fd) < 0)
-		goto out;
-	close(fd);
+		e = errno;
+	if (close(fd) < 0 && !e)
+		e = errno;
 	fd = -1;
-	if (rename(tmp, path) < 0)
-		goto out;
-	rc = sync_dir(dir);
+	if (!e && rename(tmp, path) < 0)
+		e = errno;
+	if (!e && sync_dir(dir) < 0)
+		e = errno;
 out:
 	if (fd >= 0)
 		close(fd);
-	if (rc < 0)
+	if (e)
 		unlink(tmp);
-	return rc;
+	return -e;
 }
 
 static void state_path(struct outbox *q, const char *name, const char *ext,
@@ -213,7 +227,7 @@ static int save(struct outbox *q, const char *name, const struct record *r)
 		     state_names[r->state], r->attempts, r->saves, r->first,
 		     r->sent, r->next, r->mtime, r->mtime_ns, r->size,
 		     r->reply);
-	return write_file(q->state_dir, path, buf, (size_t)n);
+	return write_file(q, q->state_dir, path, buf, (size_t)n);
 }
 
 /* Drop the record and the prepared copy; the .error companion stays. */
@@ -259,7 +273,7 @@ static void write_error(struct outbox *q, const char *name, const char *text)
 
 	snprintf(path, sizeof(path), "%s/%s.error", q->dir, name);
 	n = snprintf(buf, sizeof(buf), "%s\n", text);
-	write_file(q->dir, path, buf, (size_t)n);
+	write_file(q, q->dir, path, buf, (size_t)n);
 	if (q->o.changed)
 		q->o.changed(q->o.ctx, name);
 }
@@ -334,9 +348,10 @@ static int prepared(struct outbox *q, const char *name, bool fresh,
 			return 0;
 		}
 	}
-	if (write_file(q->state_dir, path, (*m)->data, (*m)->len) < 0)
+	rc = write_file(q, q->state_dir, path, (*m)->data, (*m)->len);
+	if (rc < 0)
 		return mfs_fail(err, MFS_E_IO, "outbox state: %s",
-				strerror(errno));
+				strerror(-rc));
 	return 0;
 }
 
@@ -584,7 +599,8 @@ static long long scan(struct outbox *q)
 		struct stat st;
 		long long due;
 
-		if (outbox_ignored(de->d_name) || is_writing(q, de->d_name))
+		if (outbox_ignored(de->d_name) || is_writing(q, de->d_name) ||
+		    !outbox_name_ok(de->d_name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", q->dir, de->d_name);
 		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
@@ -633,11 +649,16 @@ static void sweep_state(struct outbox *q)
 		size_t n = strlen(de->d_name);
 		struct stat st;
 
+		if (strncmp(de->d_name, TEMP_PREFIX, strlen(TEMP_PREFIX)) == 0) {
+			state_path(q, de->d_name, "", path, sizeof(path));
+			unlink(path);	/* a write cut short */
+			continue;
+		}
 		if (de->d_name[0] == '.')
 			continue;
 		/* Kept: the record (NAME) and prepared copy (NAME.msg) of a
-		 * message still in the spool; the rest, "*.new" temps
-		 * included, is left over. */
+		 * message still in the spool; the rest (the "NAME.new" temps
+		 * of older versions too) is left over. */
 		snprintf(path, sizeof(path), "%s/%s", q->dir, de->d_name);
 		if (lstat(path, &st) == 0)
 			continue;
@@ -792,6 +813,11 @@ void outbox_status(struct outbox *q, const char *name, char *buf, size_t len)
 	time_t t;
 	bool busy;
 
+	if (!outbox_name_ok(name)) {
+		snprintf(buf, len, "failed: name too long to send (more than "
+				   "%d bytes)", OUTBOX_NAME_MAX);
+		return;
+	}
 	pthread_mutex_lock(&q->lock);
 	if (!load(q, name, &r))
 		r.state = ST_QUEUED;

@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""test_outbox3.py - the outbox under hostile names, many writers, cut
+input and a full or read-only spool.
+
+Through plain file operations on the mount, checked with independent
+clients (imaplib + the email package on bob's INBOX, getfattr/cp/mv run
+with timeouts so that a hang is a FAIL, not a hung test, strace on the
+daemon, /proc/PID/stat for its CPU time):
+
+- names: a message copied in under names of 240 to 255 bytes is either
+  sent (and its status answers at once) or refused at create, and by mv,
+  with ENAMETOOLONG; the daemon does not spin (CPU time over 2 s well
+  under what a busy loop burns).
+
+Needs root (tmpfs, strace) and the private servers from
+tests/harness/start.sh (with submission and Postfix).  Environment:
+MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR, MAILFS_TEST_LABEL,
+OUTBOX3_ONLY (cases to run, e.g. "names full"; default all).
+Subjects carry "mailfs-outbox3 <random token>"; the messages are expunged
+at the end.  Prints one "PASS: ..." or "FAIL: ...: detail" line per
+check; exits 1 when anything failed.
+"""
+
+import email
+import email.policy
+import email.utils
+import os
+import secrets
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mounttest import (run_harness, fresh_run_dir, REPO_ROOT, Checks, Mount, OutboxDir,  # noqa: E402
+                       imaptest as it, unmount_and_check)
+import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
+
+BIN = os.environ.get("MAILFS_BIN", "./mailfs")
+if not os.path.isabs(BIN):
+    BIN = os.path.join(REPO_ROOT, BIN)
+LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
+    "asan" if "asan" in BIN else os.path.basename(BIN))
+C = Checks("outbox3[%s]: " % LABEL)
+H = it.load_harness()
+RUN = os.path.join(H["state_dir"], "outbox3-" + LABEL)
+NAMES = "names3@test"        # long names, on a mount of their own
+MAIN = "main3@test"          # writers, cut input
+HOLD = "hold3@test"          # settle_time 60: nothing leaves during the strace case
+FULL = "full3@test"          # spool on a small tmpfs (XDG_DATA_HOME)
+TAG = "mailfs-outbox3"
+TOKEN = secrets.token_hex(4)
+ALICE = st.address(H, "alice") if H.get("users") else "alice@mailfs.test"
+BOB = st.address(H, "bob") if H.get("users") else "bob@mailfs.test"
+WAIT = 30
+MOUNT_TIMEOUT = 90
+PROMPT = 5                   # a call that does not wait on the network
+SETTLE = 1
+FULL_SETTLE = 2
+ONLY = os.environ.get("OUTBOX3_ONLY", "").split()   # e.g. "names full": only these
+
+
+def S(case):
+    return "%s %s %s" % (TAG, TOKEN, case)
+
+
+def message(case, body=None, headers=()):
+    head = ["From: Alice Example <%s>" % ALICE, "To: Bob Example <%s>" % BOB,
+            "Subject: " + S(case), "Date: " + email.utils.formatdate(localtime=True)]
+    head += list(headers)
+    if body is None:
+        body = "Hello Bob,\n\nthis is the %s case (%s).\n" % (case, TOKEN)
+    return ("\n".join(head) + "\n\n" + body).encode("utf-8")
+
+
+class Outbox(OutboxDir):
+    pass
+
+
+def wait_until(fn, timeout=WAIT, step=0.2):
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v or time.time() >= deadline:
+            return v
+        time.sleep(step)
+
+
+def later(found):
+    return WAIT if found else 3
+
+
+def wait_gone(ob, name, timeout=WAIT):
+    return wait_until(lambda: not ob.exists(name), timeout)
+
+
+def arrived(case, n=1, timeout=WAIT):
+    return st.wait_for(H, "bob", "INBOX", S(case), n, timeout)
+
+
+def harness(script, *args):
+    return run_harness(H, script, *args)
+
+
+def timed(argv, timeout=PROMPT):
+    """(exit status or None when still running after timeout, stdout,
+    stderr) of a plain tool, in English.  A tool stuck in a FUSE request
+    the daemon never answers cannot be killed: it is left behind (it
+    ends when the mount does) instead of hanging the test."""
+    env = dict(os.environ, LC_ALL="C")
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        try:
+            p.communicate(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        return None, "", "still blocked after %d s (killed)" % timeout
+    return (p.returncode, out.decode("utf-8", "replace").strip(),
+            err.decode("utf-8", "replace").strip())
+
+
+def getfattr(path, timeout=PROMPT):
+    """user.mail.status by getfattr(1) with a timeout: (answered, value or
+    the reason it did not answer)."""
+    rc, out, err = timed(["getfattr", "--only-values", "-n", "user.mail.status", path], timeout)
+    if rc == 0:
+        return True, out
+    return False, err or "exit status %s" % rc
+
+
+def put(ob, name, data):
+    """data into outbox/name by cp(1) with a timeout: None, or the error
+    (cp's message, which names ENOSPC as "No space left on device")."""
+    src = os.path.join(RUN, "put.tmp")
+    with open(src, "wb") as f:
+        f.write(data)
+    rc, _, err = timed(["cp", src, ob.path(name)], 2 * PROMPT)
+    return None if rc == 0 else (err or "exit status %s" % rc)
+
+
+def rm(ob, *names):
+    for n in names:
+        timed(["rm", "-f", ob.path(n)])
+
+
+def cpu_share(pid, seconds=2.0):
+    """The share of one CPU the process used over `seconds` (utime+stime
+    from /proc/PID/stat), or None when it is gone."""
+    def ticks():
+        with open("/proc/%d/stat" % pid) as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return int(rest[11]) + int(rest[12])    # fields 14 and 15
+    try:
+        t0, c0 = time.time(), ticks()
+        time.sleep(seconds)
+        t1, c1 = time.time(), ticks()
+    except (OSError, IndexError, ValueError):
+        return None
+    return (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0)
+
+
+def check_idle(mnt, what):
+    share = cpu_share(mnt.pid)
+    C.check(share is not None and share < 0.5,
+            "%s: the daemon does not spin (CPU over 2 s well under one core)" % what,
+            "share of a CPU: %s" % (None if share is None else round(share, 2)))
+
+
+# --- mounting -------------------------------------------------------------------
+
+def env_for(data="data"):
+    env = dict(os.environ)
+    env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
+    env["XDG_CACHE_HOME"] = os.path.join(RUN, "cache")
+    env["XDG_DATA_HOME"] = os.path.join(RUN, data)
+    env.pop("MAILFS_BIN", None)
+    return env
+
+
+def write_config():
+    def section(name, tag, lines, spool=True):
+        common = ["host = 127.0.0.1", "port = %d" % H["imaps_port"], "user = alice",
+                  "tls = implicit", "ca_file = %s" % H["ca_file"],
+                  "password_command = cat %s" % H["users"]["alice"]["password_file"],
+                  "smtp_host = 127.0.0.1", "smtp_port = %d" % H["submission_port"],
+                  "smtp_tls = starttls", "from = %s" % ALICE, "save_sent = no",
+                  "retry_initial = 1", "retry_max_delay = 2",
+                  "cache_dir = %s" % os.path.join(RUN, "cache-" + tag),
+                  "log_file = %s" % os.path.join(RUN, tag + ".log")]
+        if spool:
+            common.append("outbox_dir = %s" % os.path.join(RUN, "outbox-" + tag))
+        return "[%s]\n%s\n\n" % (name, "\n".join(common + lines))
+    text = section(NAMES, "names", ["settle_time = %d" % SETTLE])
+    text += section(MAIN, "main", ["settle_time = %d" % SETTLE])
+    text += section(HOLD, "hold", ["settle_time = 60"])
+    # The spool where the documentation says: under XDG_DATA_HOME.
+    text += section(FULL, "full", ["settle_time = %d" % FULL_SETTLE], spool=False)
+    d = os.path.join(RUN, "config", "mailfs")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config"), "w") as f:
+        f.write(text)
+
+
+def mount(account, what, data="data"):
+    mnt = Mount(BIN, [], account, os.path.join(RUN, "mnt-" + what), env_for(data), MOUNT_TIMEOUT)
+    if not C.check(mnt.ok, "%s: mount %s" % (what, account), mnt.error):
+        mnt.unmount()
+        return None
+    return mnt
+
+
+def finish(mnt, what, log):
+    unmount_and_check(C, mnt, what, [os.path.join(RUN, log)], "the daemon's output or log")
+
+
+def run_case(fn, *args):
+    try:
+        return fn(*args)
+    except Exception as e:
+        C.fail("%s: unexpected error" % fn.__name__.replace("case_", ""),
+               "%s: %s" % (type(e).__name__, e))
+        return None
+
+
+# --- long names -------------------------------------------------------------------
+
+def long_name(n):
+    stem = "n%d-" % n
+    return stem + "x" * (n - len(stem))
+
+
+def case_names(ob, src_dir):
+    """Names the kernel accepts: sent, or refused with ENAMETOOLONG."""
+    accepted, refused = [], []
+    for n in (240, 245, 249, 250, 251, 252, 255):
+        name = long_name(n)
+        src = os.path.join(src_dir, "src-%d.eml" % n)
+        with open(src, "wb") as f:
+            f.write(message("name %d" % n))
+        rc, _, err = timed(["cp", src, ob.path(name)])
+        if rc is None:
+            C.fail("names: cp to a %d-byte name returns" % n, err)
+            return
+        if rc != 0:
+            C.check("File name too long" in err and not ob.exists(name),
+                    "names: cp to a %d-byte name is refused with ENAMETOOLONG and leaves no file" % n,
+                    "exit %s: %s; exists: %s" % (rc, err, ob.exists(name)))
+            refused.append(n)
+        else:
+            accepted.append(n)
+    # Past settle_time every accepted one has been looked at by the queue.
+    time.sleep(SETTLE + 2)
+    sent = []
+    for n in accepted:
+        name = long_name(n)
+        ok, s = getfattr(ob.path(name))
+        gone = not ob.exists(name)
+        if not C.check(ok or gone, "names: %d-byte name accepted by cp: getfattr user.mail.status "
+                       "answers at once once the queue has seen it" % n, s):
+            return      # the queue is stuck: the rest would only hang too
+        if C.check(gone or not s.startswith("failed:"),
+                   "names: %d-byte name accepted by cp: it is being sent, not failed" % n, repr(s)):
+            sent.append(n)
+    check_idle(ob.mnt, "names")
+    for n in sent:
+        got = arrived("name %d" % n)
+        gone = wait_gone(ob, long_name(n), later(got))
+        C.check(len(got) == 1 and gone, "names: the message under a %d-byte name is delivered "
+                "once and leaves outbox/" % n, "%d copies; status %r" % (
+                    len(got), getfattr(ob.path(long_name(n)))))
+    C.check(245 in sent, "names: a 245-byte name is sent", "sent %s, refused %s" % (sent, refused))
+    C.check(not refused or min(refused) > max(sent or [0]),
+            "names: refused names are the longest ones (one limit)",
+            "sent %s, refused %s" % (sent, refused))
+    # mv of a waiting temp file to a long name: the same rule.
+    tmp = "mv-src.tmp"
+    put(ob, tmp, message("name mv"))
+    rc, _, err = timed(["mv", ob.path(tmp), ob.path(long_name(252))])
+    if rc == 0:
+        time.sleep(SETTLE + 2)
+        ok, s = getfattr(ob.path(long_name(252)))
+        C.check(ok or not ob.exists(long_name(252)),
+                "names: mv to a 252-byte name works and getfattr answers at once", s)
+    else:
+        C.check(rc is not None and "File name too long" in err and ob.exists(tmp),
+                "names: mv to a 252-byte name is refused with ENAMETOOLONG, the file stays",
+                "exit %s: %s" % (rc, err))
+    rm(ob, tmp, long_name(252))
+    check_idle(ob.mnt, "names")
+
+
+# --- main -----------------------------------------------------------------------
+
+def wanted(case):
+    return not ONLY or case in ONLY
+
+
+def with_mount(account, what, fn, *args):
+    if not wanted(fn.__name__.replace("case_", "")):
+        return
+    mnt = mount(account, what)
+    if mnt is None:
+        return
+    try:
+        run_case(fn, Outbox(mnt), *args)
+    finally:
+        finish(mnt, what + " mount", what + ".log")
+
+
+def main():
+    global H
+    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
+        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+        return 1
+    if not H.get("smtp"):
+        C.fail("harness", "no submission/Postfix in %s/harness.json" % H["state_dir"])
+        return 1
+    if not H.get("submission"):
+        ok, out = harness("submission.sh", "start")
+        C.check(ok, "harness: bring submission back up", out)
+        H = it.load_harness()
+    ok, out = harness("postfix.sh", "start")
+    if not C.check(ok, "harness: the Postfix relay is running", out):
+        return 1
+    fresh_run_dir(RUN)
+    write_config()
+    print("# test_outbox3[%s]: token %s" % (LABEL, TOKEN), flush=True)
+    try:
+        with_mount(NAMES, "names", case_names, RUN)
+    finally:
+        for u in ("alice", "bob"):
+            try:
+                st.delete_matching(H, u, TAG + " ")
+            except Exception as e:
+                print("# cleanup of %s's mailbox failed: %s" % (u, e), flush=True)
+    print("# test_outbox3[%s]: %d passed, %d failed" % (LABEL, C.passed, C.failed))
+    return 1 if C.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
