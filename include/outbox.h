@@ -15,7 +15,11 @@
  * failures (network, TLS handshake, 4xx) are retried with doubling delays
  * until give_up_s after the first attempt; permanent ones (5xx, bad input)
  * are not.  The Sent copy is retried the same way, counted from when the
- * server accepted the message, and never by sending again.
+ * server accepted the message, and never by sending again.  A spool that
+ * will not take the state (full, read-only) is a temporary failure too:
+ * nothing is sent without its record on disk, the status says why
+ * ("retrying: outbox spool: ..."), and records the disk refused are kept
+ * in memory meanwhile, so nothing goes out twice.
  *
  * The queue never holds its lock across network I/O: the calls below
  * answer at once while a message is being submitted.  A message deleted

@@ -50,6 +50,15 @@ struct record {
 	char reply[300];
 };
 
+/* A record the spool would not take (full, read-only): kept here until a
+ * write succeeds, so that the state machine goes on (backing off, never
+ * sending twice) while the disk is in trouble.  Lost with the process;
+ * the disk then has the last record it took. */
+struct memrec {
+	char *name;
+	struct record r;
+};
+
 struct outbox {
 	struct outbox_opts o;
 	char *dir;
@@ -73,6 +82,8 @@ struct outbox {
 		char *name;
 		unsigned n;
 	} writers[MAX_WRITERS];
+	struct memrec *mem;
+	size_t nmem, capmem;
 };
 
 static void say(struct outbox *q, bool error, const char *fmt, ...)
@@ -168,11 +179,71 @@ static void state_path(struct outbox *q, const char *name, const char *ext,
 	snprintf(buf, len, "%s/%s%s", q->state_dir, name, ext);
 }
 
+/* arr (n elements of sz bytes, room for *cap) with room for one more:
+ * arr itself or its reallocation, NULL (arr untouched) when out of
+ * memory. */
+static void *grow(void *arr, size_t n, size_t *cap, size_t sz)
+{
+	size_t ncap;
+	void *p;
+
+	if (n < *cap)
+		return arr;
+	ncap = *cap ? 2 * *cap : 8;
+	p = realloc(arr, ncap * sz);
+	if (p)
+		*cap = ncap;
+	return p;
+}
+
+static struct memrec *mem_find(struct outbox *q, const char *name)
+{
+	for (size_t i = 0; i < q->nmem; i++)
+		if (strcmp(q->mem[i].name, name) == 0)
+			return &q->mem[i];
+	return NULL;
+}
+
+static void mem_drop(struct outbox *q, const char *name)
+{
+	struct memrec *m = mem_find(q, name);
+
+	if (!m)
+		return;
+	free(m->name);
+	*m = q->mem[--q->nmem];
+}
+
+static void mem_put(struct outbox *q, const char *name, const struct record *r)
+{
+	struct memrec *m = mem_find(q, name);
+
+	if (!m) {
+		char *copy;
+
+		void *p = grow(q->mem, q->nmem, &q->capmem, sizeof(*q->mem));
+
+		if (!p)
+			return;
+		q->mem = p;
+		if (!(copy = strdup(name)))
+			return;
+		m = &q->mem[q->nmem++];
+		m->name = copy;
+	}
+	m->r = *r;
+}
+
 static bool load(struct outbox *q, const char *name, struct record *r)
 {
 	char path[PATH_MAX], line[400];
+	struct memrec *m = mem_find(q, name);
 	FILE *f;
 
+	if (m) {
+		*r = m->r;
+		return true;
+	}
 	memset(r, 0, sizeof(*r));
 	r->mtime_ns = -1;
 	state_path(q, name, "", path, sizeof(path));
@@ -214,10 +285,12 @@ static bool load(struct outbox *q, const char *name, struct record *r)
 	return true;
 }
 
+/* Record r on disk; when the disk will not take it, in memory (and
+ * -errno).  Either way load() gives r from now on. */
 static int save(struct outbox *q, const char *name, const struct record *r)
 {
 	char path[PATH_MAX], buf[1024];
-	int n;
+	int n, rc;
 
 	state_path(q, name, "", path, sizeof(path));
 	n = snprintf(buf, sizeof(buf),
@@ -227,7 +300,12 @@ static int save(struct outbox *q, const char *name, const struct record *r)
 		     state_names[r->state], r->attempts, r->saves, r->first,
 		     r->sent, r->next, r->mtime, r->mtime_ns, r->size,
 		     r->reply);
-	return write_file(q, q->state_dir, path, buf, (size_t)n);
+	rc = write_file(q, q->state_dir, path, buf, (size_t)n);
+	if (rc < 0)
+		mem_put(q, name, r);
+	else
+		mem_drop(q, name);
+	return rc;
 }
 
 /* Drop the record and the prepared copy; the .error companion stays. */
@@ -239,6 +317,7 @@ static void drop_state(struct outbox *q, const char *name)
 	unlink(path);
 	state_path(q, name, ".msg", path, sizeof(path));
 	unlink(path);
+	mem_drop(q, name);
 }
 
 static void forget_locked(struct outbox *q, const char *name)
@@ -273,6 +352,7 @@ static void write_error(struct outbox *q, const char *name, const char *text)
 
 	snprintf(path, sizeof(path), "%s/%s.error", q->dir, name);
 	n = snprintf(buf, sizeof(buf), "%s\n", text);
+	/* Best effort: the status says the same. */
 	write_file(q, q->dir, path, buf, (size_t)n);
 	if (q->o.changed)
 		q->o.changed(q->o.ctx, name);
@@ -286,10 +366,17 @@ static char *read_all(const char *path, size_t *len, struct mfs_error *err)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
-		mfs_fail(err, MFS_E_NOTFOUND, "%s", strerror(errno));
+		/* Only "gone" is NOTFOUND: EMFILE or EIO is trouble that
+		 * passes, not a reason to forget the message. */
+		mfs_fail(err, errno == ENOENT ? MFS_E_NOTFOUND : MFS_E_IO,
+			 "outbox spool: %s", strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > MAX_MESSAGE) {
+	if (fstat(fd, &st) < 0) {
+		mfs_fail(err, MFS_E_IO, "outbox spool: %s", strerror(errno));
+		goto out;
+	}
+	if ((uint64_t)st.st_size > MAX_MESSAGE) {
 		mfs_fail(err, MFS_E_INVAL, "file too large to send");
 		goto out;
 	}
@@ -349,9 +436,12 @@ static int prepared(struct outbox *q, const char *name, bool fresh,
 		}
 	}
 	rc = write_file(q, q->state_dir, path, (*m)->data, (*m)->len);
-	if (rc < 0)
-		return mfs_fail(err, MFS_E_IO, "outbox state: %s",
+	if (rc < 0) {
+		smtp_msg_free(*m);
+		*m = NULL;
+		return mfs_fail(err, MFS_E_IO, "outbox spool: %s",
 				strerror(-rc));
+	}
 	return 0;
 }
 
@@ -387,12 +477,15 @@ static bool untouched(struct outbox *q, const char *name,
 	return !q->busy_touched && !is_writing(q, name) && same_file(r, &st);
 }
 
+/* Never 0: a retry "now" would go round without a pause. */
 static long long backoff(const struct outbox *q, unsigned attempts)
 {
 	unsigned shift = attempts > 20 ? 20 : attempts ? attempts - 1 : 0;
 	long long delay = (long long)q->o.retry_initial_s << shift;
 
-	return delay > q->o.retry_max_s ? (long long)q->o.retry_max_s : delay;
+	if (delay > (long long)q->o.retry_max_s)
+		delay = (long long)q->o.retry_max_s;
+	return delay > 0 ? delay : 1;
 }
 
 /* Accepted by the server (and saved, if wanted).  The file goes, unless
@@ -415,8 +508,19 @@ static void finish_sent(struct outbox *q, const char *name,
 			      "sent as a new message", name);
 	} else {
 		snprintf(path, sizeof(path), "%s/%s", q->dir, name);
-		unlink(path);
-		drop_state(q, name);
+		if (unlink(path) < 0 && errno != ENOENT) {
+			struct record done = *r;
+
+			/* It stays, so it must never look unsent. */
+			done.state = ST_UNSAVED;
+			snprintf(done.reply, sizeof(done.reply),
+				 "sent, but not removed from the outbox: %s",
+				 strerror(errno));
+			save(q, name, &done);
+			say(q, true, "outbox: %s %s", name, done.reply);
+		} else {
+			drop_state(q, name);
+		}
 	}
 	sync_dir(q->dir);
 	sync_dir(q->state_dir);
@@ -513,11 +617,15 @@ static void attempt(struct outbox *q, const char *name, struct record *r,
 	r->mtime_ns = (long long)st->st_mtim.tv_nsec;
 	r->size = st->st_size;
 	/* On disk before anything goes out: a crash from here on means
-	 * "send again" (at least once). */
-	save(q, name, r);
+	 * "send again" (at least once).  A spool that cannot take it (full,
+	 * read-only) is waited out like a server that is down. */
+	rc = save(q, name, r);
+	if (rc < 0)
+		rc = mfs_fail(&err, MFS_E_IO, "outbox spool: %s", strerror(-rc));
 	/* Read with the lock held: writers register before they open (and
 	 * maybe truncate) the file, so these are the bytes stat saw. */
-	rc = prepared(q, name, fresh, &m, &err);
+	if (rc == 0)
+		rc = prepared(q, name, fresh, &m, &err);
 	if (rc == 0) {
 		pthread_mutex_unlock(&q->lock);
 		rc = smtp_send(&q->o.smtp, m, &res, &err);
@@ -560,8 +668,10 @@ static void attempt(struct outbox *q, const char *name, struct record *r,
 		    name);
 	} else if (rc == MFS_E_NOTFOUND) {
 		forget_locked(q, name);	/* deleted while we looked */
-	} else if (mfs_is_transient(rc) &&
+	} else if ((mfs_is_transient(rc) || rc == MFS_E_IO) &&
 		   now_s() - r->first < (long long)q->o.give_up_s) {
+		/* MFS_E_IO is the spool's own trouble (full, read-only, out
+		 * of descriptors): it passes like a server's. */
 		long long delay = backoff(q, r->attempts);
 
 		r->state = ST_RETRYING;
@@ -761,6 +871,9 @@ void outbox_stop(struct outbox *q)
 	pthread_join(q->thread, NULL);
 	for (size_t i = 0; i < MAX_WRITERS; i++)
 		free(q->writers[i].name);
+	for (size_t i = 0; i < q->nmem; i++)
+		free(q->mem[i].name);
+	free(q->mem);
 	pthread_cond_destroy(&q->wake);
 	pthread_mutex_destroy(&q->lock);
 	free(q->state_dir);

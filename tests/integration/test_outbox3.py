@@ -10,7 +10,12 @@ daemon, /proc/PID/stat for its CPU time):
 - names: a message copied in under names of 240 to 255 bytes is either
   sent (and its status answers at once) or refused at create, and by mv,
   with ENAMETOOLONG; the daemon does not spin (CPU time over 2 s well
-  under what a busy loop burns).
+  under what a busy loop burns);
+- a full spool (XDG_DATA_HOME on a 1 MB tmpfs mounted by the test): a
+  message whose state cannot be written shows
+  "retrying: ... No space left on device" while the daemon stays idle
+  and getfattr answers; once space returns it goes out, once, and so
+  does a new message; the same with the tmpfs remounted read-only.
 
 Needs root (tmpfs, strace) and the private servers from
 tests/harness/start.sh (with submission and Postfix).  Environment:
@@ -24,6 +29,8 @@ check; exits 1 when anything failed.
 import email
 import email.policy
 import email.utils
+import errno
+import glob
 import os
 import secrets
 import subprocess
@@ -33,7 +40,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mounttest import (run_harness, fresh_run_dir, REPO_ROOT, Checks, Mount, OutboxDir,  # noqa: E402
-                       imaptest as it, unmount_and_check)
+                       imaptest as it, mounted, unmount_and_check)
 import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
 BIN = os.environ.get("MAILFS_BIN", "./mailfs")
@@ -56,6 +63,7 @@ WAIT = 30
 MOUNT_TIMEOUT = 90
 PROMPT = 5                   # a call that does not wait on the network
 SETTLE = 1
+TMPFS = os.path.join(RUN, "data-full")
 FULL_SETTLE = 2
 ONLY = os.environ.get("OUTBOX3_ONLY", "").split()   # e.g. "names full": only these
 
@@ -96,6 +104,10 @@ def wait_gone(ob, name, timeout=WAIT):
 
 def arrived(case, n=1, timeout=WAIT):
     return st.wait_for(H, "bob", "INBOX", S(case), n, timeout)
+
+
+def now_count(case):
+    return len(st.find(H, "bob", "INBOX", S(case)))
 
 
 def harness(script, *args):
@@ -145,6 +157,22 @@ def put(ob, name, data):
 def rm(ob, *names):
     for n in names:
         timed(["rm", "-f", ob.path(n)])
+
+
+def wait_status(ob, name, prefix, timeout=WAIT):
+    """Poll user.mail.status (getfattr, each with a timeout) until it
+    starts with prefix; the last value, None when the file is gone, or
+    "<no answer: ...>" when getfattr hung (then polling stops)."""
+    deadline = time.time() + timeout
+    while True:
+        if not ob.exists(name):
+            return None
+        ok, s = getfattr(ob.path(name))
+        if not ok:
+            return "<no answer: %s>" % s
+        if s.startswith(prefix) or time.time() >= deadline:
+            return s
+        time.sleep(0.2)
 
 
 def cpu_share(pid, seconds=2.0):
@@ -293,6 +321,119 @@ def case_names(ob, src_dir):
     check_idle(ob.mnt, "names")
 
 
+# --- full and read-only spool --------------------------------------------------------
+
+def tmpfs_mount():
+    os.makedirs(TMPFS, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", TMPFS],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return r.returncode == 0, r.stdout.decode("utf-8", "replace").strip()
+
+
+def tmpfs_umount():
+    if mounted(TMPFS):
+        subprocess.run(["umount", TMPFS], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if mounted(TMPFS):
+        subprocess.run(["umount", "-l", TMPFS], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
+def fill(path):
+    """Write zeros to path until the filesystem is full; bytes written."""
+    n = 0
+    with open(path, "wb", buffering=0) as f:
+        chunk = b"\0" * 4096
+        while True:
+            try:
+                n += f.write(chunk)
+            except OSError as e:
+                if e.errno == errno.ENOSPC:
+                    break
+                raise
+    return n
+
+
+def case_full(ob):
+    spools = glob.glob(os.path.join(TMPFS, "mailfs", "*", "outbox"))
+    if not C.check(len(spools) == 1, "full: the spool is on the tmpfs ($XDG_DATA_HOME/mailfs/"
+                   "USER@HOST/outbox)", repr(spools)):
+        return
+    filler = os.path.join(TMPFS, "filler")
+    # Sanity: a message goes out through this spool.
+    err = put(ob, "ok.eml", message("full ok"))
+    got = arrived("full ok")
+    C.check(err is None and len(got) == 1 and wait_gone(ob, "ok.eml", later(got)),
+            "full: a message goes out through the tmpfs spool", "%s; %d copies" % (err, len(got)))
+
+    # A message written in time, then the filesystem fills before it is
+    # picked up (settle_time FULL_SETTLE): its state cannot be written.
+    err = put(ob, "later.eml", message("full later"))
+    C.check(err is None, "full: a small message is written while there is space", err)
+    nfill = fill(filler)
+    s = wait_status(ob, "later.eml", "retrying:", 15)
+    C.check(s and s.startswith("retrying:") and "No space left" in s,
+            "full: with the spool full the status is 'retrying: ... No space left on device; "
+            "next ...'", "status %r (filler %d bytes)" % (s, nfill))
+    ok, s2 = getfattr(ob.path("later.eml"))
+    C.check(ok, "full: getfattr answers at once while the spool is full", s2)
+    check_idle(ob.mnt, "full (spool full)")
+    err = put(ob, "more.eml", message("full more") + b"x" * 8192)
+    C.check(err and "No space left on device" in err,
+            "full: cp of a new message into outbox/ fails with ENOSPC", repr(err))
+    rm(ob, "more.eml")
+    C.equal(now_count("full later"), 0, "full: nothing is sent while the spool is full")
+    os.unlink(filler)
+    got = arrived("full later")
+    gone = wait_gone(ob, "later.eml", later(got))
+    C.check(len(got) == 1 and gone, "full: once space returns the waiting message goes out, "
+            "once, and leaves outbox/", "%d copies; status %r" % (
+                len(got), getfattr(ob.path("later.eml"))))
+    err = put(ob, "after.eml", message("full after"))
+    got = arrived("full after")
+    C.check(err is None and len(got) == 1 and wait_gone(ob, "after.eml", later(got)),
+            "full: a new message goes out after that", "%s; %d copies" % (err, len(got)))
+
+    # Read-only spool: the same.
+    err = put(ob, "ro.eml", message("full ro"))
+    r = subprocess.run(["mount", "-o", "remount,ro", TMPFS], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)
+    if not C.check(err is None and r.returncode == 0,
+                   "read-only: write a message, remount the tmpfs read-only",
+                   "%s; %s" % (err, r.stdout)):
+        return
+    try:
+        s = wait_status(ob, "ro.eml", "retrying:", 15)
+        C.check(s and s.startswith("retrying:") and "Read-only" in s,
+                "read-only: the status is 'retrying: ... Read-only file system; next ...'", repr(s))
+        check_idle(ob.mnt, "read-only")
+        C.equal(now_count("full ro"), 0, "read-only: nothing is sent")
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", TMPFS])
+    got = arrived("full ro")
+    C.check(len(got) == 1 and wait_gone(ob, "ro.eml", later(got)),
+            "read-only: once writable again the message goes out, once", "%d copies; status %r"
+            % (len(got), getfattr(ob.path("ro.eml"))))
+
+
+def run_full():
+    if not wanted("full"):
+        return
+    tmpfs_umount()
+    ok, out = tmpfs_mount()
+    if not C.check(ok, "full: mount a 1 MB tmpfs as XDG_DATA_HOME", out):
+        return
+    try:
+        mnt = mount(FULL, "full", "data-full")
+        if mnt is not None:
+            try:
+                run_case(case_full, Outbox(mnt))
+            finally:
+                finish(mnt, "full mount", "full.log")
+    finally:
+        tmpfs_umount()
+        C.check(not mounted(TMPFS), "full: the tmpfs is unmounted", "still mounted")
+
+
 # --- main -----------------------------------------------------------------------
 
 def wanted(case):
@@ -326,12 +467,15 @@ def main():
     ok, out = harness("postfix.sh", "start")
     if not C.check(ok, "harness: the Postfix relay is running", out):
         return 1
+    tmpfs_umount()
     fresh_run_dir(RUN)
     write_config()
     print("# test_outbox3[%s]: token %s" % (LABEL, TOKEN), flush=True)
     try:
         with_mount(NAMES, "names", case_names, RUN)
+        run_full()
     finally:
+        tmpfs_umount()
         for u in ("alice", "bob"):
             try:
                 st.delete_matching(H, u, TAG + " ")
