@@ -347,27 +347,35 @@ void obfs_write(struct obfs *ob, fuse_req_t req, const char *buf,
 		    off);
 }
 
+/* fsync of the spool directory: a name made, removed or renamed there is
+ * durable once this returns.  0 or -errno. */
+static int sync_spool(struct obfs *ob)
+{
+	int dfd = open(ob->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (dfd < 0)
+		return -errno;
+	if (fsync(dfd) < 0)
+		rc = -errno;
+	close(dfd);
+	return rc;
+}
+
 /* close() waits for flush: make the bytes and the name durable here, so
- * that a message accepted into outbox/ survives a crash or power loss. */
+ * that a message accepted into outbox/ survives a crash or power loss.
+ * A failure here (ENOSPC from a filesystem that allocates late, EIO)
+ * leaves the file incomplete, like a failed write. */
 static int make_durable(struct obfs *ob, struct stage_file *f)
 {
-	int dfd;
+	int rc;
 
 	if (!f->writing)
 		return 0;
-	if (fsync(f->fd) < 0)
-		return -errno;
-	dfd = open(ob->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	if (fsync(dfd) < 0) {
-		int e = errno;
-
-		close(dfd);
-		return -e;
-	}
-	close(dfd);
-	return 0;
+	rc = fsync(f->fd) < 0 ? -errno : sync_spool(ob);
+	if (rc < 0 && !f->werr)
+		f->werr = -rc;
+	return rc;
 }
 
 void obfs_flush(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
@@ -384,6 +392,10 @@ void obfs_release(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
 
+	/* Marked before the writer goes, so the queue never sees the
+	 * incomplete file as a message. */
+	if (f->writing && f->werr && ob->q)
+		outbox_write_failed(ob->q, f->name, f->werr);
 	if (f->writing && ob->q)
 		outbox_writing(ob->q, f->name, false);
 	stage_close(f);

@@ -80,6 +80,12 @@ bool outbox_name_ok(const char *name);
  * picked up, and closing it wakes the queue. */
 void outbox_writing(struct outbox *q, const char *name, bool open);
 
+/* A write to the file failed with errnum (ENOSPC, EIO...) and what it
+ * holds now is incomplete: this version is never sent; status
+ * "failed: not sent: writing it failed: <error>" and a .error until it is
+ * written again.  Call while the writer is still registered. */
+void outbox_write_failed(struct outbox *q, const char *name, int errnum);
+
 /* Look at the spool now (a file was renamed in or deleted). */
 void outbox_kick(struct outbox *q);
 

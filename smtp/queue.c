@@ -59,6 +59,14 @@ struct memrec {
 	struct record r;
 };
 
+/* A version of a file that a failed write left incomplete: never sent,
+ * whatever its record says, until it is written again. */
+struct spoiled {
+	char *name;
+	long long mtime, mtime_ns, size;
+	int errnum;
+};
+
 struct outbox {
 	struct outbox_opts o;
 	char *dir;
@@ -84,6 +92,8 @@ struct outbox {
 	} writers[MAX_WRITERS];
 	struct memrec *mem;
 	size_t nmem, capmem;
+	struct spoiled *spoiled;
+	size_t nspoiled, capspoiled;
 };
 
 static void say(struct outbox *q, bool error, const char *fmt, ...)
@@ -234,6 +244,64 @@ static void mem_put(struct outbox *q, const char *name, const struct record *r)
 	m->r = *r;
 }
 
+static struct spoiled *spoil_find(struct outbox *q, const char *name)
+{
+	for (size_t i = 0; i < q->nspoiled; i++)
+		if (strcmp(q->spoiled[i].name, name) == 0)
+			return &q->spoiled[i];
+	return NULL;
+}
+
+static void spoil_drop(struct outbox *q, const char *name)
+{
+	struct spoiled *sp = spoil_find(q, name);
+
+	if (!sp)
+		return;
+	free(sp->name);
+	*sp = q->spoiled[--q->nspoiled];
+}
+
+static void spoil_put(struct outbox *q, const char *name,
+		      const struct stat *st, int errnum)
+{
+	struct spoiled *sp = spoil_find(q, name);
+
+	if (!sp) {
+		char *copy;
+
+		void *p = grow(q->spoiled, q->nspoiled, &q->capspoiled,
+			       sizeof(*q->spoiled));
+
+		if (!p)
+			return;
+		q->spoiled = p;
+		if (!(copy = strdup(name)))
+			return;
+		sp = &q->spoiled[q->nspoiled++];
+		sp->name = copy;
+	}
+	sp->mtime = (long long)st->st_mtim.tv_sec;
+	sp->mtime_ns = (long long)st->st_mtim.tv_nsec;
+	sp->size = (long long)st->st_size;
+	sp->errnum = errnum;
+}
+
+/* Is st the version a failed write left?  (A newer one clears it.) */
+static struct spoiled *spoiled(struct outbox *q, const char *name,
+			       const struct stat *st)
+{
+	struct spoiled *sp = spoil_find(q, name);
+
+	if (sp && (sp->mtime != (long long)st->st_mtim.tv_sec ||
+		   sp->mtime_ns != (long long)st->st_mtim.tv_nsec ||
+		   sp->size != (long long)st->st_size)) {
+		spoil_drop(q, name);
+		sp = NULL;
+	}
+	return sp;
+}
+
 static bool load(struct outbox *q, const char *name, struct record *r)
 {
 	char path[PATH_MAX], line[400];
@@ -325,6 +393,7 @@ static void forget_locked(struct outbox *q, const char *name)
 	char path[PATH_MAX];
 
 	drop_state(q, name);
+	spoil_drop(q, name);
 	snprintf(path, sizeof(path), "%s/%s.error", q->dir, name);
 	unlink(path);
 }
@@ -713,7 +782,8 @@ static long long scan(struct outbox *q)
 		    !outbox_name_ok(de->d_name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", q->dir, de->d_name);
-		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    spoiled(q, de->d_name, &st))
 			continue;
 		if (!load(q, de->d_name, &r))
 			r.state = ST_QUEUED;
@@ -874,6 +944,9 @@ void outbox_stop(struct outbox *q)
 	for (size_t i = 0; i < q->nmem; i++)
 		free(q->mem[i].name);
 	free(q->mem);
+	for (size_t i = 0; i < q->nspoiled; i++)
+		free(q->spoiled[i].name);
+	free(q->spoiled);
 	pthread_cond_destroy(&q->wake);
 	pthread_mutex_destroy(&q->lock);
 	free(q->state_dir);
@@ -918,8 +991,42 @@ void outbox_writing(struct outbox *q, const char *name, bool open)
 	pthread_mutex_unlock(&q->lock);
 }
 
+void outbox_write_failed(struct outbox *q, const char *name, int errnum)
+{
+	char path[PATH_MAX], text[400];
+	struct stat st;
+
+	if (outbox_ignored(name))
+		return;
+	pthread_mutex_lock(&q->lock);
+	snprintf(path, sizeof(path), "%s/%s", q->dir, name);
+	if (stat(path, &st) == 0) {
+		struct record r = { 0 };
+
+		spoil_put(q, name, &st, errnum);
+		r.state = ST_FAILED;
+		r.first = now_s();
+		r.mtime = (long long)st.st_mtim.tv_sec;
+		r.mtime_ns = (long long)st.st_mtim.tv_nsec;
+		r.size = st.st_size;
+		snprintf(r.reply, sizeof(r.reply),
+			 "not sent: writing it failed: %s", strerror(errnum));
+		/* For the next start too, unless an attempt at the earlier
+		 * version still owns the record. */
+		if (strcmp(q->busy, name) != 0)
+			save(q, name, &r);
+		snprintf(text, sizeof(text), "failed: %s", r.reply);
+		write_error(q, name, text);
+		say(q, true, "outbox: %s %s", name, r.reply);
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
 void outbox_status(struct outbox *q, const char *name, char *buf, size_t len)
 {
+	char path[PATH_MAX];
+	struct spoiled *sp;
+	struct stat st;
 	struct record r;
 	char when[32];
 	struct tm tm;
@@ -932,6 +1039,14 @@ void outbox_status(struct outbox *q, const char *name, char *buf, size_t len)
 		return;
 	}
 	pthread_mutex_lock(&q->lock);
+	snprintf(path, sizeof(path), "%s/%s", q->dir, name);
+	sp = stat(path, &st) == 0 ? spoiled(q, name, &st) : NULL;
+	if (sp) {
+		snprintf(buf, len, "failed: not sent: writing it failed: %s",
+			 strerror(sp->errnum));
+		pthread_mutex_unlock(&q->lock);
+		return;
+	}
 	if (!load(q, name, &r))
 		r.state = ST_QUEUED;
 	busy = strcmp(q->busy, name) == 0;

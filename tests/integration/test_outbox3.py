@@ -12,7 +12,8 @@ daemon, /proc/PID/stat for its CPU time):
   with ENAMETOOLONG; the daemon does not spin (CPU time over 2 s well
   under what a busy loop burns);
 - a full spool (XDG_DATA_HOME on a 1 MB tmpfs mounted by the test): a
-  message whose state cannot be written shows
+  large write fails with ENOSPC at write or close and that file is never
+  sent, also once there is room again; a message whose state cannot be written shows
   "retrying: ... No space left on device" while the daemon stays idle
   and getfattr answers; once space returns it goes out, once, and so
   does a new message; the same with the tmpfs remounted read-only.
@@ -364,6 +365,28 @@ def case_full(ob):
     got = arrived("full ok")
     C.check(err is None and len(got) == 1 and wait_gone(ob, "ok.eml", later(got)),
             "full: a message goes out through the tmpfs spool", "%s; %d copies" % (err, len(got)))
+
+    # A file larger than the room left: ENOSPC at write or close.  Then
+    # space comes back (a reserve file goes), enough for the queue to
+    # prepare what did get written: that must still never be sent.
+    reserve = os.path.join(TMPFS, "reserve")
+    with open(reserve, "wb") as f:
+        f.write(b"\0" * 700 * 1024)
+    big = message("full big", "A" * 70 + "\n") + (b"B" * 76 + b"\n") * 20000
+    err = put(ob, "big.eml", big)
+    C.check(err and "No space left on device" in err,
+            "full: cp of a 1.5 MB message fails with ENOSPC (at write or close)", repr(err))
+    os.unlink(reserve)
+    if ob.exists("big.eml"):
+        s = wait_status(ob, "big.eml", "failed:", 10)
+        C.check(s and s.startswith("failed:") and "No space left" in s,
+                "full: the partly written file's status is 'failed: ...' with the write's error",
+                repr(s))
+    check_idle(ob.mnt, "full (after the failed write)")
+    time.sleep(FULL_SETTLE + 2)
+    C.equal(now_count("full big"), 0, "full: the partly written file is not sent, also once "
+            "there is room again")
+    rm(ob, "big.eml")
 
     # A message written in time, then the filesystem fills before it is
     # picked up (settle_time FULL_SETTLE): its state cannot be written.
