@@ -419,7 +419,9 @@ void obfs_unlink(struct obfs *ob, fuse_req_t req, const char *name)
 	/* Deleting a message cancels it (and its .error goes with it). */
 	if (ob->q)
 		outbox_forget(ob->q, name);
-	fuse_reply_err(req, 0);
+	/* Durable before rm returns: a cancelled message must not come
+	 * back after a crash and be sent. */
+	fuse_reply_err(req, -sync_spool(ob));
 }
 
 void obfs_rename(struct obfs *ob, fuse_req_t req, const char *name,
@@ -451,7 +453,8 @@ void obfs_rename(struct obfs *ob, fuse_req_t req, const char *name,
 		outbox_forget(ob->q, newname);
 		outbox_kick(ob->q);
 	}
-	fuse_reply_err(req, 0);
+	/* Durable before mv returns, like a cancel. */
+	fuse_reply_err(req, -sync_spool(ob));
 }
 
 void obfs_getxattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,

@@ -11,6 +11,9 @@ daemon, /proc/PID/stat for its CPU time):
   sent (and its status answers at once) or refused at create, and by mv,
   with ENAMETOOLONG; the daemon does not spin (CPU time over 2 s well
   under what a busy loop burns);
+- durability of a cancel: with strace -f on the daemon, rm of a queued
+  message and mv within outbox/ are followed by an fsync of the spool
+  directory before the next request is answered;
 - a full spool (XDG_DATA_HOME on a 1 MB tmpfs mounted by the test): a
   large write fails with ENOSPC at write or close and that file is never
   sent, also once there is room again; a message whose state cannot be written shows
@@ -33,7 +36,9 @@ import email.utils
 import errno
 import glob
 import os
+import re
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -322,6 +327,73 @@ def case_names(ob, src_dir):
     check_idle(ob.mnt, "names")
 
 
+# --- fsync after rm and mv --------------------------------------------------------
+
+def strace_start(pid, out):
+    p = subprocess.Popen(["strace", "-f", "-qq", "-y", "-o", out, "-e",
+                          "trace=unlink,unlinkat,rename,renameat,renameat2,fsync,fdatasync",
+                          "-p", str(pid)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)           # attached to every thread
+    return p
+
+
+def strace_stop(p):
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def synced_after(lines, call_re, spool):
+    """Did the thread that made the first call matching call_re fsync the
+    spool directory afterwards?  (found the call, fsynced)."""
+    for i, ln in enumerate(lines):
+        m = re.match(r"(\d+)\s+(.*)$", ln)
+        if not m or not re.search(call_re, m.group(2)):
+            continue
+        tid = m.group(1)
+        for later_ln in lines[i + 1:]:
+            m2 = re.match(r"(\d+)\s+(.*)$", later_ln)
+            if m2 and m2.group(1) == tid and re.match(
+                    r"fsync\(\d+<%s/?>\) = 0" % re.escape(spool), m2.group(2)):
+                return True, True
+        return True, False
+    return False, False
+
+
+def case_fsync(ob):
+    spool = os.path.realpath(os.path.join(RUN, "outbox-hold"))
+    a, b, c = "cancel.eml", "before.eml", "after.eml"
+    for n in (a, b):
+        err = ob.put(n, message("hold " + n))
+        if not C.check(err is None, "fsync: write %s (settle_time 60: it waits)" % n, err):
+            return
+    out = os.path.join(RUN, "strace.out")
+    p = strace_start(ob.mnt.pid, out)
+    try:
+        os.unlink(ob.path(a))
+        os.rename(ob.path(b), ob.path(c))
+        time.sleep(0.5)
+    finally:
+        strace_stop(p)
+    with open(out, errors="replace") as f:
+        lines = f.read().splitlines()
+    found, synced = synced_after(lines, r'^unlink(at)?\(.*"%s/%s"' % (re.escape(spool), a), spool)
+    C.check(found and synced, "fsync: rm of a queued message: the daemon unlinks the spool file, "
+            "then fsyncs the spool directory (strace -f)",
+            "unlink seen: %s; trace: %s" % (found, " | ".join(lines[:20])))
+    found, synced = synced_after(lines, r'^rename(at2?)?\(.*"%s/%s"' % (re.escape(spool), b), spool)
+    C.check(found and synced, "fsync: mv within outbox/: the daemon renames, then fsyncs the "
+            "spool directory (strace -f)",
+            "rename seen: %s; trace: %s" % (found, " | ".join(lines[:20])))
+    C.check(not ob.exists(a) and ob.exists(c) and not ob.exists(b),
+            "fsync: the rm and the mv took effect", repr(os.listdir(ob.dir)))
+    ob.remove(c)
+
+
 # --- full and read-only spool --------------------------------------------------------
 
 def tmpfs_mount():
@@ -496,6 +568,7 @@ def main():
     print("# test_outbox3[%s]: token %s" % (LABEL, TOKEN), flush=True)
     try:
         with_mount(NAMES, "names", case_names, RUN)
+        with_mount(HOLD, "hold", case_fsync)
         run_full()
     finally:
         tmpfs_umount()
