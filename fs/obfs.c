@@ -268,8 +268,8 @@ static int open_file(struct obfs *ob, const char *name, int flags,
 
 	/* Before the open, which may truncate: the queue reads a file only
 	 * when no writer is registered, so it never sends half of one. */
-	if (writing)
-		outbox_writing(ob->q, name, true);
+	if (writing && outbox_writing(ob->q, name, true) < 0)
+		return -ENOMEM;
 	rc = stage_open(ob->dir, name, flags, &f);
 	if (rc < 0) {
 		if (writing)

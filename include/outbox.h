@@ -77,8 +77,10 @@ bool outbox_ignored(const char *name);
 bool outbox_name_ok(const char *name);
 
 /* A writer opened (open = true) or closed the file: an open file is never
- * picked up, and closing it wakes the queue. */
-void outbox_writing(struct outbox *q, const char *name, bool open);
+ * picked up, and closing it wakes the queue.  Any number of writers; 0,
+ * or MFS_E_NOMEM when an open could not be registered (then the caller
+ * must not open the file). */
+int outbox_writing(struct outbox *q, const char *name, bool open);
 
 /* A write to the file failed with errnum (ENOSPC, EIO...) and what it
  * holds now is incomplete: this version is never sent; status

@@ -18,7 +18,6 @@
 #include "outbox.h"
 
 #define MAX_MESSAGE (64u * 1024 * 1024)
-#define MAX_WRITERS 64
 #define TEMP_PREFIX ".new-"
 
 /* ST_UNSAVED: accepted by the server, but the Sent copy was given up on;
@@ -59,6 +58,11 @@ struct memrec {
 	struct record r;
 };
 
+struct writer {
+	char *name;
+	unsigned n;		/* opens for writing */
+};
+
 /* A version of a file that a failed write left incomplete: never sent,
  * whatever its record says, until it is written again. */
 struct spoiled {
@@ -86,10 +90,8 @@ struct outbox {
 	char busy[NAME_MAX + 1];
 	bool busy_gone;		/* deleted, renamed away or over */
 	bool busy_touched;	/* opened for writing */
-	struct {
-		char *name;
-		unsigned n;
-	} writers[MAX_WRITERS];
+	struct writer *writers;
+	size_t nwriters, capwriters;
 	struct memrec *mem;
 	size_t nmem, capmem;
 	struct spoiled *spoiled;
@@ -514,12 +516,17 @@ static int prepared(struct outbox *q, const char *name, bool fresh,
 	return 0;
 }
 
+static struct writer *writer_find(struct outbox *q, const char *name)
+{
+	for (size_t i = 0; i < q->nwriters; i++)
+		if (strcmp(q->writers[i].name, name) == 0)
+			return &q->writers[i];
+	return NULL;
+}
+
 static bool is_writing(struct outbox *q, const char *name)
 {
-	for (size_t i = 0; i < MAX_WRITERS; i++)
-		if (q->writers[i].name && strcmp(q->writers[i].name, name) == 0)
-			return true;
-	return false;
+	return writer_find(q, name) != NULL;
 }
 
 /* Is st the file the record was made from?  Nanoseconds too, so that a
@@ -939,8 +946,9 @@ void outbox_stop(struct outbox *q)
 	pthread_cond_signal(&q->wake);
 	pthread_mutex_unlock(&q->lock);
 	pthread_join(q->thread, NULL);
-	for (size_t i = 0; i < MAX_WRITERS; i++)
+	for (size_t i = 0; i < q->nwriters; i++)
 		free(q->writers[i].name);
+	free(q->writers);
 	for (size_t i = 0; i < q->nmem; i++)
 		free(q->mem[i].name);
 	free(q->mem);
@@ -962,33 +970,41 @@ void outbox_kick(struct outbox *q)
 	pthread_mutex_unlock(&q->lock);
 }
 
-void outbox_writing(struct outbox *q, const char *name, bool open)
+int outbox_writing(struct outbox *q, const char *name, bool open)
 {
-	size_t i, free_slot = MAX_WRITERS;
+	struct writer *w;
+	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
-	for (i = 0; i < MAX_WRITERS; i++) {
-		if (q->writers[i].name && strcmp(q->writers[i].name, name) == 0)
-			break;
-		if (!q->writers[i].name && free_slot == MAX_WRITERS)
-			free_slot = i;
-	}
+	w = writer_find(q, name);
 	/* Whatever it writes is not what is being sent. */
 	if (open && strcmp(q->busy, name) == 0)
 		q->busy_touched = true;
-	if (open) {
-		if (i < MAX_WRITERS)
-			q->writers[i].n++;
-		else if (free_slot < MAX_WRITERS &&
-			 (q->writers[free_slot].name = strdup(name)))
-			q->writers[free_slot].n = 1;
-	} else if (i < MAX_WRITERS && --q->writers[i].n == 0) {
-		free(q->writers[i].name);
-		q->writers[i].name = NULL;
+	if (open && w) {
+		w->n++;
+	} else if (open) {
+		void *p = grow(q->writers, q->nwriters, &q->capwriters,
+			       sizeof(*q->writers));
+		char *copy = NULL;
+
+		if (p) {
+			q->writers = p;
+			copy = strdup(name);
+		}
+		if (copy) {
+			q->writers[q->nwriters].name = copy;
+			q->writers[q->nwriters++].n = 1;
+		} else {
+			rc = MFS_E_NOMEM;	/* the open fails */
+		}
+	} else if (w && --w->n == 0) {
+		free(w->name);
+		*w = q->writers[--q->nwriters];
 	}
 	q->kicked = true;
 	pthread_cond_signal(&q->wake);
 	pthread_mutex_unlock(&q->lock);
+	return rc;
 }
 
 void outbox_write_failed(struct outbox *q, const char *name, int errnum)

@@ -14,6 +14,10 @@ daemon, /proc/PID/stat for its CPU time):
 - durability of a cancel: with strace -f on the daemon, rm of a queued
   message and mv within outbox/ are followed by an fsync of the spool
   directory before the next request is answered;
+- 70 writers at once (more than the 64 the queue once had room for),
+  each pausing longer than settle_time after writing a complete header:
+  none is sent before its writer closes it, and each arrives once with
+  its whole body;
 - a full spool (XDG_DATA_HOME on a 1 MB tmpfs mounted by the test): a
   large write fails with ENOSPC at write or close and that file is never
   sent, also once there is room again; a message whose state cannot be written shows
@@ -69,6 +73,7 @@ WAIT = 30
 MOUNT_TIMEOUT = 90
 PROMPT = 5                   # a call that does not wait on the network
 SETTLE = 1
+NWRITERS = 70
 TMPFS = os.path.join(RUN, "data-full")
 FULL_SETTLE = 2
 ONLY = os.environ.get("OUTBOX3_ONLY", "").split()   # e.g. "names full": only these
@@ -114,6 +119,12 @@ def arrived(case, n=1, timeout=WAIT):
 
 def now_count(case):
     return len(st.find(H, "bob", "INBOX", S(case)))
+
+
+def body_of(raw):
+    m = email.message_from_bytes(raw, policy=email.policy.default)
+    b = m.get_body(("plain",))
+    return b.get_content().replace("\r\n", "\n") if b is not None else None
 
 
 def harness(script, *args):
@@ -394,6 +405,45 @@ def case_fsync(ob):
     ob.remove(c)
 
 
+# --- many writers -------------------------------------------------------------------
+
+def case_writers(ob):
+    """NWRITERS files open at once, each with a complete header and half
+    a body, paused past settle_time; then the rest and close."""
+    fds = {}
+    head = {}
+    try:
+        for i in range(NWRITERS):
+            name = "w%02d.eml" % i
+            fds[name] = os.open(ob.path(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            head[name] = message("writer %02d" % i, "first half,\n")
+            os.write(fds[name], head[name])
+        C.ok("writers: %d files open for writing at once, a complete header in each" % NWRITERS)
+        time.sleep(SETTLE + 3)
+        early = st.find(H, "bob", "INBOX", S("writer"), exact=False)
+        C.check(not early, "writers: none is sent while its writer has it open (paused %d s, "
+                "settle_time %d)" % (SETTLE + 3, SETTLE),
+                "%d sent early: %s" % (len(early), sorted(m["subject"][-9:] for m in early)))
+        for name, fd in fds.items():
+            os.write(fd, b"second half.\n")
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    bad = []
+    for i in range(NWRITERS):
+        got = arrived("writer %02d" % i, timeout=WAIT if not bad else 3)
+        bodies = [body_of(m["raw"]) for m in got]
+        if bodies != ["first half,\nsecond half.\n"]:
+            bad.append("writer %02d: %r" % (i, bodies))
+    C.problems(bad, "writers: each of the %d arrives once, with its whole body" % NWRITERS)
+    time.sleep(1)
+    extra = [m for m in st.find(H, "bob", "INBOX", S("writer"), exact=False)]
+    C.check(len(extra) == NWRITERS, "writers: no message twice",
+            "%d messages for %d writers" % (len(extra), NWRITERS))
+    left = [n for n in fds if ob.exists(n)]
+    C.check(not left, "writers: all have left outbox/", repr(left[:5]))
+
+
 # --- full and read-only spool --------------------------------------------------------
 
 def tmpfs_mount():
@@ -569,6 +619,7 @@ def main():
     try:
         with_mount(NAMES, "names", case_names, RUN)
         with_mount(HOLD, "hold", case_fsync)
+        with_mount(MAIN, "main", case_writers)
         run_full()
     finally:
         tmpfs_umount()
