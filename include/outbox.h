@@ -13,13 +13,13 @@
  * a crash or SIGKILL loses nothing: a message caught in "sending" is sent
  * again after restart (at least once, never zero times).  Temporary
  * failures (network, TLS handshake, 4xx) are retried with doubling delays
- * until give_up_s after the first attempt; permanent ones (5xx, bad input)
- * are not.  The Sent copy is retried the same way, counted from when the
- * server accepted the message, and never by sending again.  A spool that
- * will not take the state (full, read-only) is a temporary failure too:
- * nothing is sent without its record on disk, the status says why
- * ("retrying: outbox spool: ..."), and records the disk refused are kept
- * in memory meanwhile, so nothing goes out twice.
+ * until give_up_s after the first attempt; permanent ones (5xx, bad input,
+ * a message cut short) are not.  The Sent copy is retried the same way,
+ * counted from when the server accepted the message, and never by sending
+ * again.  A spool that will not take the state (full, read-only) is a
+ * temporary failure too: nothing is sent without its record on disk, the
+ * status says why ("retrying: outbox spool: ..."), and records the disk
+ * refused are kept in memory meanwhile, so nothing goes out twice.
  *
  * The queue never holds its lock across network I/O: the calls below
  * answer at once while a message is being submitted.  A message deleted

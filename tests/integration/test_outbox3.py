@@ -18,6 +18,9 @@ daemon, /proc/PID/stat for its CPU time):
   each pausing longer than settle_time after writing a complete header:
   none is sent before its writer closes it, and each arrives once with
   its whole body;
+- cut input: a multipart message cut inside its base64 attachment and a
+  single-part base64 message cut mid-group are not sent: status
+  "failed: <reason>" and a .error say why; the whole message is sent;
 - a full spool (XDG_DATA_HOME on a 1 MB tmpfs mounted by the test): a
   large write fails with ENOSPC at write or close and that file is never
   sent, also once there is room again; a message whose state cannot be written shows
@@ -34,6 +37,7 @@ at the end.  Prints one "PASS: ..." or "FAIL: ...: detail" line per
 check; exits 1 when anything failed.
 """
 
+import base64
 import email
 import email.policy
 import email.utils
@@ -90,6 +94,19 @@ def message(case, body=None, headers=()):
     if body is None:
         body = "Hello Bob,\n\nthis is the %s case (%s).\n" % (case, TOKEN)
     return ("\n".join(head) + "\n\n" + body).encode("utf-8")
+
+
+def multipart(case, attachment):
+    """A multipart/mixed message: a text part and a base64 attachment."""
+    b64 = base64.encodebytes(attachment).decode("ascii")
+    body = ("This is a multi-part message in MIME format.\n\n"
+            "--=_b1\nContent-Type: text/plain; charset=utf-8\n\nSee the attachment (%s).\n\n"
+            "--=_b1\nContent-Type: application/octet-stream\n"
+            "Content-Transfer-Encoding: base64\n"
+            "Content-Disposition: attachment; filename=data.bin\n\n%s\n"
+            "--=_b1--\n" % (TOKEN, b64))
+    return message(case, body, ["MIME-Version: 1.0",
+                                'Content-Type: multipart/mixed; boundary="=_b1"'])
 
 
 class Outbox(OutboxDir):
@@ -444,6 +461,40 @@ def case_writers(ob):
     C.check(not left, "writers: all have left outbox/", repr(left[:5]))
 
 
+# --- cut input ---------------------------------------------------------------------
+
+def case_cut(ob):
+    attachment = bytes(range(256)) * 12
+    whole = multipart("cut whole", attachment)
+    cut_mp = multipart("cut multipart", attachment)
+    cut_mp = cut_mp[:cut_mp.index(b"Content-Disposition") + 800]
+    b64 = base64.encodebytes(attachment).decode("ascii")
+    cut_at = 1003     # 13 lines of 76 and 2 characters: not whole groups of 4
+    assert len(b64[:cut_at].replace("\n", "")) % 4 == 2
+    single = message("cut base64", b64[:cut_at], [
+        "MIME-Version: 1.0", "Content-Type: application/octet-stream",
+        "Content-Transfer-Encoding: base64"])
+    for name, data in (("whole.eml", whole), ("cut-mp.eml", cut_mp), ("cut-b64.eml", single)):
+        err = ob.put(name, data)
+        if not C.check(err is None, "cut: write %s (%d bytes)" % (name, len(data)), err):
+            return
+    got = arrived("cut whole")
+    gone = wait_gone(ob, "whole.eml", later(got))
+    C.check(len(got) == 1 and gone, "cut: the whole multipart message is delivered once",
+            "%d copies; status %r" % (len(got), ob.status("whole.eml")))
+    for name, case, why in (("cut-mp.eml", "cut multipart", "closing boundary"),
+                            ("cut-b64.eml", "cut base64", "base64")):
+        s = wait_status(ob, name, "failed:")
+        C.check(s is not None and s.startswith("failed:") and "cut" in s and why in s,
+                "cut: %s: status 'failed: <reason>' says it is cut (%s)" % (name, why), repr(s))
+        e = ob.error_text(name)
+        C.check(e is not None and why in e, "cut: %s.error gives the reason" % name, repr(e))
+    time.sleep(2)
+    for case in ("cut multipart", "cut base64"):
+        C.equal(now_count(case), 0, "cut: '%s' is not delivered (bob's INBOX per imaplib)" % case)
+    ob.remove("cut-mp.eml", "cut-b64.eml")
+
+
 # --- full and read-only spool --------------------------------------------------------
 
 def tmpfs_mount():
@@ -620,6 +671,7 @@ def main():
         with_mount(NAMES, "names", case_names, RUN)
         with_mount(HOLD, "hold", case_fsync)
         with_mount(MAIN, "main", case_writers)
+        with_mount(MAIN, "main", case_cut)
         run_full()
     finally:
         tmpfs_umount()
