@@ -58,8 +58,8 @@ static bool plausible_addr(const char *a)
 	if (!at || at == a || !at[1] || strchr(at + 1, '@'))
 		return false;
 	for (const char *p = a; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == '<' || *p == '>' ||
-		    *p == ',' || *p == ';')
+		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '<' ||
+		    *p == '>' || *p == ',' || *p == ';')
 			return false;
 	return true;
 }
