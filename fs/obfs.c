@@ -268,8 +268,8 @@ static int open_file(struct obfs *ob, const char *name, int flags,
 
 	/* Before the open, which may truncate: the queue reads a file only
 	 * when no writer is registered, so it never sends half of one. */
-	if (writing)
-		outbox_writing(ob->q, name, true);
+	if (writing && outbox_writing(ob->q, name, true) < 0)
+		return -ENOMEM;
 	rc = stage_open(ob->dir, name, flags, &f);
 	if (rc < 0) {
 		if (writing)
@@ -291,6 +291,12 @@ void obfs_create(struct obfs *ob, fuse_req_t req, const char *name,
 	(void)mode;
 	if (!valid_name(name)) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	/* Its state files and .error must fit: refused now, not stuck
+	 * later. */
+	if (!outbox_name_ok(name)) {
+		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
 	rc = open_file(ob, name,
@@ -341,27 +347,35 @@ void obfs_write(struct obfs *ob, fuse_req_t req, const char *buf,
 		    off);
 }
 
+/* fsync of the spool directory: a name made, removed or renamed there is
+ * durable once this returns.  0 or -errno. */
+static int sync_spool(struct obfs *ob)
+{
+	int dfd = open(ob->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (dfd < 0)
+		return -errno;
+	if (fsync(dfd) < 0)
+		rc = -errno;
+	close(dfd);
+	return rc;
+}
+
 /* close() waits for flush: make the bytes and the name durable here, so
- * that a message accepted into outbox/ survives a crash or power loss. */
+ * that a message accepted into outbox/ survives a crash or power loss.
+ * A failure here (ENOSPC from a filesystem that allocates late, EIO)
+ * leaves the file incomplete, like a failed write. */
 static int make_durable(struct obfs *ob, struct stage_file *f)
 {
-	int dfd;
+	int rc;
 
 	if (!f->writing)
 		return 0;
-	if (fsync(f->fd) < 0)
-		return -errno;
-	dfd = open(ob->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	if (fsync(dfd) < 0) {
-		int e = errno;
-
-		close(dfd);
-		return -e;
-	}
-	close(dfd);
-	return 0;
+	rc = fsync(f->fd) < 0 ? -errno : sync_spool(ob);
+	if (rc < 0 && !f->werr)
+		f->werr = -rc;
+	return rc;
 }
 
 void obfs_flush(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
@@ -378,6 +392,10 @@ void obfs_release(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
 
+	/* Marked before the writer goes, so the queue never sees the
+	 * incomplete file as a message. */
+	if (f->writing && f->werr && ob->q)
+		outbox_write_failed(ob->q, f->name, f->werr);
 	if (f->writing && ob->q)
 		outbox_writing(ob->q, f->name, false);
 	stage_close(f);
@@ -401,7 +419,9 @@ void obfs_unlink(struct obfs *ob, fuse_req_t req, const char *name)
 	/* Deleting a message cancels it (and its .error goes with it). */
 	if (ob->q)
 		outbox_forget(ob->q, name);
-	fuse_reply_err(req, 0);
+	/* Durable before rm returns: a cancelled message must not come
+	 * back after a crash and be sent. */
+	fuse_reply_err(req, -sync_spool(ob));
 }
 
 void obfs_rename(struct obfs *ob, fuse_req_t req, const char *name,
@@ -412,6 +432,10 @@ void obfs_rename(struct obfs *ob, fuse_req_t req, const char *name,
 
 	if (!valid_name(name) || !valid_name(newname)) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (!outbox_name_ok(newname)) {
+		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
 	path_of(ob, name, from, sizeof(from));
@@ -429,7 +453,8 @@ void obfs_rename(struct obfs *ob, fuse_req_t req, const char *name,
 		outbox_forget(ob->q, newname);
 		outbox_kick(ob->q);
 	}
-	fuse_reply_err(req, 0);
+	/* Durable before mv returns, like a cancel. */
+	fuse_reply_err(req, -sync_spool(ob));
 }
 
 void obfs_getxattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,

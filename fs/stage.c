@@ -62,9 +62,11 @@ void stage_write(fuse_req_t req, struct stage_file *f, const char *buf,
 	ssize_t n = pwrite(f->fd, buf, size, off);
 
 	f->written = true;
-	if (n < 0)
+	if (n < 0) {
+		if (!f->werr)
+			f->werr = errno;
 		fuse_reply_err(req, errno);
-	else
+	} else
 		fuse_reply_write(req, (size_t)n);
 }
 

@@ -13,9 +13,13 @@
  * a crash or SIGKILL loses nothing: a message caught in "sending" is sent
  * again after restart (at least once, never zero times).  Temporary
  * failures (network, TLS handshake, 4xx) are retried with doubling delays
- * until give_up_s after the first attempt; permanent ones (5xx, bad input)
- * are not.  The Sent copy is retried the same way, counted from when the
- * server accepted the message, and never by sending again.
+ * until give_up_s after the first attempt; permanent ones (5xx, bad input,
+ * a message cut short) are not.  The Sent copy is retried the same way,
+ * counted from when the server accepted the message, and never by sending
+ * again.  A spool that will not take the state (full, read-only) is a
+ * temporary failure too: nothing is sent without its record on disk, the
+ * status says why ("retrying: outbox spool: ..."), and records the disk
+ * refused are kept in memory meanwhile, so nothing goes out twice.
  *
  * The queue never holds its lock across network I/O: the calls below
  * answer at once while a message is being submitted.  A message deleted
@@ -26,6 +30,7 @@
 #ifndef OUTBOX_H
 #define OUTBOX_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -62,9 +67,26 @@ void outbox_stop(struct outbox *q);
  * *.tmp, #*#, .#*) and our own "<name>.error" companions. */
 bool outbox_ignored(const char *name);
 
+/* The longest name of a message the queue sends: "<name>.error" must fit
+ * in NAME_MAX (its state files' names are shorter). */
+#define OUTBOX_NAME_MAX (NAME_MAX - 6)
+
+/* May a file of this name be made in the spool?  Ignored names always;
+ * others up to OUTBOX_NAME_MAX bytes.  A longer one that is there anyway
+ * is never sent (its status says so). */
+bool outbox_name_ok(const char *name);
+
 /* A writer opened (open = true) or closed the file: an open file is never
- * picked up, and closing it wakes the queue. */
-void outbox_writing(struct outbox *q, const char *name, bool open);
+ * picked up, and closing it wakes the queue.  Any number of writers; 0,
+ * or MFS_E_NOMEM when an open could not be registered (then the caller
+ * must not open the file). */
+int outbox_writing(struct outbox *q, const char *name, bool open);
+
+/* A write to the file failed with errnum (ENOSPC, EIO...) and what it
+ * holds now is incomplete: this version is never sent; status
+ * "failed: not sent: writing it failed: <error>" and a .error until it is
+ * written again.  Call while the writer is still registered. */
+void outbox_write_failed(struct outbox *q, const char *name, int errnum);
 
 /* Look at the spool now (a file was renamed in or deleted). */
 void outbox_kick(struct outbox *q);

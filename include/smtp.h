@@ -25,11 +25,30 @@ struct smtp_msg {
  * MIME-Version are added when missing; 8-bit text without a charset is
  * declared UTF-8; Bcc is removed.  Refused with MFS_E_INVAL and a reason
  * in err: an empty file, something that is not a message, CR or NUL
- * inside the header, an unparsable address, no recipient.  mime_init()
+ * inside the header, a message cut short (smtp_msg_cut), an unparsable
+ * address, no recipient.  mime_init()
  * (GMime) must have been called.  *out is freed with smtp_msg_free. */
 int smtp_prepare(const char *raw, size_t len, const char *default_from,
 		 struct smtp_msg **out, struct mfs_error *err);
 void smtp_msg_free(struct smtp_msg *m);
+
+/* Is this message visibly cut short, as an interrupted copy leaves it?
+ * True, with a one-line reason in why (truncated to whylen), when the
+ * end of raw (a whole message, LF or CRLF) falls inside a structure that
+ * announces more to come:
+ *   - a multipart whose closing delimiter ("--boundary--") never comes
+ *     (also one declared by a header that no blank line ends);
+ *   - a last part in base64 whose characters, white space ignored, do
+ *     not fill whole groups of four ('=' padding counted).
+ * Not visible, so false: a cut in a text, quoted-printable or 8bit body
+ * that is not inside a multipart (a single-part text message), a base64
+ * part cut at a group boundary, a cut inside a header that declares no
+ * multipart (a header without body is a message, as printf writes one).
+ * Broken structure that ends before the end of the data (a nested
+ * multipart never closed inside one that is, stray characters in
+ * base64) is odd mail, not a cut, and gives false.  Pure: no I/O, no
+ * allocation, no GMime; any bytes of any length. */
+bool smtp_msg_cut(const char *raw, size_t len, char *why, size_t whylen);
 
 /* ---- submission ---- */
 

@@ -13,6 +13,7 @@ struct stage_file {
 	int fd;
 	bool writing;		/* opened for writing */
 	bool written;		/* bytes written since opened */
+	int werr;		/* errno of the first failed write, or 0 */
 	int64_t folder;		/* the owner's use */
 	char name[NAME_MAX + 1];
 };

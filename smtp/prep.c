@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "smtp.h"
@@ -57,8 +58,8 @@ static bool plausible_addr(const char *a)
 	if (!at || at == a || !at[1] || strchr(at + 1, '@'))
 		return false;
 	for (const char *p = a; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == '<' || *p == '>' ||
-		    *p == ',' || *p == ';')
+		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '<' ||
+		    *p == '>' || *p == ',' || *p == ';')
 			return false;
 	return true;
 }
@@ -314,6 +315,12 @@ int smtp_prepare(const char *raw, size_t len, const char *default_from,
 	if (nlen == 0 || nlen >= len || raw[nlen] != ':')
 		return mfs_fail(err, MFS_E_INVAL,
 				"not a message (no header at the top)");
+	{
+		char why[128];
+
+		if (smtp_msg_cut(raw, len, why, sizeof(why)))
+			return mfs_fail(err, MFS_E_INVAL, "cut short: %s", why);
+	}
 	m = calloc(1, sizeof(*m));
 	if (m)
 		m->rcpt = calloc(MAX_RCPT, sizeof(*m->rcpt));
@@ -448,4 +455,343 @@ out:
 		g_object_unref(stream);
 	smtp_msg_free(m);
 	return rc;
+}
+
+/* ---- messages cut short --------------------------------------------------
+ *
+ * A line scanner over the MIME structure, with no allocation: a stack of
+ * the multiparts that are open, the header being read, and for a base64
+ * body the count of its characters.  Only where the data ends matters: an
+ * interrupted copy cuts at the end, so structure that is broken but
+ * closed before the end (a nested multipart without its own closing
+ * boundary, stray text in a base64 part) is somebody's odd mail, not a
+ * cut, and is left alone. */
+
+#define CUT_DEPTH 32
+#define CUT_BOUNDARY 200	/* RFC 2046 says at most 70 */
+
+struct cut_type {
+	bool multipart;		/* with a usable boundary */
+	bool message;		/* message/rfc822 or message/global */
+	bool digest;		/* multipart/digest: parts default to message */
+	bool base64;
+	char subtype[32];
+	char boundary[CUT_BOUNDARY];
+	size_t blen;
+};
+
+struct cut_frame {
+	char boundary[CUT_BOUNDARY];
+	size_t blen;
+	bool digest;
+	char subtype[32];
+};
+
+struct cut_scan {
+	struct cut_frame f[CUT_DEPTH];
+	size_t depth;
+	bool header;		/* reading a header, not a body */
+	struct cut_type t;	/* what the header read so far declares */
+	bool seen_ct;		/* the header had a Content-Type */
+	const char *field;	/* the header field being gathered */
+	size_t field_len;
+	bool b64;		/* the body being read is base64 ... */
+	bool b64_clean;		/* ... and nothing but base64 so far */
+	size_t b64_n;		/* its characters, '=' included */
+};
+
+static bool cut_wsp(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Past white space and (nested) comments. */
+static size_t cut_cfws(const char *v, size_t i, size_t n)
+{
+	int depth = 0;
+
+	for (; i < n; i++) {
+		if (depth > 0 && v[i] == '\\' && i + 1 < n)
+			i++;
+		else if (v[i] == '(')
+			depth++;
+		else if (v[i] == ')' && depth > 0)
+			depth--;
+		else if (depth == 0 && !cut_wsp(v[i]))
+			break;
+	}
+	return i;
+}
+
+static size_t cut_token(const char *v, size_t i, size_t n)
+{
+	while (i < n && (unsigned char)v[i] > ' ' && v[i] != 0x7f &&
+	       !strchr("()<>@,;:\\\"/[]?=", v[i]))
+		i++;
+	return i;
+}
+
+static bool cut_is(const char *v, size_t len, const char *word)
+{
+	return len == strlen(word) && strncasecmp(v, word, len) == 0;
+}
+
+/* Content-Type: type "/" subtype *(";" name "=" value), leniently: an
+ * unquoted boundary runs to ';' or white space, as mailers write them. */
+static void cut_content_type(const char *v, size_t n, struct cut_type *t)
+{
+	size_t i = cut_cfws(v, 0, n), t0 = i, t1, s0, s1;
+	bool boundary = false;
+
+	t1 = i = cut_token(v, i, n);
+	i = cut_cfws(v, i, n);
+	if (t1 == t0 || i >= n || v[i] != '/')
+		return;		/* unusable: the default stays */
+	s0 = i = cut_cfws(v, i + 1, n);
+	s1 = i = cut_token(v, i, n);
+	memset(t, 0, sizeof(*t));
+	snprintf(t->subtype, sizeof(t->subtype), "%.*s",
+		 (int)(s1 - s0 < 31 ? s1 - s0 : 31), v + s0);
+	while (i < n) {
+		size_t k0, k1;
+
+		i = cut_cfws(v, i, n);
+		if (i >= n)
+			break;
+		if (v[i] != ';') {
+			i++;	/* junk: look for the next parameter */
+			continue;
+		}
+		k0 = i = cut_cfws(v, i + 1, n);
+		k1 = i = cut_token(v, i, n);
+		i = cut_cfws(v, i, n);
+		if (i >= n || v[i] != '=')
+			continue;
+		i = cut_cfws(v, i + 1, n);
+		if (boundary || !cut_is(v + k0, k1 - k0, "boundary")) {
+			/* skip the value */
+			if (i < n && v[i] == '"')
+				for (i++; i < n && v[i] != '"'; i++)
+					i += v[i] == '\\';
+			while (i < n && v[i] != ';')
+				i++;
+			continue;
+		}
+		boundary = true;
+		t->blen = 0;
+		if (i < n && v[i] == '"') {
+			for (i++; i < n && v[i] != '"'; i++) {
+				if (v[i] == '\\' && i + 1 < n)
+					i++;
+				else if (v[i] == '\r' || v[i] == '\n')
+					continue;	/* folded */
+				if (t->blen == sizeof(t->boundary))
+					break;
+				t->boundary[t->blen++] = v[i];
+			}
+		} else {
+			for (; i < n && v[i] != ';' && !cut_wsp(v[i]); i++) {
+				if (t->blen == sizeof(t->boundary))
+					break;
+				t->boundary[t->blen++] = v[i];
+			}
+		}
+		/* Too long to be one we would match: not judged. */
+		if (t->blen == sizeof(t->boundary))
+			t->blen = 0;
+	}
+	if (cut_is(v + t0, t1 - t0, "multipart")) {
+		t->multipart = t->blen > 0;
+		t->digest = cut_is(v + s0, s1 - s0, "digest");
+	} else if (cut_is(v + t0, t1 - t0, "message")) {
+		t->message = cut_is(v + s0, s1 - s0, "rfc822") ||
+			     cut_is(v + s0, s1 - s0, "global");
+	}
+}
+
+/* One whole (unfolded) header field. */
+static void cut_field(struct cut_scan *s, const char *f, size_t n)
+{
+	const char *colon = memchr(f, ':', n);
+	size_t nl, i;
+
+	if (!colon)
+		return;
+	nl = (size_t)(colon - f);
+	while (nl > 0 && (f[nl - 1] == ' ' || f[nl - 1] == '\t'))
+		nl--;
+	i = (size_t)(colon - f) + 1;
+	if (cut_is(f, nl, "Content-Type") && !s->seen_ct) {
+		bool b64 = s->t.base64;
+
+		s->seen_ct = true;
+		cut_content_type(f + i, n - i, &s->t);
+		s->t.base64 = b64;
+	} else if (cut_is(f, nl, "Content-Transfer-Encoding")) {
+		size_t v0 = cut_cfws(f, i, n), v1 = cut_token(f, v0, n);
+
+		s->t.base64 = cut_is(f + v0, v1 - v0, "base64");
+	}
+}
+
+/* A new header starts: a part's (whose type defaults to message/rfc822
+ * in a digest, else to text/plain) or an enclosed message's. */
+static void cut_header_start(struct cut_scan *s, bool message)
+{
+	memset(&s->t, 0, sizeof(s->t));
+	s->t.message = message;
+	s->header = true;
+	s->seen_ct = false;
+	s->field = NULL;
+	s->b64 = false;
+}
+
+/* The header being read is over: what comes next is its body. */
+static void cut_header_done(struct cut_scan *s)
+{
+	struct cut_type *t = &s->t;
+
+	s->header = false;
+	s->b64 = false;
+	if (t->multipart && !t->base64 && s->depth < CUT_DEPTH) {
+		struct cut_frame *f = &s->f[s->depth++];
+
+		memcpy(f->boundary, t->boundary, t->blen);
+		f->blen = t->blen;
+		f->digest = t->digest;
+		snprintf(f->subtype, sizeof(f->subtype), "%s", t->subtype);
+	} else if (t->message && !t->base64) {
+		cut_header_start(s, false);	/* a message inside */
+	} else if (t->base64) {
+		s->b64 = s->b64_clean = true;
+		s->b64_n = 0;
+	}
+}
+
+/* Which open multipart's delimiter is this line, innermost first: its
+ * index, or -1.  "--" boundary ["--"] and nothing but white space. */
+static int cut_delimiter(const struct cut_scan *s, const char *l, size_t n,
+			 bool *close)
+{
+	if (n < 3 || l[0] != '-' || l[1] != '-')
+		return -1;
+	for (size_t k = s->depth; k-- > 0;) {
+		const struct cut_frame *f = &s->f[k];
+		size_t i = 2 + f->blen;
+
+		if (n < i || memcmp(l + 2, f->boundary, f->blen) != 0)
+			continue;
+		*close = n >= i + 2 && l[i] == '-' && l[i + 1] == '-';
+		if (*close)
+			i += 2;
+		while (i < n && (l[i] == ' ' || l[i] == '\t'))
+			i++;
+		if (i == n)
+			return (int)k;
+	}
+	return -1;
+}
+
+/* Does the line start a header field ("Name:")? */
+static bool cut_field_start(const char *l, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && (unsigned char)l[i] > ' ' && l[i] != ':' &&
+	       (unsigned char)l[i] < 0x7f)
+		i++;
+	if (i == 0)
+		return false;
+	while (i < n && (l[i] == ' ' || l[i] == '\t'))
+		i++;
+	return i < n && l[i] == ':';
+}
+
+static void cut_body_line(struct cut_scan *s, const char *l, size_t n)
+{
+	if (!s->b64 || !s->b64_clean)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		char c = l[i];
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=')
+			s->b64_n++;
+		else if (c != ' ' && c != '\t')
+			s->b64_clean = false;
+	}
+}
+
+bool smtp_msg_cut(const char *raw, size_t len, char *why, size_t whylen)
+{
+	struct cut_scan s;
+	size_t pos = 0;
+
+	memset(&s, 0, sizeof(s));
+	cut_header_start(&s, false);
+	while (pos < len) {
+		const char *l = raw + pos, *eol = memchr(l, '\n', len - pos);
+		size_t n = eol ? (size_t)(eol - l) : len - pos, full = n;
+		bool close = false;
+		int k;
+
+		pos += n + (eol != NULL);
+		if (n > 0 && l[n - 1] == '\r')
+			n--;
+		k = cut_delimiter(&s, l, n, &close);
+		if (k >= 0) {
+			s.depth = (size_t)k + !close;
+			if (close) {
+				s.header = s.b64 = false;	/* an epilogue */
+			} else {
+				bool digest = s.f[k].digest;
+
+				cut_header_start(&s, digest);
+			}
+			continue;
+		}
+		if (!s.header) {
+			cut_body_line(&s, l, n);
+			continue;
+		}
+		/* A header line: a continuation, a new field, or its end. */
+		if (n > 0 && (l[0] == ' ' || l[0] == '\t')) {
+			if (s.field)
+				s.field_len = (size_t)(l + full - s.field);
+			continue;
+		}
+		if (s.field)
+			cut_field(&s, s.field, s.field_len);
+		s.field = NULL;
+		if (n > 0 && cut_field_start(l, n)) {
+			s.field = l;
+			s.field_len = full;
+			continue;
+		}
+		/* A blank line, or a line that is no field: the body starts
+		 * (and such a line is part of it). */
+		cut_header_done(&s);
+		if (n > 0 && !s.header)
+			cut_body_line(&s, l, n);
+	}
+	if (s.header && s.field)
+		cut_field(&s, s.field, s.field_len);
+	/* A header that declared a multipart and was never ended by a blank
+	 * line: its parts and closing boundary are all missing. */
+	if (s.header && s.t.multipart && !s.t.base64) {
+		snprintf(why, whylen, "multipart/%s ends without its closing "
+				      "boundary", s.t.subtype);
+		return true;
+	}
+	if (s.depth > 0) {
+		snprintf(why, whylen, "multipart/%s ends without its closing "
+				      "boundary", s.f[0].subtype);
+		return true;
+	}
+	if (!s.header && s.b64 && s.b64_clean && s.b64_n % 4 != 0) {
+		snprintf(why, whylen, "its base64 part ends in the middle of "
+				      "a 4-character group");
+		return true;
+	}
+	return false;
 }

@@ -18,7 +18,7 @@
 #include "outbox.h"
 
 #define MAX_MESSAGE (64u * 1024 * 1024)
-#define MAX_WRITERS 64
+#define TEMP_PREFIX ".new-"
 
 /* ST_UNSAVED: accepted by the server, but the Sent copy was given up on;
  * terminal like ST_FAILED, and never sent again by itself. */
@@ -49,6 +49,28 @@ struct record {
 	char reply[300];
 };
 
+/* A record the spool would not take (full, read-only): kept here until a
+ * write succeeds, so that the state machine goes on (backing off, never
+ * sending twice) while the disk is in trouble.  Lost with the process;
+ * the disk then has the last record it took. */
+struct memrec {
+	char *name;
+	struct record r;
+};
+
+struct writer {
+	char *name;
+	unsigned n;		/* opens for writing */
+};
+
+/* A version of a file that a failed write left incomplete: never sent,
+ * whatever its record says, until it is written again. */
+struct spoiled {
+	char *name;
+	long long mtime, mtime_ns, size;
+	int errnum;
+};
+
 struct outbox {
 	struct outbox_opts o;
 	char *dir;
@@ -68,10 +90,12 @@ struct outbox {
 	char busy[NAME_MAX + 1];
 	bool busy_gone;		/* deleted, renamed away or over */
 	bool busy_touched;	/* opened for writing */
-	struct {
-		char *name;
-		unsigned n;
-	} writers[MAX_WRITERS];
+	struct writer *writers;
+	size_t nwriters, capwriters;
+	struct memrec *mem;
+	size_t nmem, capmem;
+	struct spoiled *spoiled;
+	size_t nspoiled, capspoiled;
 };
 
 static void say(struct outbox *q, bool error, const char *fmt, ...)
@@ -101,6 +125,11 @@ bool outbox_ignored(const char *name)
 	return false;
 }
 
+bool outbox_name_ok(const char *name)
+{
+	return outbox_ignored(name) || strlen(name) <= OUTBOX_NAME_MAX;
+}
+
 static int sync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -114,38 +143,46 @@ static int sync_dir(const char *dir)
 	return rc;
 }
 
-/* Write path atomically and durably. */
-static int write_file(const char *dir, const char *path, const char *data,
-		      size_t len)
+/* Write path (in dir) atomically and durably: a temporary with a short
+ * name of its own in the state directory (so that no suffix can make a
+ * name too long), fsync, rename, fsync of dir.  0 or -errno. */
+static int write_file(struct outbox *q, const char *dir, const char *path,
+		      const char *data, size_t len)
 {
-	char tmp[PATH_MAX + 8];
-	int fd, rc = -1;
+	char tmp[PATH_MAX];
+	int fd, e = 0;
 
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	snprintf(tmp, sizeof(tmp), "%s/" TEMP_PREFIX "XXXXXX", q->state_dir);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return -1;
+		return -errno;
 	while (len > 0) {
 		ssize_t n = write(fd, data, len);
 
-		if (n < 0)
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			e = errno;
 			goto out;
+		}
 		data += n;
 		len -= (size_t)n;
 	}
 	if (fsync(fd) < 0)
-		goto out;
-	close(fd);
+		e = errno;
+	if (close(fd) < 0 && !e)
+		e = errno;
 	fd = -1;
-	if (rename(tmp, path) < 0)
-		goto out;
-	rc = sync_dir(dir);
+	if (!e && rename(tmp, path) < 0)
+		e = errno;
+	if (!e && sync_dir(dir) < 0)
+		e = errno;
 out:
 	if (fd >= 0)
 		close(fd);
-	if (rc < 0)
+	if (e)
 		unlink(tmp);
-	return rc;
+	return -e;
 }
 
 static void state_path(struct outbox *q, const char *name, const char *ext,
@@ -154,11 +191,129 @@ static void state_path(struct outbox *q, const char *name, const char *ext,
 	snprintf(buf, len, "%s/%s%s", q->state_dir, name, ext);
 }
 
+/* arr (n elements of sz bytes, room for *cap) with room for one more:
+ * arr itself or its reallocation, NULL (arr untouched) when out of
+ * memory. */
+static void *grow(void *arr, size_t n, size_t *cap, size_t sz)
+{
+	size_t ncap;
+	void *p;
+
+	if (n < *cap)
+		return arr;
+	ncap = *cap ? 2 * *cap : 8;
+	p = realloc(arr, ncap * sz);
+	if (p)
+		*cap = ncap;
+	return p;
+}
+
+static struct memrec *mem_find(struct outbox *q, const char *name)
+{
+	for (size_t i = 0; i < q->nmem; i++)
+		if (strcmp(q->mem[i].name, name) == 0)
+			return &q->mem[i];
+	return NULL;
+}
+
+static void mem_drop(struct outbox *q, const char *name)
+{
+	struct memrec *m = mem_find(q, name);
+
+	if (!m)
+		return;
+	free(m->name);
+	*m = q->mem[--q->nmem];
+}
+
+static void mem_put(struct outbox *q, const char *name, const struct record *r)
+{
+	struct memrec *m = mem_find(q, name);
+
+	if (!m) {
+		char *copy;
+
+		void *p = grow(q->mem, q->nmem, &q->capmem, sizeof(*q->mem));
+
+		if (!p)
+			return;
+		q->mem = p;
+		if (!(copy = strdup(name)))
+			return;
+		m = &q->mem[q->nmem++];
+		m->name = copy;
+	}
+	m->r = *r;
+}
+
+static struct spoiled *spoil_find(struct outbox *q, const char *name)
+{
+	for (size_t i = 0; i < q->nspoiled; i++)
+		if (strcmp(q->spoiled[i].name, name) == 0)
+			return &q->spoiled[i];
+	return NULL;
+}
+
+static void spoil_drop(struct outbox *q, const char *name)
+{
+	struct spoiled *sp = spoil_find(q, name);
+
+	if (!sp)
+		return;
+	free(sp->name);
+	*sp = q->spoiled[--q->nspoiled];
+}
+
+static void spoil_put(struct outbox *q, const char *name,
+		      const struct stat *st, int errnum)
+{
+	struct spoiled *sp = spoil_find(q, name);
+
+	if (!sp) {
+		char *copy;
+
+		void *p = grow(q->spoiled, q->nspoiled, &q->capspoiled,
+			       sizeof(*q->spoiled));
+
+		if (!p)
+			return;
+		q->spoiled = p;
+		if (!(copy = strdup(name)))
+			return;
+		sp = &q->spoiled[q->nspoiled++];
+		sp->name = copy;
+	}
+	sp->mtime = (long long)st->st_mtim.tv_sec;
+	sp->mtime_ns = (long long)st->st_mtim.tv_nsec;
+	sp->size = (long long)st->st_size;
+	sp->errnum = errnum;
+}
+
+/* Is st the version a failed write left?  (A newer one clears it.) */
+static struct spoiled *spoiled(struct outbox *q, const char *name,
+			       const struct stat *st)
+{
+	struct spoiled *sp = spoil_find(q, name);
+
+	if (sp && (sp->mtime != (long long)st->st_mtim.tv_sec ||
+		   sp->mtime_ns != (long long)st->st_mtim.tv_nsec ||
+		   sp->size != (long long)st->st_size)) {
+		spoil_drop(q, name);
+		sp = NULL;
+	}
+	return sp;
+}
+
 static bool load(struct outbox *q, const char *name, struct record *r)
 {
 	char path[PATH_MAX], line[400];
+	struct memrec *m = mem_find(q, name);
 	FILE *f;
 
+	if (m) {
+		*r = m->r;
+		return true;
+	}
 	memset(r, 0, sizeof(*r));
 	r->mtime_ns = -1;
 	state_path(q, name, "", path, sizeof(path));
@@ -200,10 +355,12 @@ static bool load(struct outbox *q, const char *name, struct record *r)
 	return true;
 }
 
+/* Record r on disk; when the disk will not take it, in memory (and
+ * -errno).  Either way load() gives r from now on. */
 static int save(struct outbox *q, const char *name, const struct record *r)
 {
 	char path[PATH_MAX], buf[1024];
-	int n;
+	int n, rc;
 
 	state_path(q, name, "", path, sizeof(path));
 	n = snprintf(buf, sizeof(buf),
@@ -213,7 +370,12 @@ static int save(struct outbox *q, const char *name, const struct record *r)
 		     state_names[r->state], r->attempts, r->saves, r->first,
 		     r->sent, r->next, r->mtime, r->mtime_ns, r->size,
 		     r->reply);
-	return write_file(q->state_dir, path, buf, (size_t)n);
+	rc = write_file(q, q->state_dir, path, buf, (size_t)n);
+	if (rc < 0)
+		mem_put(q, name, r);
+	else
+		mem_drop(q, name);
+	return rc;
 }
 
 /* Drop the record and the prepared copy; the .error companion stays. */
@@ -225,6 +387,7 @@ static void drop_state(struct outbox *q, const char *name)
 	unlink(path);
 	state_path(q, name, ".msg", path, sizeof(path));
 	unlink(path);
+	mem_drop(q, name);
 }
 
 static void forget_locked(struct outbox *q, const char *name)
@@ -232,6 +395,7 @@ static void forget_locked(struct outbox *q, const char *name)
 	char path[PATH_MAX];
 
 	drop_state(q, name);
+	spoil_drop(q, name);
 	snprintf(path, sizeof(path), "%s/%s.error", q->dir, name);
 	unlink(path);
 }
@@ -259,7 +423,8 @@ static void write_error(struct outbox *q, const char *name, const char *text)
 
 	snprintf(path, sizeof(path), "%s/%s.error", q->dir, name);
 	n = snprintf(buf, sizeof(buf), "%s\n", text);
-	write_file(q->dir, path, buf, (size_t)n);
+	/* Best effort: the status says the same. */
+	write_file(q, q->dir, path, buf, (size_t)n);
 	if (q->o.changed)
 		q->o.changed(q->o.ctx, name);
 }
@@ -272,10 +437,17 @@ static char *read_all(const char *path, size_t *len, struct mfs_error *err)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
-		mfs_fail(err, MFS_E_NOTFOUND, "%s", strerror(errno));
+		/* Only "gone" is NOTFOUND: EMFILE or EIO is trouble that
+		 * passes, not a reason to forget the message. */
+		mfs_fail(err, errno == ENOENT ? MFS_E_NOTFOUND : MFS_E_IO,
+			 "outbox spool: %s", strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > MAX_MESSAGE) {
+	if (fstat(fd, &st) < 0) {
+		mfs_fail(err, MFS_E_IO, "outbox spool: %s", strerror(errno));
+		goto out;
+	}
+	if ((uint64_t)st.st_size > MAX_MESSAGE) {
 		mfs_fail(err, MFS_E_INVAL, "file too large to send");
 		goto out;
 	}
@@ -334,18 +506,27 @@ static int prepared(struct outbox *q, const char *name, bool fresh,
 			return 0;
 		}
 	}
-	if (write_file(q->state_dir, path, (*m)->data, (*m)->len) < 0)
-		return mfs_fail(err, MFS_E_IO, "outbox state: %s",
-				strerror(errno));
+	rc = write_file(q, q->state_dir, path, (*m)->data, (*m)->len);
+	if (rc < 0) {
+		smtp_msg_free(*m);
+		*m = NULL;
+		return mfs_fail(err, MFS_E_IO, "outbox spool: %s",
+				strerror(-rc));
+	}
 	return 0;
+}
+
+static struct writer *writer_find(struct outbox *q, const char *name)
+{
+	for (size_t i = 0; i < q->nwriters; i++)
+		if (strcmp(q->writers[i].name, name) == 0)
+			return &q->writers[i];
+	return NULL;
 }
 
 static bool is_writing(struct outbox *q, const char *name)
 {
-	for (size_t i = 0; i < MAX_WRITERS; i++)
-		if (q->writers[i].name && strcmp(q->writers[i].name, name) == 0)
-			return true;
-	return false;
+	return writer_find(q, name) != NULL;
 }
 
 /* Is st the file the record was made from?  Nanoseconds too, so that a
@@ -372,12 +553,15 @@ static bool untouched(struct outbox *q, const char *name,
 	return !q->busy_touched && !is_writing(q, name) && same_file(r, &st);
 }
 
+/* Never 0: a retry "now" would go round without a pause. */
 static long long backoff(const struct outbox *q, unsigned attempts)
 {
 	unsigned shift = attempts > 20 ? 20 : attempts ? attempts - 1 : 0;
 	long long delay = (long long)q->o.retry_initial_s << shift;
 
-	return delay > q->o.retry_max_s ? (long long)q->o.retry_max_s : delay;
+	if (delay > (long long)q->o.retry_max_s)
+		delay = (long long)q->o.retry_max_s;
+	return delay > 0 ? delay : 1;
 }
 
 /* Accepted by the server (and saved, if wanted).  The file goes, unless
@@ -400,8 +584,19 @@ static void finish_sent(struct outbox *q, const char *name,
 			      "sent as a new message", name);
 	} else {
 		snprintf(path, sizeof(path), "%s/%s", q->dir, name);
-		unlink(path);
-		drop_state(q, name);
+		if (unlink(path) < 0 && errno != ENOENT) {
+			struct record done = *r;
+
+			/* It stays, so it must never look unsent. */
+			done.state = ST_UNSAVED;
+			snprintf(done.reply, sizeof(done.reply),
+				 "sent, but not removed from the outbox: %s",
+				 strerror(errno));
+			save(q, name, &done);
+			say(q, true, "outbox: %s %s", name, done.reply);
+		} else {
+			drop_state(q, name);
+		}
 	}
 	sync_dir(q->dir);
 	sync_dir(q->state_dir);
@@ -498,11 +693,15 @@ static void attempt(struct outbox *q, const char *name, struct record *r,
 	r->mtime_ns = (long long)st->st_mtim.tv_nsec;
 	r->size = st->st_size;
 	/* On disk before anything goes out: a crash from here on means
-	 * "send again" (at least once). */
-	save(q, name, r);
+	 * "send again" (at least once).  A spool that cannot take it (full,
+	 * read-only) is waited out like a server that is down. */
+	rc = save(q, name, r);
+	if (rc < 0)
+		rc = mfs_fail(&err, MFS_E_IO, "outbox spool: %s", strerror(-rc));
 	/* Read with the lock held: writers register before they open (and
 	 * maybe truncate) the file, so these are the bytes stat saw. */
-	rc = prepared(q, name, fresh, &m, &err);
+	if (rc == 0)
+		rc = prepared(q, name, fresh, &m, &err);
 	if (rc == 0) {
 		pthread_mutex_unlock(&q->lock);
 		rc = smtp_send(&q->o.smtp, m, &res, &err);
@@ -545,8 +744,10 @@ static void attempt(struct outbox *q, const char *name, struct record *r,
 		    name);
 	} else if (rc == MFS_E_NOTFOUND) {
 		forget_locked(q, name);	/* deleted while we looked */
-	} else if (mfs_is_transient(rc) &&
+	} else if ((mfs_is_transient(rc) || rc == MFS_E_IO) &&
 		   now_s() - r->first < (long long)q->o.give_up_s) {
+		/* MFS_E_IO is the spool's own trouble (full, read-only, out
+		 * of descriptors): it passes like a server's. */
 		long long delay = backoff(q, r->attempts);
 
 		r->state = ST_RETRYING;
@@ -584,10 +785,12 @@ static long long scan(struct outbox *q)
 		struct stat st;
 		long long due;
 
-		if (outbox_ignored(de->d_name) || is_writing(q, de->d_name))
+		if (outbox_ignored(de->d_name) || is_writing(q, de->d_name) ||
+		    !outbox_name_ok(de->d_name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", q->dir, de->d_name);
-		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    spoiled(q, de->d_name, &st))
 			continue;
 		if (!load(q, de->d_name, &r))
 			r.state = ST_QUEUED;
@@ -633,11 +836,16 @@ static void sweep_state(struct outbox *q)
 		size_t n = strlen(de->d_name);
 		struct stat st;
 
+		if (strncmp(de->d_name, TEMP_PREFIX, strlen(TEMP_PREFIX)) == 0) {
+			state_path(q, de->d_name, "", path, sizeof(path));
+			unlink(path);	/* a write cut short */
+			continue;
+		}
 		if (de->d_name[0] == '.')
 			continue;
 		/* Kept: the record (NAME) and prepared copy (NAME.msg) of a
-		 * message still in the spool; the rest, "*.new" temps
-		 * included, is left over. */
+		 * message still in the spool; the rest (the "NAME.new" temps
+		 * of older versions too) is left over. */
 		snprintf(path, sizeof(path), "%s/%s", q->dir, de->d_name);
 		if (lstat(path, &st) == 0)
 			continue;
@@ -738,8 +946,15 @@ void outbox_stop(struct outbox *q)
 	pthread_cond_signal(&q->wake);
 	pthread_mutex_unlock(&q->lock);
 	pthread_join(q->thread, NULL);
-	for (size_t i = 0; i < MAX_WRITERS; i++)
+	for (size_t i = 0; i < q->nwriters; i++)
 		free(q->writers[i].name);
+	free(q->writers);
+	for (size_t i = 0; i < q->nmem; i++)
+		free(q->mem[i].name);
+	free(q->mem);
+	for (size_t i = 0; i < q->nspoiled; i++)
+		free(q->spoiled[i].name);
+	free(q->spoiled);
 	pthread_cond_destroy(&q->wake);
 	pthread_mutex_destroy(&q->lock);
 	free(q->state_dir);
@@ -755,44 +970,99 @@ void outbox_kick(struct outbox *q)
 	pthread_mutex_unlock(&q->lock);
 }
 
-void outbox_writing(struct outbox *q, const char *name, bool open)
+int outbox_writing(struct outbox *q, const char *name, bool open)
 {
-	size_t i, free_slot = MAX_WRITERS;
+	struct writer *w;
+	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
-	for (i = 0; i < MAX_WRITERS; i++) {
-		if (q->writers[i].name && strcmp(q->writers[i].name, name) == 0)
-			break;
-		if (!q->writers[i].name && free_slot == MAX_WRITERS)
-			free_slot = i;
-	}
+	w = writer_find(q, name);
 	/* Whatever it writes is not what is being sent. */
 	if (open && strcmp(q->busy, name) == 0)
 		q->busy_touched = true;
-	if (open) {
-		if (i < MAX_WRITERS)
-			q->writers[i].n++;
-		else if (free_slot < MAX_WRITERS &&
-			 (q->writers[free_slot].name = strdup(name)))
-			q->writers[free_slot].n = 1;
-	} else if (i < MAX_WRITERS && --q->writers[i].n == 0) {
-		free(q->writers[i].name);
-		q->writers[i].name = NULL;
+	if (open && w) {
+		w->n++;
+	} else if (open) {
+		void *p = grow(q->writers, q->nwriters, &q->capwriters,
+			       sizeof(*q->writers));
+		char *copy = NULL;
+
+		if (p) {
+			q->writers = p;
+			copy = strdup(name);
+		}
+		if (copy) {
+			q->writers[q->nwriters].name = copy;
+			q->writers[q->nwriters++].n = 1;
+		} else {
+			rc = MFS_E_NOMEM;	/* the open fails */
+		}
+	} else if (w && --w->n == 0) {
+		free(w->name);
+		*w = q->writers[--q->nwriters];
 	}
 	q->kicked = true;
 	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+void outbox_write_failed(struct outbox *q, const char *name, int errnum)
+{
+	char path[PATH_MAX], text[400];
+	struct stat st;
+
+	if (outbox_ignored(name))
+		return;
+	pthread_mutex_lock(&q->lock);
+	snprintf(path, sizeof(path), "%s/%s", q->dir, name);
+	if (stat(path, &st) == 0) {
+		struct record r = { 0 };
+
+		spoil_put(q, name, &st, errnum);
+		r.state = ST_FAILED;
+		r.first = now_s();
+		r.mtime = (long long)st.st_mtim.tv_sec;
+		r.mtime_ns = (long long)st.st_mtim.tv_nsec;
+		r.size = st.st_size;
+		snprintf(r.reply, sizeof(r.reply),
+			 "not sent: writing it failed: %s", strerror(errnum));
+		/* For the next start too, unless an attempt at the earlier
+		 * version still owns the record. */
+		if (strcmp(q->busy, name) != 0)
+			save(q, name, &r);
+		snprintf(text, sizeof(text), "failed: %s", r.reply);
+		write_error(q, name, text);
+		say(q, true, "outbox: %s %s", name, r.reply);
+	}
 	pthread_mutex_unlock(&q->lock);
 }
 
 void outbox_status(struct outbox *q, const char *name, char *buf, size_t len)
 {
+	char path[PATH_MAX];
+	struct spoiled *sp;
+	struct stat st;
 	struct record r;
 	char when[32];
 	struct tm tm;
 	time_t t;
 	bool busy;
 
+	if (!outbox_name_ok(name)) {
+		snprintf(buf, len, "failed: name too long to send (more than "
+				   "%d bytes)", OUTBOX_NAME_MAX);
+		return;
+	}
 	pthread_mutex_lock(&q->lock);
+	snprintf(path, sizeof(path), "%s/%s", q->dir, name);
+	sp = stat(path, &st) == 0 ? spoiled(q, name, &st) : NULL;
+	if (sp) {
+		snprintf(buf, len, "failed: not sent: writing it failed: %s",
+			 strerror(sp->errnum));
+		pthread_mutex_unlock(&q->lock);
+		return;
+	}
 	if (!load(q, name, &r))
 		r.state = ST_QUEUED;
 	busy = strcmp(q->busy, name) == 0;

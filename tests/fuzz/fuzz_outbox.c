@@ -7,6 +7,11 @@
  * still has a Bcc field, lacks From, Date, Message-ID or MIME-Version, or
  * holds a bare CR or a NUL, no recipient, or an envelope address without
  * '@' or with white space or a line break in it.
+ *
+ * smtp_msg_cut on the same bytes: a message it calls cut is refused
+ * (never sent), its reason is a non-empty line that fits whylen, and the
+ * answer is the same with every LF made CRLF (input without CR) and with
+ * no room for the reason at all.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -111,14 +116,49 @@ static void check(const struct smtp_msg *m)
 			abort();
 }
 
+/* The cut check's own promises; returns its answer. */
+static bool check_cut(const char *d, size_t len)
+{
+	char why[64], tiny[4];
+	bool cut, crs = memchr(d, '\r', len) != NULL;
+
+	memset(why, 0x55, sizeof(why));
+	cut = smtp_msg_cut(d, len, why, sizeof(why));
+	if (cut && (!why[0] || !memchr(why, '\0', sizeof(why)) ||
+		    strchr(why, '\n')))
+		abort();
+	if (smtp_msg_cut(d, len, NULL, 0) != cut ||
+	    smtp_msg_cut(d, len, tiny, sizeof(tiny)) != cut)
+		abort();
+	if (!crs && len < 65536) {
+		size_t n = 0;
+		char *dos = malloc(2 * len + 1);
+
+		if (!dos)
+			abort();
+		for (size_t i = 0; i < len; i++) {
+			if (d[i] == '\n')
+				dos[n++] = '\r';
+			dos[n++] = d[i];
+		}
+		if (smtp_msg_cut(dos, n, why, sizeof(why)) != cut)
+			abort();
+		free(dos);
+	}
+	return cut;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mfs_error err = {0};
 	static struct smtp_msg sentinel;
 	struct smtp_msg *m = &sentinel; /* must be reset */
+	bool cut = check_cut((const char *)data, size);
 	int rc;
 
 	rc = smtp_prepare((const char *)data, size, DEF_FROM, &m, &err);
+	if (rc == 0 && cut)
+		abort();	/* a cut message was accepted for sending */
 	if (rc == 0) {
 		if (!m)
 			abort();

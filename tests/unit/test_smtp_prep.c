@@ -531,6 +531,21 @@ static const struct bad_case {
      "From"},
     {"From not an address", RAW("From: me\nTo: bob@example.org\n\nx\n"), false,
      "From"},
+    {"DEL in an address", RAW("To: bob\x7f@example.org\n\nx\n"), false,
+     "unparsable address in To"},
+    /* found by fuzz_outbox: a DEL inside a quoted string GMime read as
+     * the address */
+    {"DEL in a quoted address", RAW("To:\"Al(@ice\x7f" "A.\" "), false,
+     "unparsable address in To"},
+    {"multipart cut short (no closing boundary)",
+     RAW("To: bob@example.org\nContent-Type: multipart/mixed; boundary=zz\n\n"
+	 "--zz\nContent-Type: text/plain\n\nhi\n--zz\n"
+	 "Content-Transfer-Encoding: base64\n\nQUJD"),
+     false, "cut short: multipart/mixed ends without its closing boundary"},
+    {"base64 body cut mid-group",
+     RAW("To: bob@example.org\nContent-Type: application/pdf\n"
+	 "Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\nJcf"),
+     false, "cut short: its base64 part"},
 };
 
 static struct smtp_msg sentinel;
