@@ -618,8 +618,11 @@ def check_not_message(root, mnt):
     folder = os.path.join(root, MISC)
     src = os.path.join(RUN, "notmsg")
     os.makedirs(src)
+    whole = open(os.path.join(DATA, "mailfs", "03-attachment-pdf.eml"), "rb").read()
     cases = [
         ("random.bin", "random bytes", bytes([0x00, 0xff]) + random.Random(20240304).randbytes(8190)),
+        # An interrupted cp: a multipart message cut in its attachment.
+        ("cut.eml", "a multipart message cut short", whole[:len(whole) * 2 // 3]),
         ("notes.eml", "a text file without a header",
          b"Dear diary,\n\nToday I restored my mail from a backup.\nNothing here is a header.\n"),
         ("empty.eml", "an empty file", b""),
