@@ -15,6 +15,7 @@
 #include "imp.h"
 #include "log.h"
 #include "mime.h"
+#include "smtp.h"
 #include "stage.h"
 
 #define KIND ((fuse_ino_t)7 << 60)
@@ -388,6 +389,7 @@ static int commit(struct imp *im, int64_t folder, const char *name)
 	char *raw = NULL, *data = NULL;
 	size_t len = 0, dlen = 0;
 	struct stat st;
+	char why[128];
 	int fd = -1, rc = 0;
 
 	path_of(im, folder, name, path, sizeof(path));
@@ -414,6 +416,14 @@ static int commit(struct imp *im, int64_t folder, const char *name)
 	}
 	if (!mime_is_message(raw, len)) {
 		log_msg(LOG_WARNING, "%s: not a message, not appended", name);
+		rc = -EINVAL;
+		goto drop;
+	}
+	/* An interrupted cp leaves what it wrote: a message visibly cut
+	 * short (see smtp_msg_cut for what shows) is not appended. */
+	if (smtp_msg_cut(raw, len, why, sizeof(why))) {
+		log_msg(LOG_WARNING, "%s: cut short (%s), not appended", name,
+			why);
 		rc = -EINVAL;
 		goto drop;
 	}
@@ -481,7 +491,14 @@ void imp_flush(struct imp *im, fuse_req_t req, struct fuse_file_info *fi)
 	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
 	int rc = 0;
 
-	if (f->written && !temporary(f->name)) {
+	if (f->written && !temporary(f->name) && f->werr) {
+		/* A write failed (a full disk): what is staged is not what
+		 * the writer meant; it has been told and still has it. */
+		log_msg(LOG_WARNING, "%s: a write failed (%s), not appended",
+			f->name, strerror(f->werr));
+		rc = -f->werr;
+		f->written = false;
+	} else if (f->written && !temporary(f->name)) {
 		rc = commit(im, f->folder, f->name);
 		f->written = false;
 	}
