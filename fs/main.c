@@ -640,6 +640,12 @@ int main(int argc, char *argv[])
 	 * fusermount or the user) is a normal unmount. */
 	ret = ret < 0 ? 1 : 0;
 out:
+	/* The notifier writes to /dev/fuse, which unmounting closes: its
+	 * descriptor number could then be another file's (TSan saw the
+	 * writev race the close).  Stopped first; notes after it are
+	 * dropped, and an unmounted tree has no cache to invalidate. */
+	if (fsops)
+		fsops_stop_notifier(fsops);
 	if (se && mounted) {
 		fuse_session_unmount(se);
 		mounted = false;
@@ -663,8 +669,6 @@ out:
 	free(import_dir);
 	outbox_stop(outbox);
 	obfs_free(obfs);
-	if (fsops)
-		fsops_stop_notifier(fsops);
 	sync_stop(sync);
 	if (fsops)
 		fsops_attach(fsops, ix, cache, NULL);
