@@ -25,7 +25,9 @@ Then, for $STRESS_SECONDS (default 60) seconds:
   moves and re-flags messages of its own in folders C1 and C2, and every
   few seconds deletes one of them and creates it again with new messages
   (UIDs start again at 1).  The workers list and cat C1 and C2 but never
-  write to them.
+  write to them.  (Dovecot itself sometimes fails a command on a mailbox
+  recreated under other sessions, "[SERVERBUG]": the client then logs in
+  again and reads its two folders back as its model.)
 - the proxy in front of the mount injects one fault every 2-4 s (a random
   mode: drop, reset or a 2 s stall, after a random byte count; every fifth
   one a stall longer than the mount's timeout).
@@ -44,6 +46,9 @@ Invariants (imaplib, after the mount is unmounted):
   messages are exactly as their owner left them, nowhere else;
 - every cat returned an error or exactly the bytes of the message its name
   and its Message-ID name; every message on the server has its bytes;
+- no listing (ls of a folder) showed a name twice, and every listing of A
+  and B showed each bystander of that folder (checked by the workers as
+  they list, while everything changes);
 - the daemon is alive at the end, `ls` works, `sync` of each folder
   succeeds, fusermount3 -u unmounts it and it exits 0 without a sanitizer
   report.
@@ -187,6 +192,13 @@ class Worker:
         self.notes = collections.Counter()
         self.bad_reads = []
         self.reads_ok = 0
+        self.listings = 0
+        self.list_twice = []    # [time, place, entries, [names listed twice]]
+        self.list_missing = []  # [time, place, entries, bystander key]
+        self.bystanders = collections.defaultdict(list)
+        for key, place in cfg["bystanders"].items():
+            self.bystanders[place].append(key)
+        self._keys_for = self._keys = None
 
     def path(self, place, name=""):
         if place == "root":
@@ -207,19 +219,38 @@ class Worker:
             self.count("ls", ename(e.errno))
             return None
         self.count("ls", None)
-        if place in PLACES:
+        if place != "root":
             self.observe(place, ents)
         return ents
 
     def observe(self, place, ents):
-        """What the listing says about our messages (notes, not checks:
-        the mount's view may lag behind the server)."""
+        """Check one listing: no name twice, every bystander of the folder
+        there once (nobody moves them); and note what it says about our
+        own messages (notes only: the mount's view may lag the server)."""
+        self.listings += 1
+        counts = collections.Counter(ents)
+        twice = sorted(n for n, c in counts.items() if c > 1)
+        if twice:
+            self.list_twice.append([now_s(), place, len(ents), twice[:3]])
+        for key in self.bystanders.get(place, ()):
+            if key not in self.keys_listed(place, ents):
+                self.list_missing.append([now_s(), place, len(ents), key])
         for key, names in keys_in(self.tag, ents).items():
             m = self.msgs.get(key)
-            if len(names) > 1:
-                self.notes["one message listed twice in %s" % place] += 1
             if m and m["loc"] != place and not m["frozen"]:
                 self.notes["own message listed where it is not"] += 1
+            if m and m["loc"] == place and not m["frozen"] and len(names) == 1:
+                m["seen"] = names[0]
+        listed = set(ents)
+        for key, m in self.msgs.items():
+            if m.get("seen") and m["loc"] == place and not m["frozen"] and \
+                    m["seen"] not in listed:
+                self.notes["own message listed before, untouched since, missing"] += 1
+
+    def keys_listed(self, place, ents):
+        if self._keys_for is not ents:
+            self._keys_for, self._keys = ents, keys_in(self.tag, ents)
+        return self._keys
 
     def mine_in(self, place, ents):
         """[(key, name)] of our messages listed in place that are known
@@ -235,6 +266,8 @@ class Worker:
         """A call on an owned message returned rc (0 or an errno name)."""
         m = self.msgs[key]
         m["hist"].append([now_s(), op, frm, to, "ok" if not rc else rc])
+        if frm != to:
+            m["seen"] = None
         if not rc:
             m["loc"] = to
             if new_flags is not None:
@@ -383,7 +416,9 @@ class Worker:
         return {"ops": dict(self.ops),
                 "fails": {k: dict(v) for k, v in self.fails.items()},
                 "notes": dict(self.notes), "bad_reads": self.bad_reads,
-                "reads_ok": self.reads_ok, "msgs": self.msgs}
+                "reads_ok": self.reads_ok, "msgs": self.msgs, "listings": self.listings,
+                "list_twice": self.list_twice[:20], "n_twice": len(self.list_twice),
+                "list_missing": self.list_missing[:20], "n_missing": len(self.list_missing)}
 
 
 def worker_main(cfg_path):
@@ -404,6 +439,15 @@ def worker_main(cfg_path):
 
 # --- the other client (its own process, imaplib, no faults) ----------------------
 
+# Dovecot's own trouble with a mailbox deleted and created again while
+# other sessions have it open ("Corrupted transaction log ... indexid
+# changed", then NO [SERVERBUG] or "IMAP session state is inconsistent"):
+# the client logs in again and reads its folders back, not a failure of
+# mailfs ("Mailbox was deleted under us" is the same).  Anything else the
+# server refuses ends the client (a FAIL).
+SERVER_TROUBLE = re.compile(r"SERVERBUG|Internal error|inconsistent|deleted under us", re.I)
+
+
 class Client:
     """Changes its own folders C1 and C2 behind the mount's back."""
 
@@ -417,6 +461,8 @@ class Client:
         self.gone = []
         self.next_key = cfg["next_key"]
         self.ops = collections.Counter()
+        self.trouble = []       # the server's own errors, healed
+        self.anomalies = []     # our messages not where we left them
         self.m = it.connect(self.h)
         self.selected = None
 
@@ -428,13 +474,17 @@ class Client:
         self.selected = place
 
     def uid_of(self, place, key):
+        """Its UID where the model says it is; None (and an anomaly) when
+        it is not there exactly once."""
         self.select(place)
         typ, data = self.m.uid("SEARCH", "HEADER", "Message-ID",
                                '"<%s-%s@%s>"' % (self.tag, key, DOMAIN))
         it.check(typ, data, "SEARCH")
         uids = (data[0] or b"").split()
         if len(uids) != 1:
-            raise RuntimeError("client: %s in %s has UIDs %r" % (key, place, uids))
+            self.anomalies.append("%s %s: in %s (where the client left it) as UIDs %r" % (
+                now_s(), key, self.folders[place], uids))
+            return None
         return uids[0].decode()
 
     def append(self, place, key=None):
@@ -457,9 +507,9 @@ class Client:
 
     def expunge(self):
         place, key = self.pick()
-        if not key:
+        uid = key and self.uid_of(place, key)
+        if not uid:
             return
-        uid = self.uid_of(place, key)
         it.check(*self.m.uid("STORE", uid, "+FLAGS.SILENT", "(\\Deleted)"), "STORE")
         it.check(*self.m.xatom("UID", "EXPUNGE", uid), "UID EXPUNGE")
         del self.model[place][key]
@@ -468,20 +518,20 @@ class Client:
 
     def move(self):
         place, key = self.pick()
-        if not key:
+        uid = key and self.uid_of(place, key)
+        if not uid:
             return
         other = "C2" if place == "C1" else "C1"
-        uid = self.uid_of(place, key)
         it.check(*self.m.uid("MOVE", uid, self.wire(other)), "UID MOVE")
         self.model[other][key] = self.model[place].pop(key)
         self.ops["move"] += 1
 
     def flags(self):
         place, key = self.pick()
-        if not key:
+        uid = key and self.uid_of(place, key)
+        if not uid:
             return
         new = sorted(self.rnd.sample(FLAGSET, self.rnd.randrange(len(FLAGSET) + 1)))
-        uid = self.uid_of(place, key)
         it.check(*self.m.uid("STORE", uid, "FLAGS.SILENT", "(%s)" % " ".join(new)), "STORE")
         self.model[place][key] = new
         self.ops["flags"] += 1
@@ -499,20 +549,62 @@ class Client:
             self.append(place)
         self.ops["recreate"] += 1
 
+    def heal(self, e):
+        """After the server's own error: log in again, read back what our
+        folders hold (nobody else writes to them) as the model."""
+        self.trouble.append("%s %s" % (now_s(), " ".join(str(e).split())[:200]))
+        try:
+            self.m.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+        self.m = it.connect(self.h)
+        self.selected = None
+        names = {n for n, _, _ in it.list_folders(self.m)}
+        for place in ("C1", "C2"):
+            if self.folders[place] not in names:
+                it.check(*self.m.create(self.wire(place)), "CREATE")
+            self.select(place)
+            typ, data = self.m.uid("SEARCH", "HEADER", "Message-ID", "%s-c" % self.tag)
+            it.check(typ, data, "SEARCH")
+            uids = (data[0] or b"").split()
+            now = {}
+            if uids:
+                typ, data = self.m.uid("FETCH", b",".join(uids).decode(),
+                                       "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+                it.check(typ, data, "FETCH")
+                for item in data:
+                    if isinstance(item, tuple):
+                        key = mid_key(self.tag, item[1])
+                        mo = re.search(rb"FLAGS \(([^)]*)\)", item[0])
+                        if key and mo:
+                            now[key] = sorted(set(mo.group(1).decode().split()) - {"\\Recent"})
+            self.gone += sorted(set(self.model[place]) - set(now))
+            self.model[place] = now
+
+    def step(self, fn, *args):
+        try:
+            fn(*args)
+        except imaplib.IMAP4.abort as e:
+            self.heal(e)
+        except (imaplib.IMAP4.error, RuntimeError) as e:
+            if not SERVER_TROUBLE.search(str(e)):
+                raise
+            self.heal(e)
+
     def run(self):
         deadline = self.cfg["deadline"]
         next_recreate = time.time() + self.rnd.uniform(4, 8)
         while time.time() < deadline:
             if time.time() >= next_recreate:
-                self.recreate()
+                self.step(self.recreate)
                 next_recreate = time.time() + self.rnd.uniform(5, 10)
             else:
                 fn = self.rnd.choices((self.append, self.expunge, self.move, self.flags),
                                       (3, 2, 3, 2))[0]
                 if fn == self.append:
-                    fn(self.rnd.choice(("C1", "C2")))
+                    self.step(fn, self.rnd.choice(("C1", "C2")))
                 else:
-                    fn()
+                    self.step(fn)
             time.sleep(self.rnd.uniform(0.05, 0.25))
 
 
@@ -528,7 +620,8 @@ def client_main(cfg_path):
         res["error"] = traceback.format_exc()
     if cl:
         res.update({"model": cl.model, "gone": cl.gone, "ops": dict(cl.ops),
-                    "next_key": cl.next_key})
+                    "next_key": cl.next_key, "trouble": cl.trouble,
+                    "anomalies": cl.anomalies})
         try:
             cl.m.logout()
         except (imaplib.IMAP4.error, OSError):
@@ -825,7 +918,7 @@ def main_test():
     t_start = time.time()
     it.remove_test_mail(H, DOMAIN, OURS_RE, " (before)")
     fresh_run_dir(RUN)
-    write_alice_config(RUN, H, ACCOUNT, "debug = fs:sync\n")
+    write_alice_config(RUN, H, ACCOUNT, "debug = %s\n" % (os.environ.get("STRESS_DEBUG") or "fs:sync"))
     folders["T"] = trash_folder()
     proxy = faultproxy.FaultProxy(H["imaps_port"], H["host"])
     proxy.start()
@@ -869,7 +962,7 @@ def main_test():
         for w in range(WORKERS):
             wcfg = {"name": "worker%d" % w, "tag": tag, "root": root, "folders": folders,
                     "worker": w, "seed": rnd.getrandbits(31), "deadline": deadline,
-                    "msgs": owned[w]}
+                    "msgs": owned[w], "bystanders": {k: v[0] for k, v in by.items()}}
             children.append((start_child("--worker", wcfg, out_dir), wcfg))
         faults = Faults(proxy, rnd.getrandbits(31))
         faults.start()
@@ -938,6 +1031,18 @@ def finish(tag, folders, mnt, proxy, faults, results, owned, by, t_start, t_load
                "every cat (%d) returned an error or exactly the bytes of the message its "
                "name and Message-ID name" % (ops["cat"] - sum(fails["cat"].values())))
 
+    n_list = sum(r.get("listings", 0) for r in results.values())
+    twice = sorted(t + [n] for n, r in results.items() for t in r.get("list_twice", []))
+    C.problems(["%s %s %s (%d entries): %s listed twice" % (t[4], t[0], t[1], t[2], t[3])
+                for t in twice] + ["(%d listings in all)" % sum(
+                    r.get("n_twice", 0) for r in results.values())] * bool(twice),
+               "no listing of a folder (%d) showed an entry twice" % n_list, limit=4)
+    missing = sorted(t + [n] for n, r in results.items() for t in r.get("list_missing", []))
+    C.problems(["%s %s %s (%d entries): %s missing" % (t[4], t[0], t[1], t[2], t[3])
+                for t in missing] + ["(%d listings in all)" % sum(
+                    r.get("n_missing", 0) for r in results.values())] * bool(missing),
+               "every listing of A and B showed each of its bystanders (never moved)", limit=4)
+
     # The end: alive, listable, sync, unmount.
     alive = mnt.proc.poll() is None
     try:
@@ -987,7 +1092,10 @@ def finish(tag, folders, mnt, proxy, faults, results, owned, by, t_start, t_load
     C.problems(bprobs, "the %d bystanders (owned by nobody) are where they were, once, with "
                "their flags" % len(by))
 
-    cprobs = []
+    cprobs = list(cl.get("anomalies") or [])
+    if cl.get("trouble"):
+        print("# stress: Dovecot's own errors the client logged in again after: %s" %
+              "; ".join(cl["trouble"][:5]), flush=True)
     if "model" in cl:
         for place, msgs in cl["model"].items():
             for key, flags in sorted(msgs.items()):
