@@ -284,44 +284,73 @@ static int uid_cmd_once(struct imap_conn *c, const struct uid_cmd *u,
  * each pooled connection has had its turn (a broken one is dropped, so
  * the last try is on a new one).  A queued batch, whose callers were told
  * it is done, also waits out a cut, a stall or a failed connect, for up to
- * twice the timeout in all.  Repeating is safe: each try SELECTs the
- * folder afresh and compares its UIDVALIDITY, and UID MOVE, UID STORE and
- * UID EXPUNGE ignore a UID that a try whose answer was lost has already
- * moved or expunged (RFC 3501 6.4.8).  UID COPY is not safe to repeat (a
- * second copy), so without MOVE a move is not tried again once it may
- * have reached the server. */
-static int uid_cmd_run(struct act *a, const struct uid_cmd *u, bool queued,
+ * twice the timeout in all.  Each try SELECTs the folder afresh and
+ * compares its UIDVALIDITY.  A flag store or an expunge may simply be
+ * sent again.  A move may not: when the command may have reached the
+ * server, the server may still be carrying it out, and two sessions
+ * moving one message at once can leave two copies (Dovecot does).  So
+ * after such a failure the next try first waits RESOLVE_MS, then asks
+ * which UIDs are still in the folder and moves only those (none left: the
+ * lost try did it).  Without MOVE (UID COPY, which a second time copies
+ * again) a move is not tried again once it may have reached the server. */
+#define RESOLVE_MS 1000
+
+static int uid_cmd_run(struct act *a, const struct uid_cmd *u0, bool queued,
 		       struct mfs_error *err)
 {
+	struct uid_cmd u = *u0;
+	char *left = NULL;
+	bool unsure = false;	/* a try of the move may have reached it */
 	int64_t start = mono_ms();
 	unsigned waits = 0;
+	int rc;
 
 	for (unsigned tries = 1;; tries++) {
 		struct imap_conn *c = NULL;
 		bool sent = false, again = true;
 		int64_t delay;
-		int rc = with_conn(a, &c, err);
 
-		if (rc == 0) {
-			again = !u->dest || (imap_caps(c) & IMAP_CAP_MOVE);
-			sent = true;
-			rc = uid_cmd_once(c, u, err);
-			pool_put(a->o.pool, c);
+		rc = with_conn(a, &c, err);
+		if (rc == 0 && unsure) {
+			free(left);
+			left = NULL;
+			u.set = u0->set;
+			rc = imap_uids_left(c, u.wire, u.uidvalidity, u0->set,
+					    &left, err);
+			if (rc == 0) {
+				unsure = false;
+				u.set = left;
+				log_debug(LOG_CAT_FS, "%s: of UIDs %s, %s left "
+					  "to move", u.wire, u0->set,
+					  *left ? left : "none");
+			}
 		}
+		if (rc == 0 && !(u.set && !*u.set)) {
+			again = !u.dest || (imap_caps(c) & IMAP_CAP_MOVE);
+			rc = uid_cmd_once(c, &u, err);
+			/* Only a completed SELECT is followed by the command. */
+			sent = rc < 0 && imap_is_selected(c, u.wire);
+		}
+		if (c)
+			pool_put(a->o.pool, c);
 		/* A TLS failure here is a handshake cut short as often as a
 		 * bad certificate; the time bound ends the latter. */
 		if (rc == 0 || (sent && !again) ||
 		    !(mfs_is_transient(rc) || rc == MFS_E_TLS))
-			return rc;
+			break;
 		if (rc == MFS_E_CLOSED && tries <= pool_size(a->o.pool))
 			delay = 0;
 		else if (queued)
 			delay = (int64_t)250 << (waits < 3 ? waits++ : 3);
 		else
-			return rc;
+			break;
+		if (sent && u.dest) {
+			unsure = true;
+			delay = delay > RESOLVE_MS ? delay : RESOLVE_MS;
+		}
 		if (mono_ms() - start + delay > 2000 * (int64_t)a->o.timeout_s)
-			return rc;
-		log_debug(LOG_CAT_FS, "%s: %s; trying again%s", u->wire,
+			break;
+		log_debug(LOG_CAT_FS, "%s: %s; trying again%s", u.wire,
 			  err && err->msg[0] ? err->msg : mfs_strerror(rc),
 			  delay ? " shortly" : "");
 		if (delay) {
@@ -331,6 +360,8 @@ static int uid_cmd_run(struct act *a, const struct uid_cmd *u, bool queued,
 			nanosleep(&ts, NULL);
 		}
 	}
+	free(left);
+	return rc;
 }
 
 int act_set_flags(struct act *a, int64_t id, uint32_t uid, const char *flags,
