@@ -5,8 +5,9 @@
  * out at once; when more of the same kind (same source, same target)
  * follow within BULK_MS, they are queued, hidden from the index at once,
  * and sent as one UID MOVE / UID EXPUNGE of a UID set when the run pauses
- * for FLUSH_MS or reaches MAX_BATCH.  A refusal puts them back (and into
- * the log).  Whatever needs the truth first (a listing of either folder,
+ * for FLUSH_MS or reaches MAX_BATCH.  Their callers were told it is
+ * done, so a broken connection is not the end of a batch (uid_cmd_run);
+ * a refusal puts them back (and into the log).  Whatever needs the truth first (a listing of either folder,
  * rmdir, a folder rename, a refresh, fsync of a directory, unmount)
  * flushes the queue and waits for it. */
 #include <errno.h>
@@ -254,11 +255,119 @@ static void forget_msg(struct act *a, int64_t folder, uint32_t uid,
 	changed(a, folder);
 }
 
+/* One UID command that changes the mailbox: a flag store (flags), a move
+ * (dest) or an expunge (neither). */
+struct uid_cmd {
+	const char *wire;
+	uint32_t uidvalidity;
+	const char *set;	/* UID set; uid for a flag store */
+	uint32_t uid;
+	const char *flags;
+	const char *dest;
+};
+
+static int uid_cmd_once(struct imap_conn *c, const struct uid_cmd *u,
+			struct mfs_error *err)
+{
+	if (u->flags)
+		return imap_store_flags(c, u->wire, u->uidvalidity, u->uid,
+					u->flags, err);
+	if (u->dest)
+		return imap_move(c, u->wire, u->uidvalidity, u->set, u->dest,
+				 NULL, err);
+	return imap_expunge(c, u->wire, u->uidvalidity, u->set, err);
+}
+
+/* Run a UID command on a pooled connection, again when the connection
+ * broke.  One that sat in the pool may have been closed meanwhile (idle
+ * timeout, a network blip): MFS_E_CLOSED is tried again at once until
+ * each pooled connection has had its turn (a broken one is dropped, so
+ * the last try is on a new one).  A queued batch, whose callers were told
+ * it is done, also waits out a cut, a stall or a failed connect, for up to
+ * twice the timeout in all.  Each try SELECTs the folder afresh and
+ * compares its UIDVALIDITY.  A flag store or an expunge may simply be
+ * sent again.  A move may not: when the command may have reached the
+ * server, the server may still be carrying it out, and two sessions
+ * moving one message at once can leave two copies (Dovecot does).  So
+ * after such a failure the next try first waits RESOLVE_MS, then asks
+ * which UIDs are still in the folder and moves only those (none left: the
+ * lost try did it).  Without MOVE (UID COPY, which a second time copies
+ * again) a move is not tried again once it may have reached the server. */
+#define RESOLVE_MS 1000
+
+static int uid_cmd_run(struct act *a, const struct uid_cmd *u0, bool queued,
+		       struct mfs_error *err)
+{
+	struct uid_cmd u = *u0;
+	char *left = NULL;
+	bool unsure = false;	/* a try of the move may have reached it */
+	int64_t start = mono_ms();
+	unsigned waits = 0;
+	int rc;
+
+	for (unsigned tries = 1;; tries++) {
+		struct imap_conn *c = NULL;
+		bool sent = false, again = true;
+		int64_t delay;
+
+		rc = with_conn(a, &c, err);
+		if (rc == 0 && unsure) {
+			free(left);
+			left = NULL;
+			u.set = u0->set;
+			rc = imap_uids_left(c, u.wire, u.uidvalidity, u0->set,
+					    &left, err);
+			if (rc == 0) {
+				unsure = false;
+				u.set = left;
+				log_debug(LOG_CAT_FS, "%s: of UIDs %s, %s left "
+					  "to move", u.wire, u0->set,
+					  *left ? left : "none");
+			}
+		}
+		if (rc == 0 && !(u.set && !*u.set)) {
+			again = !u.dest || (imap_caps(c) & IMAP_CAP_MOVE);
+			rc = uid_cmd_once(c, &u, err);
+			/* Only a completed SELECT is followed by the command. */
+			sent = rc < 0 && imap_is_selected(c, u.wire);
+		}
+		if (c)
+			pool_put(a->o.pool, c);
+		/* A TLS failure here is a handshake cut short as often as a
+		 * bad certificate; the time bound ends the latter. */
+		if (rc == 0 || (sent && !again) ||
+		    !(mfs_is_transient(rc) || rc == MFS_E_TLS))
+			break;
+		if (rc == MFS_E_CLOSED && tries <= pool_size(a->o.pool))
+			delay = 0;
+		else if (queued)
+			delay = (int64_t)250 << (waits < 3 ? waits++ : 3);
+		else
+			break;
+		if (sent && u.dest) {
+			unsure = true;
+			delay = delay > RESOLVE_MS ? delay : RESOLVE_MS;
+		}
+		if (mono_ms() - start + delay > 2000 * (int64_t)a->o.timeout_s)
+			break;
+		log_debug(LOG_CAT_FS, "%s: %s; trying again%s", u.wire,
+			  err && err->msg[0] ? err->msg : mfs_strerror(rc),
+			  delay ? " shortly" : "");
+		if (delay) {
+			struct timespec ts = { delay / 1000,
+					       (delay % 1000) * 1000000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	free(left);
+	return rc;
+}
+
 int act_set_flags(struct act *a, int64_t id, uint32_t uid, const char *flags,
 		  struct mfs_error *err)
 {
 	struct folder_info f;
-	struct imap_conn *c = NULL;
 	int rc;
 
 	if (imap_flags_valid(flags) < 0)
@@ -267,12 +376,13 @@ int act_set_flags(struct act *a, int64_t id, uint32_t uid, const char *flags,
 	rc = folder(a, id, &f, err);
 	if (rc == 0 && !f.wire)
 		rc = MFS_E_NOTFOUND;
-	if (rc == 0)
-		rc = with_conn(a, &c, err);
 	if (rc == 0) {
-		rc = imap_store_flags(c, f.wire, f.uidvalidity, uid, flags,
-				      err);
-		pool_put(a->o.pool, c);
+		struct uid_cmd u = { .wire = f.wire,
+				     .uidvalidity = f.uidvalidity,
+				     .uid = uid,
+				     .flags = flags };
+
+		rc = uid_cmd_run(a, &u, false, err);
 	}
 	if (rc == 0)
 		rc = index_msg_set_flags(a->o.ix, id, uid, flags, err);
@@ -330,9 +440,8 @@ static int move_now(struct act *a, int64_t id, uint32_t uid, int64_t dest,
 {
 	struct folder_info f, d = { 0 };
 	struct msg_info m = { .size = 0 };
-	struct imap_conn *c = NULL;
+	struct uid_cmd u;
 	char set[16];
-	uint32_t new_uid = 0;
 	int rc;
 
 	rc = folder(a, id, &f, err);
@@ -344,17 +453,14 @@ static int move_now(struct act *a, int64_t id, uint32_t uid, int64_t dest,
 		rc = index_msg_get(a->o.ix, id, uid, get_msg, &m, err);
 	if (rc == 0 && dest)
 		remember_move(a, id, dest, uid, m.size, m.date, m.name);
-	if (rc == 0)
-		rc = with_conn(a, &c, err);
 	if (rc < 0)
 		goto out;
 	snprintf(set, sizeof(set), "%u", uid);
-	if (dest)
-		rc = imap_move(c, f.wire, f.uidvalidity, set, d.wire, &new_uid,
-			       err);
-	else
-		rc = imap_expunge(c, f.wire, f.uidvalidity, set, err);
-	pool_put(a->o.pool, c);
+	u = (struct uid_cmd){ .wire = f.wire,
+			      .uidvalidity = f.uidvalidity,
+			      .set = set,
+			      .dest = dest ? d.wire : NULL };
+	rc = uid_cmd_run(a, &u, false, err);
 	stale_check(a, id, rc);
 	if (rc < 0)
 		goto out;
@@ -394,7 +500,6 @@ static void send_batch(struct act *a, int64_t src, int64_t dest,
 {
 	struct mfs_error err = { 0 };
 	struct folder_info f, d = { 0 };
-	struct imap_conn *c = NULL;
 	char *set = NULL;
 	size_t len = 0, cap = 0;
 	int rc;
@@ -420,13 +525,13 @@ static void send_batch(struct act *a, int64_t src, int64_t dest,
 		len += (size_t)snprintf(set + len, cap - len, "%s%u",
 					i ? "," : "", b[i].uid);
 	}
-	if (rc == 0)
-		rc = with_conn(a, &c, &err);
 	if (rc == 0) {
-		rc = dest ? imap_move(c, f.wire, f.uidvalidity, set, d.wire,
-				      NULL, &err) :
-			    imap_expunge(c, f.wire, f.uidvalidity, set, &err);
-		pool_put(a->o.pool, c);
+		struct uid_cmd u = { .wire = f.wire,
+				     .uidvalidity = f.uidvalidity,
+				     .set = set,
+				     .dest = dest ? d.wire : NULL };
+
+		rc = uid_cmd_run(a, &u, true, &err);
 	}
 	stale_check(a, src, rc);
 	if (rc == 0) {

@@ -528,6 +528,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
  * arena; the stat is rebuilt from these fields when replying. */
 struct dent {
 	size_t name;		/* offset in dirsnap.names */
+	uint64_t off;		/* see dent_off */
 	fuse_ino_t ino;
 	uint64_t size;
 	int64_t mtime;
@@ -548,6 +549,33 @@ struct dirsnap {
 	 * directory still open gets no releasedir for it. */
 	struct dirsnap *next, *prev;
 };
+
+/* An entry's offset.  With cache_readdir the kernel builds one listing
+ * of a directory from the replies to every open of it: when one reader's
+ * stream reaches the end of what is cached, the entries it reads next are
+ * added, although its snapshot may have been taken after the folder
+ * changed.  So an offset must name the same place in every snapshot, not
+ * an index into one (a message listed before the place in one snapshot
+ * shifts the other's entries by one: listed twice, or not at all).  From
+ * the entry's inode, which is its identity: subfolders by id, then each
+ * message's .eml and its directory side by side, by UID.  "." and ".."
+ * are 1 and 2; every other value is larger and below 2^63. */
+static uint64_t dent_off(fuse_ino_t ino)
+{
+	struct node n = parse_ino(ino);
+
+	if (n.kind == K_EML || n.kind == K_MDIR)
+		return ((uint64_t)K_EML << 60) | ((uint64_t)n.uid << 1) |
+		       (n.kind == K_MDIR);
+	return ino;
+}
+
+static int cmp_dent(const void *a, const void *b)
+{
+	const struct dent *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
 
 static int snap_add(struct dirsnap *d, const char *name, size_t len,
 		    const char *suffix, const struct stat *st, double timeout)
@@ -579,6 +607,7 @@ static int snap_add(struct dirsnap *d, const char *name, size_t len,
 	memcpy(d->names + d->nlen + len, suffix ? suffix : "", slen + 1);
 	d->nlen += len + slen + 1;
 	e->ino = st->st_ino;
+	e->off = d->n < 2 ? (uint64_t)d->n + 1 : dent_off(st->st_ino);
 	e->size = (uint64_t)st->st_size;
 	e->mtime = st->st_mtime;
 	e->mode = st->st_mode;
@@ -810,7 +839,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off,
 {
 	struct dirsnap *d = (struct dirsnap *)(uintptr_t)fi->fh;
 	char *buf;
-	size_t pos = 0;
+	size_t pos = 0, lo, hi;
 	int rc;
 
 	if (!d->filled) {
@@ -821,6 +850,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off,
 			fuse_reply_err(req, mfs_errno(rc));
 			return;
 		}
+		qsort(d->e, d->n, sizeof(*d->e), cmp_dent);
 		d->filled = true;
 	}
 	buf = malloc(size);
@@ -828,7 +858,17 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	for (size_t i = (size_t)off; i < d->n; i++) {
+	/* Go on after the entry that returned off, in this snapshot: the
+	 * first one with a larger offset (off itself may be gone). */
+	for (lo = 0, hi = d->n; lo < hi;) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (d->e[mid].off <= (uint64_t)off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < d->n; i++) {
 		struct dent *e = &d->e[i];
 		const char *name = d->names + e->name;
 		struct stat st;
@@ -839,15 +879,15 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off,
 			struct fuse_entry_param ep = { 0 };
 
 			/* "." and ".." must not take a lookup reference. */
-			if (i >= 2)
+			if (e->off > 2)
 				ep.ino = e->ino;
 			ep.attr = st;
 			ep.attr_timeout = ep.entry_timeout = e->timeout;
 			len = fuse_add_direntry_plus(req, buf + pos, size - pos,
-						     name, &ep, (off_t)(i + 1));
+						     name, &ep, (off_t)e->off);
 		} else {
 			len = fuse_add_direntry(req, buf + pos, size - pos,
-						name, &st, (off_t)(i + 1));
+						name, &st, (off_t)e->off);
 		}
 		if (len > size - pos)
 			break;

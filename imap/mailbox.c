@@ -171,6 +171,72 @@ int imap_move(struct imap_conn *c, const char *mailbox, uint32_t uidvalidity,
 	return rc;
 }
 
+struct left_ctx {
+	char *set;
+	size_t len, cap;
+	int rc;
+};
+
+static int on_left(void *ctx, const struct imap_resp *r)
+{
+	struct left_ctx *lc = ctx;
+
+	if (!imap_atom_is(imap_list_get(&r->data, 0), "SEARCH"))
+		return 0;
+	for (size_t i = 1; i < r->data.n && lc->rc == 0; i++) {
+		uint64_t n;
+
+		if (imap_value_u64(&r->data.items[i], &n) < 0 || n == 0 ||
+		    n > UINT32_MAX)
+			continue;
+		if (lc->len + 12 > lc->cap) {
+			size_t cap = lc->cap ? lc->cap * 2 : 256;
+			char *p = realloc(lc->set, cap);
+
+			if (!p) {
+				lc->rc = MFS_E_NOMEM;
+				break;
+			}
+			lc->set = p;
+			lc->cap = cap;
+		}
+		lc->len += (size_t)snprintf(lc->set + lc->len, lc->cap - lc->len,
+					    "%s%llu", lc->len ? "," : "",
+					    (unsigned long long)n);
+	}
+	return 0;
+}
+
+int imap_uids_left(struct imap_conn *c, const char *mailbox,
+		   uint32_t uidvalidity, const char *uidset, char **left,
+		   struct mfs_error *err)
+{
+	struct left_ctx lc = { NULL, 0, 0, 0 };
+	char *cmd = NULL;
+	size_t len = 0;
+	int rc;
+
+	*left = NULL;
+	if (!valid_set(uidset))
+		return mfs_fail(err, MFS_E_INVAL, "bad UID set");
+	rc = select_checked(c, mailbox, false, uidvalidity, err);
+	if (rc == 0)
+		rc = conn_append(&cmd, &len, "UID SEARCH UID %s", uidset);
+	if (rc == 0)
+		rc = conn_cmd(c, cmd, on_left, &lc, err);
+	free(cmd);
+	if (rc == 0 && lc.rc < 0)
+		rc = mfs_fail(err, lc.rc, "out of memory");
+	if (rc == 0 && !lc.set && !(lc.set = strdup("")))
+		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
+	if (rc < 0) {
+		free(lc.set);
+		return rc;
+	}
+	*left = lc.set;
+	return 0;
+}
+
 int imap_expunge(struct imap_conn *c, const char *mailbox,
 		 uint32_t uidvalidity, const char *uidset,
 		 struct mfs_error *err)

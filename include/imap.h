@@ -227,6 +227,14 @@ int imap_expunge(struct imap_conn *c, const char *mailbox,
 		 uint32_t uidvalidity, const char *uidset,
 		 struct mfs_error *err);
 
+/* Which UIDs of uidset are still in mailbox (EXAMINEd afresh, UIDVALIDITY
+ * checked as above): *left gets them as a UID set, "" when none (the
+ * caller frees it).  For finding out what a move whose answer was lost
+ * has done before sending it again. */
+int imap_uids_left(struct imap_conn *c, const char *mailbox,
+		   uint32_t uidvalidity, const char *uidset, char **left,
+		   struct mfs_error *err);
+
 /* Is mailbox still the one known with uidvalidity?  0, MFS_E_STALE, or
  * MFS_E_NO when it is gone.  For folder-level changes (RENAME, DELETE)
  * that name a mailbox the caller learnt about earlier; EXAMINEs it. */
