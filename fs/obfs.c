@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,36 @@
 #define INO_MASK (((fuse_ino_t)1 << 60) - 1)
 #define STATE_DIR ".state"
 
+struct obdir;
+
 struct obfs {
 	char *dir;
 	struct outbox *q;
 	uid_t uid;
 	gid_t gid;
+	/* Open listings: a session that ends with outbox/ still open gets
+	 * no releasedir for it, so obfs_free frees what is left.  Guarded
+	 * by lock. */
+	pthread_mutex_t lock;
+	struct obdir *open;
 };
+
+struct obdir {
+	size_t n;
+	struct {
+		char name[NAME_MAX + 1];
+		struct stat st;
+	} *e;
+	struct obdir *next, **pprev;
+};
+
+static void obdir_free(struct obdir *od)
+{
+	if (!od)
+		return;
+	free(od->e);
+	free(od);
+}
 
 struct obfs *obfs_new(const char *dir, struct outbox *q, uid_t uid, gid_t gid)
 {
@@ -36,6 +61,7 @@ struct obfs *obfs_new(const char *dir, struct outbox *q, uid_t uid, gid_t gid)
 	ob->q = q;
 	ob->uid = uid;
 	ob->gid = gid;
+	pthread_mutex_init(&ob->lock, NULL);
 	return ob;
 }
 
@@ -43,6 +69,13 @@ void obfs_free(struct obfs *ob)
 {
 	if (!ob)
 		return;
+	while (ob->open) {
+		struct obdir *od = ob->open;
+
+		ob->open = od->next;
+		obdir_free(od);
+	}
+	pthread_mutex_destroy(&ob->lock);
 	free(ob->dir);
 	free(ob);
 }
@@ -159,14 +192,6 @@ void obfs_setattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_attr(req, &st, 0);
 }
 
-struct obdir {
-	size_t n;
-	struct {
-		char name[NAME_MAX + 1];
-		struct stat st;
-	} *e;
-};
-
 void obfs_opendir(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct obdir *od = calloc(1, sizeof(*od));
@@ -204,8 +229,16 @@ void obfs_opendir(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
 		od->e[od->n++].st = st;
 	}
 	closedir(d);
+	pthread_mutex_lock(&ob->lock);
+	od->next = ob->open;
+	if (od->next)
+		od->next->pprev = &od->next;
+	od->pprev = &ob->open;
+	ob->open = od;
+	pthread_mutex_unlock(&ob->lock);
 	fi->fh = (uintptr_t)od;
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) != 0)
+		obfs_releasedir(ob, NULL, fi);
 }
 
 void obfs_readdir(struct obfs *ob, fuse_req_t req, size_t size, off_t off,
@@ -252,11 +285,16 @@ void obfs_releasedir(struct obfs *ob, fuse_req_t req,
 {
 	struct obdir *od = (struct obdir *)(uintptr_t)fi->fh;
 
-	(void)ob;
-	if (od)
-		free(od->e);
-	free(od);
-	fuse_reply_err(req, 0);
+	if (od) {
+		pthread_mutex_lock(&ob->lock);
+		*od->pprev = od->next;
+		if (od->next)
+			od->next->pprev = od->pprev;
+		pthread_mutex_unlock(&ob->lock);
+		obdir_free(od);
+	}
+	if (req)
+		fuse_reply_err(req, 0);
 }
 
 static int open_file(struct obfs *ob, const char *name, int flags,
