@@ -450,3 +450,17 @@ def errno_of(fn, *args):
         return e.errno
     except Exception as e:      # noqa: BLE001
         return "%s: %s" % (type(e).__name__, e)
+
+
+def by_uid(root, folder):
+    """{uid: .eml name} in the mount's folder (plain os.listdir), or {}."""
+    try:
+        entries = os.listdir(os.path.join(root, folder))
+    except OSError:
+        return {}
+    res = {}
+    for e in entries:
+        mo = re.search(r" \[(\d+)\]\.eml$", e)
+        if mo:
+            res[int(mo.group(1))] = e
+    return res

@@ -50,7 +50,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mounttest import (REPO_ROOT, Checks, imaptest as it, listdir,  # noqa: E402
                        fresh_run_dir, mount_own_dirs, unmount_and_check,
-                       write_alice_config)
+                       write_alice_config, by_uid, wait_for)
 import faultproxy  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
 BIN = os.environ.get("MAILFS_BIN", "./mailfs")
@@ -89,31 +89,6 @@ def cache_dir(what):
 
 def finish(mnt, what):
     unmount_and_check(C, mnt, what, [mnt.log], "the daemon's output or log")
-
-
-def wait_for(fn, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            return None
-        time.sleep(step)
-
-
-def by_uid(root, folder):
-    """{uid: .eml name} in the mount's folder, or {}."""
-    try:
-        entries = os.listdir(os.path.join(root, folder))
-    except OSError:
-        return {}
-    res = {}
-    for e in entries:
-        mo = re.search(r" \[(\d+)\]\.eml$", e)
-        if mo:
-            res[int(mo.group(1))] = e
-    return res
 
 
 def cat(path):

@@ -41,7 +41,8 @@ import traceback
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
-                       fresh_run_dir, listdir, unmount_and_check)
+                       by_uid, fresh_run_dir, listdir, unmount_and_check,
+                       wait_for)
 import fakeimap  # noqa: E402
 
 BIN = os.environ.get("MAILFS_BIN", "./mailfs")
@@ -87,30 +88,6 @@ def mount(what, port, opts="", debug="imap:sync"):
 
 def finish(mnt, what):
     unmount_and_check(C, mnt, what, [mnt.log], "the daemon's output or log")
-
-
-def wait_for(fn, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            return None
-        time.sleep(step)
-
-
-def by_uid(root, folder):
-    try:
-        entries = os.listdir(os.path.join(root, folder))
-    except OSError:
-        return {}
-    res = {}
-    for e in entries:
-        mo = re.search(r" \[(\d+)\]\.eml$", e)
-        if mo:
-            res[int(mo.group(1))] = e
-    return res
 
 
 def cat(path):

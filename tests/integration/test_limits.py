@@ -42,7 +42,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mounttest import (REPO_ROOT, Checks, imaptest as it, listdir,  # noqa: E402
                        fresh_run_dir, mount_own_dirs, unmount_and_check,
-                       write_alice_config)
+                       wait_for, write_alice_config)
 
 BIN = os.environ.get("MAILFS_BIN", "./mailfs")
 if not os.path.isabs(BIN):
@@ -131,17 +131,6 @@ def check_header(mnt):
         got = f.read()
     C.check(got == big_header(), "header: it reads byte-exact", "%d bytes, want %d" % (
         len(got), len(big_header())))
-
-
-def wait_for(fn, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            return None
-        time.sleep(step)
 
 
 def emls(root, folder):
