@@ -446,6 +446,20 @@ int index_folder_all(struct index *ix, ix_folder_fn fn, void *ctx,
 	return run_query(st, folder_row, (void *)fn, ctx, false, err);
 }
 
+/* ?1..?5 of a folder row: parent, name, wire (NULL: none), delim, flags. */
+static void bind_folder(sqlite3_stmt *st, int64_t parent, const char *name,
+			const char *wire, char delim, unsigned flags)
+{
+	sqlite3_bind_int64(st, 1, parent);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	if (wire)
+		sqlite3_bind_text(st, 3, wire, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 3);
+	sqlite3_bind_int(st, 4, delim);
+	sqlite3_bind_int(st, 5, (int)flags);
+}
+
 int index_folder_put(struct index *ix, int64_t parent, const char *name,
 		     const char *wire, char delim, unsigned flags, int64_t *id,
 		     struct mfs_error *err)
@@ -465,14 +479,7 @@ int index_folder_put(struct index *ix, int64_t parent, const char *name,
 
 	if (!st)
 		return MFS_E_IO;
-	sqlite3_bind_int64(st, 1, parent);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	if (wire)
-		sqlite3_bind_text(st, 3, wire, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 3);
-	sqlite3_bind_int(st, 4, delim);
-	sqlite3_bind_int(st, 5, (int)flags);
+	bind_folder(st, parent, name, wire, delim, flags);
 	rc = step_row(st, "folder put", err);
 	if (rc < 0)
 		return rc;
@@ -637,14 +644,7 @@ int index_folder_place(struct index *ix, int64_t parent, const char *name,
 		rc = MFS_E_IO;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, parent);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	if (wire)
-		sqlite3_bind_text(st, 3, wire, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 3);
-	sqlite3_bind_int(st, 4, delim);
-	sqlite3_bind_int(st, 5, (int)flags);
+	bind_folder(st, parent, name, wire, delim, flags);
 	if (p.id) {
 		sqlite3_bind_int64(st, 6, p.id);
 		rc = step_done(ix, st, err);
