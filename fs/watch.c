@@ -86,13 +86,24 @@ static int get_wire(void *ctx, const struct ix_folder *f)
 	return 0;
 }
 
+/* sl->folder is changed by watch_use on FUSE threads, under the lock. */
+static int64_t slot_folder(struct slot *sl)
+{
+	int64_t f;
+
+	pthread_mutex_lock(&sl->w->lock);
+	f = sl->folder;
+	pthread_mutex_unlock(&sl->w->lock);
+	return f;
+}
+
 /* Sleep up to s seconds, or until told to stop or given a new folder,
  * or (after a failure) until the sync thread gets through again: the
  * server is back, no reason to wait out the backoff. */
 static void nap(struct slot *sl, unsigned s, bool failed)
 {
 	struct watch *w = sl->w;
-	int64_t folder = sl->folder;
+	int64_t folder = slot_folder(sl);
 
 	for (unsigned i = 0; i < s; i++) {
 		struct timespec until;
@@ -114,16 +125,6 @@ static void nap(struct slot *sl, unsigned s, bool failed)
 		if (done)
 			return;
 	}
-}
-
-static int64_t slot_folder(struct slot *sl)
-{
-	int64_t f;
-
-	pthread_mutex_lock(&sl->w->lock);
-	f = sl->folder;
-	pthread_mutex_unlock(&sl->w->lock);
-	return f;
 }
 
 static void set_up(struct slot *sl, bool up)
