@@ -55,12 +55,12 @@ void ctl_free(struct ctl *c)
 
 bool ctl_owns(fuse_ino_t ino)
 {
-	return (ino >> 60) == 8;
+	return ino_kind(ino) == INO_CONTROL;
 }
 
 static fuse_ino_t file_ino(unsigned n)
 {
-	return (fuse_ino_t)8 << 60 | n;
+	return ino_make(INO_CONTROL, n);
 }
 
 static void attr(struct ctl *c, fuse_ino_t ino, struct stat *st)

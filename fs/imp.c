@@ -13,15 +13,12 @@
 
 #include "imap.h"
 #include "imp.h"
+#include "inode.h"
 #include "log.h"
 #include "mime.h"
 #include "smtp.h"
 #include "stage.h"
 
-#define KIND ((fuse_ino_t)7 << 60)
-#define LOW_BITS 42
-#define LOW_MASK (((fuse_ino_t)1 << LOW_BITS) - 1)
-#define FOLDER_MASK (((fuse_ino_t)1 << 18) - 1)
 #define MAX_IMPORT (64u * 1024 * 1024)
 
 struct imp {
@@ -108,7 +105,7 @@ void imp_set_changed(struct imp *im, void (*fn)(void *ctx, int64_t folder),
 
 bool imp_owns(fuse_ino_t ino)
 {
-	return (ino >> 60) == 7;
+	return ino_kind(ino) == INO_IMPORT;
 }
 
 static bool temporary(const char *name)
@@ -135,8 +132,7 @@ static void path_of(struct imp *im, int64_t folder, const char *name,
 
 static void fix_stat(struct imp *im, int64_t folder, struct stat *st)
 {
-	st->st_ino = KIND | ((fuse_ino_t)folder << LOW_BITS) |
-		     (st->st_ino & LOW_MASK);
+	st->st_ino = ino_import_make(folder, st->st_ino);
 	st->st_uid = im->uid;
 	st->st_gid = im->gid;
 }
@@ -146,9 +142,9 @@ static int name_of(struct imp *im, fuse_ino_t ino, int64_t *folder, char *name,
 {
 	char dir[PATH_MAX];
 
-	*folder = (int64_t)((ino >> LOW_BITS) & FOLDER_MASK);
+	*folder = ino_import_folder(ino);
 	folder_dir(im, *folder, dir, sizeof(dir));
-	return stage_find(dir, ino, LOW_MASK, name, len);
+	return stage_find(dir, ino, INO_SUB_MASK, name, len);
 }
 
 int imp_lookup(struct imp *im, int64_t folder, const char *name,

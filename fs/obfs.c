@@ -15,8 +15,6 @@
 #include "obfs.h"
 #include "stage.h"
 
-#define FILE_KIND ((fuse_ino_t)6 << 60)
-#define INO_MASK (((fuse_ino_t)1 << 60) - 1)
 #define STATE_DIR ".state"
 
 struct obdir;
@@ -82,7 +80,7 @@ void obfs_free(struct obfs *ob)
 
 bool obfs_owns(fuse_ino_t ino)
 {
-	return ino == OBFS_DIR_INO || (ino >> 60) == 6;
+	return ino_kind(ino) == INO_OUTBOX_DIR || ino_kind(ino) == INO_OUTBOX;
 }
 
 /* Names a user may see and make: one component, not our state dir. */
@@ -98,7 +96,7 @@ static void path_of(struct obfs *ob, const char *name, char *buf, size_t len)
 
 static void fix_stat(struct obfs *ob, struct stat *st)
 {
-	st->st_ino = FILE_KIND | (st->st_ino & INO_MASK);
+	st->st_ino = ino_make(INO_OUTBOX, st->st_ino);
 	st->st_uid = ob->uid;
 	st->st_gid = ob->gid;
 }
@@ -117,7 +115,7 @@ void obfs_dir_stat(struct obfs *ob, struct stat *st)
 /* Name of the spool file behind ino (a scan: the spool is small). */
 static int name_of(struct obfs *ob, fuse_ino_t ino, char *name, size_t len)
 {
-	int rc = stage_find(ob->dir, ino, INO_MASK, name, len);
+	int rc = stage_find(ob->dir, ino, INO_LOW_MASK, name, len);
 
 	return rc == 0 && !valid_name(name) ? -ENOENT : rc;
 }

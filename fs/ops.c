@@ -13,6 +13,7 @@
 #include "ctl.h"
 #include "fsops.h"
 #include "imp.h"
+#include "inode.h"
 #include "imap.h"
 #include "imap_parse.h"
 #include "log.h"
@@ -20,24 +21,10 @@
 #include "overwrite.h"
 #include "watch.h"
 
-enum kind { K_ROOT = 0, K_DIR = 1, K_EML = 2, K_MDIR = 3, K_PART = 4 };
-
-#define FOLDER_BITS 18
-#define UID_BITS 32
-#define PART_BITS 10
-#define MAX_FOLDER ((1LL << FOLDER_BITS) - 1)
-
 /* A message's bytes never change for its UID: let the kernel keep them. */
 #define MSG_TIMEOUT 86400.0
 /* Folder listings change; issue-4 style invalidation narrows this. */
 #define DIR_TIMEOUT 1.0
-
-struct node {
-	enum kind kind;
-	int64_t folder;
-	uint32_t uid;
-	unsigned part;
-};
 
 struct note {
 	fuse_ino_t parent;	/* with name: an entry; else ino: an inode */
@@ -76,28 +63,6 @@ struct fsops {
 
 static void notify(struct fsops *o, fuse_ino_t parent, fuse_ino_t ino,
 		   const char *name);
-
-static fuse_ino_t make_ino(enum kind k, int64_t folder, uint32_t uid,
-			   unsigned part)
-{
-	if (k == K_ROOT)
-		return FUSE_ROOT_ID;
-	return ((uint64_t)k << 60) | ((uint64_t)folder << 42) |
-	       ((uint64_t)uid << 10) | part;
-}
-
-static struct node parse_ino(fuse_ino_t ino)
-{
-	struct node n = { K_ROOT, 0, 0, 0 };
-
-	if (ino == FUSE_ROOT_ID)
-		return n;
-	n.kind = (enum kind)(ino >> 60);
-	n.folder = (int64_t)((ino >> 42) & MAX_FOLDER);
-	n.uid = (uint32_t)(ino >> 10);
-	n.part = (unsigned)(ino & ((1u << PART_BITS) - 1));
-	return n;
-}
 
 static struct fsops *ctx_of(fuse_req_t req)
 {
@@ -234,18 +199,18 @@ static int copy_part(void *ctx, const struct ix_part *p)
 static int node_attr(struct fsops *o, fuse_ino_t ino, struct stat *st,
 		     double *timeout)
 {
-	struct node n = parse_ino(ino);
+	struct ino_tree n = ino_tree_parse(ino);
 	struct folder_copy fc = { 0 };
 	struct msg_copy mc = { 0 };
 	struct part_copy pc = { 0 };
 	int rc;
 
 	switch (n.kind) {
-	case K_ROOT:
+	case INO_ROOT:
 		dir_attr(o, ino, o->started, st);
 		*timeout = DIR_TIMEOUT;
 		return 0;
-	case K_DIR:
+	case INO_FOLDER:
 		rc = index_folder_get(o->ix, n.folder, copy_folder, &fc, NULL);
 		free(fc.wire);
 		if (rc < 0)
@@ -253,15 +218,15 @@ static int node_attr(struct fsops *o, fuse_ino_t ino, struct stat *st,
 		dir_attr(o, ino, o->started, st);
 		*timeout = DIR_TIMEOUT;
 		return 0;
-	case K_EML:
-	case K_MDIR:
+	case INO_MESSAGE:
+	case INO_DECODED:
 		rc = index_msg_get(o->ix, n.folder, n.uid, copy_msg, &mc, NULL);
 		if (rc == MFS_E_NOTFOUND) {
 			struct act_moved mv;
 
 			if (!act_moved(o->act, n.folder, n.uid, NULL, 0, &mv))
 				return rc;
-			if (n.kind == K_EML)
+			if (n.kind == INO_MESSAGE)
 				file_attr(o, ino, mv.size, (time_t)mv.date, st);
 			else
 				dir_attr(o, ino, (time_t)mv.date, st);
@@ -270,13 +235,13 @@ static int node_attr(struct fsops *o, fuse_ino_t ino, struct stat *st,
 		}
 		if (rc < 0)
 			return rc;
-		if (n.kind == K_EML)
+		if (n.kind == INO_MESSAGE)
 			file_attr(o, ino, mc.size, (time_t)mc.date, st);
 		else
 			dir_attr(o, ino, (time_t)mc.date, st);
 		*timeout = MSG_TIMEOUT;
 		return 0;
-	case K_PART:
+	case INO_PART:
 		rc = index_msg_get(o->ix, n.folder, n.uid, copy_msg, &mc, NULL);
 		if (rc == 0)
 			rc = index_part_get(o->ix, n.folder, n.uid, n.part,
@@ -286,6 +251,8 @@ static int node_attr(struct fsops *o, fuse_ino_t ino, struct stat *st,
 		file_attr(o, ino, pc.size, (time_t)mc.date, st);
 		*timeout = MSG_TIMEOUT;
 		return 0;
+	default:	/* another subtree's: not reached through here */
+		break;
 	}
 	return MFS_E_NOTFOUND;
 }
@@ -373,41 +340,41 @@ static bool has_suffix(const char *s, const char *suf, size_t *stem)
 /* The name a message just moved here had: its old inode, whose
  * attributes node_attr still knows for a few seconds (see act_moved). */
 static int moved_here(struct fsops *o, int64_t folder, const char *name,
-		      enum kind k, fuse_ino_t *ino)
+		      enum ino_kind k, fuse_ino_t *ino)
 {
 	struct act_moved mv;
 
 	if (!act_moved(o->act, 0, 0, name, folder, &mv) ||
-	    mv.src > MAX_FOLDER)
+	    mv.src > INO_MAX_FOLDER)
 		return MFS_E_NOTFOUND;
-	*ino = make_ino(k, mv.src, mv.uid, 0);
+	*ino = ino_tree_make(k, mv.src, mv.uid, 0);
 	return 0;
 }
 
 static int resolve(struct fsops *o, fuse_ino_t parent, const char *name,
 		   fuse_ino_t *ino)
 {
-	struct node p = parse_ino(parent);
+	struct ino_tree p = ino_tree_parse(parent);
 	struct id_ctx ic = { 0 };
 	char stem[NAMES_MAX + 1];
 	size_t len;
 	int rc;
 
 	switch (p.kind) {
-	case K_ROOT:
+	case INO_ROOT:
 		ensure_root_listed(o);
 		rc = index_folder_by_name(o->ix, 0, name, get_folder_id, &ic,
 					  NULL);
-		if (rc == 0 && ic.id > MAX_FOLDER)
+		if (rc == 0 && ic.id > INO_MAX_FOLDER)
 			rc = MFS_E_NOTFOUND;
 		if (rc == 0)
-			*ino = make_ino(K_DIR, ic.id, 0, 0);
+			*ino = ino_tree_make(INO_FOLDER, ic.id, 0, 0);
 		return rc;
-	case K_DIR:
+	case INO_FOLDER:
 		rc = index_folder_by_name(o->ix, p.folder, name, get_folder_id,
 					  &ic, NULL);
-		if (rc == 0 && ic.id <= MAX_FOLDER) {
-			*ino = make_ino(K_DIR, ic.id, 0, 0);
+		if (rc == 0 && ic.id <= INO_MAX_FOLDER) {
+			*ino = ino_tree_make(INO_FOLDER, ic.id, 0, 0);
 			return 0;
 		}
 		ensure_folder_listed(o, p.folder);
@@ -417,19 +384,19 @@ static int resolve(struct fsops *o, fuse_ino_t parent, const char *name,
 			rc = index_msg_by_name(o->ix, p.folder, stem,
 					       get_msg_uid, &ic, NULL);
 			if (rc == 0)
-				*ino = make_ino(K_EML, p.folder, ic.uid, 0);
+				*ino = ino_tree_make(INO_MESSAGE, p.folder, ic.uid, 0);
 			else if (rc == MFS_E_NOTFOUND)
-				rc = moved_here(o, p.folder, stem, K_EML, ino);
+				rc = moved_here(o, p.folder, stem, INO_MESSAGE, ino);
 			return rc;
 		}
 		rc = index_msg_by_name(o->ix, p.folder, name, get_msg_uid, &ic,
 				       NULL);
 		if (rc == 0)
-			*ino = make_ino(K_MDIR, p.folder, ic.uid, 0);
+			*ino = ino_tree_make(INO_DECODED, p.folder, ic.uid, 0);
 		else if (rc == MFS_E_NOTFOUND)
-			rc = moved_here(o, p.folder, name, K_MDIR, ino);
+			rc = moved_here(o, p.folder, name, INO_DECODED, ino);
 		return rc;
-	case K_MDIR: {
+	case INO_DECODED: {
 		struct cache_key k;
 		char *wire = NULL;
 
@@ -441,10 +408,10 @@ static int resolve(struct fsops *o, fuse_ino_t parent, const char *name,
 			return rc;
 		rc = index_part_by_name(o->ix, p.folder, p.uid, name,
 					get_part_n, &ic, NULL);
-		if (rc == 0 && ic.uid >= (1u << PART_BITS))
+		if (rc == 0 && ic.uid >= (INO_MAX_PART + 1))
 			rc = MFS_E_NOTFOUND;
 		if (rc == 0)
-			*ino = make_ino(K_PART, p.folder, p.uid, ic.uid);
+			*ino = ino_tree_make(INO_PART, p.folder, p.uid, ic.uid);
 		return rc;
 	}
 	default:
@@ -477,8 +444,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 
 	rc = resolve(o, parent, name, &ino);
-	if (rc == MFS_E_NOTFOUND && o->imp && parse_ino(parent).kind == K_DIR &&
-	    imp_lookup(o->imp, parse_ino(parent).folder, name, &e) == 0) {
+	if (rc == MFS_E_NOTFOUND && o->imp && ino_tree_parse(parent).kind == INO_FOLDER &&
+	    imp_lookup(o->imp, ino_tree_parse(parent).folder, name, &e) == 0) {
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -562,11 +529,11 @@ struct dirsnap {
  * are 1 and 2; every other value is larger and below 2^63. */
 static uint64_t dent_off(fuse_ino_t ino)
 {
-	struct node n = parse_ino(ino);
+	struct ino_tree n = ino_tree_parse(ino);
 
-	if (n.kind == K_EML || n.kind == K_MDIR)
-		return ((uint64_t)K_EML << 60) | ((uint64_t)n.uid << 1) |
-		       (n.kind == K_MDIR);
+	if (n.kind == INO_MESSAGE || n.kind == INO_DECODED)
+		return ino_make(INO_MESSAGE, ((uint64_t)n.uid << 1) |
+						     (n.kind == INO_DECODED));
 	return ino;
 }
 
@@ -668,9 +635,9 @@ static int snap_folder(void *ctx, const struct ix_folder *f)
 	struct dirsnap *d = ctx;
 	struct stat st;
 
-	if (f->id > MAX_FOLDER)
+	if (f->id > INO_MAX_FOLDER)
 		return 0;
-	dir_attr(d->o, make_ino(K_DIR, f->id, 0, 0), d->o->started, &st);
+	dir_attr(d->o, ino_tree_make(INO_FOLDER, f->id, 0, 0), d->o->started, &st);
 	return snap_add(d, f->name, strlen(f->name), NULL, &st, DIR_TIMEOUT);
 }
 
@@ -681,12 +648,12 @@ static int snap_msg(void *ctx, const struct ix_msg *m)
 	size_t len = strlen(m->name);
 	int rc;
 
-	file_attr(d->o, make_ino(K_EML, m->folder, m->uid, 0), m->size,
+	file_attr(d->o, ino_tree_make(INO_MESSAGE, m->folder, m->uid, 0), m->size,
 		  (time_t)m->date, &st);
 	rc = snap_add(d, m->name, len, ".eml", &st, MSG_TIMEOUT);
 	if (rc < 0)
 		return rc;
-	dir_attr(d->o, make_ino(K_MDIR, m->folder, m->uid, 0), (time_t)m->date,
+	dir_attr(d->o, ino_tree_make(INO_DECODED, m->folder, m->uid, 0), (time_t)m->date,
 		 &st);
 	return snap_add(d, m->name, len, NULL, &st, MSG_TIMEOUT);
 }
@@ -703,9 +670,9 @@ static int snap_part(void *ctx, const struct ix_part *p)
 	struct part_snap *ps = ctx;
 	struct stat st;
 
-	if (p->n >= (1u << PART_BITS))
+	if (p->n >= (INO_MAX_PART + 1))
 		return 0;
-	file_attr(ps->d->o, make_ino(K_PART, ps->folder, ps->uid, p->n),
+	file_attr(ps->d->o, ino_tree_make(INO_PART, ps->folder, ps->uid, p->n),
 		  p->size, (time_t)ps->date, &st);
 	return snap_add(ps->d, p->name, strlen(p->name), NULL, &st,
 			MSG_TIMEOUT);
@@ -714,7 +681,7 @@ static int snap_part(void *ctx, const struct ix_part *p)
 /* Fill the snapshot of directory ino; 0 or a negative mfs_err. */
 static int snap_fill(struct fsops *o, fuse_ino_t ino, struct dirsnap *d)
 {
-	struct node n = parse_ino(ino);
+	struct ino_tree n = ino_tree_parse(ino);
 	struct stat st;
 	double t;
 	int rc;
@@ -728,7 +695,7 @@ static int snap_fill(struct fsops *o, fuse_ino_t ino, struct dirsnap *d)
 	if (rc < 0)
 		return rc;
 	switch (n.kind) {
-	case K_ROOT:
+	case INO_ROOT:
 		if (o->ob) {
 			obfs_dir_stat(o->ob, &st);
 			rc = snap_add(d, OBFS_NAME, strlen(OBFS_NAME), NULL, &st,
@@ -737,13 +704,13 @@ static int snap_fill(struct fsops *o, fuse_ino_t ino, struct dirsnap *d)
 				return rc;
 		}
 		return index_folder_children(o->ix, 0, snap_folder, d, NULL);
-	case K_DIR:
+	case INO_FOLDER:
 		rc = index_folder_children(o->ix, n.folder, snap_folder, d,
 					   NULL);
 		if (rc == 0)
 			rc = index_msg_list(o->ix, n.folder, snap_msg, d, NULL);
 		return rc;
-	case K_MDIR: {
+	case INO_DECODED: {
 		struct msg_copy mc = { 0 };
 		struct part_snap ps = { d, n.folder, n.uid, 0 };
 
@@ -767,7 +734,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct fsops *o = ctx_of(req);
-	struct node n = parse_ino(ino);
+	struct ino_tree n = ino_tree_parse(ino);
 	struct dirsnap *d;
 	struct stat st;
 	double t;
@@ -787,7 +754,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		}
 		return;
 	}
-	if (n.kind == K_MDIR) {
+	if (n.kind == INO_DECODED) {
 		/* rsync opens every decoded directory: one query when its
 		 * parts are known, as they are after the first visit. */
 		struct msg_copy mc = { 0 };
@@ -797,17 +764,17 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	} else {
 		rc = node_attr(o, ino, &st, &t);
 	}
-	if (rc == 0 && n.kind != K_ROOT && n.kind != K_DIR && n.kind != K_MDIR)
+	if (rc == 0 && n.kind != INO_ROOT && n.kind != INO_FOLDER && n.kind != INO_DECODED)
 		rc = MFS_E_INVAL;
-	if (rc == 0 && n.kind == K_ROOT)
+	if (rc == 0 && n.kind == INO_ROOT)
 		ensure_root_listed(o);
-	if (rc == 0 && n.kind == K_DIR) {
+	if (rc == 0 && n.kind == INO_FOLDER) {
 		/* Queued rm/mv may involve this folder: list the truth. */
 		act_flush(o->act);
 		ensure_folder_listed(o, n.folder);
 		watch_use(o->watch, n.folder);
 	}
-	if (rc == 0 && n.kind == K_MDIR && !known) {
+	if (rc == 0 && n.kind == INO_DECODED && !known) {
 		struct cache_key k;
 		char *wire = NULL;
 
@@ -829,8 +796,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	fi->fh = (uintptr_t)d;
 	/* The root lists outbox/ too, which has no invalidation story of
 	 * its own; it is cheap to list anyway. */
-	fi->cache_readdir = n.kind != K_ROOT;
-	fi->keep_cache = n.kind != K_ROOT;
+	fi->cache_readdir = n.kind != INO_ROOT;
+	fi->keep_cache = n.kind != INO_ROOT;
 	fuse_reply_open(req, fi);
 }
 
@@ -956,7 +923,7 @@ static bool was_resized(struct fsops *o, fuse_ino_t ino)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fsops *o = ctx_of(req);
-	struct node n = parse_ino(ino);
+	struct ino_tree n = ino_tree_parse(ino);
 	struct mfs_error err = { 0 };
 	struct cache_key k;
 	char *wire = NULL;
@@ -978,16 +945,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* A message may be written over with its own bytes (a backup
 	 * restored onto the tree); a part never. */
 	if ((fi->flags & O_ACCMODE) != O_RDONLY &&
-	    (!o->act || n.kind != K_EML)) {
+	    (!o->act || n.kind != INO_MESSAGE)) {
 		fuse_reply_err(req, immutable(o));
 		return;
 	}
-	if (n.kind != K_EML && n.kind != K_PART) {
+	if (n.kind != INO_MESSAGE && n.kind != INO_PART) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
 	rc = fetch_key(o, n.folder, n.uid, &k, &wire);
-	if (rc == 0 && n.kind == K_EML) {
+	if (rc == 0 && n.kind == INO_MESSAGE) {
 		struct msg_copy mc = { 0 };
 
 		rc = index_msg_get(o->ix, n.folder, n.uid, copy_msg, &mc, NULL);
@@ -1170,15 +1137,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fsops *o = ctx_of(req);
 
-	struct node p = parse_ino(parent);
+	struct ino_tree p = ino_tree_parse(parent);
 	fuse_ino_t ino;
 
 	if (o->ob && parent == OBFS_DIR_INO)
 		obfs_create(o->ob, req, name, mode, fi);
-	else if (o->imp && p.kind == K_DIR &&
+	else if (o->imp && p.kind == INO_FOLDER &&
 		 resolve(o, parent, name, &ino) == MFS_E_NOTFOUND)
 		imp_create(o->imp, req, p.folder, name, fi);
-	else if (o->imp && p.kind == K_DIR)
+	else if (o->imp && p.kind == INO_FOLDER)
 		fuse_reply_err(req, EEXIST);
 	else
 		fuse_reply_err(req, immutable(o));
@@ -1199,7 +1166,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fsops *o = ctx_of(req);
 	struct mfs_error err = { 0 };
 	fuse_ino_t ino = 0;
-	struct node n;
+	struct ino_tree n;
 	int rc;
 
 	if (o->ob && parent == OBFS_DIR_INO) {
@@ -1207,20 +1174,20 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	rc = resolve(o, parent, name, &ino);
-	n = parse_ino(ino);
-	if (rc == MFS_E_NOTFOUND && o->imp && parse_ino(parent).kind == K_DIR) {
-		fuse_reply_err(req, -imp_unlink(o->imp, parse_ino(parent).folder,
+	n = ino_tree_parse(ino);
+	if (rc == MFS_E_NOTFOUND && o->imp && ino_tree_parse(parent).kind == INO_FOLDER) {
+		fuse_reply_err(req, -imp_unlink(o->imp, ino_tree_parse(parent).folder,
 						name));
 		return;
 	}
-	if (rc == 0 && n.kind == K_PART) {
+	if (rc == 0 && n.kind == INO_PART) {
 		/* A decoded part cannot go on its own; succeeding lets rm -r
 		 * reach the rmdir of its directory, which deletes the
 		 * message. */
 		fuse_reply_err(req, 0);
 		return;
 	}
-	if (rc == 0 && n.kind != K_EML)
+	if (rc == 0 && n.kind != INO_MESSAGE)
 		rc = MFS_E_INVAL;
 	if (rc == 0 && !o->act)
 		rc = MFS_E_UNSUPPORTED;
@@ -1234,16 +1201,16 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fsops *o = ctx_of(req);
 	struct mfs_error err = { 0 };
 	fuse_ino_t ino = 0;
-	struct node n;
+	struct ino_tree n;
 	int rc;
 
 	rc = resolve(o, parent, name, &ino);
-	n = parse_ino(ino);
+	n = ino_tree_parse(ino);
 	if (rc == 0 && !o->act)
 		rc = MFS_E_UNSUPPORTED;
-	if (rc == 0 && n.kind == K_MDIR)
+	if (rc == 0 && n.kind == INO_DECODED)
 		rc = act_delete(o->act, n.folder, n.uid, &err);
-	else if (rc == 0 && n.kind == K_DIR) {
+	else if (rc == 0 && n.kind == INO_FOLDER) {
 		rc = act_rmdir(o->act, n.folder, &err);
 		if (rc == 0 && o->cache)
 			cache_sweep(o->cache);	/* bodies moved out earlier */
@@ -1258,25 +1225,25 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fsops *o = ctx_of(req);
 	struct mfs_error err = { 0 };
 	struct fuse_entry_param e = { 0 };
-	struct node p = parse_ino(parent);
+	struct ino_tree p = ino_tree_parse(parent);
 	fuse_ino_t ino = 0;
 	double t;
 	int64_t id = 0;
 	int rc = 0;
 
 	(void)mode;
-	if ((p.kind != K_ROOT && p.kind != K_DIR) || !o->act ||
+	if ((p.kind != INO_ROOT && p.kind != INO_FOLDER) || !o->act ||
 	    (o->ob && parent == FUSE_ROOT_ID && strcmp(name, OBFS_NAME) == 0))
 		rc = MFS_E_INVAL;
 	if (rc == 0 && resolve(o, parent, name, &ino) == 0)
 		rc = MFS_E_EXISTS;
 	if (rc == 0)
-		rc = act_mkdir(o->act, p.kind == K_ROOT ? 0 : p.folder, name,
+		rc = act_mkdir(o->act, p.kind == INO_ROOT ? 0 : p.folder, name,
 			       &id, &err);
-	if (rc == 0 && id > MAX_FOLDER)
+	if (rc == 0 && id > INO_MAX_FOLDER)
 		rc = MFS_E_TOOBIG;
 	if (rc == 0) {
-		e.ino = make_ino(K_DIR, id, 0, 0);
+		e.ino = ino_tree_make(INO_FOLDER, id, 0, 0);
 		rc = node_attr(o, e.ino, &e.attr, &t);
 		e.attr_timeout = e.entry_timeout = t;
 	}
@@ -1294,9 +1261,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fsops *o = ctx_of(req);
 
 	struct mfs_error err = { 0 };
-	struct node np = parse_ino(newparent);
+	struct ino_tree np = ino_tree_parse(newparent);
 	fuse_ino_t ino = 0;
-	struct node n;
+	struct ino_tree n;
 	int rc;
 
 	if (o->ob && parent == OBFS_DIR_INO && newparent == OBFS_DIR_INO) {
@@ -1308,9 +1275,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	rc = resolve(o, parent, name, &ino);
-	n = parse_ino(ino);
+	n = ino_tree_parse(ino);
 	if (rc == MFS_E_NOTFOUND && o->imp && parent == newparent &&
-	    np.kind == K_DIR) {
+	    np.kind == INO_FOLDER) {
 		/* rsync's temporary file becoming its final name. */
 		fuse_reply_err(req, -imp_rename(o->imp, np.folder, name,
 						newname));
@@ -1318,10 +1285,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if (rc == 0 && !o->act)
 		rc = MFS_E_UNSUPPORTED;
-	if (rc == 0 && (n.kind == K_EML || n.kind == K_MDIR)) {
+	if (rc == 0 && (n.kind == INO_MESSAGE || n.kind == INO_DECODED)) {
 		/* mv INBOX/x.eml Archive/: the target name is derived
 		 * there; a rename inside one folder is refused. */
-		if (np.kind != K_DIR)
+		if (np.kind != INO_FOLDER)
 			rc = MFS_E_INVAL;
 		else if (np.folder == n.folder)
 			rc = mfs_fail(&err, MFS_E_INVAL,
@@ -1332,14 +1299,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			fuse_reply_err(req, EPERM);
 			return;
 		}
-	} else if (rc == 0 && n.kind == K_DIR) {
-		if (np.kind != K_DIR && np.kind != K_ROOT)
+	} else if (rc == 0 && n.kind == INO_FOLDER) {
+		if (np.kind != INO_FOLDER && np.kind != INO_ROOT)
 			rc = MFS_E_INVAL;
 		else if (flags & RENAME_EXCHANGE)
 			rc = MFS_E_UNSUPPORTED;
 		else
 			rc = act_rename_folder(o->act, n.folder,
-					       np.kind == K_ROOT ? 0 : np.folder,
+					       np.kind == INO_ROOT ? 0 : np.folder,
 					       newname, &err);
 	} else if (rc == 0) {
 		rc = MFS_E_INVAL;
@@ -1405,7 +1372,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		obfs_listxattr(o->ob, req, ino, size);
 		return;
 	}
-	if (parse_ino(ino).kind != K_EML) {
+	if (ino_tree_parse(ino).kind != INO_MESSAGE) {
 		reply_xattr_value(req, size, "", 0);
 		return;
 	}
@@ -1416,7 +1383,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
 	struct fsops *o = ctx_of(req);
-	struct node n = parse_ino(ino);
+	struct ino_tree n = ino_tree_parse(ino);
 	struct msg_copy mc = { 0 };
 	struct folder_copy fc = { 0 };
 	char *utf8 = NULL;
@@ -1435,7 +1402,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENOTSUP);
 		return;
 	}
-	if (n.kind != K_EML || !memmem(xattr_names, sizeof(xattr_names),
+	if (n.kind != INO_MESSAGE || !memmem(xattr_names, sizeof(xattr_names),
 				       name, strlen(name) + 1)) {
 		fuse_reply_err(req, ENODATA);
 		return;
@@ -1472,13 +1439,13 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
 	struct fsops *o = ctx_of(req);
-	struct node n = parse_ino(ino);
+	struct ino_tree n = ino_tree_parse(ino);
 	struct mfs_error err = { 0 };
 	char *flagstr;
 	int rc;
 
 	(void)flags;
-	if (strcmp(name, "user.mail.flags") != 0 || n.kind != K_EML) {
+	if (strcmp(name, "user.mail.flags") != 0 || n.kind != INO_MESSAGE) {
 		fuse_reply_err(req, strncmp(name, "user.", 5) ? ENOTSUP : EPERM);
 		return;
 	}
@@ -1709,20 +1676,20 @@ void fsops_folder_changed(void *ctx, int64_t folder)
 {
 	struct fsops *o = ctx;
 
-	if (folder == 0 || folder > MAX_FOLDER)
+	if (folder == 0 || folder > INO_MAX_FOLDER)
 		notify(o, 0, FUSE_ROOT_ID, NULL);
 	else
-		notify(o, 0, make_ino(K_DIR, folder, 0, 0), NULL);
+		notify(o, 0, ino_tree_make(INO_FOLDER, folder, 0, 0), NULL);
 }
 
 void fsops_msg_gone(void *ctx, int64_t folder, uint32_t uid, const char *name)
 {
 	struct fsops *o = ctx;
-	fuse_ino_t dir = make_ino(K_DIR, folder, 0, 0);
+	fuse_ino_t dir = ino_tree_make(INO_FOLDER, folder, 0, 0);
 	char eml[NAMES_MAX + 8];
 
 	(void)uid;
-	if (folder > MAX_FOLDER)
+	if (folder > INO_MAX_FOLDER)
 		return;
 	snprintf(eml, sizeof(eml), "%s.eml", name);
 	notify(o, dir, 0, eml);
@@ -1736,9 +1703,9 @@ void fsops_entry_gone(void *ctx, int64_t parent, const char *name)
 	/* The folder's bodies are no longer the index's. */
 	if (o->cache)
 		cache_sweep(o->cache);
-	if (parent > MAX_FOLDER)
+	if (parent > INO_MAX_FOLDER)
 		return;
-	notify(o, parent ? make_ino(K_DIR, parent, 0, 0) : FUSE_ROOT_ID, 0,
+	notify(o, parent ? ino_tree_make(INO_FOLDER, parent, 0, 0) : FUSE_ROOT_ID, 0,
 	       name);
 }
 
@@ -1746,11 +1713,11 @@ void fsops_size_changed(void *ctx, int64_t folder, uint32_t uid)
 {
 	struct fsops *o = ctx;
 
-	if (folder > MAX_FOLDER)
+	if (folder > INO_MAX_FOLDER)
 		return;
 	pthread_mutex_lock(&o->lock);
-	o->resized[o->nresized++ % 64] = make_ino(K_EML, folder, uid, 0);
+	o->resized[o->nresized++ % 64] = ino_tree_make(INO_MESSAGE, folder, uid, 0);
 	pthread_mutex_unlock(&o->lock);
-	notify(o, 0, make_ino(K_EML, folder, uid, 0), NULL);
+	notify(o, 0, ino_tree_make(INO_MESSAGE, folder, uid, 0), NULL);
 }
 

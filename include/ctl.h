@@ -9,7 +9,7 @@
  *
  * Not listed by the root's readdir, so cp -r, rsync and find of the mount
  * do not see it; reachable by name.  Contents are made at open and read
- * with direct I/O (their st_size is 0).  Inodes: kind 8 in the top bits.
+ * with direct I/O (their st_size is 0).  Inodes: INO_CONTROL (inode.h).
  */
 #ifndef CTL_H
 #define CTL_H
@@ -21,13 +21,14 @@
 #include "act.h"
 #include "cache.h"
 #include "index.h"
+#include "inode.h"
 #include "outbox.h"
 #include "prefetch.h"
 #include "sync.h"
 #include "watch.h"
 
 #define CTL_NAME ".mailfs"
-#define CTL_DIR_INO ((fuse_ino_t)8 << 60 | 1)
+#define CTL_DIR_INO ino_make(INO_CONTROL, 1)
 
 struct ctl_opts {
 	struct index *ix;

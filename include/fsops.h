@@ -2,9 +2,8 @@
  *
  * Callbacks answer from the index and the body cache only; the network is
  * reached through cache (body fetch on open) and sync (first listing of a
- * folder).  Inode numbers are computed from index ids, not allocated:
- *   kind(4) | folder id(18) | UID(32) | part(10)
- * so lookups need no table and forget is free; a folder rebuilt after a
+ * folder).  Inode numbers are computed from index ids, not allocated
+ * (include/inode.h), so lookups need no table and forget is free; a folder rebuilt after a
  * UIDVALIDITY change gets a new id and so new inode numbers.
  */
 #ifndef FSOPS_H

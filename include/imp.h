@@ -11,7 +11,7 @@
  * nothing.  Temporary names (dot files, *~, *.swp, *.tmp, #*#) are
  * only staged until renamed.
  *
- * Inodes: kind 7 | folder id (18 bits) | staging file's inode (42 bits).
+ * Inodes: INO_IMPORT (include/inode.h), the folder and the staged file.
  */
 #ifndef IMP_H
 #define IMP_H

@@ -2,8 +2,8 @@
  * the spool directory, whose files the outbox queue sends.
  *
  * Inodes: the directory is OBFS_DIR_INO; a file's inode is its spool
- * file's inode number tagged with kind 6 in the top four bits (the spool is
- * small, so mapping back is a directory scan).  Nothing is cached by the
+ * file's inode number as INO_OUTBOX (inode.h); the spool is small, so
+ * mapping back is a directory scan.  Nothing is cached by the
  * kernel here: entries come and go as mail is sent.
  */
 #ifndef OBFS_H
@@ -13,10 +13,12 @@
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
 
+#include "inode.h"
+
 #include "outbox.h"
 
 #define OBFS_NAME "outbox"
-#define OBFS_DIR_INO ((fuse_ino_t)5 << 60 | 1)
+#define OBFS_DIR_INO ino_make(INO_OUTBOX_DIR, 1)
 
 struct obfs;
 
