@@ -53,11 +53,6 @@ void ctl_free(struct ctl *c)
 	free(c);
 }
 
-bool ctl_owns(fuse_ino_t ino)
-{
-	return ino_kind(ino) == INO_CONTROL;
-}
-
 static fuse_ino_t file_ino(unsigned n)
 {
 	return ino_make(INO_CONTROL, n);
@@ -92,9 +87,10 @@ static bool known(fuse_ino_t ino)
 	return false;
 }
 
-void ctl_lookup(struct ctl *c, fuse_req_t req, fuse_ino_t parent,
-		const char *name)
+static void ctl_lookup(void *self, fuse_req_t req, fuse_ino_t parent,
+		       const char *name)
 {
+	struct ctl *c = self;
 	struct fuse_entry_param e = { 0 };
 
 	if (parent == FUSE_ROOT_ID) {
@@ -113,8 +109,9 @@ void ctl_lookup(struct ctl *c, fuse_req_t req, fuse_ino_t parent,
 	fuse_reply_entry(req, &e);
 }
 
-void ctl_getattr(struct ctl *c, fuse_req_t req, fuse_ino_t ino)
+static void ctl_getattr(void *self, fuse_req_t req, fuse_ino_t ino)
 {
+	struct ctl *c = self;
 	struct stat st;
 
 	if (!known(ino)) {
@@ -127,11 +124,13 @@ void ctl_getattr(struct ctl *c, fuse_req_t req, fuse_ino_t ino)
 
 /* `echo > .mailfs/refresh` truncates before writing: allow that, and
  * nothing else. */
-void ctl_setattr(struct ctl *c, fuse_req_t req, fuse_ino_t ino,
-		 struct stat *a, int to_set)
+static void ctl_setattr(void *self, fuse_req_t req, fuse_ino_t ino,
+			struct stat *a, int to_set, struct fuse_file_info *fi)
 {
+	struct ctl *c = self;
 	struct stat st;
 
+	(void)fi;
 	if (ino == CTL_DIR_INO || ino == file_ino(F_STATUS) ||
 	    (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME |
 			FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
@@ -144,12 +143,32 @@ void ctl_setattr(struct ctl *c, fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_attr(req, &st, 60);
 }
 
-void ctl_readdir(struct ctl *c, fuse_req_t req, size_t size, off_t off,
-		 bool plus)
+static void ctl_opendir(void *self, fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
 {
-	char *buf = malloc(size);
+	(void)self;
+	if (ino != CTL_DIR_INO) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	fi->fh = 0;
+	fuse_reply_open(req, fi);
+}
+
+static void ctl_readdir(void *self, fuse_req_t req, fuse_ino_t ino,
+			size_t size, off_t off, struct fuse_file_info *fi,
+			bool plus)
+{
+	struct ctl *c = self;
+	char *buf;
 	size_t pos = 0;
 
+	(void)fi;
+	if (ino != CTL_DIR_INO) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -397,9 +416,10 @@ int ctl_status_text(struct ctl *c, char **out, size_t *len)
 
 /* ---- open, read, write ---- */
 
-void ctl_open(struct ctl *c, fuse_req_t req, fuse_ino_t ino,
-	      struct fuse_file_info *fi)
+static void ctl_open(void *self, fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
 {
+	struct ctl *c = self;
 	struct handle *h;
 	bool wr = (fi->flags & O_ACCMODE) != O_RDONLY;
 
@@ -431,15 +451,15 @@ void ctl_open(struct ctl *c, fuse_req_t req, fuse_ino_t ino,
 	}
 }
 
-void ctl_read(struct ctl *c, fuse_req_t req, size_t size, off_t off,
-	      struct fuse_file_info *fi)
+static void ctl_read(void *self, fuse_req_t req, fuse_ino_t ino, size_t size,
+		     off_t off, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
 	size_t n;
 	char *copy;
 
-	(void)c;
+	(void)self;
+	(void)ino;
 	if (off < 0 || (size_t)off >= h->len) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -523,11 +543,14 @@ static int prefetch_lines(struct ctl *c, const char *buf, size_t size)
 	return rc;
 }
 
-void ctl_write(struct ctl *c, fuse_req_t req, fuse_ino_t ino,
-	       const char *buf, size_t size, struct fuse_file_info *fi)
+static void ctl_write(void *self, fuse_req_t req, fuse_ino_t ino,
+		      const char *buf, size_t size, off_t off,
+		      struct fuse_file_info *fi)
 {
+	struct ctl *c = self;
 	int rc;
 
+	(void)off;
 	(void)fi;
 	if (ino == file_ino(F_REFRESH)) {
 		act_flush(c->o.act);
@@ -549,13 +572,37 @@ void ctl_write(struct ctl *c, fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_write(req, size);
 }
 
-void ctl_release(struct ctl *c, fuse_req_t req, struct fuse_file_info *fi)
+static void ctl_release(void *self, fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
-	(void)c;
+	(void)self;
+	(void)ino;
 	if (h)
 		free(h->buf);
 	free(h);
 	fuse_reply_err(req, 0);
+}
+
+static const struct subtree_ops ops = {
+	.kinds = 1u << INO_CONTROL,
+	.lookup = ctl_lookup,
+	.getattr = ctl_getattr,
+	.setattr = ctl_setattr,
+	.opendir = ctl_opendir,
+	.readdir = ctl_readdir,
+	.open = ctl_open,
+	.read = ctl_read,
+	.write = ctl_write,
+	.release = ctl_release,
+};
+
+struct subtree ctl_subtree(struct ctl *c)
+{
+	return (struct subtree){ .ops = &ops,
+				 .self = c,
+				 .name = CTL_NAME,
+				 .dir = CTL_DIR_INO,
+				 .listed = false };
 }

@@ -103,11 +103,6 @@ void imp_set_changed(struct imp *im, void (*fn)(void *ctx, int64_t folder),
 	im->ctx = ctx;
 }
 
-bool imp_owns(fuse_ino_t ino)
-{
-	return ino_kind(ino) == INO_IMPORT;
-}
-
 static bool temporary(const char *name)
 {
 	static const char *const patterns[] = { ".*", "*~", "*.swp", "*.tmp",
@@ -163,8 +158,9 @@ int imp_lookup(struct imp *im, int64_t folder, const char *name,
 	return 0;
 }
 
-void imp_getattr(struct imp *im, fuse_req_t req, fuse_ino_t ino)
+static void imp_getattr(void *self, fuse_req_t req, fuse_ino_t ino)
 {
+	struct imp *im = self;
 	char name[NAME_MAX + 1], path[PATH_MAX];
 	int64_t folder;
 	struct stat st;
@@ -181,9 +177,11 @@ void imp_getattr(struct imp *im, fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_attr(req, &st, 0);
 }
 
-void imp_setattr(struct imp *im, fuse_req_t req, fuse_ino_t ino,
-		 struct stat *attr, int to_set, struct fuse_file_info *fi)
+static void imp_setattr(void *self, fuse_req_t req, fuse_ino_t ino,
+			struct stat *attr, int to_set,
+			struct fuse_file_info *fi)
 {
+	struct imp *im = self;
 	char name[NAME_MAX + 1], path[PATH_MAX];
 	int64_t folder;
 	struct stat st;
@@ -201,6 +199,9 @@ void imp_setattr(struct imp *im, fuse_req_t req, fuse_ino_t ino,
 	fix_stat(im, folder, &st);
 	fuse_reply_attr(req, &st, 0);
 }
+
+static void imp_release(void *self, fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi);
 
 static int open_staged(struct imp *im, int64_t folder, const char *name,
 		       int flags, struct fuse_file_info *fi)
@@ -241,12 +242,13 @@ void imp_create(struct imp *im, fuse_req_t req, int64_t folder,
 	}
 	((struct stage_file *)(uintptr_t)fi->fh)->written = true;
 	if (fuse_reply_create(req, &e, fi) != 0)
-		imp_release(im, NULL, fi);
+		imp_release(im, NULL, e.ino, fi);
 }
 
-void imp_open(struct imp *im, fuse_req_t req, fuse_ino_t ino,
-	      struct fuse_file_info *fi)
+static void imp_open(void *self, fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
 {
+	struct imp *im = self;
 	char name[NAME_MAX + 1];
 	int64_t folder;
 	int rc = name_of(im, ino, &folder, name, sizeof(name));
@@ -260,20 +262,23 @@ void imp_open(struct imp *im, fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	if (fuse_reply_open(req, fi) != 0)
-		imp_release(im, NULL, fi);
+		imp_release(im, NULL, ino, fi);
 }
 
-void imp_read(struct imp *im, fuse_req_t req, size_t size, off_t off,
-	      struct fuse_file_info *fi)
+static void imp_read(void *self, fuse_req_t req, fuse_ino_t ino, size_t size,
+		     off_t off, struct fuse_file_info *fi)
 {
-	(void)im;
+	(void)self;
+	(void)ino;
 	stage_read(req, (struct stage_file *)(uintptr_t)fi->fh, size, off);
 }
 
-void imp_write(struct imp *im, fuse_req_t req, const char *buf, size_t size,
-	       off_t off, struct fuse_file_info *fi)
+static void imp_write(void *self, fuse_req_t req, fuse_ino_t ino,
+		      const char *buf, size_t size, off_t off,
+		      struct fuse_file_info *fi)
 {
-	(void)im;
+	(void)self;
+	(void)ino;
 	stage_write(req, (struct stage_file *)(uintptr_t)fi->fh, buf, size,
 		    off);
 }
@@ -482,11 +487,14 @@ out:
 	return rc;
 }
 
-void imp_flush(struct imp *im, fuse_req_t req, struct fuse_file_info *fi)
+static void imp_flush(void *self, fuse_req_t req, fuse_ino_t ino,
+		      struct fuse_file_info *fi)
 {
+	struct imp *im = self;
 	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
 	int rc = 0;
 
+	(void)ino;
 	if (f->written && !temporary(f->name) && f->werr) {
 		/* A write failed (a full disk): what is staged is not what
 		 * the writer meant; it has been told and still has it. */
@@ -501,11 +509,13 @@ void imp_flush(struct imp *im, fuse_req_t req, struct fuse_file_info *fi)
 	fuse_reply_err(req, -rc);
 }
 
-void imp_release(struct imp *im, fuse_req_t req, struct fuse_file_info *fi)
+static void imp_release(void *self, fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
 {
 	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
 
-	(void)im;
+	(void)self;
+	(void)ino;
 	stage_close(f);
 	if (req)
 		fuse_reply_err(req, 0);
@@ -538,4 +548,20 @@ int imp_rename(struct imp *im, int64_t folder, const char *name,
 	/* rsync's temp file renamed to its final name: that is the
 	 * moment the message is complete. */
 	return temporary(newname) ? 0 : commit(im, folder, newname);
+}
+
+static const struct subtree_ops ops = {
+	.kinds = 1u << INO_IMPORT,
+	.getattr = imp_getattr,
+	.setattr = imp_setattr,
+	.open = imp_open,
+	.read = imp_read,
+	.write = imp_write,
+	.flush = imp_flush,
+	.release = imp_release,
+};
+
+struct subtree imp_subtree(struct imp *im)
+{
+	return (struct subtree){ .ops = &ops, .self = im };
 }

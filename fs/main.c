@@ -585,7 +585,8 @@ int main(int argc, char *argv[])
 	if (!imp)
 		goto out;
 	imp_set_changed(imp, fsops_folder_changed, fsops);
-	fsops_attach_imp(fsops, imp);
+	if (fsops_attach_imp(fsops, imp) < 0)
+		goto out;
 
 	sender = (struct sender){ fsops, pool, ix, cl.cfg.sent_folder,
 				  (long)cl.cfg.timeout };
@@ -614,7 +615,8 @@ int main(int argc, char *argv[])
 	obfs = obfs_new(cl.cfg.outbox_dir, outbox, getuid(), getgid());
 	if (!obfs)
 		goto out;
-	fsops_attach_outbox(fsops, obfs);
+	if (fsops_add_subtree(fsops, obfs_subtree(obfs)) < 0)
+		goto out;
 	co = (struct ctl_opts){
 		.ix = ix, .sync = sync, .watch = watch, .cache = cache,
 		.prefetch = prefetch, .outbox = outbox, .act = act,
@@ -624,7 +626,9 @@ int main(int argc, char *argv[])
 	ctl = ctl_new(&co);
 	if (!ctl)
 		goto out;
-	fsops_attach_ctl(fsops, ctl, watch);
+	if (fsops_add_subtree(fsops, ctl_subtree(ctl)) < 0)
+		goto out;
+	fsops_attach_watch(fsops, watch);
 	log_msg(LOG_INFO, "mounted %s on %s", cl.cfg.account, cl.mountpoint);
 
 	if (fo.singlethread) {
@@ -651,10 +655,9 @@ out:
 		mounted = false;
 	}
 	if (fsops) {
-		fsops_attach_outbox(fsops, NULL);
+		fsops_clear_subtrees(fsops);
 		fsops_attach_act(fsops, NULL);
-		fsops_attach_imp(fsops, NULL);
-		fsops_attach_ctl(fsops, NULL, NULL);
+		fsops_attach_watch(fsops, NULL);
 	}
 	ctl_free(ctl);
 	if (sigt.running) {

@@ -78,11 +78,6 @@ void obfs_free(struct obfs *ob)
 	free(ob);
 }
 
-bool obfs_owns(fuse_ino_t ino)
-{
-	return ino_kind(ino) == INO_OUTBOX_DIR || ino_kind(ino) == INO_OUTBOX;
-}
-
 /* Names a user may see and make: one component, not our state dir. */
 static bool valid_name(const char *name)
 {
@@ -101,7 +96,7 @@ static void fix_stat(struct obfs *ob, struct stat *st)
 	st->st_gid = ob->gid;
 }
 
-void obfs_dir_stat(struct obfs *ob, struct stat *st)
+static void obfs_dir_stat(struct obfs *ob, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	stat(ob->dir, st);
@@ -136,13 +131,25 @@ static void reply_entry(struct obfs *ob, fuse_req_t req, const char *name)
 	fuse_reply_entry(req, &e);
 }
 
-void obfs_lookup(struct obfs *ob, fuse_req_t req, const char *name)
+static void ob_lookup(void *self, fuse_req_t req, fuse_ino_t parent,
+		      const char *name)
 {
+	struct obfs *ob = self;
+
+	if (parent == FUSE_ROOT_ID) {
+		struct fuse_entry_param e = { 0 };
+
+		obfs_dir_stat(ob, &e.attr);
+		e.ino = OBFS_DIR_INO;
+		fuse_reply_entry(req, &e);
+		return;
+	}
 	reply_entry(ob, req, name);
 }
 
-void obfs_getattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino)
+static void ob_getattr(void *self, fuse_req_t req, fuse_ino_t ino)
 {
+	struct obfs *ob = self;
 	char name[NAME_MAX + 1], path[PATH_MAX];
 	struct stat st;
 	int rc;
@@ -164,9 +171,10 @@ void obfs_getattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_attr(req, &st, 0);
 }
 
-void obfs_setattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
-		  struct stat *attr, int to_set, struct fuse_file_info *fi)
+static void ob_setattr(void *self, fuse_req_t req, fuse_ino_t ino,
+		       struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
+	struct obfs *ob = self;
 	char name[NAME_MAX + 1], path[PATH_MAX];
 	struct stat st;
 	int rc;
@@ -190,8 +198,15 @@ void obfs_setattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_attr(req, &st, 0);
 }
 
-void obfs_opendir(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
+static void ob_releasedir(void *self, fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi);
+static void ob_release(void *self, fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi);
+
+static void ob_opendir(void *self, fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
 {
+	struct obfs *ob = self;
 	struct obdir *od = calloc(1, sizeof(*od));
 	DIR *d = opendir(ob->dir);
 	struct dirent *de;
@@ -236,17 +251,20 @@ void obfs_opendir(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
 	pthread_mutex_unlock(&ob->lock);
 	fi->fh = (uintptr_t)od;
 	if (fuse_reply_open(req, fi) != 0)
-		obfs_releasedir(ob, NULL, fi);
+		ob_releasedir(ob, NULL, ino, fi);
 }
 
-void obfs_readdir(struct obfs *ob, fuse_req_t req, size_t size, off_t off,
-		  struct fuse_file_info *fi, bool plus)
+static void ob_readdir(void *self, fuse_req_t req, fuse_ino_t ino,
+		       size_t size, off_t off, struct fuse_file_info *fi,
+		       bool plus)
 {
+	struct obfs *ob = self;
 	struct obdir *od = (struct obdir *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
 	size_t pos = 0;
 	struct stat dot;
 
+	(void)ino;
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -278,11 +296,13 @@ void obfs_readdir(struct obfs *ob, fuse_req_t req, size_t size, off_t off,
 	free(buf);
 }
 
-void obfs_releasedir(struct obfs *ob, fuse_req_t req,
-		     struct fuse_file_info *fi)
+static void ob_releasedir(void *self, fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
 {
+	struct obfs *ob = self;
 	struct obdir *od = (struct obdir *)(uintptr_t)fi->fh;
 
+	(void)ino;
 	if (od) {
 		pthread_mutex_lock(&ob->lock);
 		*od->pprev = od->next;
@@ -317,13 +337,15 @@ static int open_file(struct obfs *ob, const char *name, int flags,
 	return 0;
 }
 
-void obfs_create(struct obfs *ob, fuse_req_t req, const char *name,
-		 mode_t mode, struct fuse_file_info *fi)
+static void ob_create(void *self, fuse_req_t req, fuse_ino_t parent,
+		      const char *name, mode_t mode, struct fuse_file_info *fi)
 {
+	struct obfs *ob = self;
 	struct fuse_entry_param e = { 0 };
 	char path[PATH_MAX];
 	int rc;
 
+	(void)parent;
 	(void)mode;
 	if (!valid_name(name)) {
 		fuse_reply_err(req, EINVAL);
@@ -348,12 +370,13 @@ void obfs_create(struct obfs *ob, fuse_req_t req, const char *name,
 	fix_stat(ob, &e.attr);
 	e.ino = e.attr.st_ino;
 	if (fuse_reply_create(req, &e, fi) != 0)
-		obfs_release(ob, NULL, fi);
+		ob_release(ob, NULL, e.ino, fi);
 }
 
-void obfs_open(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
-	       struct fuse_file_info *fi)
+static void ob_open(void *self, fuse_req_t req, fuse_ino_t ino,
+		    struct fuse_file_info *fi)
 {
+	struct obfs *ob = self;
 	char name[NAME_MAX + 1];
 	int rc = name_of(ob, ino, name, sizeof(name));
 
@@ -365,20 +388,23 @@ void obfs_open(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	if (fuse_reply_open(req, fi) != 0)
-		obfs_release(ob, NULL, fi);
+		ob_release(ob, NULL, ino, fi);
 }
 
-void obfs_read(struct obfs *ob, fuse_req_t req, size_t size, off_t off,
-	       struct fuse_file_info *fi)
+static void ob_read(void *self, fuse_req_t req, fuse_ino_t ino, size_t size,
+		    off_t off, struct fuse_file_info *fi)
 {
-	(void)ob;
+	(void)self;
+	(void)ino;
 	stage_read(req, (struct stage_file *)(uintptr_t)fi->fh, size, off);
 }
 
-void obfs_write(struct obfs *ob, fuse_req_t req, const char *buf,
-		size_t size, off_t off, struct fuse_file_info *fi)
+static void ob_write(void *self, fuse_req_t req, fuse_ino_t ino,
+		     const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
 {
-	(void)ob;
+	(void)self;
+	(void)ino;
 	stage_write(req, (struct stage_file *)(uintptr_t)fi->fh, buf, size,
 		    off);
 }
@@ -414,18 +440,29 @@ static int make_durable(struct obfs *ob, struct stage_file *f)
 	return rc;
 }
 
-void obfs_flush(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
+static void ob_flush(void *self, fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
 {
+	struct obfs *ob = self;
+
+	(void)ino;
 	fuse_reply_err(req, -make_durable(ob, (struct stage_file *)(uintptr_t)fi->fh));
 }
 
-void obfs_fsync(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
+static void ob_fsync(void *self, fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
 {
+	struct obfs *ob = self;
+
+	(void)ino;
+	(void)datasync;
 	fuse_reply_err(req, -make_durable(ob, (struct stage_file *)(uintptr_t)fi->fh));
 }
 
-void obfs_release(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
+static void ob_release(void *self, fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
 {
+	struct obfs *ob = self;
 	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
 
 	/* Marked before the writer goes, so the queue never sees the
@@ -434,15 +471,19 @@ void obfs_release(struct obfs *ob, fuse_req_t req, struct fuse_file_info *fi)
 		outbox_write_failed(ob->q, f->name, f->werr);
 	if (f->writing && ob->q)
 		outbox_writing(ob->q, f->name, false);
+	(void)ino;
 	stage_close(f);
 	if (req)
 		fuse_reply_err(req, 0);
 }
 
-void obfs_unlink(struct obfs *ob, fuse_req_t req, const char *name)
+static void ob_unlink(void *self, fuse_req_t req, fuse_ino_t parent,
+		      const char *name)
 {
+	struct obfs *ob = self;
 	char path[PATH_MAX];
 
+	(void)parent;
 	if (!valid_name(name)) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -460,12 +501,16 @@ void obfs_unlink(struct obfs *ob, fuse_req_t req, const char *name)
 	fuse_reply_err(req, -sync_spool(ob));
 }
 
-void obfs_rename(struct obfs *ob, fuse_req_t req, const char *name,
-		 const char *newname, unsigned int flags)
+static void ob_rename(void *self, fuse_req_t req, fuse_ino_t parent,
+		      const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
 {
+	struct obfs *ob = self;
 	char from[PATH_MAX], to[PATH_MAX];
 	int rc;
 
+	(void)parent;
+	(void)newparent;
 	if (!valid_name(name) || !valid_name(newname)) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -493,9 +538,10 @@ void obfs_rename(struct obfs *ob, fuse_req_t req, const char *name,
 	fuse_reply_err(req, -sync_spool(ob));
 }
 
-void obfs_getxattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
-		   const char *name, size_t size)
+static void ob_getxattr(void *self, fuse_req_t req, fuse_ino_t ino,
+			const char *name, size_t size)
 {
+	struct obfs *ob = self;
 	char fname[NAME_MAX + 1], status[400];
 	size_t len;
 
@@ -519,9 +565,10 @@ void obfs_getxattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_buf(req, status, len);
 }
 
-void obfs_listxattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
-		    size_t size)
+static void ob_listxattr(void *self, fuse_req_t req, fuse_ino_t ino,
+			 size_t size)
 {
+	struct obfs *ob = self;
 	static const char names[] = "user.mail.status";
 	char fname[NAME_MAX + 1];
 	bool has = ino != OBFS_DIR_INO &&
@@ -535,4 +582,40 @@ void obfs_listxattr(struct obfs *ob, fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ERANGE);
 	else
 		fuse_reply_buf(req, names, len);
+}
+
+static void ob_dir_stat(void *self, struct stat *st)
+{
+	obfs_dir_stat(self, st);
+}
+
+static const struct subtree_ops ops = {
+	.kinds = 1u << INO_OUTBOX_DIR | 1u << INO_OUTBOX,
+	.lookup = ob_lookup,
+	.getattr = ob_getattr,
+	.setattr = ob_setattr,
+	.opendir = ob_opendir,
+	.readdir = ob_readdir,
+	.releasedir = ob_releasedir,
+	.create = ob_create,
+	.open = ob_open,
+	.read = ob_read,
+	.write = ob_write,
+	.flush = ob_flush,
+	.fsync = ob_fsync,
+	.release = ob_release,
+	.unlink = ob_unlink,
+	.rename = ob_rename,
+	.listxattr = ob_listxattr,
+	.getxattr = ob_getxattr,
+};
+
+struct subtree obfs_subtree(struct obfs *ob)
+{
+	return (struct subtree){ .ops = &ops,
+				 .self = ob,
+				 .name = OBFS_NAME,
+				 .dir = OBFS_DIR_INO,
+				 .listed = true,
+				 .dir_stat = ob_dir_stat };
 }

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "act.h"
-#include "ctl.h"
 #include "fsops.h"
 #include "imp.h"
 #include "inode.h"
@@ -33,11 +32,16 @@ struct note {
 	struct note *next;
 };
 
+#define MAX_SUBTREES 8
+
 struct fsops {
-	struct obfs *ob;	/* outbox/, NULL when sending is off */
+	/* The other subtrees (outbox/, .mailfs/, import), set up before the
+	 * session runs and cleared after it: read without a lock. */
+	struct subtree trees[MAX_SUBTREES];
+	unsigned ntrees;
+	const struct subtree *by_kind[16];	/* 4 bits of kind */
 	struct act *act;	/* changes to the mailbox */
 	struct imp *imp;	/* files being copied into folders */
-	struct ctl *ctl;	/* .mailfs/ */
 	struct watch *watch;	/* IDLE on recently used folders */
 	struct index *ix;
 	struct cache *cache;
@@ -68,6 +72,31 @@ static struct fsops *ctx_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
 }
+
+/* ---- dispatch: the subtree that answers, or NULL for the message tree */
+
+static const struct subtree *owner(const struct fsops *o, fuse_ino_t ino)
+{
+	return o->by_kind[ino_kind(ino) & 15];
+}
+
+/* The subtree whose directory is name at the root. */
+static const struct subtree *rooted(const struct fsops *o, const char *name)
+{
+	for (unsigned i = 0; i < o->ntrees; i++)
+		if (o->trees[i].name && strcmp(o->trees[i].name, name) == 0)
+			return &o->trees[i];
+	return NULL;
+}
+
+/* What ops.c answers for an operation a subtree leaves NULL. */
+#define SUBTREE_CALL(t, op, refuse, ...)                                     \
+	do {                                                                 \
+		if ((t)->ops->op)                                            \
+			(t)->ops->op((t)->self, __VA_ARGS__);                \
+		else                                                         \
+			refuse;                                              \
+	} while (0)
 
 /* ---- attributes ---- */
 
@@ -422,24 +451,16 @@ static int resolve(struct fsops *o, fuse_ino_t parent, const char *name,
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fsops *o = ctx_of(req);
+	const struct subtree *t;
 	struct fuse_entry_param e = { 0 };
 	fuse_ino_t ino = 0;
 	double timeout = 0;
 	int rc;
 
-	if (o->ob && parent == OBFS_DIR_INO) {
-		obfs_lookup(o->ob, req, name);
-		return;
-	}
-	if (o->ctl && (parent == CTL_DIR_INO ||
-		       (parent == FUSE_ROOT_ID && strcmp(name, CTL_NAME) == 0))) {
-		ctl_lookup(o->ctl, req, parent, name);
-		return;
-	}
-	if (o->ob && parent == FUSE_ROOT_ID && strcmp(name, OBFS_NAME) == 0) {
-		obfs_dir_stat(o->ob, &e.attr);
-		e.ino = OBFS_DIR_INO;
-		fuse_reply_entry(req, &e);
+	t = parent == FUSE_ROOT_ID ? rooted(o, name) : owner(o, parent);
+	if (t) {
+		SUBTREE_CALL(t, lookup, fuse_reply_err(req, ENOTDIR), req,
+			     parent, name);
 		return;
 	}
 
@@ -464,21 +485,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct fsops *o = ctx_of(req);
+	const struct subtree *t = owner(o, ino);
 	struct stat st;
 	double timeout = 0;
 	int rc;
 
 	(void)fi;
-	if (o->ob && obfs_owns(ino)) {
-		obfs_getattr(o->ob, req, ino);
-		return;
-	}
-	if (o->ctl && ctl_owns(ino)) {
-		ctl_getattr(o->ctl, req, ino);
-		return;
-	}
-	if (o->imp && imp_owns(ino)) {
-		imp_getattr(o->imp, req, ino);
+	if (t) {
+		t->ops->getattr(t->self, req, ino);
 		return;
 	}
 	rc = node_attr(o, ino, &st, &timeout);
@@ -696,10 +710,13 @@ static int snap_fill(struct fsops *o, fuse_ino_t ino, struct dirsnap *d)
 		return rc;
 	switch (n.kind) {
 	case INO_ROOT:
-		if (o->ob) {
-			obfs_dir_stat(o->ob, &st);
-			rc = snap_add(d, OBFS_NAME, strlen(OBFS_NAME), NULL, &st,
-				      0);
+		for (unsigned i = 0; i < o->ntrees; i++) {
+			const struct subtree *t = &o->trees[i];
+
+			if (!t->listed)
+				continue;
+			t->dir_stat(t->self, &st);
+			rc = snap_add(d, t->name, strlen(t->name), NULL, &st, 0);
 			if (rc < 0)
 				return rc;
 		}
@@ -741,17 +758,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	bool known = false;
 	int rc;
 
-	if (o->ob && ino == OBFS_DIR_INO) {
-		obfs_opendir(o->ob, req, fi);
-		return;
-	}
-	if (o->ctl && ctl_owns(ino)) {
-		if (ino == CTL_DIR_INO) {
-			fi->fh = 0;
-			fuse_reply_open(req, fi);
-		} else {
-			fuse_reply_err(req, ENOTDIR);
-		}
+	if (owner(o, ino)) {
+		const struct subtree *t = owner(o, ino);
+
+		SUBTREE_CALL(t, opendir, fuse_reply_err(req, ENOTDIR), req,
+			     ino, fi);
 		return;
 	}
 	if (n.kind == INO_DECODED) {
@@ -867,12 +878,11 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off,
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	struct fsops *o = ctx_of(req);
+	const struct subtree *t = owner(ctx_of(req), ino);
 
-	if (o->ob && ino == OBFS_DIR_INO)
-		obfs_readdir(o->ob, req, size, off, fi, false);
-	else if (o->ctl && ino == CTL_DIR_INO)
-		ctl_readdir(o->ctl, req, size, off, false);
+	if (t)
+		SUBTREE_CALL(t, readdir, fuse_reply_err(req, ENOTDIR), req, ino,
+			     size, off, fi, false);
 	else
 		readdir_common(req, size, off, fi, false);
 }
@@ -880,12 +890,11 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
-	struct fsops *o = ctx_of(req);
+	const struct subtree *t = owner(ctx_of(req), ino);
 
-	if (o->ob && ino == OBFS_DIR_INO)
-		obfs_readdir(o->ob, req, size, off, fi, true);
-	else if (o->ctl && ino == CTL_DIR_INO)
-		ctl_readdir(o->ctl, req, size, off, true);
+	if (t)
+		SUBTREE_CALL(t, readdir, fuse_reply_err(req, ENOTDIR), req, ino,
+			     size, off, fi, true);
 	else
 		readdir_common(req, size, off, fi, true);
 }
@@ -893,14 +902,11 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	struct fsops *o = ctx_of(req);
+	const struct subtree *t = owner(ctx_of(req), ino);
 
-	if (o->ob && ino == OBFS_DIR_INO) {
-		obfs_releasedir(o->ob, req, fi);
-		return;
-	}
-	if (o->ctl && ino == CTL_DIR_INO) {
-		fuse_reply_err(req, 0);
+	if (t) {
+		SUBTREE_CALL(t, releasedir, fuse_reply_err(req, 0), req, ino,
+			     fi);
 		return;
 	}
 	snap_free((struct dirsnap *)(uintptr_t)fi->fh);
@@ -930,16 +936,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	uint64_t size;
 	int fd = -1, rc;
 
-	if (o->ob && obfs_owns(ino)) {
-		obfs_open(o->ob, req, ino, fi);
-		return;
-	}
-	if (o->ctl && ctl_owns(ino)) {
-		ctl_open(o->ctl, req, ino, fi);
-		return;
-	}
-	if (o->imp && imp_owns(ino)) {
-		imp_open(o->imp, req, ino, fi);
+	if (owner(o, ino)) {
+		const struct subtree *t = owner(o, ino);
+
+		SUBTREE_CALL(t, open, fuse_reply_err(req, EISDIR), req, ino,
+			     fi);
 		return;
 	}
 	/* A message may be written over with its own bytes (a backup
@@ -1020,19 +1021,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct fsops *o = ctx_of(req);
+	const struct subtree *t = owner(ctx_of(req), ino);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
-	if (o->ob && obfs_owns(ino)) {
-		obfs_read(o->ob, req, size, off, fi);
-		return;
-	}
-	if (o->ctl && ctl_owns(ino)) {
-		ctl_read(o->ctl, req, size, off, fi);
-		return;
-	}
-	if (o->imp && imp_owns(ino)) {
-		imp_read(o->imp, req, size, off, fi);
+	if (t) {
+		SUBTREE_CALL(t, read, fuse_reply_err(req, EBADF), req, ino,
+			     size, off, fi);
 		return;
 	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -1044,18 +1038,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct fsops *o = ctx_of(req);
+	const struct subtree *t = owner(ctx_of(req), ino);
 
-	if (o->ob && obfs_owns(ino)) {
-		obfs_release(o->ob, req, fi);
-		return;
-	}
-	if (o->ctl && ctl_owns(ino)) {
-		ctl_release(o->ctl, req, fi);
-		return;
-	}
-	if (o->imp && imp_owns(ino)) {
-		imp_release(o->imp, req, fi);
+	if (t) {
+		SUBTREE_CALL(t, release, fuse_reply_err(req, 0), req, ino, fi);
 		return;
 	}
 	if (ow_of(fi))
@@ -1071,13 +1057,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fsops *o = ctx_of(req);
+	const struct subtree *t = owner(o, ino);
 
-	if (o->ob && obfs_owns(ino))
-		obfs_write(o->ob, req, buf, size, off, fi);
-	else if (o->ctl && ctl_owns(ino))
-		ctl_write(o->ctl, req, ino, buf, size, fi);
-	else if (o->imp && imp_owns(ino))
-		imp_write(o->imp, req, buf, size, off, fi);
+	if (t)
+		SUBTREE_CALL(t, write, fuse_reply_err(req, immutable(o)), req,
+			     ino, buf, size, off, fi);
 	else if (ow_of(fi)) {
 		int rc = overwrite_write(ow_of(fi), buf, size, off);
 
@@ -1092,12 +1076,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void op_flush(fuse_req_t req, fuse_ino_t ino,
 		     struct fuse_file_info *fi)
 {
-	struct fsops *o = ctx_of(req);
+	const struct subtree *t = owner(ctx_of(req), ino);
 
-	if (o->ob && obfs_owns(ino))
-		obfs_flush(o->ob, req, fi);
-	else if (o->imp && imp_owns(ino))
-		imp_flush(o->imp, req, fi);
+	if (t)
+		SUBTREE_CALL(t, flush, fuse_reply_err(req, 0), req, ino, fi);
 	else if (ow_of(fi))
 		fuse_reply_err(req, -overwrite_check(ow_of(fi)));
 	else
@@ -1108,10 +1090,10 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
 	struct fsops *o = ctx_of(req);
+	const struct subtree *t = owner(o, ino);
 
-	(void)datasync;
-	if (o->ob && obfs_owns(ino)) {
-		obfs_fsync(o->ob, req, fi);
+	if (t && t->ops->fsync) {
+		t->ops->fsync(t->self, req, ino, datasync, fi);
 		return;
 	}
 	/* Like fsync of a directory: queued rm/mv are sent and answered. */
@@ -1136,12 +1118,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
 	struct fsops *o = ctx_of(req);
-
+	const struct subtree *t = owner(o, parent);
 	struct ino_tree p = ino_tree_parse(parent);
 	fuse_ino_t ino;
 
-	if (o->ob && parent == OBFS_DIR_INO)
-		obfs_create(o->ob, req, name, mode, fi);
+	if (t)
+		SUBTREE_CALL(t, create, fuse_reply_err(req, immutable(o)), req,
+			     parent, name, mode, fi);
 	else if (o->imp && p.kind == INO_FOLDER &&
 		 resolve(o, parent, name, &ino) == MFS_E_NOTFOUND)
 		imp_create(o->imp, req, p.folder, name, fi);
@@ -1169,8 +1152,11 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct ino_tree n;
 	int rc;
 
-	if (o->ob && parent == OBFS_DIR_INO) {
-		obfs_unlink(o->ob, req, name);
+	if (owner(o, parent)) {
+		const struct subtree *t = owner(o, parent);
+
+		SUBTREE_CALL(t, unlink, fuse_reply_err(req, immutable(o)), req,
+			     parent, name);
 		return;
 	}
 	rc = resolve(o, parent, name, &ino);
@@ -1233,7 +1219,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	(void)mode;
 	if ((p.kind != INO_ROOT && p.kind != INO_FOLDER) || !o->act ||
-	    (o->ob && parent == FUSE_ROOT_ID && strcmp(name, OBFS_NAME) == 0))
+	    (parent == FUSE_ROOT_ID && rooted(o, name)))
 		rc = MFS_E_INVAL;
 	if (rc == 0 && resolve(o, parent, name, &ino) == 0)
 		rc = MFS_E_EXISTS;
@@ -1266,12 +1252,15 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct ino_tree n;
 	int rc;
 
-	if (o->ob && parent == OBFS_DIR_INO && newparent == OBFS_DIR_INO) {
-		obfs_rename(o->ob, req, name, newname, flags);
-		return;
-	}
-	if (o->ob && (parent == OBFS_DIR_INO || newparent == OBFS_DIR_INO)) {
-		fuse_reply_err(req, EXDEV);	/* mv falls back to a copy */
+	if (owner(o, parent) || owner(o, newparent)) {
+		const struct subtree *t = owner(o, parent);
+
+		if (t != owner(o, newparent))
+			fuse_reply_err(req, EXDEV);	/* mv copies instead */
+		else
+			SUBTREE_CALL(t, rename,
+				     fuse_reply_err(req, immutable(o)), req,
+				     parent, name, newparent, newname, flags);
 		return;
 	}
 	rc = resolve(o, parent, name, &ino);
@@ -1335,13 +1324,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
 	struct fsops *o = ctx_of(req);
+	const struct subtree *t = owner(o, ino);
 
-	if (o->ob && obfs_owns(ino))
-		obfs_setattr(o->ob, req, ino, attr, to_set, fi);
-	else if (o->ctl && ctl_owns(ino))
-		ctl_setattr(o->ctl, req, ino, attr, to_set);
-	else if (o->imp && imp_owns(ino))
-		imp_setattr(o->imp, req, ino, attr, to_set, fi);
+	if (t)
+		SUBTREE_CALL(t, setattr, fuse_reply_err(req, immutable(o)), req,
+			     ino, attr, to_set, fi);
 	else if (ow_of(fi) && to_set == FUSE_SET_ATTR_SIZE)
 		setattr_overwrite(o, req, ino, attr->st_size, ow_of(fi));
 	else
@@ -1366,10 +1353,10 @@ static void reply_xattr_value(fuse_req_t req, size_t size, const char *v,
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct fsops *o = ctx_of(req);
+	const struct subtree *t = owner(ctx_of(req), ino);
 
-	if (o->ob && obfs_owns(ino)) {
-		obfs_listxattr(o->ob, req, ino, size);
+	if (t && t->ops->listxattr) {
+		t->ops->listxattr(t->self, req, ino, size);
 		return;
 	}
 	if (ino_tree_parse(ino).kind != INO_MESSAGE) {
@@ -1391,8 +1378,9 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	const char *v = NULL;
 	int rc;
 
-	if (o->ob && obfs_owns(ino)) {
-		obfs_getxattr(o->ob, req, ino, name, size);
+	if (owner(o, ino) && owner(o, ino)->ops->getxattr) {
+		owner(o, ino)->ops->getxattr(owner(o, ino)->self, req, ino,
+					     name, size);
 		return;
 	}
 	/* ls -l asks every file for its SELinux label and POSIX ACL;
@@ -1541,19 +1529,38 @@ void fsops_attach_act(struct fsops *o, struct act *act)
 	o->act = act;
 }
 
-void fsops_attach_imp(struct fsops *o, struct imp *imp)
+int fsops_add_subtree(struct fsops *o, struct subtree t)
+{
+	const struct subtree *added;
+
+	if (o->ntrees == MAX_SUBTREES)
+		return MFS_E_TOOBIG;
+	for (unsigned k = 0; k < 16; k++)
+		if ((t.ops->kinds & (1u << k)) && o->by_kind[k])
+			return MFS_E_EXISTS;
+	o->trees[o->ntrees] = t;
+	added = &o->trees[o->ntrees++];
+	for (unsigned k = 0; k < 16; k++)
+		if (t.ops->kinds & (1u << k))
+			o->by_kind[k] = added;
+	return 0;
+}
+
+void fsops_clear_subtrees(struct fsops *o)
+{
+	memset(o->by_kind, 0, sizeof(o->by_kind));
+	o->ntrees = 0;
+	o->imp = NULL;
+}
+
+int fsops_attach_imp(struct fsops *o, struct imp *imp)
 {
 	o->imp = imp;
+	return fsops_add_subtree(o, imp_subtree(imp));
 }
 
-void fsops_attach_outbox(struct fsops *o, struct obfs *ob)
+void fsops_attach_watch(struct fsops *o, struct watch *watch)
 {
-	o->ob = ob;
-}
-
-void fsops_attach_ctl(struct fsops *o, struct ctl *ctl, struct watch *watch)
-{
-	o->ctl = ctl;
 	o->watch = watch;
 }
 

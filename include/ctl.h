@@ -24,6 +24,7 @@
 #include "inode.h"
 #include "outbox.h"
 #include "prefetch.h"
+#include "subtree.h"
 #include "sync.h"
 #include "watch.h"
 
@@ -50,25 +51,9 @@ struct ctl;
 struct ctl *ctl_new(const struct ctl_opts *o);
 void ctl_free(struct ctl *c);
 
-/* The control directory and its files. */
-bool ctl_owns(fuse_ino_t ino);
-
-/* Handlers with the fuse_lowlevel_ops signatures; each replies.
- * ctl_lookup takes the root or the control directory as parent. */
-void ctl_lookup(struct ctl *c, fuse_req_t req, fuse_ino_t parent,
-		const char *name);
-void ctl_getattr(struct ctl *c, fuse_req_t req, fuse_ino_t ino);
-void ctl_setattr(struct ctl *c, fuse_req_t req, fuse_ino_t ino,
-		 struct stat *attr, int to_set);
-void ctl_readdir(struct ctl *c, fuse_req_t req, size_t size, off_t off,
-		 bool plus);
-void ctl_open(struct ctl *c, fuse_req_t req, fuse_ino_t ino,
-	      struct fuse_file_info *fi);
-void ctl_read(struct ctl *c, fuse_req_t req, size_t size, off_t off,
-	      struct fuse_file_info *fi);
-void ctl_write(struct ctl *c, fuse_req_t req, fuse_ino_t ino,
-	       const char *buf, size_t size, struct fuse_file_info *fi);
-void ctl_release(struct ctl *c, fuse_req_t req, struct fuse_file_info *fi);
+/* The subtree to hand to fsops_add_subtree: .mailfs/ (reachable by name,
+ * not listed) and its files (borrows c). */
+struct subtree ctl_subtree(struct ctl *c);
 
 /* The status text (malloc'd into *out, caller frees). */
 int ctl_status_text(struct ctl *c, char **out, size_t *len);

@@ -15,6 +15,7 @@
 
 #include "cache.h"
 #include "index.h"
+#include "subtree.h"
 #include "sync.h"
 
 struct fsops;
@@ -28,23 +29,27 @@ void fsops_free(struct fsops *o);
 void fsops_attach(struct fsops *o, struct index *ix, struct cache *cache,
 		  struct sync *sync);
 
-struct obfs;
 struct act;
 
 /* Let file operations change the mailbox (borrowed; NULL: read-only). */
 void fsops_attach_act(struct fsops *o, struct act *act);
 
+/* Serve another part of the tree (subtree.h): its inode kinds and, when
+ * it has one, its directory at the root.  Before the session runs.
+ * 0, MFS_E_EXISTS (a kind already served) or MFS_E_TOOBIG (too many). */
+int fsops_add_subtree(struct fsops *o, struct subtree t);
+
 struct imp;
-/* Let files be copied into folders (borrowed; NULL: refused). */
-void fsops_attach_imp(struct fsops *o, struct imp *imp);
+/* Let files be copied into folders (borrowed): the staged files' subtree,
+ * and names a folder does not have asked of imp.  0 or as above. */
+int fsops_attach_imp(struct fsops *o, struct imp *imp);
 
-/* Show outbox/ (borrowed; NULL: sending is off). */
-void fsops_attach_outbox(struct fsops *o, struct obfs *ob);
+/* Forget every subtree and imp (after the session, before they go). */
+void fsops_clear_subtrees(struct fsops *o);
 
-struct ctl;
 struct watch;
-/* .mailfs/ and the IDLE watchers (borrowed; either may be NULL). */
-void fsops_attach_ctl(struct fsops *o, struct ctl *ctl, struct watch *watch);
+/* The IDLE watchers, told which folders are in use (borrowed; or NULL). */
+void fsops_attach_watch(struct fsops *o, struct watch *watch);
 
 /* outbox_opts.changed hook: a file in outbox/ came or went. */
 void fsops_outbox_changed(void *ctx, const char *name);

@@ -23,6 +23,7 @@
 
 #include "index.h"
 #include "pool.h"
+#include "subtree.h"
 #include "sync.h"
 
 struct imp;
@@ -32,27 +33,18 @@ struct imp *imp_new(const char *dir, struct index *ix, struct pool *pool,
 		    struct sync *sync, long timeout_s, uid_t uid, gid_t gid);
 void imp_free(struct imp *im);
 
-bool imp_owns(fuse_ino_t ino);
+/* The subtree to hand to fsops_add_subtree: the staged files' own
+ * operations (borrows im).  It has no directory of its own: names in a
+ * folder that the folder does not have are asked of it by the message
+ * tree, with the calls below.  A close() (flush) of a written file with a
+ * final name appends it, so the writer hears about a refusal. */
+struct subtree imp_subtree(struct imp *im);
 
 /* Entry for a staged file in folder, 0 or -errno (-ENOENT). */
 int imp_lookup(struct imp *im, int64_t folder, const char *name,
 	       struct fuse_entry_param *e);
-
-void imp_getattr(struct imp *im, fuse_req_t req, fuse_ino_t ino);
-void imp_setattr(struct imp *im, fuse_req_t req, fuse_ino_t ino,
-		 struct stat *attr, int to_set, struct fuse_file_info *fi);
 void imp_create(struct imp *im, fuse_req_t req, int64_t folder,
 		const char *name, struct fuse_file_info *fi);
-void imp_open(struct imp *im, fuse_req_t req, fuse_ino_t ino,
-	      struct fuse_file_info *fi);
-void imp_read(struct imp *im, fuse_req_t req, size_t size, off_t off,
-	      struct fuse_file_info *fi);
-void imp_write(struct imp *im, fuse_req_t req, const char *buf, size_t size,
-	       off_t off, struct fuse_file_info *fi);
-/* close(): a written file with a final name is appended here, so the
- * writer hears about a refusal. */
-void imp_flush(struct imp *im, fuse_req_t req, struct fuse_file_info *fi);
-void imp_release(struct imp *im, fuse_req_t req, struct fuse_file_info *fi);
 /* 0 or -errno; -ENOENT when name is not staged. */
 int imp_unlink(struct imp *im, int64_t folder, const char *name);
 int imp_rename(struct imp *im, int64_t folder, const char *name,
