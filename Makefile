@@ -31,7 +31,8 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DMAILFS_VERSION='"$(VERSION)"' $(WARN) \
 LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread
 
 LIB_SRC = $(wildcard util/*.c) $(wildcard imap/*.c) $(wildcard smtp/*.c) \
-	$(filter-out fs/main.c,$(wildcard fs/*.c))
+	$(filter-out fs/main.c,$(wildcard fs/*.c)) $(wildcard fs/core/*.c) \
+	$(wildcard fs/fuse/*.c)
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)

@@ -8,14 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl.h"
+#include "control.h"
 #include "folders.h"
 #include "imap_parse.h"
 #include "names.h"
-#include "obfs.h"
+#include "outbox_dir.h"
 
 /* The mount's own directories at the root; no folder is shown so. */
-static const char *const reserved_top[] = { OBFS_NAME, CTL_NAME, NULL };
+static const char *const reserved_top[] = { OUTBOX_DIR_NAME, CONTROL_NAME, NULL };
 
 struct fnode {
 	struct names_sibling s;	/* s.key: this level of the server name */

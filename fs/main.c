@@ -20,17 +20,17 @@
 #include <unistd.h>
 
 #include "acctlock.h"
-#include "act.h"
+#include "changes.h"
 #include "cache.h"
 #include "config.h"
 #include "cred.h"
-#include "ctl.h"
+#include "control.h"
 #include "fsops.h"
-#include "imp.h"
+#include "import.h"
 #include "index.h"
 #include "log.h"
 #include "mime.h"
-#include "obfs.h"
+#include "outbox_dir.h"
 #include "outbox.h"
 #include "imap_parse.h"
 #include "pool.h"
@@ -355,15 +355,15 @@ int main(int argc, char *argv[])
 	struct sync_hooks hooks;
 	struct outbox_opts oo = { 0 };
 	struct outbox *outbox = NULL;
-	struct obfs *obfs = NULL;
+	struct outbox_dir *obdir = NULL;
 	struct sender sender = { 0 };
-	struct act_opts ao = { 0 };
-	struct act *act = NULL;
-	struct imp *imp = NULL;
+	struct changes_opts ao = { 0 };
+	struct changes *act = NULL;
+	struct import *imp = NULL;
 	struct watch *watch = NULL;
 	struct prefetch *prefetch = NULL;
-	struct ctl *ctl = NULL;
-	struct ctl_opts co = { 0 };
+	struct control *ctl = NULL;
+	struct control_opts co = { 0 };
 	struct sigthread sigt = { 0 };
 	sigset_t usr1;
 	unsigned idle_slots = 2;
@@ -571,20 +571,20 @@ int main(int argc, char *argv[])
 	ao.expunge = cl.cfg.delete_mode && strcmp(cl.cfg.delete_mode,
 						  "expunge") == 0;
 	ao.trash = cl.cfg.trash_folder;
-	ao.hooks = (struct act_hooks){ .folder_changed = fsops_folder_changed,
+	ao.hooks = (struct changes_hooks){ .folder_changed = fsops_folder_changed,
 				       .msg_gone = fsops_msg_gone,
 				       .ctx = fsops };
-	act = act_new(&ao);
+	act = changes_new(&ao);
 	if (!act)
 		goto out;
 	fsops_attach_act(fsops, act);
 	if (asprintf(&import_dir, "%s/import", cl.cfg.cache_dir) < 0)
 		goto out;
-	imp = imp_new(import_dir, ix, pool, sync, cl.cfg.timeout, getuid(),
+	imp = import_new(import_dir, ix, pool, sync, cl.cfg.timeout, getuid(),
 		      getgid());
 	if (!imp)
 		goto out;
-	imp_set_changed(imp, fsops_folder_changed, fsops);
+	import_set_changed(imp, fsops_folder_changed, fsops);
 	if (fsops_attach_imp(fsops, imp) < 0)
 		goto out;
 
@@ -612,21 +612,21 @@ int main(int argc, char *argv[])
 		log_msg(LOG_ERR, "outbox: %s", err.msg);
 		goto out;
 	}
-	obfs = obfs_new(cl.cfg.outbox_dir, outbox, getuid(), getgid());
-	if (!obfs)
+	obdir = outbox_dir_new(cl.cfg.outbox_dir, outbox, getuid(), getgid());
+	if (!obdir)
 		goto out;
-	if (fsops_add_subtree(fsops, obfs_subtree(obfs)) < 0)
+	if (fsops_add_subtree(fsops, outbox_dir_subtree(obdir)) < 0)
 		goto out;
-	co = (struct ctl_opts){
+	co = (struct control_opts){
 		.ix = ix, .sync = sync, .watch = watch, .cache = cache,
 		.prefetch = prefetch, .outbox = outbox, .act = act,
 		.outbox_dir = cl.cfg.outbox_dir,
 		.refresh_timeout_s = 600, .uid = getuid(), .gid = getgid(),
 	};
-	ctl = ctl_new(&co);
+	ctl = control_new(&co);
 	if (!ctl)
 		goto out;
-	if (fsops_add_subtree(fsops, ctl_subtree(ctl)) < 0)
+	if (fsops_add_subtree(fsops, control_subtree(ctl)) < 0)
 		goto out;
 	fsops_attach_watch(fsops, watch);
 	log_msg(LOG_INFO, "mounted %s on %s", cl.cfg.account, cl.mountpoint);
@@ -659,7 +659,7 @@ out:
 		fsops_attach_act(fsops, NULL);
 		fsops_attach_watch(fsops, NULL);
 	}
-	ctl_free(ctl);
+	control_free(ctl);
 	if (sigt.running) {
 		atomic_store(&sigt.stop, true);
 		pthread_kill(sigt.thread, SIGUSR1);
@@ -667,11 +667,11 @@ out:
 	}
 	prefetch_stop(prefetch);
 	watch_stop(watch);
-	act_free(act);
-	imp_free(imp);
+	changes_free(act);
+	import_free(imp);
 	free(import_dir);
 	outbox_stop(outbox);
-	obfs_free(obfs);
+	outbox_dir_free(obdir);
 	sync_stop(sync);
 	if (fsops)
 		fsops_attach(fsops, ix, cache, NULL);

@@ -29,20 +29,20 @@ void fsops_free(struct fsops *o);
 void fsops_attach(struct fsops *o, struct index *ix, struct cache *cache,
 		  struct sync *sync);
 
-struct act;
+struct changes;
 
 /* Let file operations change the mailbox (borrowed; NULL: read-only). */
-void fsops_attach_act(struct fsops *o, struct act *act);
+void fsops_attach_act(struct fsops *o, struct changes *act);
 
 /* Serve another part of the tree (subtree.h): its inode kinds and, when
  * it has one, its directory at the root.  Before the session runs.
  * 0, MFS_E_EXISTS (a kind already served) or MFS_E_TOOBIG (too many). */
 int fsops_add_subtree(struct fsops *o, struct subtree t);
 
-struct imp;
+struct import;
 /* Let files be copied into folders (borrowed): the staged files' subtree,
  * and names a folder does not have asked of imp.  0 or as above. */
-int fsops_attach_imp(struct fsops *o, struct imp *imp);
+int fsops_attach_imp(struct fsops *o, struct import *imp);
 
 /* Forget every subtree and imp (after the session, before they go). */
 void fsops_clear_subtrees(struct fsops *o);

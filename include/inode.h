@@ -6,15 +6,15 @@
  * next free kind here.
  *
  *   kind           subtree   low 60 bits
- *   INO_ROOT       ops.c     none: the root is FUSE_ROOT_ID (1)
- *   INO_FOLDER     ops.c     folder id << 42
- *   INO_MESSAGE    ops.c     folder id << 42 | UID << 10          X.eml
- *   INO_DECODED    ops.c     folder id << 42 | UID << 10          X/
- *   INO_PART       ops.c     folder id << 42 | UID << 10 | part   X/body.txt
- *   INO_OUTBOX_DIR obfs.c    1                                    outbox/
- *   INO_OUTBOX     obfs.c    the spool file's own inode number    outbox/F
- *   INO_IMPORT     imp.c     folder id << 42 | the staged file's inode
- *   INO_CONTROL    ctl.c     1 for .mailfs/, 2 on for its files
+ *   INO_ROOT       fsops.c     none: the root is FUSE_ROOT_ID (1)
+ *   INO_FOLDER     fsops.c     folder id << 42
+ *   INO_MESSAGE    fsops.c     folder id << 42 | UID << 10          X.eml
+ *   INO_DECODED    fsops.c     folder id << 42 | UID << 10          X/
+ *   INO_PART       fsops.c     folder id << 42 | UID << 10 | part   X/body.txt
+ *   INO_OUTBOX_DIR outbox_dir.c    1                                    outbox/
+ *   INO_OUTBOX     outbox_dir.c    the spool file's own inode number    outbox/F
+ *   INO_IMPORT     import.c     folder id << 42 | the staged file's inode
+ *   INO_CONTROL    control.c     1 for .mailfs/, 2 on for its files
  *
  * Folder ids fit 18 bits, parts 10 (see INO_MAX_*); the owners refuse more.
  * Host inode numbers (spool and staging files) are cut to the bits left;

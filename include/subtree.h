@@ -1,7 +1,7 @@
 /* subtree.h - a part of the tree that a module of its own serves: outbox/,
  * .mailfs/, the files being copied into a folder.
  *
- * ops.c (the message tree) finds the owner of a request once, by the kind
+ * fsops.c (the message tree) finds the owner of a request once, by the kind
  * of its inode (inode.h) or, for lookup, create, unlink and rename, by the
  * kind of the parent directory or by the name at the root, and hands it the
  * whole request.  The owner replies to the request itself.  Adding a
@@ -9,7 +9,7 @@
  * one fsops_add_subtree call.
  *
  * Every operation has the signature of its fuse_lowlevel_ops twin with the
- * subtree's own state first.  Any may be NULL; ops.c then answers as for a
+ * subtree's own state first.  Any may be NULL; fsops.c then answers as for a
  * plain read-only file: create, unlink, rename and setxattr are refused
  * (EPERM, or EXDEV for a rename across subtrees), opendir and readdir of a
  * file give ENOTDIR, flush and releasedir succeed, fsync sends the queued

@@ -1,6 +1,6 @@
 /* sync.h - the background thread that keeps the index in step with the
  * server.  Besides it, only changes the server has just confirmed (a
- * delete, a move, a new folder) are written to the index, by fs/act.c.  After each change it calls the hooks (outside any lock a
+ * delete, a move, a new folder) are written to the index, by fs/core/changes.c.  After each change it calls the hooks (outside any lock a
  * FUSE callback takes) so the kernel can be told. */
 #ifndef SYNC_H
 #define SYNC_H

@@ -1,4 +1,4 @@
-/* obfs.c - outbox/: files written here are durable when close() returns
+/* outbox_dir.c - outbox/: files written here are durable when close() returns
  * (fsync of file and directory in flush) and then belong to the queue. */
 #include <dirent.h>
 #include <errno.h>
@@ -12,20 +12,20 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "obfs.h"
-#include "stage.h"
+#include "outbox_dir.h"
+#include "staging.h"
 
 #define STATE_DIR ".state"
 
 struct obdir;
 
-struct obfs {
+struct outbox_dir {
 	char *dir;
 	struct outbox *q;
 	uid_t uid;
 	gid_t gid;
 	/* Open listings: a session that ends with outbox/ still open gets
-	 * no releasedir for it, so obfs_free frees what is left.  Guarded
+	 * no releasedir for it, so outbox_dir_free frees what is left.  Guarded
 	 * by lock. */
 	pthread_mutex_t lock;
 	struct obdir *open;
@@ -48,9 +48,9 @@ static void obdir_free(struct obdir *od)
 	free(od);
 }
 
-struct obfs *obfs_new(const char *dir, struct outbox *q, uid_t uid, gid_t gid)
+struct outbox_dir *outbox_dir_new(const char *dir, struct outbox *q, uid_t uid, gid_t gid)
 {
-	struct obfs *ob = calloc(1, sizeof(*ob));
+	struct outbox_dir *ob = calloc(1, sizeof(*ob));
 
 	if (!ob || !(ob->dir = strdup(dir))) {
 		free(ob);
@@ -63,7 +63,7 @@ struct obfs *obfs_new(const char *dir, struct outbox *q, uid_t uid, gid_t gid)
 	return ob;
 }
 
-void obfs_free(struct obfs *ob)
+void outbox_dir_free(struct outbox_dir *ob)
 {
 	if (!ob)
 		return;
@@ -84,23 +84,23 @@ static bool valid_name(const char *name)
 	return stage_valid_name(name) && strcmp(name, STATE_DIR);
 }
 
-static void path_of(struct obfs *ob, const char *name, char *buf, size_t len)
+static void path_of(struct outbox_dir *ob, const char *name, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%s", ob->dir, name);
 }
 
-static void fix_stat(struct obfs *ob, struct stat *st)
+static void fix_stat(struct outbox_dir *ob, struct stat *st)
 {
 	st->st_ino = ino_make(INO_OUTBOX, st->st_ino);
 	st->st_uid = ob->uid;
 	st->st_gid = ob->gid;
 }
 
-static void obfs_dir_stat(struct obfs *ob, struct stat *st)
+static void outbox_dir_dir_stat(struct outbox_dir *ob, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	stat(ob->dir, st);
-	st->st_ino = OBFS_DIR_INO;
+	st->st_ino = OUTBOX_DIR_DIR_INO;
 	st->st_mode = S_IFDIR | 0700;
 	st->st_nlink = 2;
 	st->st_uid = ob->uid;
@@ -108,14 +108,14 @@ static void obfs_dir_stat(struct obfs *ob, struct stat *st)
 }
 
 /* Name of the spool file behind ino (a scan: the spool is small). */
-static int name_of(struct obfs *ob, fuse_ino_t ino, char *name, size_t len)
+static int name_of(struct outbox_dir *ob, fuse_ino_t ino, char *name, size_t len)
 {
 	int rc = stage_find(ob->dir, ino, INO_LOW_MASK, name, len);
 
 	return rc == 0 && !valid_name(name) ? -ENOENT : rc;
 }
 
-static void reply_entry(struct obfs *ob, fuse_req_t req, const char *name)
+static void reply_entry(struct outbox_dir *ob, fuse_req_t req, const char *name)
 {
 	struct fuse_entry_param e = { 0 };
 	char path[PATH_MAX];
@@ -134,13 +134,13 @@ static void reply_entry(struct obfs *ob, fuse_req_t req, const char *name)
 static void ob_lookup(void *self, fuse_req_t req, fuse_ino_t parent,
 		      const char *name)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 
 	if (parent == FUSE_ROOT_ID) {
 		struct fuse_entry_param e = { 0 };
 
-		obfs_dir_stat(ob, &e.attr);
-		e.ino = OBFS_DIR_INO;
+		outbox_dir_dir_stat(ob, &e.attr);
+		e.ino = OUTBOX_DIR_DIR_INO;
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -149,13 +149,13 @@ static void ob_lookup(void *self, fuse_req_t req, fuse_ino_t parent,
 
 static void ob_getattr(void *self, fuse_req_t req, fuse_ino_t ino)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 	char name[NAME_MAX + 1], path[PATH_MAX];
 	struct stat st;
 	int rc;
 
-	if (ino == OBFS_DIR_INO) {
-		obfs_dir_stat(ob, &st);
+	if (ino == OUTBOX_DIR_DIR_INO) {
+		outbox_dir_dir_stat(ob, &st);
 		fuse_reply_attr(req, &st, 0);
 		return;
 	}
@@ -174,13 +174,13 @@ static void ob_getattr(void *self, fuse_req_t req, fuse_ino_t ino)
 static void ob_setattr(void *self, fuse_req_t req, fuse_ino_t ino,
 		       struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 	char name[NAME_MAX + 1], path[PATH_MAX];
 	struct stat st;
 	int rc;
 
-	if (ino == OBFS_DIR_INO) {
-		obfs_dir_stat(ob, &st);
+	if (ino == OUTBOX_DIR_DIR_INO) {
+		outbox_dir_dir_stat(ob, &st);
 		fuse_reply_attr(req, &st, 0);
 		return;
 	}
@@ -206,7 +206,7 @@ static void ob_release(void *self, fuse_req_t req, fuse_ino_t ino,
 static void ob_opendir(void *self, fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 	struct obdir *od = calloc(1, sizeof(*od));
 	DIR *d = opendir(ob->dir);
 	struct dirent *de;
@@ -258,7 +258,7 @@ static void ob_readdir(void *self, fuse_req_t req, fuse_ino_t ino,
 		       size_t size, off_t off, struct fuse_file_info *fi,
 		       bool plus)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 	struct obdir *od = (struct obdir *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
 	size_t pos = 0;
@@ -269,7 +269,7 @@ static void ob_readdir(void *self, fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	obfs_dir_stat(ob, &dot);
+	outbox_dir_dir_stat(ob, &dot);
 	for (size_t i = (size_t)off; i < od->n + 2; i++) {
 		const char *name = i == 0 ? "." : i == 1 ? ".." :
 						     od->e[i - 2].name;
@@ -299,7 +299,7 @@ static void ob_readdir(void *self, fuse_req_t req, fuse_ino_t ino,
 static void ob_releasedir(void *self, fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 	struct obdir *od = (struct obdir *)(uintptr_t)fi->fh;
 
 	(void)ino;
@@ -315,7 +315,7 @@ static void ob_releasedir(void *self, fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, 0);
 }
 
-static int open_file(struct obfs *ob, const char *name, int flags,
+static int open_file(struct outbox_dir *ob, const char *name, int flags,
 		     struct fuse_file_info *fi)
 {
 	struct stage_file *f = NULL;
@@ -340,7 +340,7 @@ static int open_file(struct obfs *ob, const char *name, int flags,
 static void ob_create(void *self, fuse_req_t req, fuse_ino_t parent,
 		      const char *name, mode_t mode, struct fuse_file_info *fi)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 	struct fuse_entry_param e = { 0 };
 	char path[PATH_MAX];
 	int rc;
@@ -376,7 +376,7 @@ static void ob_create(void *self, fuse_req_t req, fuse_ino_t parent,
 static void ob_open(void *self, fuse_req_t req, fuse_ino_t ino,
 		    struct fuse_file_info *fi)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 	char name[NAME_MAX + 1];
 	int rc = name_of(ob, ino, name, sizeof(name));
 
@@ -411,7 +411,7 @@ static void ob_write(void *self, fuse_req_t req, fuse_ino_t ino,
 
 /* fsync of the spool directory: a name made, removed or renamed there is
  * durable once this returns.  0 or -errno. */
-static int sync_spool(struct obfs *ob)
+static int sync_spool(struct outbox_dir *ob)
 {
 	int dfd = open(ob->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = 0;
@@ -428,7 +428,7 @@ static int sync_spool(struct obfs *ob)
  * that a message accepted into outbox/ survives a crash or power loss.
  * A failure here (ENOSPC from a filesystem that allocates late, EIO)
  * leaves the file incomplete, like a failed write. */
-static int make_durable(struct obfs *ob, struct stage_file *f)
+static int make_durable(struct outbox_dir *ob, struct stage_file *f)
 {
 	int rc;
 
@@ -443,7 +443,7 @@ static int make_durable(struct obfs *ob, struct stage_file *f)
 static void ob_flush(void *self, fuse_req_t req, fuse_ino_t ino,
 		     struct fuse_file_info *fi)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 
 	(void)ino;
 	fuse_reply_err(req, -make_durable(ob, (struct stage_file *)(uintptr_t)fi->fh));
@@ -452,7 +452,7 @@ static void ob_flush(void *self, fuse_req_t req, fuse_ino_t ino,
 static void ob_fsync(void *self, fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 
 	(void)ino;
 	(void)datasync;
@@ -462,7 +462,7 @@ static void ob_fsync(void *self, fuse_req_t req, fuse_ino_t ino, int datasync,
 static void ob_release(void *self, fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
 
 	/* Marked before the writer goes, so the queue never sees the
@@ -480,7 +480,7 @@ static void ob_release(void *self, fuse_req_t req, fuse_ino_t ino,
 static void ob_unlink(void *self, fuse_req_t req, fuse_ino_t parent,
 		      const char *name)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 	char path[PATH_MAX];
 
 	(void)parent;
@@ -505,7 +505,7 @@ static void ob_rename(void *self, fuse_req_t req, fuse_ino_t parent,
 		      const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 	char from[PATH_MAX], to[PATH_MAX];
 	int rc;
 
@@ -541,7 +541,7 @@ static void ob_rename(void *self, fuse_req_t req, fuse_ino_t parent,
 static void ob_getxattr(void *self, fuse_req_t req, fuse_ino_t ino,
 			const char *name, size_t size)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 	char fname[NAME_MAX + 1], status[400];
 	size_t len;
 
@@ -549,7 +549,7 @@ static void ob_getxattr(void *self, fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOTSUP);
 		return;
 	}
-	if (strcmp(name, "user.mail.status") != 0 || ino == OBFS_DIR_INO ||
+	if (strcmp(name, "user.mail.status") != 0 || ino == OUTBOX_DIR_DIR_INO ||
 	    name_of(ob, ino, fname, sizeof(fname)) < 0 ||
 	    outbox_ignored(fname) || !ob->q) {
 		fuse_reply_err(req, ENODATA);
@@ -568,10 +568,10 @@ static void ob_getxattr(void *self, fuse_req_t req, fuse_ino_t ino,
 static void ob_listxattr(void *self, fuse_req_t req, fuse_ino_t ino,
 			 size_t size)
 {
-	struct obfs *ob = self;
+	struct outbox_dir *ob = self;
 	static const char names[] = "user.mail.status";
 	char fname[NAME_MAX + 1];
-	bool has = ino != OBFS_DIR_INO &&
+	bool has = ino != OUTBOX_DIR_DIR_INO &&
 		   name_of(ob, ino, fname, sizeof(fname)) == 0 &&
 		   !outbox_ignored(fname);
 	size_t len = has ? sizeof(names) : 0;
@@ -586,7 +586,7 @@ static void ob_listxattr(void *self, fuse_req_t req, fuse_ino_t ino,
 
 static void ob_dir_stat(void *self, struct stat *st)
 {
-	obfs_dir_stat(self, st);
+	outbox_dir_dir_stat(self, st);
 }
 
 static const struct subtree_ops ops = {
@@ -610,12 +610,12 @@ static const struct subtree_ops ops = {
 	.getxattr = ob_getxattr,
 };
 
-struct subtree obfs_subtree(struct obfs *ob)
+struct subtree outbox_dir_subtree(struct outbox_dir *ob)
 {
 	return (struct subtree){ .ops = &ops,
 				 .self = ob,
-				 .name = OBFS_NAME,
-				 .dir = OBFS_DIR_INO,
+				 .name = OUTBOX_DIR_NAME,
+				 .dir = OUTBOX_DIR_DIR_INO,
 				 .listed = true,
 				 .dir_stat = ob_dir_stat };
 }

@@ -1,4 +1,4 @@
-/* act.c - file operations that change the mailbox.
+/* changes.c - file operations that change the mailbox.
  *
  * rm and mv of messages come one system call at a time, so a thousand of
  * them would be a thousand round trips.  The first of a run is carried
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "act.h"
+#include "changes.h"
 #include "imap_parse.h"
 #include "log.h"
 
@@ -48,8 +48,8 @@ struct queued {
 	char *flags, *message_id, *name, *sender, *subject;
 };
 
-struct act {
-	struct act_opts o;
+struct changes {
+	struct changes_opts o;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;	/* to the flusher: work, or stop */
@@ -78,9 +78,9 @@ static int64_t mono_ms(void)
 
 static void *flusher_main(void *arg);
 
-struct act *act_new(const struct act_opts *o)
+struct changes *changes_new(const struct changes_opts *o)
 {
-	struct act *a = calloc(1, sizeof(*a));
+	struct changes *a = calloc(1, sizeof(*a));
 
 	if (!a)
 		return NULL;
@@ -101,7 +101,7 @@ struct act *act_new(const struct act_opts *o)
 	return a;
 }
 
-void act_free(struct act *a)
+void changes_free(struct changes *a)
 {
 	if (!a)
 		return;
@@ -121,7 +121,7 @@ void act_free(struct act *a)
 	free(a);
 }
 
-static void remember_move(struct act *a, int64_t src, int64_t dest,
+static void remember_move(struct changes *a, int64_t src, int64_t dest,
 			  uint32_t uid, uint64_t size, int64_t date,
 			  const char *name)
 {
@@ -138,7 +138,7 @@ static void remember_move(struct act *a, int64_t src, int64_t dest,
 }
 
 /* The move of src/uid failed: its name in dest must not resolve to it. */
-static void forget_move(struct act *a, int64_t src, uint32_t uid)
+static void forget_move(struct changes *a, int64_t src, uint32_t uid)
 {
 	pthread_mutex_lock(&a->lock);
 	for (unsigned i = 0; i < ALIASES; i++) {
@@ -152,8 +152,8 @@ static void forget_move(struct act *a, int64_t src, uint32_t uid)
 	pthread_mutex_unlock(&a->lock);
 }
 
-bool act_moved(struct act *a, int64_t src, uint32_t uid, const char *name,
-	       int64_t dest, struct act_moved *out)
+bool changes_moved(struct changes *a, int64_t src, uint32_t uid, const char *name,
+	       int64_t dest, struct changes_moved *out)
 {
 	bool found = false;
 	int64_t now = mono_ms();
@@ -169,7 +169,7 @@ bool act_moved(struct act *a, int64_t src, uint32_t uid, const char *name,
 		found = name ? al->dest == dest && strcmp(al->name, name) == 0 :
 			       al->src == src && al->uid == uid;
 		if (found)
-			*out = (struct act_moved){ al->src, al->uid, al->size,
+			*out = (struct changes_moved){ al->src, al->uid, al->size,
 						   al->date };
 	}
 	pthread_mutex_unlock(&a->lock);
@@ -201,7 +201,7 @@ static int get_folder(void *ctx, const struct ix_folder *f)
 	return 0;
 }
 
-static int folder(struct act *a, int64_t id, struct folder_info *fi,
+static int folder(struct changes *a, int64_t id, struct folder_info *fi,
 		  struct mfs_error *err)
 {
 	memset(fi, 0, sizeof(*fi));
@@ -224,13 +224,13 @@ static int get_msg(void *ctx, const struct ix_msg *m)
 	return 0;
 }
 
-static int with_conn(struct act *a, struct imap_conn **c,
+static int with_conn(struct changes *a, struct imap_conn **c,
 		     struct mfs_error *err)
 {
 	return pool_get(a->o.pool, a->o.timeout_s, c, err);
 }
 
-static void changed(struct act *a, int64_t folder)
+static void changed(struct changes *a, int64_t folder)
 {
 	if (a->o.hooks.folder_changed)
 		a->o.hooks.folder_changed(a->o.hooks.ctx, folder);
@@ -239,14 +239,14 @@ static void changed(struct act *a, int64_t folder)
 /* A write found the folder recreated under its name (MFS_E_STALE) or
  * gone: nothing was done; have the sync rebuild it, so the listing shows
  * what the folder now holds. */
-static void stale_check(struct act *a, int64_t folder, int rc)
+static void stale_check(struct changes *a, int64_t folder, int rc)
 {
 	if ((rc == MFS_E_STALE || rc == MFS_E_NO) && a->o.sync)
 		sync_request(a->o.sync, folder);
 }
 
 /* The message is gone from folder on the server: from the index too. */
-static void forget_msg(struct act *a, int64_t folder, uint32_t uid,
+static void forget_msg(struct changes *a, int64_t folder, uint32_t uid,
 		       const char *name)
 {
 	index_msg_delete(a->o.ix, folder, uid, NULL);
@@ -295,7 +295,7 @@ static int uid_cmd_once(struct imap_conn *c, const struct uid_cmd *u,
  * again) a move is not tried again once it may have reached the server. */
 #define RESOLVE_MS 1000
 
-static int uid_cmd_run(struct act *a, const struct uid_cmd *u0, bool queued,
+static int uid_cmd_run(struct changes *a, const struct uid_cmd *u0, bool queued,
 		       struct mfs_error *err)
 {
 	struct uid_cmd u = *u0;
@@ -364,7 +364,7 @@ static int uid_cmd_run(struct act *a, const struct uid_cmd *u0, bool queued,
 	return rc;
 }
 
-int act_set_flags(struct act *a, int64_t id, uint32_t uid, const char *flags,
+int changes_set_flags(struct changes *a, int64_t id, uint32_t uid, const char *flags,
 		  struct mfs_error *err)
 {
 	struct folder_info f;
@@ -419,7 +419,7 @@ static int find_named(void *ctx, const struct ix_folder *f)
 }
 
 /* The Trash folder: as configured, else \Trash, else one named Trash. */
-static int64_t trash_id(struct act *a)
+static int64_t trash_id(struct changes *a)
 {
 	struct find_ctx fc = { IMAP_MB_TRASH, a->o.trash, 0 };
 
@@ -435,7 +435,7 @@ static int64_t trash_id(struct act *a)
 	return fc.id;
 }
 
-static int move_now(struct act *a, int64_t id, uint32_t uid, int64_t dest,
+static int move_now(struct changes *a, int64_t id, uint32_t uid, int64_t dest,
 		    struct mfs_error *err)
 {
 	struct folder_info f, d = { 0 };
@@ -495,7 +495,7 @@ static void free_queued(struct queued *q)
 }
 
 /* Send the batch (taken off the queue by the caller) as one command. */
-static void send_batch(struct act *a, int64_t src, int64_t dest,
+static void send_batch(struct changes *a, int64_t src, int64_t dest,
 		       struct queued *b, size_t n)
 {
 	struct mfs_error err = { 0 };
@@ -578,7 +578,7 @@ static void send_batch(struct act *a, int64_t src, int64_t dest,
 
 static void *flusher_main(void *arg)
 {
-	struct act *a = arg;
+	struct changes *a = arg;
 	struct queued *b = a->sending;
 
 	pthread_mutex_lock(&a->lock);
@@ -605,7 +605,7 @@ static void *flusher_main(void *arg)
 			pthread_cond_timedwait(&a->cond, &a->lock, &until);
 			continue;
 		}
-		/* busy here means someone is waiting in act_flush. */
+		/* busy here means someone is waiting in changes_flush. */
 		n = a->nq;
 		src = a->q_src;
 		dest = a->q_dest;
@@ -623,7 +623,7 @@ static void *flusher_main(void *arg)
 	return NULL;
 }
 
-void act_flush(struct act *a)
+void changes_flush(struct changes *a)
 {
 	if (!a)
 		return;
@@ -662,7 +662,7 @@ static int copy_row(void *ctx, const struct ix_msg *m)
 }
 
 /* Part of a run of the same change: queue it (1), or do it now (0). */
-static int queue_or_not(struct act *a, int64_t id, uint32_t uid,
+static int queue_or_not(struct changes *a, int64_t id, uint32_t uid,
 			int64_t dest, struct mfs_error *err)
 {
 	struct queued q = { 0 };
@@ -707,7 +707,7 @@ static int queue_or_not(struct act *a, int64_t id, uint32_t uid,
 	return 1;	/* the server follows within FLUSH_MS */
 }
 
-static int move_or_expunge(struct act *a, int64_t id, uint32_t uid,
+static int move_or_expunge(struct changes *a, int64_t id, uint32_t uid,
 			   int64_t dest, struct mfs_error *err)
 {
 	int rc = queue_or_not(a, id, uid, dest, err);
@@ -724,7 +724,7 @@ static int move_or_expunge(struct act *a, int64_t id, uint32_t uid,
 	return rc < 0 ? rc : 0;
 }
 
-int act_delete(struct act *a, int64_t id, uint32_t uid, struct mfs_error *err)
+int changes_delete(struct changes *a, int64_t id, uint32_t uid, struct mfs_error *err)
 {
 	int64_t trash = a->o.expunge ? 0 : trash_id(a);
 
@@ -735,7 +735,7 @@ int act_delete(struct act *a, int64_t id, uint32_t uid, struct mfs_error *err)
 	return move_or_expunge(a, id, uid, trash == id ? 0 : trash, err);
 }
 
-int act_move(struct act *a, int64_t id, uint32_t uid, int64_t dest,
+int changes_move(struct changes *a, int64_t id, uint32_t uid, int64_t dest,
 	     struct mfs_error *err)
 {
 	if (dest == id)
@@ -759,7 +759,7 @@ static int any_delim(void *ctx, const struct ix_folder *f)
 }
 
 /* Wire name for UTF-8 name under parent (0: top level). */
-static int child_wire(struct act *a, int64_t parent, const char *name,
+static int child_wire(struct changes *a, int64_t parent, const char *name,
 		      char **wire, char *delim, struct mfs_error *err)
 {
 	struct folder_info p = { 0 };
@@ -798,7 +798,7 @@ static int child_wire(struct act *a, int64_t parent, const char *name,
 	return rc;
 }
 
-int act_mkdir(struct act *a, int64_t parent, const char *name, int64_t *id,
+int changes_mkdir(struct changes *a, int64_t parent, const char *name, int64_t *id,
 	      struct mfs_error *err)
 {
 	struct imap_conn *c = NULL;
@@ -825,7 +825,7 @@ int act_mkdir(struct act *a, int64_t parent, const char *name, int64_t *id,
 	return rc;
 }
 
-int act_rmdir(struct act *a, int64_t id, struct mfs_error *err)
+int changes_rmdir(struct changes *a, int64_t id, struct mfs_error *err)
 {
 	struct folder_info f;
 	struct imap_conn *c = NULL;
@@ -833,7 +833,7 @@ int act_rmdir(struct act *a, int64_t id, struct mfs_error *err)
 	unsigned msgs = 0, kids = 0;
 	int rc;
 
-	act_flush(a);	/* rm -r of its messages may still be queued */
+	changes_flush(a);	/* rm -r of its messages may still be queued */
 	rc = folder(a, id, &f, err);
 	if (rc == 0)
 		rc = index_folder_counts(a->o.ix, id, &msgs, &kids, err);
@@ -875,7 +875,7 @@ out:
 	return rc;
 }
 
-int act_rename_folder(struct act *a, int64_t id, int64_t new_parent,
+int changes_rename_folder(struct changes *a, int64_t id, int64_t new_parent,
 		      const char *new_name, struct mfs_error *err)
 {
 	struct folder_info f;
@@ -884,7 +884,7 @@ int act_rename_folder(struct act *a, int64_t id, int64_t new_parent,
 	char delim;
 	int rc;
 
-	act_flush(a);	/* queued moves name the folder by its old name */
+	changes_flush(a);	/* queued moves name the folder by its old name */
 	rc = folder(a, id, &f, err);
 	if (rc == 0 && !f.wire)
 		rc = mfs_fail(err, MFS_E_INVAL, "not a server folder");

@@ -1,11 +1,11 @@
-/* act.h - changes made through the file system, carried out on the server
+/* changes.h - changes made through the file system, carried out on the server
  * first and shown only once it has confirmed them: flags, delete, move,
  * folders.  Runs of rm/mv of messages are the exception: batched into UID
- * sets, shown at once, put back if the server refuses (act.c).  Errors are mfs_err codes with the server's words in err; the
+ * sets, shown at once, put back if the server refuses (changes.c).  Errors are mfs_err codes with the server's words in err; the
  * caller maps them to errno.  Never called with a lock a FUSE callback
  * holds; kernel notifications go through the hooks. */
-#ifndef ACT_H
-#define ACT_H
+#ifndef CHANGES_H
+#define CHANGES_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,7 +14,7 @@
 #include "pool.h"
 #include "sync.h"
 
-struct act_hooks {
+struct changes_hooks {
 	/* A folder's listing changed (drop the kernel's cached listing). */
 	void (*folder_changed)(void *ctx, int64_t folder);
 	/* A message left a folder: forget its two directory entries. */
@@ -23,59 +23,59 @@ struct act_hooks {
 	void *ctx;
 };
 
-struct act_opts {
+struct changes_opts {
 	struct index *ix;
 	struct pool *pool;
 	struct sync *sync;
 	long timeout_s;
 	bool expunge;		/* delete=expunge: no Trash */
 	const char *trash;	/* folder name (UTF-8) or NULL: \Trash, "Trash" */
-	struct act_hooks hooks;
+	struct changes_hooks hooks;
 };
 
-struct act;
+struct changes;
 
-struct act *act_new(const struct act_opts *o);
-void act_free(struct act *a);
+struct changes *changes_new(const struct changes_opts *o);
+void changes_free(struct changes *a);
 
 /* Replace a message's flags (space separated IMAP flags and keywords). */
-int act_set_flags(struct act *a, int64_t folder, uint32_t uid,
+int changes_set_flags(struct changes *a, int64_t folder, uint32_t uid,
 		  const char *flags, struct mfs_error *err);
 
 /* rm: to Trash, or expunged when already in Trash or delete=expunge. */
-int act_delete(struct act *a, int64_t folder, uint32_t uid,
+int changes_delete(struct changes *a, int64_t folder, uint32_t uid,
 	       struct mfs_error *err);
 
 /* mv to another folder (MFS_E_INVAL for the same folder). */
-int act_move(struct act *a, int64_t folder, uint32_t uid, int64_t dest,
+int changes_move(struct changes *a, int64_t folder, uint32_t uid, int64_t dest,
 	     struct mfs_error *err);
 
 /* A message moved away in the last seconds, by its old place (src, uid;
  * name NULL) or by the name it had, now in dest: its old folder and UID,
  * size and date.  mv stats the target name after renaming, and a derived
  * name never is the target name; this lets that stat succeed. */
-struct act_moved {
+struct changes_moved {
 	int64_t src;
 	uint32_t uid;
 	uint64_t size;
 	int64_t date;
 };
-bool act_moved(struct act *a, int64_t src, uint32_t uid, const char *name,
-	       int64_t dest, struct act_moved *out);
+bool changes_moved(struct changes *a, int64_t src, uint32_t uid, const char *name,
+	       int64_t dest, struct changes_moved *out);
 
 /* Send queued rm/mv of messages now and wait until the server has
- * answered (see act.c).  NULL is a no-op. */
-void act_flush(struct act *a);
+ * answered (see changes.c).  NULL is a no-op. */
+void changes_flush(struct changes *a);
 
 /* mkdir: a new folder name under parent (0: top level); *id its id. */
-int act_mkdir(struct act *a, int64_t parent, const char *name, int64_t *id,
+int changes_mkdir(struct changes *a, int64_t parent, const char *name, int64_t *id,
 	      struct mfs_error *err);
 
 /* rmdir: an empty folder (MFS_E_NOTEMPTY otherwise). */
-int act_rmdir(struct act *a, int64_t folder, struct mfs_error *err);
+int changes_rmdir(struct changes *a, int64_t folder, struct mfs_error *err);
 
 /* mv of a folder (with its subfolders) to new_parent/new_name. */
-int act_rename_folder(struct act *a, int64_t folder, int64_t new_parent,
+int changes_rename_folder(struct changes *a, int64_t folder, int64_t new_parent,
 		      const char *new_name, struct mfs_error *err);
 
 #endif

@@ -1,4 +1,4 @@
-/* stage.c - files kept locally while FUSE users write them. */
+/* staging.c - files kept locally while FUSE users write them. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "stage.h"
+#include "staging.h"
 
 bool stage_valid_name(const char *name)
 {

@@ -1,4 +1,4 @@
-/* ctl.c - .mailfs/: status, refresh and prefetch as files, so scripts and
+/* control.c - .mailfs/: status, refresh and prefetch as files, so scripts and
  * people need no other tool to see or steer the daemon. */
 #include <dirent.h>
 #include <errno.h>
@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "ctl.h"
+#include "control.h"
 #include "imap.h"
 #include "log.h"
 
@@ -26,8 +26,8 @@ static const struct {
 };
 #define NFILES (sizeof(files) / sizeof(files[0]))
 
-struct ctl {
-	struct ctl_opts o;
+struct control {
+	struct control_opts o;
 	time_t started;
 };
 
@@ -37,9 +37,9 @@ struct handle {
 	size_t len;
 };
 
-struct ctl *ctl_new(const struct ctl_opts *o)
+struct control *control_new(const struct control_opts *o)
 {
-	struct ctl *c = calloc(1, sizeof(*c));
+	struct control *c = calloc(1, sizeof(*c));
 
 	if (c) {
 		c->o = *o;
@@ -48,7 +48,7 @@ struct ctl *ctl_new(const struct ctl_opts *o)
 	return c;
 }
 
-void ctl_free(struct ctl *c)
+void control_free(struct control *c)
 {
 	free(c);
 }
@@ -58,14 +58,14 @@ static fuse_ino_t file_ino(unsigned n)
 	return ino_make(INO_CONTROL, n);
 }
 
-static void attr(struct ctl *c, fuse_ino_t ino, struct stat *st)
+static void attr(struct control *c, fuse_ino_t ino, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_uid = c->o.uid;
 	st->st_gid = c->o.gid;
 	st->st_mtime = st->st_ctime = st->st_atime = c->started;
-	if (ino == CTL_DIR_INO) {
+	if (ino == CONTROL_DIR_INO) {
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;
 		return;
@@ -79,7 +79,7 @@ static void attr(struct ctl *c, fuse_ino_t ino, struct stat *st)
 
 static bool known(fuse_ino_t ino)
 {
-	if (ino == CTL_DIR_INO)
+	if (ino == CONTROL_DIR_INO)
 		return true;
 	for (size_t i = 0; i < NFILES; i++)
 		if (file_ino(files[i].n) == ino)
@@ -87,14 +87,14 @@ static bool known(fuse_ino_t ino)
 	return false;
 }
 
-static void ctl_lookup(void *self, fuse_req_t req, fuse_ino_t parent,
+static void control_lookup(void *self, fuse_req_t req, fuse_ino_t parent,
 		       const char *name)
 {
-	struct ctl *c = self;
+	struct control *c = self;
 	struct fuse_entry_param e = { 0 };
 
 	if (parent == FUSE_ROOT_ID) {
-		e.ino = CTL_DIR_INO;
+		e.ino = CONTROL_DIR_INO;
 	} else {
 		for (size_t i = 0; i < NFILES; i++)
 			if (strcmp(name, files[i].name) == 0)
@@ -109,9 +109,9 @@ static void ctl_lookup(void *self, fuse_req_t req, fuse_ino_t parent,
 	fuse_reply_entry(req, &e);
 }
 
-static void ctl_getattr(void *self, fuse_req_t req, fuse_ino_t ino)
+static void control_getattr(void *self, fuse_req_t req, fuse_ino_t ino)
 {
-	struct ctl *c = self;
+	struct control *c = self;
 	struct stat st;
 
 	if (!known(ino)) {
@@ -124,14 +124,14 @@ static void ctl_getattr(void *self, fuse_req_t req, fuse_ino_t ino)
 
 /* `echo > .mailfs/refresh` truncates before writing: allow that, and
  * nothing else. */
-static void ctl_setattr(void *self, fuse_req_t req, fuse_ino_t ino,
+static void control_setattr(void *self, fuse_req_t req, fuse_ino_t ino,
 			struct stat *a, int to_set, struct fuse_file_info *fi)
 {
-	struct ctl *c = self;
+	struct control *c = self;
 	struct stat st;
 
 	(void)fi;
-	if (ino == CTL_DIR_INO || ino == file_ino(F_STATUS) ||
+	if (ino == CONTROL_DIR_INO || ino == file_ino(F_STATUS) ||
 	    (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME |
 			FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
 			FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)) ||
@@ -143,11 +143,11 @@ static void ctl_setattr(void *self, fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_attr(req, &st, 60);
 }
 
-static void ctl_opendir(void *self, fuse_req_t req, fuse_ino_t ino,
+static void control_opendir(void *self, fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
 	(void)self;
-	if (ino != CTL_DIR_INO) {
+	if (ino != CONTROL_DIR_INO) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -155,16 +155,16 @@ static void ctl_opendir(void *self, fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_open(req, fi);
 }
 
-static void ctl_readdir(void *self, fuse_req_t req, fuse_ino_t ino,
+static void control_readdir(void *self, fuse_req_t req, fuse_ino_t ino,
 			size_t size, off_t off, struct fuse_file_info *fi,
 			bool plus)
 {
-	struct ctl *c = self;
+	struct control *c = self;
 	char *buf;
 	size_t pos = 0;
 
 	(void)fi;
-	if (ino != CTL_DIR_INO) {
+	if (ino != CONTROL_DIR_INO) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -177,11 +177,11 @@ static void ctl_readdir(void *self, fuse_req_t req, fuse_ino_t ino,
 		struct fuse_entry_param e = { 0 };
 		const char *name = i == 0 ? "." : i == 1 ? ".." :
 				   files[i - 2].name;
-		fuse_ino_t ino = i == 0 ? CTL_DIR_INO : i == 1 ? FUSE_ROOT_ID :
+		fuse_ino_t ino = i == 0 ? CONTROL_DIR_INO : i == 1 ? FUSE_ROOT_ID :
 				 file_ino(files[i - 2].n);
 		size_t len;
 
-		attr(c, ino == FUSE_ROOT_ID ? CTL_DIR_INO : ino, &e.attr);
+		attr(c, ino == FUSE_ROOT_ID ? CONTROL_DIR_INO : ino, &e.attr);
 		e.attr.st_ino = ino;
 		if (plus) {
 			/* "." and ".." must not take a lookup reference. */
@@ -313,7 +313,7 @@ static int cmp_path(const void *a, const void *b)
 		      ((const struct fline *)b)->path);
 }
 
-static void status_folders(struct ctl *c, struct text *t)
+static void status_folders(struct control *c, struct text *t)
 {
 	struct flist l = { 0 };
 	struct fline *lines = NULL;
@@ -354,7 +354,7 @@ static void status_folders(struct ctl *c, struct text *t)
 	free(l.v);
 }
 
-static void status_outbox(struct ctl *c, struct text *t)
+static void status_outbox(struct control *c, struct text *t)
 {
 	DIR *d;
 	struct dirent *de;
@@ -379,7 +379,7 @@ static void status_outbox(struct ctl *c, struct text *t)
 	free(files.buf);
 }
 
-int ctl_status_text(struct ctl *c, char **out, size_t *len)
+int control_status_text(struct control *c, char **out, size_t *len)
 {
 	struct text t = { 0 };
 	struct sync_state ss;
@@ -416,14 +416,14 @@ int ctl_status_text(struct ctl *c, char **out, size_t *len)
 
 /* ---- open, read, write ---- */
 
-static void ctl_open(void *self, fuse_req_t req, fuse_ino_t ino,
+static void control_open(void *self, fuse_req_t req, fuse_ino_t ino,
 		     struct fuse_file_info *fi)
 {
-	struct ctl *c = self;
+	struct control *c = self;
 	struct handle *h;
 	bool wr = (fi->flags & O_ACCMODE) != O_RDONLY;
 
-	if (ino == CTL_DIR_INO) {
+	if (ino == CONTROL_DIR_INO) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
@@ -437,7 +437,7 @@ static void ctl_open(void *self, fuse_req_t req, fuse_ino_t ino,
 	}
 	h = calloc(1, sizeof(*h));
 	if (!h || (ino == file_ino(F_STATUS) &&
-		   ctl_status_text(c, &h->buf, &h->len) < 0)) {
+		   control_status_text(c, &h->buf, &h->len) < 0)) {
 		free(h);
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -451,7 +451,7 @@ static void ctl_open(void *self, fuse_req_t req, fuse_ino_t ino,
 	}
 }
 
-static void ctl_read(void *self, fuse_req_t req, fuse_ino_t ino, size_t size,
+static void control_read(void *self, fuse_req_t req, fuse_ino_t ino, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
@@ -492,7 +492,7 @@ static int found(void *ctx, const struct ix_folder *f)
 }
 
 /* "Archive/2024" as ls shows it, to a folder id. */
-static int resolve_path(struct ctl *c, const char *path, struct find_ctx *fc)
+static int resolve_path(struct control *c, const char *path, struct find_ctx *fc)
 {
 	char *copy = strdup(path), *save = NULL, *comp;
 	int rc = MFS_E_NOTFOUND;
@@ -513,7 +513,7 @@ static int resolve_path(struct ctl *c, const char *path, struct find_ctx *fc)
 	return rc;
 }
 
-static int prefetch_lines(struct ctl *c, const char *buf, size_t size)
+static int prefetch_lines(struct control *c, const char *buf, size_t size)
 {
 	char *text = strndup(buf, size), *save = NULL, *line;
 	int rc = 0;
@@ -543,17 +543,17 @@ static int prefetch_lines(struct ctl *c, const char *buf, size_t size)
 	return rc;
 }
 
-static void ctl_write(void *self, fuse_req_t req, fuse_ino_t ino,
+static void control_write(void *self, fuse_req_t req, fuse_ino_t ino,
 		      const char *buf, size_t size, off_t off,
 		      struct fuse_file_info *fi)
 {
-	struct ctl *c = self;
+	struct control *c = self;
 	int rc;
 
 	(void)off;
 	(void)fi;
 	if (ino == file_ino(F_REFRESH)) {
-		act_flush(c->o.act);
+		changes_flush(c->o.act);
 		rc = sync_refresh(c->o.sync, c->o.refresh_timeout_s);
 		if (rc < 0)
 			log_msg(LOG_WARNING, "refresh: %s", mfs_strerror(rc));
@@ -572,7 +572,7 @@ static void ctl_write(void *self, fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_write(req, size);
 }
 
-static void ctl_release(void *self, fuse_req_t req, fuse_ino_t ino,
+static void control_release(void *self, fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
@@ -587,22 +587,22 @@ static void ctl_release(void *self, fuse_req_t req, fuse_ino_t ino,
 
 static const struct subtree_ops ops = {
 	.kinds = 1u << INO_CONTROL,
-	.lookup = ctl_lookup,
-	.getattr = ctl_getattr,
-	.setattr = ctl_setattr,
-	.opendir = ctl_opendir,
-	.readdir = ctl_readdir,
-	.open = ctl_open,
-	.read = ctl_read,
-	.write = ctl_write,
-	.release = ctl_release,
+	.lookup = control_lookup,
+	.getattr = control_getattr,
+	.setattr = control_setattr,
+	.opendir = control_opendir,
+	.readdir = control_readdir,
+	.open = control_open,
+	.read = control_read,
+	.write = control_write,
+	.release = control_release,
 };
 
-struct subtree ctl_subtree(struct ctl *c)
+struct subtree control_subtree(struct control *c)
 {
 	return (struct subtree){ .ops = &ops,
 				 .self = c,
-				 .name = CTL_NAME,
-				 .dir = CTL_DIR_INO,
+				 .name = CONTROL_NAME,
+				 .dir = CONTROL_DIR_INO,
 				 .listed = false };
 }

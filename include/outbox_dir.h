@@ -1,13 +1,13 @@
-/* obfs.h - the outbox/ directory at the mount root: a writable window on
+/* outbox_dir.h - the outbox/ directory at the mount root: a writable window on
  * the spool directory, whose files the outbox queue sends.
  *
- * Inodes: the directory is OBFS_DIR_INO; a file's inode is its spool
+ * Inodes: the directory is OUTBOX_DIR_DIR_INO; a file's inode is its spool
  * file's inode number as INO_OUTBOX (inode.h); the spool is small, so
  * mapping back is a directory scan.  Nothing is cached by the
  * kernel here: entries come and go as mail is sent.
  */
-#ifndef OBFS_H
-#define OBFS_H
+#ifndef OUTBOX_DIR_H
+#define OUTBOX_DIR_H
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
@@ -18,18 +18,18 @@
 #include "outbox.h"
 #include "subtree.h"
 
-#define OBFS_NAME "outbox"
-#define OBFS_DIR_INO ino_make(INO_OUTBOX_DIR, 1)
+#define OUTBOX_DIR_NAME "outbox"
+#define OUTBOX_DIR_DIR_INO ino_make(INO_OUTBOX_DIR, 1)
 
-struct obfs;
+struct outbox_dir;
 
 /* dir: the spool (exists, 0700); q: its queue (borrowed). */
-struct obfs *obfs_new(const char *dir, struct outbox *q, uid_t uid,
+struct outbox_dir *outbox_dir_new(const char *dir, struct outbox *q, uid_t uid,
 		      gid_t gid);
-void obfs_free(struct obfs *ob);
+void outbox_dir_free(struct outbox_dir *ob);
 
 /* The subtree to hand to fsops_add_subtree: outbox/ at the root, its
  * files, and every operation on them (borrows ob). */
-struct subtree obfs_subtree(struct obfs *ob);
+struct subtree outbox_dir_subtree(struct outbox_dir *ob);
 
 #endif

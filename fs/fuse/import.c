@@ -1,4 +1,4 @@
-/* imp.c - staging and appending files copied into a folder. */
+/* import.c - staging and appending files copied into a folder. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,16 +12,16 @@
 #include <unistd.h>
 
 #include "imap.h"
-#include "imp.h"
+#include "import.h"
 #include "inode.h"
 #include "log.h"
 #include "mime.h"
 #include "smtp.h"
-#include "stage.h"
+#include "staging.h"
 
 #define MAX_IMPORT (64u * 1024 * 1024)
 
-struct imp {
+struct import {
 	char *dir;
 	struct index *ix;
 	struct pool *pool;
@@ -68,10 +68,10 @@ static void clear_staging(const char *dir)
 	closedir(top);
 }
 
-struct imp *imp_new(const char *dir, struct index *ix, struct pool *pool,
+struct import *import_new(const char *dir, struct index *ix, struct pool *pool,
 		    struct sync *sync, long timeout_s, uid_t uid, gid_t gid)
 {
-	struct imp *im = calloc(1, sizeof(*im));
+	struct import *im = calloc(1, sizeof(*im));
 
 	if (!im || !(im->dir = strdup(dir))) {
 		free(im);
@@ -88,7 +88,7 @@ struct imp *imp_new(const char *dir, struct index *ix, struct pool *pool,
 	return im;
 }
 
-void imp_free(struct imp *im)
+void import_free(struct import *im)
 {
 	if (!im)
 		return;
@@ -96,7 +96,7 @@ void imp_free(struct imp *im)
 	free(im);
 }
 
-void imp_set_changed(struct imp *im, void (*fn)(void *ctx, int64_t folder),
+void import_set_changed(struct import *im, void (*fn)(void *ctx, int64_t folder),
 		     void *ctx)
 {
 	im->changed = fn;
@@ -114,25 +114,25 @@ static bool temporary(const char *name)
 	return false;
 }
 
-static void folder_dir(struct imp *im, int64_t folder, char *buf, size_t len)
+static void folder_dir(struct import *im, int64_t folder, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%lld", im->dir, (long long)folder);
 }
 
-static void path_of(struct imp *im, int64_t folder, const char *name,
+static void path_of(struct import *im, int64_t folder, const char *name,
 		    char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%lld/%s", im->dir, (long long)folder, name);
 }
 
-static void fix_stat(struct imp *im, int64_t folder, struct stat *st)
+static void fix_stat(struct import *im, int64_t folder, struct stat *st)
 {
 	st->st_ino = ino_import_make(folder, st->st_ino);
 	st->st_uid = im->uid;
 	st->st_gid = im->gid;
 }
 
-static int name_of(struct imp *im, fuse_ino_t ino, int64_t *folder, char *name,
+static int name_of(struct import *im, fuse_ino_t ino, int64_t *folder, char *name,
 		   size_t len)
 {
 	char dir[PATH_MAX];
@@ -142,7 +142,7 @@ static int name_of(struct imp *im, fuse_ino_t ino, int64_t *folder, char *name,
 	return stage_find(dir, ino, INO_SUB_MASK, name, len);
 }
 
-int imp_lookup(struct imp *im, int64_t folder, const char *name,
+int import_lookup(struct import *im, int64_t folder, const char *name,
 	       struct fuse_entry_param *e)
 {
 	char path[PATH_MAX];
@@ -158,9 +158,9 @@ int imp_lookup(struct imp *im, int64_t folder, const char *name,
 	return 0;
 }
 
-static void imp_getattr(void *self, fuse_req_t req, fuse_ino_t ino)
+static void import_getattr(void *self, fuse_req_t req, fuse_ino_t ino)
 {
-	struct imp *im = self;
+	struct import *im = self;
 	char name[NAME_MAX + 1], path[PATH_MAX];
 	int64_t folder;
 	struct stat st;
@@ -177,11 +177,11 @@ static void imp_getattr(void *self, fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_attr(req, &st, 0);
 }
 
-static void imp_setattr(void *self, fuse_req_t req, fuse_ino_t ino,
+static void import_setattr(void *self, fuse_req_t req, fuse_ino_t ino,
 			struct stat *attr, int to_set,
 			struct fuse_file_info *fi)
 {
-	struct imp *im = self;
+	struct import *im = self;
 	char name[NAME_MAX + 1], path[PATH_MAX];
 	int64_t folder;
 	struct stat st;
@@ -200,10 +200,10 @@ static void imp_setattr(void *self, fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_attr(req, &st, 0);
 }
 
-static void imp_release(void *self, fuse_req_t req, fuse_ino_t ino,
+static void import_release(void *self, fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi);
 
-static int open_staged(struct imp *im, int64_t folder, const char *name,
+static int open_staged(struct import *im, int64_t folder, const char *name,
 		       int flags, struct fuse_file_info *fi)
 {
 	struct stage_file *f = NULL;
@@ -221,7 +221,7 @@ static int open_staged(struct imp *im, int64_t folder, const char *name,
 	return 0;
 }
 
-void imp_create(struct imp *im, fuse_req_t req, int64_t folder,
+void import_create(struct import *im, fuse_req_t req, int64_t folder,
 		const char *name, struct fuse_file_info *fi)
 {
 	struct fuse_entry_param e = { 0 };
@@ -235,20 +235,20 @@ void imp_create(struct imp *im, fuse_req_t req, int64_t folder,
 			 (fi->flags & (O_ACCMODE | O_EXCL)) | O_CREAT | O_TRUNC,
 			 fi);
 	if (rc == 0)
-		rc = imp_lookup(im, folder, name, &e);
+		rc = import_lookup(im, folder, name, &e);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	((struct stage_file *)(uintptr_t)fi->fh)->written = true;
 	if (fuse_reply_create(req, &e, fi) != 0)
-		imp_release(im, NULL, e.ino, fi);
+		import_release(im, NULL, e.ino, fi);
 }
 
-static void imp_open(void *self, fuse_req_t req, fuse_ino_t ino,
+static void import_open(void *self, fuse_req_t req, fuse_ino_t ino,
 		     struct fuse_file_info *fi)
 {
-	struct imp *im = self;
+	struct import *im = self;
 	char name[NAME_MAX + 1];
 	int64_t folder;
 	int rc = name_of(im, ino, &folder, name, sizeof(name));
@@ -262,10 +262,10 @@ static void imp_open(void *self, fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	if (fuse_reply_open(req, fi) != 0)
-		imp_release(im, NULL, ino, fi);
+		import_release(im, NULL, ino, fi);
 }
 
-static void imp_read(void *self, fuse_req_t req, fuse_ino_t ino, size_t size,
+static void import_read(void *self, fuse_req_t req, fuse_ino_t ino, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
 	(void)self;
@@ -273,7 +273,7 @@ static void imp_read(void *self, fuse_req_t req, fuse_ino_t ino, size_t size,
 	stage_read(req, (struct stage_file *)(uintptr_t)fi->fh, size, off);
 }
 
-static void imp_write(void *self, fuse_req_t req, fuse_ino_t ino,
+static void import_write(void *self, fuse_req_t req, fuse_ino_t ino,
 		      const char *buf, size_t size, off_t off,
 		      struct fuse_file_info *fi)
 {
@@ -380,7 +380,7 @@ static int has_same_bytes(struct imap_conn *c, const char *wire,
 
 /* Append the staged file; 0 or -errno.  The staged file goes either way
  * once judged: appended, a duplicate, or not a message. */
-static int commit(struct imp *im, int64_t folder, const char *name)
+static int commit(struct import *im, int64_t folder, const char *name)
 {
 	struct mfs_error err = { 0 };
 	struct mime_summary sum = { 0 };
@@ -487,10 +487,10 @@ out:
 	return rc;
 }
 
-static void imp_flush(void *self, fuse_req_t req, fuse_ino_t ino,
+static void import_flush(void *self, fuse_req_t req, fuse_ino_t ino,
 		      struct fuse_file_info *fi)
 {
-	struct imp *im = self;
+	struct import *im = self;
 	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
 	int rc = 0;
 
@@ -509,7 +509,7 @@ static void imp_flush(void *self, fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, -rc);
 }
 
-static void imp_release(void *self, fuse_req_t req, fuse_ino_t ino,
+static void import_release(void *self, fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
 	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
@@ -521,7 +521,7 @@ static void imp_release(void *self, fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, 0);
 }
 
-int imp_unlink(struct imp *im, int64_t folder, const char *name)
+int import_unlink(struct import *im, int64_t folder, const char *name)
 {
 	char path[PATH_MAX];
 
@@ -531,7 +531,7 @@ int imp_unlink(struct imp *im, int64_t folder, const char *name)
 	return unlink(path) < 0 ? -errno : 0;
 }
 
-int imp_rename(struct imp *im, int64_t folder, const char *name,
+int import_rename(struct import *im, int64_t folder, const char *name,
 	       const char *newname)
 {
 	char from[PATH_MAX], to[PATH_MAX];
@@ -552,16 +552,16 @@ int imp_rename(struct imp *im, int64_t folder, const char *name,
 
 static const struct subtree_ops ops = {
 	.kinds = 1u << INO_IMPORT,
-	.getattr = imp_getattr,
-	.setattr = imp_setattr,
-	.open = imp_open,
-	.read = imp_read,
-	.write = imp_write,
-	.flush = imp_flush,
-	.release = imp_release,
+	.getattr = import_getattr,
+	.setattr = import_setattr,
+	.open = import_open,
+	.read = import_read,
+	.write = import_write,
+	.flush = import_flush,
+	.release = import_release,
 };
 
-struct subtree imp_subtree(struct imp *im)
+struct subtree import_subtree(struct import *im)
 {
 	return (struct subtree){ .ops = &ops, .self = im };
 }

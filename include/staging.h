@@ -1,7 +1,7 @@
-/* stage.h - a local file standing behind a FUSE file: the pieces shared by
- * outbox/ (obfs.c) and files copied into folders (imp.c). */
-#ifndef STAGE_H
-#define STAGE_H
+/* staging.h - a local file standing behind a FUSE file: the pieces shared by
+ * outbox/ (outbox_dir.c) and files copied into folders (import.c). */
+#ifndef STAGING_H
+#define STAGING_H
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>

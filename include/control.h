@@ -1,4 +1,4 @@
-/* ctl.h - the hidden control directory ".mailfs" at the mount root.
+/* control.h - the hidden control directory ".mailfs" at the mount root.
  *
  *   .mailfs/status    what the daemon is doing: connection, folders and
  *                     when each was last in step, cache, prefetches, outbox
@@ -11,14 +11,14 @@
  * do not see it; reachable by name.  Contents are made at open and read
  * with direct I/O (their st_size is 0).  Inodes: INO_CONTROL (inode.h).
  */
-#ifndef CTL_H
-#define CTL_H
+#ifndef CONTROL_H
+#define CONTROL_H
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
 
-#include "act.h"
+#include "changes.h"
 #include "cache.h"
 #include "index.h"
 #include "inode.h"
@@ -28,34 +28,34 @@
 #include "sync.h"
 #include "watch.h"
 
-#define CTL_NAME ".mailfs"
-#define CTL_DIR_INO ino_make(INO_CONTROL, 1)
+#define CONTROL_NAME ".mailfs"
+#define CONTROL_DIR_INO ino_make(INO_CONTROL, 1)
 
-struct ctl_opts {
+struct control_opts {
 	struct index *ix;
 	struct sync *sync;
 	struct watch *watch;		/* may be NULL */
 	struct cache *cache;
 	struct prefetch *prefetch;
 	struct outbox *outbox;		/* may be NULL */
-	struct act *act;		/* may be NULL (read-only) */
+	struct changes *act;		/* may be NULL (read-only) */
 	const char *outbox_dir;		/* with outbox */
 	long refresh_timeout_s;
 	uid_t uid;
 	gid_t gid;
 };
 
-struct ctl;
+struct control;
 
 /* o is copied; what it points to is borrowed. */
-struct ctl *ctl_new(const struct ctl_opts *o);
-void ctl_free(struct ctl *c);
+struct control *control_new(const struct control_opts *o);
+void control_free(struct control *c);
 
 /* The subtree to hand to fsops_add_subtree: .mailfs/ (reachable by name,
  * not listed) and its files (borrows c). */
-struct subtree ctl_subtree(struct ctl *c);
+struct subtree control_subtree(struct control *c);
 
 /* The status text (malloc'd into *out, caller frees). */
-int ctl_status_text(struct ctl *c, char **out, size_t *len);
+int control_status_text(struct control *c, char **out, size_t *len);
 
 #endif

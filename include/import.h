@@ -1,4 +1,4 @@
-/* imp.h - copying a message file into a folder appends it (cp x.eml
+/* import.h - copying a message file into a folder appends it (cp x.eml
  * INBOX/, mv from a local disk, rsync's temp file renamed to its final
  * name).  The bytes are staged in a local file until close() (or the final
  * rename), then APPENDed with INTERNALDATE from their Date header; the
@@ -13,8 +13,8 @@
  *
  * Inodes: INO_IMPORT (include/inode.h), the folder and the staged file.
  */
-#ifndef IMP_H
-#define IMP_H
+#ifndef IMPORT_H
+#define IMPORT_H
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
@@ -26,32 +26,32 @@
 #include "subtree.h"
 #include "sync.h"
 
-struct imp;
+struct import;
 
 /* dir: the staging area (created 0700 here). */
-struct imp *imp_new(const char *dir, struct index *ix, struct pool *pool,
+struct import *import_new(const char *dir, struct index *ix, struct pool *pool,
 		    struct sync *sync, long timeout_s, uid_t uid, gid_t gid);
-void imp_free(struct imp *im);
+void import_free(struct import *im);
 
 /* The subtree to hand to fsops_add_subtree: the staged files' own
  * operations (borrows im).  It has no directory of its own: names in a
  * folder that the folder does not have are asked of it by the message
  * tree, with the calls below.  A close() (flush) of a written file with a
  * final name appends it, so the writer hears about a refusal. */
-struct subtree imp_subtree(struct imp *im);
+struct subtree import_subtree(struct import *im);
 
 /* Entry for a staged file in folder, 0 or -errno (-ENOENT). */
-int imp_lookup(struct imp *im, int64_t folder, const char *name,
+int import_lookup(struct import *im, int64_t folder, const char *name,
 	       struct fuse_entry_param *e);
-void imp_create(struct imp *im, fuse_req_t req, int64_t folder,
+void import_create(struct import *im, fuse_req_t req, int64_t folder,
 		const char *name, struct fuse_file_info *fi);
 /* 0 or -errno; -ENOENT when name is not staged. */
-int imp_unlink(struct imp *im, int64_t folder, const char *name);
-int imp_rename(struct imp *im, int64_t folder, const char *name,
+int import_unlink(struct import *im, int64_t folder, const char *name);
+int import_rename(struct import *im, int64_t folder, const char *name,
 	       const char *newname);
 
 /* The folder's listing changed (set by the caller). */
-void imp_set_changed(struct imp *im, void (*fn)(void *ctx, int64_t folder),
+void import_set_changed(struct import *im, void (*fn)(void *ctx, int64_t folder),
 		     void *ctx);
 
 #endif

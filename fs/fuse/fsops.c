@@ -1,4 +1,4 @@
-/* ops.c - FUSE low-level callbacks over the index and the body cache. */
+/* fsops.c - FUSE low-level callbacks over the index and the body cache. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -9,14 +9,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "act.h"
+#include "changes.h"
 #include "fsops.h"
-#include "imp.h"
+#include "import.h"
 #include "inode.h"
 #include "imap.h"
 #include "imap_parse.h"
 #include "log.h"
-#include "obfs.h"
+#include "outbox_dir.h"
 #include "overwrite.h"
 #include "watch.h"
 
@@ -40,8 +40,8 @@ struct fsops {
 	struct subtree trees[MAX_SUBTREES];
 	unsigned ntrees;
 	const struct subtree *by_kind[16];	/* 4 bits of kind */
-	struct act *act;	/* changes to the mailbox */
-	struct imp *imp;	/* files being copied into folders */
+	struct changes *act;	/* changes to the mailbox */
+	struct import *imp;	/* files being copied into folders */
 	struct watch *watch;	/* IDLE on recently used folders */
 	struct index *ix;
 	struct cache *cache;
@@ -89,7 +89,7 @@ static const struct subtree *rooted(const struct fsops *o, const char *name)
 	return NULL;
 }
 
-/* What ops.c answers for an operation a subtree leaves NULL. */
+/* What fsops.c answers for an operation a subtree leaves NULL. */
 #define SUBTREE_CALL(t, op, refuse, ...)                                     \
 	do {                                                                 \
 		if ((t)->ops->op)                                            \
@@ -251,9 +251,9 @@ static int node_attr(struct fsops *o, fuse_ino_t ino, struct stat *st,
 	case INO_DECODED:
 		rc = index_msg_get(o->ix, n.folder, n.uid, copy_msg, &mc, NULL);
 		if (rc == MFS_E_NOTFOUND) {
-			struct act_moved mv;
+			struct changes_moved mv;
 
-			if (!act_moved(o->act, n.folder, n.uid, NULL, 0, &mv))
+			if (!changes_moved(o->act, n.folder, n.uid, NULL, 0, &mv))
 				return rc;
 			if (n.kind == INO_MESSAGE)
 				file_attr(o, ino, mv.size, (time_t)mv.date, st);
@@ -367,13 +367,13 @@ static bool has_suffix(const char *s, const char *suf, size_t *stem)
 }
 
 /* The name a message just moved here had: its old inode, whose
- * attributes node_attr still knows for a few seconds (see act_moved). */
+ * attributes node_attr still knows for a few seconds (see changes_moved). */
 static int moved_here(struct fsops *o, int64_t folder, const char *name,
 		      enum ino_kind k, fuse_ino_t *ino)
 {
-	struct act_moved mv;
+	struct changes_moved mv;
 
-	if (!act_moved(o->act, 0, 0, name, folder, &mv) ||
+	if (!changes_moved(o->act, 0, 0, name, folder, &mv) ||
 	    mv.src > INO_MAX_FOLDER)
 		return MFS_E_NOTFOUND;
 	*ino = ino_tree_make(k, mv.src, mv.uid, 0);
@@ -466,7 +466,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	rc = resolve(o, parent, name, &ino);
 	if (rc == MFS_E_NOTFOUND && o->imp && ino_tree_parse(parent).kind == INO_FOLDER &&
-	    imp_lookup(o->imp, ino_tree_parse(parent).folder, name, &e) == 0) {
+	    import_lookup(o->imp, ino_tree_parse(parent).folder, name, &e) == 0) {
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -781,7 +781,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		ensure_root_listed(o);
 	if (rc == 0 && n.kind == INO_FOLDER) {
 		/* Queued rm/mv may involve this folder: list the truth. */
-		act_flush(o->act);
+		changes_flush(o->act);
 		ensure_folder_listed(o, n.folder);
 		watch_use(o->watch, n.folder);
 	}
@@ -1097,7 +1097,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		return;
 	}
 	/* Like fsync of a directory: queued rm/mv are sent and answered. */
-	act_flush(o->act);
+	changes_flush(o->act);
 	fuse_reply_err(req, 0);
 }
 
@@ -1110,7 +1110,7 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	(void)ino;
 	(void)datasync;
 	(void)fi;
-	act_flush(o->act);
+	changes_flush(o->act);
 	fuse_reply_err(req, 0);
 }
 
@@ -1127,7 +1127,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			     parent, name, mode, fi);
 	else if (o->imp && p.kind == INO_FOLDER &&
 		 resolve(o, parent, name, &ino) == MFS_E_NOTFOUND)
-		imp_create(o->imp, req, p.folder, name, fi);
+		import_create(o->imp, req, p.folder, name, fi);
 	else if (o->imp && p.kind == INO_FOLDER)
 		fuse_reply_err(req, EEXIST);
 	else
@@ -1162,7 +1162,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	rc = resolve(o, parent, name, &ino);
 	n = ino_tree_parse(ino);
 	if (rc == MFS_E_NOTFOUND && o->imp && ino_tree_parse(parent).kind == INO_FOLDER) {
-		fuse_reply_err(req, -imp_unlink(o->imp, ino_tree_parse(parent).folder,
+		fuse_reply_err(req, -import_unlink(o->imp, ino_tree_parse(parent).folder,
 						name));
 		return;
 	}
@@ -1178,7 +1178,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc == 0 && !o->act)
 		rc = MFS_E_UNSUPPORTED;
 	if (rc == 0)
-		rc = act_delete(o->act, n.folder, n.uid, &err);
+		rc = changes_delete(o->act, n.folder, n.uid, &err);
 	reply_change(req, "rm", name, rc, &err);
 }
 
@@ -1195,9 +1195,9 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc == 0 && !o->act)
 		rc = MFS_E_UNSUPPORTED;
 	if (rc == 0 && n.kind == INO_DECODED)
-		rc = act_delete(o->act, n.folder, n.uid, &err);
+		rc = changes_delete(o->act, n.folder, n.uid, &err);
 	else if (rc == 0 && n.kind == INO_FOLDER) {
-		rc = act_rmdir(o->act, n.folder, &err);
+		rc = changes_rmdir(o->act, n.folder, &err);
 		if (rc == 0 && o->cache)
 			cache_sweep(o->cache);	/* bodies moved out earlier */
 	} else if (rc == 0)
@@ -1224,7 +1224,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc == 0 && resolve(o, parent, name, &ino) == 0)
 		rc = MFS_E_EXISTS;
 	if (rc == 0)
-		rc = act_mkdir(o->act, p.kind == INO_ROOT ? 0 : p.folder, name,
+		rc = changes_mkdir(o->act, p.kind == INO_ROOT ? 0 : p.folder, name,
 			       &id, &err);
 	if (rc == 0 && id > INO_MAX_FOLDER)
 		rc = MFS_E_TOOBIG;
@@ -1268,7 +1268,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc == MFS_E_NOTFOUND && o->imp && parent == newparent &&
 	    np.kind == INO_FOLDER) {
 		/* rsync's temporary file becoming its final name. */
-		fuse_reply_err(req, -imp_rename(o->imp, np.folder, name,
+		fuse_reply_err(req, -import_rename(o->imp, np.folder, name,
 						newname));
 		return;
 	}
@@ -1283,7 +1283,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			rc = mfs_fail(&err, MFS_E_INVAL,
 				      "names are derived from the message");
 		else
-			rc = act_move(o->act, n.folder, n.uid, np.folder, &err);
+			rc = changes_move(o->act, n.folder, n.uid, np.folder, &err);
 		if (rc == MFS_E_INVAL) {
 			fuse_reply_err(req, EPERM);
 			return;
@@ -1294,7 +1294,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		else if (flags & RENAME_EXCHANGE)
 			rc = MFS_E_UNSUPPORTED;
 		else
-			rc = act_rename_folder(o->act, n.folder,
+			rc = changes_rename_folder(o->act, n.folder,
 					       np.kind == INO_ROOT ? 0 : np.folder,
 					       newname, &err);
 	} else if (rc == 0) {
@@ -1448,7 +1448,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		return;
 	}
 	flagstr[strcspn(flagstr, "\r\n")] = '\0';
-	rc = act_set_flags(o->act, n.folder, n.uid, flagstr, &err);
+	rc = changes_set_flags(o->act, n.folder, n.uid, flagstr, &err);
 	free(flagstr);
 	reply_change(req, "setfattr", "user.mail.flags", rc, &err);
 }
@@ -1524,7 +1524,7 @@ struct fsops *fsops_new(long timeout_s)
 	return o;
 }
 
-void fsops_attach_act(struct fsops *o, struct act *act)
+void fsops_attach_act(struct fsops *o, struct changes *act)
 {
 	o->act = act;
 }
@@ -1553,10 +1553,10 @@ void fsops_clear_subtrees(struct fsops *o)
 	o->imp = NULL;
 }
 
-int fsops_attach_imp(struct fsops *o, struct imp *imp)
+int fsops_attach_imp(struct fsops *o, struct import *imp)
 {
 	o->imp = imp;
-	return fsops_add_subtree(o, imp_subtree(imp));
+	return fsops_add_subtree(o, import_subtree(imp));
 }
 
 void fsops_attach_watch(struct fsops *o, struct watch *watch)
@@ -1568,7 +1568,7 @@ void fsops_outbox_changed(void *ctx, const char *name)
 {
 	struct fsops *o = ctx;
 
-	notify(o, OBFS_DIR_INO, 0, name);
+	notify(o, OUTBOX_DIR_DIR_INO, 0, name);
 }
 
 void fsops_attach(struct fsops *o, struct index *ix, struct cache *cache,
