@@ -224,48 +224,18 @@ static void fuse_logger(enum fuse_log_level level, const char *fmt,
 	pthread_mutex_unlock(&fuse_log_lock);
 }
 
-/* Saving sent mail: an APPEND through the readers' pool to the folder the
- * config names, else the one the server marks \Sent, else "Sent". */
+/* The outbox's hooks: sent mail saved through the mailbox changes, and
+ * outbox/ listings refreshed. */
 struct sender {
 	struct fsops *fsops;
-	struct pool *pool;
-	struct index *ix;
-	const char *sent_folder;	/* UTF-8, from the config; or NULL */
-	long timeout_s;
+	struct changes *changes;
 };
-
-static int find_sent(void *ctx, const struct ix_folder *f)
-{
-	char **wire = ctx;
-
-	if (!*wire && f->wire && (f->flags & IMAP_MB_SENT))
-		*wire = strdup(f->wire);
-	return 0;
-}
 
 static int save_sent(void *ctx, const char *data, size_t len,
 		     struct mfs_error *err)
 {
-	struct sender *sd = ctx;
-	struct imap_conn *c = NULL;
-	char *wire = NULL;
-	int rc;
-
-	if (sd->sent_folder)
-		rc = imap_utf7_encode(sd->sent_folder, &wire);
-	else
-		rc = index_folder_all(sd->ix, find_sent, &wire, err);
-	if (rc == 0 && !wire && !(wire = strdup("Sent")))
-		rc = MFS_E_NOMEM;
-	if (rc < 0)
-		return mfs_fail(err, rc, "cannot name the Sent folder");
-	rc = pool_get(sd->pool, sd->timeout_s, &c, err);
-	if (rc == 0) {
-		rc = imap_append(c, wire, "\\Seen", 0, data, len, err);
-		pool_put(sd->pool, c);
-	}
-	free(wire);
-	return rc;
+	return changes_save_sent(((struct sender *)ctx)->changes, data, len,
+				 err);
 }
 
 static void outbox_changed(void *ctx, const char *name)
@@ -571,6 +541,7 @@ int main(int argc, char *argv[])
 	ao.expunge = cl.cfg.delete_mode && strcmp(cl.cfg.delete_mode,
 						  "expunge") == 0;
 	ao.trash = cl.cfg.trash_folder;
+	ao.sent = cl.cfg.sent_folder;
 	ao.hooks = (struct changes_hooks){ .folder_changed = fsops_folder_changed,
 				       .msg_gone = fsops_msg_gone,
 				       .ctx = fsops };
@@ -580,16 +551,14 @@ int main(int argc, char *argv[])
 	fsops_attach_act(fsops, act);
 	if (asprintf(&import_dir, "%s/import", cl.cfg.cache_dir) < 0)
 		goto out;
-	imp = import_new(import_dir, ix, pool, sync, cl.cfg.timeout, getuid(),
-		      getgid());
+	imp = import_new(import_dir, ix, act, getuid(), getgid());
 	if (!imp)
 		goto out;
 	import_set_changed(imp, fsops_folder_changed, fsops);
 	if (fsops_attach_imp(fsops, imp) < 0)
 		goto out;
 
-	sender = (struct sender){ fsops, pool, ix, cl.cfg.sent_folder,
-				  (long)cl.cfg.timeout };
+	sender = (struct sender){ fsops, act };
 	oo.dir = cl.cfg.outbox_dir;
 	oo.default_from = cl.cfg.from;
 	oo.smtp = (struct smtp_opts){

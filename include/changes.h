@@ -1,14 +1,17 @@
-/* changes.h - changes made through the file system, carried out on the server
- * first and shown only once it has confirmed them: flags, delete, move,
- * folders.  Runs of rm/mv of messages are the exception: batched into UID
- * sets, shown at once, put back if the server refuses (changes.c).  Errors are mfs_err codes with the server's words in err; the
- * caller maps them to errno.  Never called with a lock a FUSE callback
+/* changes.h - the mailbox changes: every write mailfs makes to the server
+ * (flags, delete, move, folders, appends of copied-in files and of sent
+ * mail) goes through here, carried out on the server first and shown only
+ * once it has confirmed it.  Runs of rm/mv of messages are the exception:
+ * batched into UID sets, shown at once, put back if the server refuses
+ * (changes.c).  Errors are mfs_err codes with the server's words in err;
+ * the caller maps them to errno.  Never called with a lock a FUSE callback
  * holds; kernel notifications go through the hooks. */
 #ifndef CHANGES_H
 #define CHANGES_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "index.h"
 #include "pool.h"
@@ -30,6 +33,7 @@ struct changes_opts {
 	long timeout_s;
 	bool expunge;		/* delete=expunge: no Trash */
 	const char *trash;	/* folder name (UTF-8) or NULL: \Trash, "Trash" */
+	const char *sent;	/* folder name (UTF-8) or NULL: \Sent, "Sent" */
 	struct changes_hooks hooks;
 };
 
@@ -77,5 +81,18 @@ int changes_rmdir(struct changes *a, int64_t folder, struct mfs_error *err);
 /* mv of a folder (with its subfolders) to new_parent/new_name. */
 int changes_rename_folder(struct changes *a, int64_t folder, int64_t new_parent,
 		      const char *new_name, struct mfs_error *err);
+
+/* cp into a folder: append data (CRLF lines; date the INTERNALDATE, 0
+ * for now) unless the folder already holds it, by message_id and size or,
+ * without a Message-ID, byte for byte (*dup then true, nothing sent).
+ * Asks the server, not the index; the folder is resynced after. */
+int changes_append(struct changes *a, int64_t folder, const char *data,
+		   size_t len, const char *message_id, time_t date, bool *dup,
+		   struct mfs_error *err);
+
+/* The outbox's copy of a sent message, \Seen, in the Sent folder (o.sent,
+ * else the one the server marks \Sent, else "Sent"). */
+int changes_save_sent(struct changes *a, const char *data, size_t len,
+		      struct mfs_error *err);
 
 #endif

@@ -22,15 +22,14 @@
 #include <stdint.h>
 
 #include "index.h"
-#include "pool.h"
+#include "changes.h"
 #include "subtree.h"
-#include "sync.h"
 
 struct import;
 
 /* dir: the staging area (created 0700 here). */
-struct import *import_new(const char *dir, struct index *ix, struct pool *pool,
-		    struct sync *sync, long timeout_s, uid_t uid, gid_t gid);
+struct import *import_new(const char *dir, struct index *ix,
+			  struct changes *changes, uid_t uid, gid_t gid);
 void import_free(struct import *im);
 
 /* The subtree to hand to fsops_add_subtree: the staged files' own

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "changes.h"
 #include "imap_parse.h"
@@ -913,5 +915,134 @@ int changes_rename_folder(struct changes *a, int64_t id, int64_t new_parent,
 	}
 	free(wire);
 	free(f.wire);
+	return rc;
+}
+
+/* ---- appends: copies into a folder, and the Sent copy of sent mail ---- */
+
+/* Candidates fetched to compare a message without a Message-ID with:
+ * messages of exactly its size are rare, so this is seldom reached. */
+#define SAME_SIZE_MAX 32
+
+struct same_ctx {
+	const char *data;
+	size_t len;
+	bool found;
+};
+
+static int same_tmp(void *ctx)
+{
+	int fd = memfd_create("mailfs-compare", MFD_CLOEXEC);
+
+	(void)ctx;
+	return fd < 0 ? MFS_E_IO : fd;
+}
+
+static int same_body(void *ctx, uint32_t uid, int fd, uint64_t len)
+{
+	struct same_ctx *sc = ctx;
+	char buf[65536];
+	size_t off = 0;
+
+	(void)uid;
+	while (!sc->found && len == sc->len && off < len) {
+		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
+
+		if (n <= 0 || memcmp(buf, sc->data + off, (size_t)n) != 0)
+			break;
+		off += (size_t)n;
+		if (off == len)
+			sc->found = true;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Does the folder hold a message with exactly these bytes?  For messages
+ * without a Message-ID (or with one hidden by a broken header): compared
+ * with the server's copies of the same size, not with the index. */
+static int has_same_bytes(struct imap_conn *c, const char *wire,
+			  const char *data, size_t len, bool *found,
+			  struct mfs_error *err)
+{
+	struct same_ctx sc = { data, len, false };
+	struct imap_mbstate st;
+	uint32_t uids[SAME_SIZE_MAX];
+	size_t n = 0;
+	int rc;
+
+	*found = false;
+	rc = imap_examine_keep(c, wire, &st, err);
+	if (rc == 0)
+		rc = imap_search_size(c, wire, len, uids, SAME_SIZE_MAX, &n,
+				      err);
+	if (rc == 0 && n > 0)
+		/* Same size: a longer body is not this message. */
+		rc = imap_fetch_bodies(c, wire, st.uidvalidity, uids, n, len,
+				       same_tmp, same_body, &sc, err);
+	*found = rc == 0 && sc.found;
+	return rc;
+}
+
+int changes_append(struct changes *a, int64_t id, const char *data,
+		   size_t len, const char *message_id, time_t date, bool *dup,
+		   struct mfs_error *err)
+{
+	struct folder_info f;
+	struct imap_conn *c = NULL;
+	int rc;
+
+	*dup = false;
+	rc = folder(a, id, &f, err);
+	if (rc == 0 && !f.wire)
+		rc = mfs_fail(err, MFS_E_INVAL, "not a server folder");
+	if (rc == 0)
+		rc = with_conn(a, &c, err);
+	/* Only the server knows: the index may still hold a message another
+	 * client deleted, or miss one restored a moment ago. */
+	if (rc == 0 && message_id)
+		rc = imap_has_message(c, f.wire, message_id, len, dup, err);
+	else if (rc == 0)
+		rc = has_same_bytes(c, f.wire, data, len, dup, err);
+	if (rc == 0 && !*dup)
+		rc = imap_append(c, f.wire, NULL, date, data, len, err);
+	if (c)
+		pool_put(a->o.pool, c);
+	if (rc == 0 && !*dup && a->o.sync)
+		sync_request(a->o.sync, id);
+	free(f.wire);
+	return rc;
+}
+
+static int find_sent(void *ctx, const struct ix_folder *f)
+{
+	char **wire = ctx;
+
+	if (!*wire && f->wire && (f->flags & IMAP_MB_SENT))
+		*wire = strdup(f->wire);
+	return 0;
+}
+
+int changes_save_sent(struct changes *a, const char *data, size_t len,
+		      struct mfs_error *err)
+{
+	struct imap_conn *c = NULL;
+	char *wire = NULL;
+	int rc;
+
+	if (a->o.sent)
+		rc = imap_utf7_encode(a->o.sent, &wire);
+	else
+		rc = index_folder_all(a->o.ix, find_sent, &wire, err);
+	if (rc == 0 && !wire && !(wire = strdup("Sent")))
+		rc = MFS_E_NOMEM;
+	if (rc < 0)
+		return mfs_fail(err, rc, "cannot name the Sent folder");
+	rc = with_conn(a, &c, err);
+	if (rc == 0) {
+		rc = imap_append(c, wire, "\\Seen", 0, data, len, err);
+		pool_put(a->o.pool, c);
+	}
+	free(wire);
 	return rc;
 }

@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include "control.h"
-#include "imap.h"
 #include "log.h"
 
 enum { F_STATUS = 2, F_REFRESH = 3, F_PREFETCH = 4 };

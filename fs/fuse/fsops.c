@@ -13,7 +13,6 @@
 #include "fsops.h"
 #include "import.h"
 #include "inode.h"
-#include "imap.h"
 #include "imap_parse.h"
 #include "log.h"
 #include "outbox_dir.h"

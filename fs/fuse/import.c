@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "imap.h"
+#include "changes.h"
 #include "import.h"
 #include "inode.h"
 #include "log.h"
@@ -24,9 +24,7 @@
 struct import {
 	char *dir;
 	struct index *ix;
-	struct pool *pool;
-	struct sync *sync;
-	long timeout_s;
+	struct changes *changes;
 	uid_t uid;
 	gid_t gid;
 	void (*changed)(void *ctx, int64_t folder);
@@ -68,8 +66,8 @@ static void clear_staging(const char *dir)
 	closedir(top);
 }
 
-struct import *import_new(const char *dir, struct index *ix, struct pool *pool,
-		    struct sync *sync, long timeout_s, uid_t uid, gid_t gid)
+struct import *import_new(const char *dir, struct index *ix,
+			  struct changes *changes, uid_t uid, gid_t gid)
 {
 	struct import *im = calloc(1, sizeof(*im));
 
@@ -80,9 +78,7 @@ struct import *import_new(const char *dir, struct index *ix, struct pool *pool,
 	mkdir(dir, 0700);
 	clear_staging(dir);
 	im->ix = ix;
-	im->pool = pool;
-	im->sync = sync;
-	im->timeout_s = timeout_s;
+	im->changes = changes;
 	im->uid = uid;
 	im->gid = gid;
 	return im;
@@ -314,70 +310,6 @@ static int get_wire(void *ctx, const struct ix_folder *f)
 	return 0;
 }
 
-/* Candidates fetched to compare a message without a Message-ID with:
- * messages of exactly its size are rare, so this is seldom reached. */
-#define SAME_SIZE_MAX 32
-
-struct same_ctx {
-	const char *data;
-	size_t len;
-	bool found;
-};
-
-static int same_tmp(void *ctx)
-{
-	int fd = memfd_create("mailfs-compare", MFD_CLOEXEC);
-
-	(void)ctx;
-	return fd < 0 ? MFS_E_IO : fd;
-}
-
-static int same_body(void *ctx, uint32_t uid, int fd, uint64_t len)
-{
-	struct same_ctx *sc = ctx;
-	char buf[65536];
-	size_t off = 0;
-
-	(void)uid;
-	while (!sc->found && len == sc->len && off < len) {
-		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
-
-		if (n <= 0 || memcmp(buf, sc->data + off, (size_t)n) != 0)
-			break;
-		off += (size_t)n;
-		if (off == len)
-			sc->found = true;
-	}
-	close(fd);
-	return 0;
-}
-
-/* Does the folder hold a message with exactly these bytes?  For messages
- * without a Message-ID (or with one hidden by a broken header): compared
- * with the server's copies of the same size, not with the index. */
-static int has_same_bytes(struct imap_conn *c, const char *wire,
-			  const char *data, size_t len, bool *found,
-			  struct mfs_error *err)
-{
-	struct same_ctx sc = { data, len, false };
-	struct imap_mbstate st;
-	uint32_t uids[SAME_SIZE_MAX];
-	size_t n = 0;
-	int rc;
-
-	*found = false;
-	rc = imap_examine_keep(c, wire, &st, err);
-	if (rc == 0)
-		rc = imap_search_size(c, wire, len, uids, SAME_SIZE_MAX, &n,
-				      err);
-	if (rc == 0 && n > 0)
-		/* Same size: a longer body is not this message. */
-		rc = imap_fetch_bodies(c, wire, st.uidvalidity, uids, n, len,
-				       same_tmp, same_body, &sc, err);
-	*found = rc == 0 && sc.found;
-	return rc;
-}
-
 /* Append the staged file; 0 or -errno.  The staged file goes either way
  * once judged: appended, a duplicate, or not a message. */
 static int commit(struct import *im, int64_t folder, const char *name)
@@ -385,9 +317,9 @@ static int commit(struct import *im, int64_t folder, const char *name)
 	struct mfs_error err = { 0 };
 	struct mime_summary sum = { 0 };
 	struct wire_ctx wc = { 0 };
-	struct imap_conn *c = NULL;
 	char path[PATH_MAX];
 	char *raw = NULL, *data = NULL;
+	bool dup = false;
 	size_t len = 0, dlen = 0;
 	struct stat st;
 	char why[128];
@@ -439,40 +371,17 @@ static int commit(struct import *im, int64_t folder, const char *name)
 		rc = -EROFS;
 		goto drop;
 	}
-	rc = pool_get(im->pool, im->timeout_s, &c, &err);
-	if (rc == 0) {
-		/* Only the server knows: the index may still hold a message
-		 * another client deleted, or miss one restored a moment
-		 * ago. */
-		bool dup = false;
-
-		if (sum.message_id)
-			rc = imap_has_message(c, wc.wire, sum.message_id, dlen,
-					      &dup, &err);
-		else
-			rc = has_same_bytes(c, wc.wire, data, dlen, &dup,
-					    &err);
-		if (rc == 0 && dup) {
-			pool_put(im->pool, c);
-			log_msg(LOG_INFO, "%s: already in the folder, skipped",
-				name);
-			goto drop;
-		}
-	}
-	if (rc == 0)
-		rc = imap_append(c, wc.wire, NULL,
-				 sum.date_valid ? sum.date : 0, data, dlen,
-				 &err);
-	if (c)
-		pool_put(im->pool, c);
+	rc = changes_append(im->changes, folder, data, dlen, sum.message_id,
+			    sum.date_valid ? sum.date : 0, &dup, &err);
 	if (rc < 0) {
 		log_msg(LOG_WARNING, "%s: append failed: %s", name, err.msg);
 		rc = -mfs_errno(rc);
 		goto out;	/* keep it staged: the writer may retry */
 	}
-	log_debug(LOG_CAT_FS, "appended %s to %s", name, wc.wire);
-	if (im->sync)
-		sync_request(im->sync, folder);
+	if (dup)
+		log_msg(LOG_INFO, "%s: already in the folder, skipped", name);
+	else
+		log_debug(LOG_CAT_FS, "appended %s to %s", name, wc.wire);
 drop:
 	unlink(path);
 	if (im->changed)
