@@ -307,363 +307,395 @@ static void raise_nofile(void)
 	}
 }
 
+/* Everything a mount is made of.  main starts the parts in this order and
+ * tears them down in reverse; each part borrows only parts made before it. */
+struct daemon {
+	struct cmdline cl;
+	struct fuse_cmdline_opts fo;
+	struct imap_opts io;
+	uint64_t cache_bytes;
+	unsigned idle_slots, debug_mask;
+	int smtp_implicit;
+	char *index_path, *body_dir, *import_dir, *mnt_abs, *fsname;
+	struct cred *cred;
+	struct acctlock *alock;
+	struct imap_conn *first;	/* the login at start, until the pool */
+	struct fuse_session *se;
+	struct fuse_loop_config *lc;
+	bool handlers, mounted;
+	struct fsops *fsops;
+	struct index *ix;
+	struct pool *pool;
+	struct cache *cache;
+	struct sync *sync;
+	struct watch *watch;
+	struct prefetch *prefetch;
+	struct sigthread sigt;
+	struct changes *changes;
+	struct import *imp;
+	struct sender sender;
+	struct outbox *outbox;
+	struct outbox_dir *obdir;
+	struct control *ctl;
+};
+
+/* Options, the config file and what they imply, before anything is made.
+ * true: go on; false: exit with *status (0 after --help). */
+static bool options(struct daemon *d, struct fuse_args *args, int *status)
+{
+	struct cmdline *cl = &d->cl;
+	struct mfs_error err = { 0 };
+	struct stat st;
+
+	*status = 1;
+	if (fuse_opt_parse(args, cl, opt_spec, opt_proc) < 0)
+		return false;
+	if (cl->help || cl->version) {
+		if (cl->help)
+			usage(args->argv[0]);
+		else
+			printf("mailfs %s (libfuse %s, %s)\n", MAILFS_VERSION,
+			       fuse_pkgversion(), curl_version());
+		*status = 0;
+		return false;
+	}
+	if (fuse_parse_cmdline(args, &d->fo) != 0)
+		return false;
+	if (!cl->cfg.account || !cl->mountpoint) {
+		fprintf(stderr, "mailfs: need ACCOUNT and MOUNTPOINT "
+				"(try --help)\n");
+		return false;
+	}
+	errno = 0;
+	if (stat(cl->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "mailfs: mountpoint %s: %s\n", cl->mountpoint,
+			errno ? strerror(errno) : "not a directory");
+		return false;
+	}
+	if (config_resolve(&cl->cfg, &err) < 0 ||
+	    config_tls(&cl->cfg, &d->io.tls, &err) < 0 ||
+	    config_cache_bytes(&cl->cfg, &d->cache_bytes, &err) < 0 ||
+	    config_smtp_tls(&cl->cfg, &d->smtp_implicit, &err) < 0) {
+		*status = fail_line("configuration", &err);
+		return false;
+	}
+	if (parse_idle(cl->cfg.idle_folders, &d->idle_slots) < 0) {
+		fprintf(stderr, "mailfs: configuration: idle_folders must be "
+				"a number from 0 to 16\n");
+		return false;
+	}
+	if (cl->cfg.debug &&
+	    log_parse_categories(cl->cfg.debug, &d->debug_mask) < 0) {
+		fprintf(stderr, "mailfs: unknown debug category in '%s' "
+				"(imap, fs, sync, cache, all; separate with ':')\n",
+			cl->cfg.debug);
+		return false;
+	}
+	log_setup(d->debug_mask, false, cl->cfg.log_file);
+	/* The password or token command runs for every login, not once:
+	 * OAuth2 tokens expire long before a mount ends. */
+	d->cred = cred_new(&cl->cfg);
+	if (!d->cred)
+		return false;
+	d->io.host = cl->cfg.host;
+	d->io.port = cl->cfg.port;
+	d->io.user = cl->cfg.user;
+	d->io.secret = cred_source(d->cred);
+	d->io.netrc_file = cl->cfg.netrc_file;
+	d->io.allow_plaintext = cl->cfg.allow_plaintext;
+	d->io.ca_file = cl->cfg.ca_file;
+	d->io.timeout_s = cl->cfg.timeout;
+	if (d->debug_mask & LOG_CAT_IMAP)
+		d->io.trace = log_imap_trace;
+	if (asprintf(&d->index_path, "%s/index.sqlite", cl->cfg.cache_dir) < 0 ||
+	    asprintf(&d->body_dir, "%s/bodies", cl->cfg.cache_dir) < 0 ||
+	    asprintf(&d->import_dir, "%s/import", cl->cfg.cache_dir) < 0 ||
+	    asprintf(&d->fsname, "-ofsname=mailfs:%s,subtype=mailfs,"
+				 "default_permissions",
+		     cl->cfg.account) < 0)
+		return false;
+	/* fsname carries the account; commas in it would split options. */
+	for (char *p = d->fsname + 15; *p && strncmp(p, ",subtype", 8); p++)
+		if (*p == ',')
+			*p = '_';
+	return fuse_opt_add_arg(args, d->fsname) == 0;
+}
+
+/* Lock the account, log in, mount and become a daemon.  0, or the exit
+ * status; every failure has said why in one line. */
+static int log_in_and_mount(struct daemon *d, struct fuse_args *args)
+{
+	struct cmdline *cl = &d->cl;
+	struct mfs_error err = { 0 };
+	sigset_t usr1;
+	int rc;
+
+	/* The session checks the remaining -o options: let a typo fail
+	 * before we talk to the server. */
+	d->fsops = fsops_new(cl->cfg.timeout);
+	if (!d->fsops)
+		return 1;
+	d->se = fuse_session_new(args, fsops_ops(), sizeof(*fsops_ops()),
+				 d->fsops);
+	if (!d->se)
+		return 1;
+
+	/* One daemon per account, decided before we log in: a second mount
+	 * must not make the user type a passphrase only to be refused. */
+	if (config_mkdirs(cl->cfg.cache_dir, &err) < 0)
+		return fail_line("cache directory", &err);
+	if (config_mkdirs(cl->cfg.outbox_dir, &err) < 0)
+		return fail_line("outbox directory", &err);
+	d->mnt_abs = realpath(cl->mountpoint, NULL);
+	if (!d->mnt_abs) {
+		fprintf(stderr, "mailfs: mountpoint %s: %s\n", cl->mountpoint,
+			strerror(errno));
+		return 1;
+	}
+	if (acctlock_take(cl->cfg.cache_dir, cl->cfg.outbox_dir, d->mnt_abs,
+			  cl->cfg.timeout, &d->alock, &err) < 0)
+		return fail_line(cl->cfg.account, &err);
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	mime_init();
+	rc = imap_open(&d->io, &d->first, &err);
+	if (rc < 0 && !(unreachable(rc) && access(d->index_path, F_OK) == 0))
+		return fail_line(err.code == MFS_E_SECRET ? "credentials" : NULL,
+				 &err);
+	if (rc < 0)
+		fprintf(stderr, "mailfs: %s; serving %s offline from its index "
+				"until the server is back\n",
+			err.msg[0] ? err.msg : mfs_strerror(err.code),
+			cl->cfg.account);
+	/* The user may have typed a passphrase for that one; from now on a
+	 * stuck command must fail a login (retried later), not hang it. */
+	cred_limit(d->cred, cl->cfg.timeout);
+	if (config_mkdirs(d->body_dir, &err) < 0)
+		return fail_line("cache directory", &err);
+	if (fuse_set_signal_handlers(d->se) != 0)
+		return 1;
+	d->handlers = true;
+	if (fuse_session_mount(d->se, cl->mountpoint) != 0) {
+		fprintf(stderr, "mailfs: cannot mount on %s\n", cl->mountpoint);
+		return 1;
+	}
+	d->mounted = true;
+	if (fuse_daemonize(d->fo.foreground) != 0)
+		return 1;
+	log_setup(d->debug_mask, !d->fo.foreground, cl->cfg.log_file);
+	started = true;
+	/* The parent has exited: the lock file must name the daemon. */
+	if (acctlock_note(d->alock, &err) < 0)
+		log_msg(LOG_WARNING, "lock file: %s", err.msg);
+	if (!acctlock_held(d->alock))
+		log_msg(LOG_WARNING, "cannot lock %s: a second mount of this "
+				     "account would not be refused",
+			cl->cfg.cache_dir);
+
+	/* Before any thread exists, so that all of them inherit it. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	return 0;
+}
+
+/* The index and everything that reads the server: pool, cache, sync, IDLE
+ * watchers, prefetch, the SIGUSR1 thread.  After the fork: SQLite handles
+ * and threads must not cross it.  0 or -1 (logged). */
+static int start_readers(struct daemon *d)
+{
+	struct config *cfg = &d->cl.cfg;
+	struct mfs_error err = { 0 };
+	struct sync_hooks hooks = { .folder_changed = fsops_folder_changed,
+				    .msg_gone = fsops_msg_gone,
+				    .entry_gone = fsops_entry_gone,
+				    .ctx = d->fsops };
+
+	if (index_open(d->index_path, &d->ix, &err) < 0) {
+		log_msg(LOG_ERR, "%s", err.msg);
+		return -1;
+	}
+	if (pool_new(&d->io, cfg->connections, d->first, &d->pool) < 0)
+		return -1;
+	d->first = NULL;
+	if (cache_open(d->body_dir, d->ix, d->pool, d->cache_bytes,
+		       cfg->timeout, fsops_size_changed, d->fsops, &d->cache,
+		       &err) < 0)
+		return -1;
+	if (fsops_start_notifier(d->fsops, d->se) < 0 ||
+	    sync_start(d->ix, d->pool, NULL, &hooks, cfg->poll_interval,
+		       &d->sync) < 0)
+		return -1;
+	fsops_attach(d->fsops, d->ix, d->cache, d->sync);
+	if (watch_start(d->pool, d->ix, d->sync, d->idle_slots, &d->watch) < 0 ||
+	    prefetch_start(d->ix, d->cache, &d->prefetch) < 0)
+		return -1;
+	fsops_attach_watch(d->fsops, d->watch);
+	d->sigt.sync = d->sync;
+	if (pthread_create(&d->sigt.thread, NULL, sig_main, &d->sigt) != 0)
+		return -1;
+	d->sigt.running = true;
+	return 0;
+}
+
+/* Everything that writes: the mailbox changes, import, the outbox queue
+ * and outbox/, and .mailfs/.  0 or -1 (logged). */
+static int start_writers(struct daemon *d)
+{
+	struct config *cfg = &d->cl.cfg;
+	struct mfs_error err = { 0 };
+	struct changes_opts ao = {
+		.ix = d->ix, .pool = d->pool, .sync = d->sync,
+		.timeout_s = cfg->timeout,
+		.expunge = cfg->delete_mode &&
+			   strcmp(cfg->delete_mode, "expunge") == 0,
+		.trash = cfg->trash_folder, .sent = cfg->sent_folder,
+		.hooks = { .folder_changed = fsops_folder_changed,
+			   .msg_gone = fsops_msg_gone, .ctx = d->fsops },
+	};
+	struct outbox_opts oo = {
+		.dir = cfg->outbox_dir, .default_from = cfg->from,
+		.smtp = { .host = cfg->smtp_host, .port = cfg->smtp_port,
+			  .tls = d->smtp_implicit ? SMTP_TLS_IMPLICIT :
+						    SMTP_TLS_STARTTLS,
+			  .user = cfg->user, .secret = d->io.secret,
+			  .ca_file = cfg->ca_file, .timeout_s = cfg->timeout },
+		.settle_s = cfg->settle_time,
+		.retry_initial_s = cfg->retry_initial,
+		.retry_max_s = cfg->retry_max_delay,
+		.give_up_s = cfg->give_up_after,
+		.changed = outbox_changed, .log = outbox_log,
+		.ctx = &d->sender,
+	};
+	struct control_opts co;
+
+	d->changes = changes_new(&ao);
+	if (!d->changes)
+		return -1;
+	fsops_attach_act(d->fsops, d->changes);
+	d->imp = import_new(d->import_dir, d->ix, d->changes, getuid(),
+			    getgid());
+	if (!d->imp)
+		return -1;
+	import_set_changed(d->imp, fsops_folder_changed, d->fsops);
+	if (fsops_attach_imp(d->fsops, d->imp) < 0)
+		return -1;
+
+	d->sender = (struct sender){ d->fsops, d->changes };
+	if (!cfg->save_sent || strcmp(cfg->save_sent, "yes") == 0)
+		oo.save_sent = save_sent;
+	if (outbox_start(&oo, &d->outbox, &err) < 0) {
+		log_msg(LOG_ERR, "outbox: %s", err.msg);
+		return -1;
+	}
+	d->obdir = outbox_dir_new(cfg->outbox_dir, d->outbox, getuid(),
+				  getgid());
+	if (!d->obdir ||
+	    fsops_add_subtree(d->fsops, outbox_dir_subtree(d->obdir)) < 0)
+		return -1;
+	co = (struct control_opts){
+		.ix = d->ix, .sync = d->sync, .watch = d->watch,
+		.cache = d->cache, .prefetch = d->prefetch,
+		.outbox = d->outbox, .act = d->changes,
+		.outbox_dir = cfg->outbox_dir, .refresh_timeout_s = 600,
+		.uid = getuid(), .gid = getgid(),
+	};
+	d->ctl = control_new(&co);
+	if (!d->ctl || fsops_add_subtree(d->fsops, control_subtree(d->ctl)) < 0)
+		return -1;
+	return 0;
+}
+
+/* Until unmounted or signalled; 0 for a normal unmount. */
+static int serve(struct daemon *d)
+{
+	int rc;
+
+	if (d->fo.singlethread) {
+		rc = fuse_session_loop(d->se);
+	} else {
+		d->lc = fuse_loop_cfg_create();
+		if (!d->lc)
+			return 1;
+		fuse_loop_cfg_set_max_threads(d->lc, 16);
+		rc = fuse_session_loop_mt(d->se, d->lc);
+	}
+	/* A signal that ends the loop (SIGTERM, SIGINT, SIGHUP from
+	 * fusermount or the user) is a normal unmount. */
+	return rc < 0 ? 1 : 0;
+}
+
+static void teardown(struct daemon *d)
+{
+	/* The notifier writes to /dev/fuse, which unmounting closes: its
+	 * descriptor number could then be another file's (TSan saw the
+	 * writev race the close).  Stopped first; notes after it are
+	 * dropped, and an unmounted tree has no cache to invalidate. */
+	if (d->fsops)
+		fsops_stop_notifier(d->fsops);
+	if (d->se && d->mounted) {
+		fuse_session_unmount(d->se);
+		d->mounted = false;
+	}
+	if (d->fsops)
+		fsops_detach(d->fsops);
+	control_free(d->ctl);
+	if (d->sigt.running) {
+		atomic_store(&d->sigt.stop, true);
+		pthread_kill(d->sigt.thread, SIGUSR1);
+		pthread_join(d->sigt.thread, NULL);
+	}
+	prefetch_stop(d->prefetch);
+	watch_stop(d->watch);
+	changes_free(d->changes);
+	import_free(d->imp);
+	outbox_stop(d->outbox);
+	outbox_dir_free(d->obdir);
+	sync_stop(d->sync);
+	if (d->se) {
+		if (d->handlers)
+			fuse_remove_signal_handlers(d->se);
+		fuse_session_destroy(d->se);
+	}
+	fuse_loop_cfg_destroy(d->lc);
+	cache_close(d->cache);
+	pool_free(d->pool);
+	imap_close(d->first);
+	index_close(d->ix);
+	fsops_free(d->fsops);
+	cred_free(d->cred);
+	/* Last: everything that shares the account's files is gone. */
+	acctlock_free(d->alock);
+	free(d->mnt_abs);
+	free(d->fsname);
+	free(d->index_path);
+	free(d->body_dir);
+	free(d->import_dir);
+	free(d->cl.mountpoint);
+	config_clear(&d->cl.cfg);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cmdline cl = { 0 };
-	struct fuse_cmdline_opts fo = { 0 };
-	struct mfs_error err = { 0 };
-	struct imap_opts io = { 0 };
-	struct imap_conn *first = NULL;
-	struct fuse_session *se = NULL;
-	struct fuse_loop_config *lc = NULL;
-	struct fsops *fsops = NULL;
-	struct index *ix = NULL;
-	struct pool *pool = NULL;
-	struct cache *cache = NULL;
-	struct sync *sync = NULL;
-	struct sync_hooks hooks;
-	struct outbox_opts oo = { 0 };
-	struct outbox *outbox = NULL;
-	struct outbox_dir *obdir = NULL;
-	struct sender sender = { 0 };
-	struct changes_opts ao = { 0 };
-	struct changes *act = NULL;
-	struct import *imp = NULL;
-	struct watch *watch = NULL;
-	struct prefetch *prefetch = NULL;
-	struct control *ctl = NULL;
-	struct control_opts co = { 0 };
-	struct sigthread sigt = { 0 };
-	sigset_t usr1;
-	unsigned idle_slots = 2;
-	char *import_dir = NULL;
-	int smtp_implicit = 0;
-	struct stat st;
-	struct cred *cred = NULL;
-	struct acctlock *alock = NULL;
-	char *mnt_abs = NULL;
-	char *fsname = NULL, *index_path = NULL,
-	     *body_dir = NULL;
-	unsigned debug_mask = 0;
-	uint64_t cache_bytes;
-	bool mounted = false, handlers = false;
-	int ret = 1, rc;
+	struct daemon d = { .idle_slots = 2 };
+	int status = 1;
 
 	/* Sixteen FUSE threads would each get a malloc arena that keeps
 	 * what a big listing once needed; two are plenty for us. */
 	mallopt(M_ARENA_MAX, 2);
 	raise_nofile();
 	fuse_set_log_func(fuse_logger);
-	if (fuse_opt_parse(&args, &cl, opt_spec, opt_proc) < 0)
-		goto out;
-	if (cl.help) {
-		usage(argv[0]);
-		ret = 0;
-		goto out;
+	if (options(&d, &args, &status) &&
+	    (status = log_in_and_mount(&d, &args)) == 0) {
+		status = 1;
+		if (start_readers(&d) == 0 && start_writers(&d) == 0) {
+			log_msg(LOG_INFO, "mounted %s on %s", d.cl.cfg.account,
+				d.cl.mountpoint);
+			status = serve(&d);
+		}
 	}
-	if (cl.version) {
-		printf("mailfs %s (libfuse %s, %s)\n", MAILFS_VERSION,
-		       fuse_pkgversion(), curl_version());
-		ret = 0;
-		goto out;
-	}
-	if (fuse_parse_cmdline(&args, &fo) != 0)
-		goto out;
-	if (!cl.cfg.account || !cl.mountpoint) {
-		fprintf(stderr, "mailfs: need ACCOUNT and MOUNTPOINT "
-				"(try --help)\n");
-		goto out;
-	}
-	errno = 0;
-	if (stat(cl.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "mailfs: mountpoint %s: %s\n", cl.mountpoint,
-			errno ? strerror(errno) : "not a directory");
-		goto out;
-	}
-	if (config_resolve(&cl.cfg, &err) < 0 ||
-	    config_tls(&cl.cfg, &io.tls, &err) < 0 ||
-	    config_cache_bytes(&cl.cfg, &cache_bytes, &err) < 0 ||
-	    config_smtp_tls(&cl.cfg, &smtp_implicit, &err) < 0) {
-		ret = fail_line("configuration", &err);
-		goto out;
-	}
-	if (parse_idle(cl.cfg.idle_folders, &idle_slots) < 0) {
-		fprintf(stderr, "mailfs: configuration: idle_folders must be "
-				"a number from 0 to 16\n");
-		goto out;
-	}
-	if (cl.cfg.debug && log_parse_categories(cl.cfg.debug, &debug_mask) < 0) {
-		fprintf(stderr, "mailfs: unknown debug category in '%s' "
-				"(imap, fs, sync, cache, all; separate with ':')\n",
-			cl.cfg.debug);
-		goto out;
-	}
-	log_setup(debug_mask, false, cl.cfg.log_file);
-	/* The password or token command runs for every login, not once:
-	 * OAuth2 tokens expire long before a mount ends. */
-	cred = cred_new(&cl.cfg);
-	if (!cred)
-		goto out;
-	io.host = cl.cfg.host;
-	io.port = cl.cfg.port;
-	io.user = cl.cfg.user;
-	io.secret = cred_source(cred);
-	io.netrc_file = cl.cfg.netrc_file;
-	io.allow_plaintext = cl.cfg.allow_plaintext;
-	io.ca_file = cl.cfg.ca_file;
-	io.timeout_s = cl.cfg.timeout;
-	if (debug_mask & LOG_CAT_IMAP)
-		io.trace = log_imap_trace;
-
-	if (asprintf(&index_path, "%s/index.sqlite", cl.cfg.cache_dir) < 0 ||
-	    asprintf(&body_dir, "%s/bodies", cl.cfg.cache_dir) < 0 ||
-	    asprintf(&fsname, "-ofsname=mailfs:%s,subtype=mailfs,"
-			      "default_permissions",
-		     cl.cfg.account) < 0)
-		goto out;
-	/* fsname carries the account; commas in it would split options. */
-	for (char *p = fsname + 15; *p && strncmp(p, ",subtype", 8); p++)
-		if (*p == ',')
-			*p = '_';
-	if (fuse_opt_add_arg(&args, fsname) < 0)
-		goto out;
-
-	/* The session checks the remaining -o options: let a typo fail
-	 * before we talk to the server. */
-	fsops = fsops_new(cl.cfg.timeout);
-	if (!fsops)
-		goto out;
-	se = fuse_session_new(&args, fsops_ops(), sizeof(*fsops_ops()), fsops);
-	if (!se)
-		goto out;
-
-	/* One daemon per account, decided before we log in: a second mount
-	 * must not make the user type a passphrase only to be refused. */
-	if (config_mkdirs(cl.cfg.cache_dir, &err) < 0) {
-		ret = fail_line("cache directory", &err);
-		goto out;
-	}
-	if (config_mkdirs(cl.cfg.outbox_dir, &err) < 0) {
-		ret = fail_line("outbox directory", &err);
-		goto out;
-	}
-	mnt_abs = realpath(cl.mountpoint, NULL);
-	if (!mnt_abs) {
-		fprintf(stderr, "mailfs: mountpoint %s: %s\n", cl.mountpoint,
-			strerror(errno));
-		goto out;
-	}
-	if (acctlock_take(cl.cfg.cache_dir, cl.cfg.outbox_dir, mnt_abs,
-			  cl.cfg.timeout, &alock, &err) < 0) {
-		ret = fail_line(cl.cfg.account, &err);
-		goto out;
-	}
-
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	mime_init();
-	rc = imap_open(&io, &first, &err);
-	if (rc < 0 && !(unreachable(rc) && access(index_path, F_OK) == 0)) {
-		ret = fail_line(err.code == MFS_E_SECRET ? "credentials" : NULL,
-				&err);
-		goto out;
-	}
-	if (rc < 0)
-		fprintf(stderr, "mailfs: %s; serving %s offline from its index "
-				"until the server is back\n",
-			err.msg[0] ? err.msg : mfs_strerror(err.code),
-			cl.cfg.account);
-	/* The user may have typed a passphrase for that one; from now on a
-	 * stuck command must fail a login (retried later), not hang it. */
-	cred_limit(cred, cl.cfg.timeout);
-	if (config_mkdirs(body_dir, &err) < 0) {
-		ret = fail_line("cache directory", &err);
-		goto out;
-	}
-	if (fuse_set_signal_handlers(se) != 0)
-		goto out;
-	handlers = true;
-	if (fuse_session_mount(se, cl.mountpoint) != 0) {
-		fprintf(stderr, "mailfs: cannot mount on %s\n", cl.mountpoint);
-		goto out;
-	}
-	mounted = true;
-	if (fuse_daemonize(fo.foreground) != 0)
-		goto out;
-	log_setup(debug_mask, !fo.foreground, cl.cfg.log_file);
-	started = true;
-	/* The parent has exited: the lock file must name the daemon. */
-	if (acctlock_note(alock, &err) < 0)
-		log_msg(LOG_WARNING, "lock file: %s", err.msg);
-	if (!acctlock_held(alock))
-		log_msg(LOG_WARNING, "cannot lock %s: a second mount of this "
-				     "account would not be refused",
-			cl.cfg.cache_dir);
-
-	/* Before any thread exists, so that all of them inherit it. */
-	sigemptyset(&usr1);
-	sigaddset(&usr1, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
-
-	/* After the fork: SQLite handles and threads must not cross it. */
-	if (index_open(index_path, &ix, &err) < 0) {
-		log_msg(LOG_ERR, "%s", err.msg);
-		goto out;
-	}
-	if (pool_new(&io, cl.cfg.connections, first, &pool) < 0)
-		goto out;
-	first = NULL;
-	if (cache_open(body_dir, ix, pool, cache_bytes, cl.cfg.timeout,
-		       fsops_size_changed, fsops, &cache, &err) < 0)
-		goto out;
-	fsops_attach(fsops, ix, cache, NULL);
-	if (fsops_start_notifier(fsops, se) < 0)
-		goto out;
-	hooks = (struct sync_hooks){ .folder_changed = fsops_folder_changed,
-				     .msg_gone = fsops_msg_gone,
-				     .entry_gone = fsops_entry_gone,
-				     .ctx = fsops };
-	if (sync_start(ix, pool, NULL, &hooks, cl.cfg.poll_interval, &sync) < 0)
-		goto out;
-	fsops_attach(fsops, ix, cache, sync);
-	if (watch_start(pool, ix, sync, idle_slots, &watch) < 0 ||
-	    prefetch_start(ix, cache, &prefetch) < 0)
-		goto out;
-	sigt.sync = sync;
-	if (pthread_create(&sigt.thread, NULL, sig_main, &sigt) != 0)
-		goto out;
-	sigt.running = true;
-
-	ao.ix = ix;
-	ao.pool = pool;
-	ao.sync = sync;
-	ao.timeout_s = cl.cfg.timeout;
-	ao.expunge = cl.cfg.delete_mode && strcmp(cl.cfg.delete_mode,
-						  "expunge") == 0;
-	ao.trash = cl.cfg.trash_folder;
-	ao.sent = cl.cfg.sent_folder;
-	ao.hooks = (struct changes_hooks){ .folder_changed = fsops_folder_changed,
-				       .msg_gone = fsops_msg_gone,
-				       .ctx = fsops };
-	act = changes_new(&ao);
-	if (!act)
-		goto out;
-	fsops_attach_act(fsops, act);
-	if (asprintf(&import_dir, "%s/import", cl.cfg.cache_dir) < 0)
-		goto out;
-	imp = import_new(import_dir, ix, act, getuid(), getgid());
-	if (!imp)
-		goto out;
-	import_set_changed(imp, fsops_folder_changed, fsops);
-	if (fsops_attach_imp(fsops, imp) < 0)
-		goto out;
-
-	sender = (struct sender){ fsops, act };
-	oo.dir = cl.cfg.outbox_dir;
-	oo.default_from = cl.cfg.from;
-	oo.smtp = (struct smtp_opts){
-		.host = cl.cfg.smtp_host, .port = cl.cfg.smtp_port,
-		.tls = smtp_implicit ? SMTP_TLS_IMPLICIT : SMTP_TLS_STARTTLS,
-		.user = cl.cfg.user, .secret = io.secret,
-		.ca_file = cl.cfg.ca_file,
-		.timeout_s = cl.cfg.timeout,
-	};
-	oo.settle_s = cl.cfg.settle_time;
-	oo.retry_initial_s = cl.cfg.retry_initial;
-	oo.retry_max_s = cl.cfg.retry_max_delay;
-	oo.give_up_s = cl.cfg.give_up_after;
-	if (!cl.cfg.save_sent || strcmp(cl.cfg.save_sent, "yes") == 0)
-		oo.save_sent = save_sent;
-	oo.changed = outbox_changed;
-	oo.log = outbox_log;
-	oo.ctx = &sender;
-	if (outbox_start(&oo, &outbox, &err) < 0) {
-		log_msg(LOG_ERR, "outbox: %s", err.msg);
-		goto out;
-	}
-	obdir = outbox_dir_new(cl.cfg.outbox_dir, outbox, getuid(), getgid());
-	if (!obdir)
-		goto out;
-	if (fsops_add_subtree(fsops, outbox_dir_subtree(obdir)) < 0)
-		goto out;
-	co = (struct control_opts){
-		.ix = ix, .sync = sync, .watch = watch, .cache = cache,
-		.prefetch = prefetch, .outbox = outbox, .act = act,
-		.outbox_dir = cl.cfg.outbox_dir,
-		.refresh_timeout_s = 600, .uid = getuid(), .gid = getgid(),
-	};
-	ctl = control_new(&co);
-	if (!ctl)
-		goto out;
-	if (fsops_add_subtree(fsops, control_subtree(ctl)) < 0)
-		goto out;
-	fsops_attach_watch(fsops, watch);
-	log_msg(LOG_INFO, "mounted %s on %s", cl.cfg.account, cl.mountpoint);
-
-	if (fo.singlethread) {
-		ret = fuse_session_loop(se);
-	} else {
-		lc = fuse_loop_cfg_create();
-		if (!lc)
-			goto out;
-		fuse_loop_cfg_set_max_threads(lc, 16);
-		ret = fuse_session_loop_mt(se, lc);
-	}
-	/* A signal that ends the loop (SIGTERM, SIGINT, SIGHUP from
-	 * fusermount or the user) is a normal unmount. */
-	ret = ret < 0 ? 1 : 0;
-out:
-	/* The notifier writes to /dev/fuse, which unmounting closes: its
-	 * descriptor number could then be another file's (TSan saw the
-	 * writev race the close).  Stopped first; notes after it are
-	 * dropped, and an unmounted tree has no cache to invalidate. */
-	if (fsops)
-		fsops_stop_notifier(fsops);
-	if (se && mounted) {
-		fuse_session_unmount(se);
-		mounted = false;
-	}
-	if (fsops) {
-		fsops_clear_subtrees(fsops);
-		fsops_attach_act(fsops, NULL);
-		fsops_attach_watch(fsops, NULL);
-	}
-	control_free(ctl);
-	if (sigt.running) {
-		atomic_store(&sigt.stop, true);
-		pthread_kill(sigt.thread, SIGUSR1);
-		pthread_join(sigt.thread, NULL);
-	}
-	prefetch_stop(prefetch);
-	watch_stop(watch);
-	changes_free(act);
-	import_free(imp);
-	free(import_dir);
-	outbox_stop(outbox);
-	outbox_dir_free(obdir);
-	sync_stop(sync);
-	if (fsops)
-		fsops_attach(fsops, ix, cache, NULL);
-	if (se) {
-		if (handlers)
-			fuse_remove_signal_handlers(se);
-		fuse_session_destroy(se);
-	}
-	fuse_loop_cfg_destroy(lc);
-	cache_close(cache);
-	pool_free(pool);
-	imap_close(first);
-	index_close(ix);
-	fsops_free(fsops);
-	cred_free(cred);
-	/* Last: everything that shares the account's files is gone. */
-	acctlock_free(alock);
-	free(mnt_abs);
-	free(fsname);
-	free(index_path);
-	free(body_dir);
-	free(cl.mountpoint);
-	config_clear(&cl.cfg);
+	teardown(&d);
 	fuse_opt_free_args(&args);
-	return ret;
+	return status;
 }

@@ -44,8 +44,8 @@ struct import;
  * and names a folder does not have asked of imp.  0 or as above. */
 int fsops_attach_imp(struct fsops *o, struct import *imp);
 
-/* Forget every subtree and imp (after the session, before they go). */
-void fsops_clear_subtrees(struct fsops *o);
+/* Forget every part attached (after the session, before they go). */
+void fsops_detach(struct fsops *o);
 
 struct watch;
 /* The IDLE watchers, told which folders are in use (borrowed; or NULL). */

@@ -1545,11 +1545,16 @@ int fsops_add_subtree(struct fsops *o, struct subtree t)
 	return 0;
 }
 
-void fsops_clear_subtrees(struct fsops *o)
+void fsops_detach(struct fsops *o)
 {
 	memset(o->by_kind, 0, sizeof(o->by_kind));
 	o->ntrees = 0;
 	o->imp = NULL;
+	o->act = NULL;
+	o->watch = NULL;
+	o->ix = NULL;
+	o->cache = NULL;
+	o->sync = NULL;
 }
 
 int fsops_attach_imp(struct fsops *o, struct import *imp)
