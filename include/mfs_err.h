@@ -1,8 +1,14 @@
 /* mfs_err.h - the project's one error vocabulary.
  *
- * Library code (imap/, smtp/, util/) returns a negative enum value and fills
- * a struct mfs_error with a one-line detail; it never prints.  The FUSE edge
- * maps codes to errno with mfs_errno(), main maps them to an exit status.
+ * Library code (imap/, smtp/, util/) and fs/ (its leaves and fs/core/)
+ * return a negative enum value and fill a struct mfs_error with a one-line
+ * detail; library code never prints.  The FUSE edge (fs/fuse/) turns a
+ * code into an errno once, with mfs_errno(), where it replies; main turns
+ * it into an exit status.  The one exception is the local files behind
+ * outbox/ and imports (staging.c and its callers in fs/fuse/): their
+ * failures are system calls whose errno the user must see as it was
+ * (ENAMETOOLONG, EXDEV, ENOSPC), so they return -errno, said in their
+ * headers.
  */
 #ifndef MFS_ERR_H
 #define MFS_ERR_H

@@ -566,7 +566,7 @@ static void control_write(void *self, fuse_req_t req, fuse_ino_t ino,
 		rc = MFS_E_INVAL;
 	}
 	if (rc < 0)
-		fuse_reply_err(req, rc == MFS_E_IO ? EIO : mfs_errno(rc));
+		fuse_reply_err(req, mfs_errno(rc));
 	else
 		fuse_reply_write(req, size);
 }
