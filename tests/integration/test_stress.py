@@ -724,18 +724,37 @@ def setup(tag, folders):
     return owned, by, client
 
 
-def server_state(tag, only=None):
+def server_state(tag, only=None, also=()):
     """{key: [(folder, flags, bytes ok)]} of every message of this run on
-    the server (every selectable folder, or those named in only), and
-    [problems]."""
+    the server (every selectable folder, or those named in only; the
+    folders named in also are opened by name even when LIST leaves them
+    out), and [problems]."""
     m = imap()
     res = collections.defaultdict(list)
     probs = []
     fetch_re = re.compile(rb"UID (\d+)|FLAGS \(([^)]*)\)")
     try:
-        for name, fl, _ in it.list_folders(m):
-            if {"\\Noselect", "\\NonExistent"} & fl or (only and name not in only):
+        names = [name for name, fl, _ in it.list_folders(m)
+                 if not {"\\Noselect", "\\NonExistent"} & fl and
+                 (not only or name in only)]
+        for name in also:
+            if name in names:
                 continue
+            try:
+                typ, _ = m.select(it.wire_name(name), readonly=True)
+            except imaplib.IMAP4.error:
+                typ = "NO"
+            if typ == "OK":
+                # Not a failure of mailfs: the message check below says
+                # whether anything is missing.
+                print("# stress: LIST did not show %s, but it can be selected" % name,
+                      flush=True)
+                m.unselect()
+                names.append(name)
+            else:
+                print("# stress: %s is not on the server (neither LIST nor SELECT "
+                      "finds it)" % name, flush=True)
+        for name in names:
             it.select(m, name)
             typ, data = m.uid("SEARCH", "HEADER", "Message-ID", "%s-" % tag)
             uids = (data[0] or b"").split() if typ == "OK" else []
@@ -1107,7 +1126,7 @@ def finish(tag, folders, mnt, proxy, faults, results, owned, by, t_start, t_load
     print("# stress: sync took %.1f s" % (time.time() - t0), flush=True)
 
     # The server's state, per imaplib.
-    state, probs = server_state(tag)
+    state, probs = server_state(tag, also=[folders[p] for p in ("A", "B", "C1", "C2")])
     C.problems(probs, "every message of this run on the server has our Message-ID")
     corrupt = ["%s in %s" % (k, f) for k, cs in state.items() for f, _, ok in cs if not ok]
     C.problems(corrupt, "every message of this run on the server has exactly the bytes it "
