@@ -774,6 +774,15 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	} else {
 		rc = node_attr(o, ino, &st, &t);
 	}
+	/* A folder rebuilt under its name (UIDVALIDITY) has a new inode; the
+	 * kernel may not have heard yet.  ESTALE makes it look the name up
+	 * again and open the rebuilt folder.  Only here: a read.  A write
+	 * given ESTALE would be retried on whatever the name means now,
+	 * which is why writes on stale folders get ENOENT. */
+	if (rc == MFS_E_NOTFOUND && n.kind == INO_FOLDER) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
 	if (rc == 0 && n.kind != INO_ROOT && n.kind != INO_FOLDER && n.kind != INO_DECODED)
 		rc = MFS_E_INVAL;
 	if (rc == 0 && n.kind == INO_ROOT)

@@ -24,6 +24,8 @@ import os
 import re
 import secrets
 import sys
+import threading
+import time
 import traceback
 
 sys.dont_write_bytecode = True
@@ -254,6 +256,51 @@ def bulk_writes(mnt):
             "new messages was moved or expunged")
 
 
+def reopen(mnt):
+    """A folder rebuilt (new UIDVALIDITY) while the kernel still holds its
+    name: opening the folder by its path right after the rebuild must open
+    the rebuilt one, not fail because the name's old inode is gone."""
+    root = mnt.mountpoint
+    rounds, fails = 8, []
+    for i in range(rounds):
+        f = "%s-reopen%d" % (TAG, i)
+        m = imap()
+        try:
+            it.check(*m.create(it.wire_name(f)), "CREATE " + f)
+            fill(m, f, ["ro%d" % i])
+        finally:
+            m.logout()
+        refresh(root)
+        if not wait_for(lambda: eml(root, f, 1), 60):
+            fails.append("%s: never listed" % f)
+            continue
+        recreate(f, ["rn%d" % i])
+        # Opens all through the rebuild: the index changes first and the
+        # kernel is told after, from another thread.
+        stop = threading.Event()
+        errs = []
+
+        def opener(path=os.path.join(root, f)):
+            while not stop.is_set():
+                try:
+                    os.close(os.open(path, os.O_RDONLY | os.O_DIRECTORY))
+                except OSError as e:
+                    errs.append(ename(e.errno))
+                    return
+        t = threading.Thread(target=opener)
+        t.start()
+        try:
+            refresh(root)
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            t.join()
+        if errs:
+            fails.append("%s: open: %s" % (f, errs[0]))
+    C.check(not fails, "reopen: a folder rebuilt under a name the kernel holds opens "
+            "by its path all through the rebuild (%d rounds)" % rounds, fails)
+
+
 def folder_writes(mnt):
     """mv of a folder and rmdir after it was recreated."""
     root = mnt.mountpoint
@@ -298,6 +345,7 @@ def main():
             section("trash", messages_writes, mnt, "trash", False)
             section("folders", folder_writes, mnt)
             section("bulk", bulk_writes, mnt)
+            section("reopen", reopen, mnt)
             unmount_and_check(C, mnt, "trash", [mnt.log])
         mnt = mount("expunge", OPTS + ",delete=expunge")
         if mnt:
