@@ -299,12 +299,19 @@ static void touch(struct cache *c, const struct cache_key *k)
 static void account(struct cache *c, uint64_t added)
 {
 	uint64_t total;
+	bool reread;
 
 	pthread_mutex_lock(&c->lock);
 	c->total += added;
-	if (++c->adds % 256 == 0 && index_cache_total(c->ix, &total, NULL) == 0)
-		c->total = total;
+	reread = ++c->adds % 256 == 0;
 	pthread_mutex_unlock(&c->lock);
+	/* Not under the lock, which every open of a body takes: summing the
+	 * table takes a while, and the index may make us wait. */
+	if (reread && index_cache_total(c->ix, &total, NULL) == 0) {
+		pthread_mutex_lock(&c->lock);
+		c->total = total;
+		pthread_mutex_unlock(&c->lock);
+	}
 }
 
 static bool over_cap(struct cache *c)
