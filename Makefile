@@ -51,7 +51,7 @@ $(BUILD)/libmailfs.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h imap/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/*.h imap/*.h fs/*/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
