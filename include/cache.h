@@ -2,12 +2,18 @@
  *
  * A UID's message never changes, so a cached body is valid for as long as
  * the folder's UIDVALIDITY holds (both are in the file name).  Bodies are
- * fetched on first use through the pool; total size is capped and the
- * least recently used bodies are evicted.  Decoded parts are made from
- * the cached body when opened: all parts of a message up to 8 MB at once,
- * into memfds kept for the last few such messages (at most 64 descriptors
- * together); a part of a bigger message on its own, into an unlinked file
- * in dir shared by the opens of that part (the last two are kept).
+ * fetched on first use through the pool, once however many readers want
+ * them; opens of a folder's messages in quick succession fetch the ones
+ * that follow in the same command (read-ahead, kept streaming by the
+ * cache's thread).  Total size is capped and the least recently used
+ * bodies are evicted.  Decoded parts are made from the cached body when
+ * opened and kept for the opens that follow: all parts of a message up to
+ * 8 MB at once, into memfds kept for the last 8 such messages (at most 64
+ * descriptors and 32 MB together); a part of a bigger message on its own,
+ * into an unlinked file in dir shared by the opens of that part (the last
+ * two are kept).  Any thread may call any function; those that may fetch
+ * wait on the server.  fs/core/cache.c has the bodies, cache_readahead.c
+ * the read-ahead and the thread, cache_views.c the decoded parts.
  */
 #ifndef CACHE_H
 #define CACHE_H
@@ -27,10 +33,12 @@ struct cache_key {
 };
 
 /* Told when a fetched body's size differs from what the index said (the
- * index is already corrected): the kernel's cached attributes are stale. */
+ * index is already corrected): the kernel's cached attributes are stale.
+ * Called on the fetching thread, mid-fetch, with no cache lock held. */
 typedef void (*cache_size_fn)(void *ctx, int64_t folder, uint32_t uid);
 
-/* dir must exist with mode 0700.  Files created are 0600. */
+/* dir must exist with mode 0700.  Files created are 0600.  Starts the
+ * cache's thread, which first sweeps what the index does not know. */
 int cache_open(const char *dir, struct index *ix, struct pool *pool,
 	       uint64_t max_bytes, long timeout_s, cache_size_fn on_size,
 	       void *ctx, struct cache **out, struct mfs_error *err);
