@@ -9,6 +9,8 @@
 static unsigned debug_mask;
 static bool to_syslog;
 static FILE *log_file;
+/* Guards writes to the log file or stderr, so that lines do not mix.  A
+ * leaf: taken last, with other locks held (the outbox queue's). */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int log_parse_categories(const char *s, unsigned *mask)

@@ -53,6 +53,7 @@ struct queued {
 struct changes {
 	struct changes_opts o;
 	pthread_t thread;
+	/* Guards everything below but sending, which is the flusher's. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;	/* to the flusher: work, or stop */
 	pthread_cond_t idle;	/* from the flusher: queue empty */

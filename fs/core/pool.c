@@ -7,8 +7,10 @@
 
 struct pool {
 	struct imap_opts opts;
+	/* Guards open, the idle connections and the quiet period; never held
+	 * while connecting or closing. */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond;	/* a connection came back or a slot freed */
 	unsigned max;
 	unsigned open;		/* connections in existence */
 	unsigned nidle;

@@ -27,8 +27,9 @@ struct prefetch {
 	struct index *ix;
 	struct cache *cache;
 	pthread_t thread;
+	/* Guards stop and the jobs (their state and progress). */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond;	/* to the thread: a job, or stop */
 	bool stop;
 	struct job jobs[MAX_JOBS];
 	unsigned njobs;

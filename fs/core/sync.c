@@ -25,6 +25,8 @@ struct sync {
 	struct sync_hooks hooks;
 	unsigned interval_s;
 	pthread_t thread;
+	/* Guards the fields from stop to served: what is asked of the thread
+	 * and what it reports.  The rest (lstatus, wb) is the thread's. */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;	/* to the thread: work or stop */
 	pthread_cond_t done;	/* from the thread: progress */

@@ -30,8 +30,9 @@ struct watch {
 	struct pool *pool;
 	struct index *ix;
 	struct sync *sync;
+	/* Guards stop, tick and each slot's folder, used and up. */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond;	/* a slot's folder changed, or stop */
 	bool stop;
 	uint64_t tick;
 	unsigned nslots;

@@ -51,9 +51,12 @@ struct fsops {
 	time_t started;
 	struct fuse_session *se;
 	pthread_t notifier;
-	bool notifier_running;
+	/* Guards the rest of this struct: notifier_running, stop, the notes
+	 * queue (head, tail), resized and snaps.  A leaf: held for those
+	 * fields only, never across a call out. */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond;	/* to the notifier: a note, or stop */
+	bool notifier_running;
 	bool stop;
 	struct note *head, **tail;
 	/* Messages whose size the server misreported, lately: the kernel
