@@ -85,6 +85,7 @@ static void run(struct prefetch *p, struct job *j)
 	struct uids u = { 0 };
 	struct cache_key k;
 	struct cache_stats cs;
+	char *path = NULL;
 	int rc;
 
 	rc = index_folder_get(p->ix, j->folder, copy_key, &kc, &err);
@@ -120,12 +121,18 @@ static void run(struct prefetch *p, struct job *j)
 	pthread_mutex_lock(&p->lock);
 	clock_gettime(CLOCK_MONOTONIC, &j->end);
 	j->state = rc < 0 ? J_FAILED : J_DONE;
-	if (rc < 0)
+	if (rc < 0) {
 		snprintf(j->why, sizeof(j->why), "%s",
 			 err.msg[0] ? err.msg : mfs_strerror(rc));
+		/* Copied under the lock: once it is dropped, a new job may
+		 * take this finished slot and free its path. */
+		path = strdup(j->path);
+	}
 	pthread_mutex_unlock(&p->lock);
 	if (rc < 0)
-		log_msg(LOG_WARNING, "prefetch %s: %s", j->path, j->why);
+		log_msg(LOG_WARNING, "prefetch %s: %s", path ? path : "?",
+			err.msg[0] ? err.msg : mfs_strerror(rc));
+	free(path);
 	free(kc.wire);
 	free(u.v);
 }
