@@ -80,18 +80,14 @@ import threading
 import time
 import traceback
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, ename, errno_of, imaptest as it,  # noqa: E402
-                       fresh_run_dir, mount_own_dirs, register, run,
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (Checks, check_mount, ename, errno_of, fresh_run_dir,  # noqa: E402
+                       imaptest as it, mailfs_bin, mount_own_dirs, ready, register, run, test_label,
                        unmount_and_check, unregister, wait_for, write_alice_config)
 import faultproxy  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
+BIN = mailfs_bin()
+LABEL = test_label(BIN)
 C = Checks("stress[%s]: " % LABEL)
 ACCOUNT = "alice@stress"
 DOMAIN = "stress.mailfs.test"
@@ -669,22 +665,6 @@ H = None
 RUN = None
 
 
-def imap():
-    return it.connect(H, "alice")
-
-
-def trash_folder():
-    m = imap()
-    try:
-        folders = it.list_folders(m)
-    finally:
-        m.logout()
-    for n, f, _ in folders:
-        if "\\Trash" in f:
-            return n
-    return "Trash"
-
-
 def setup(tag, folders):
     """Our folders and seeded messages: ({worker: {key: (loc, flags)}},
     {bystander key: (loc, flags)}, {C1/C2: {key: flags}})."""
@@ -709,7 +689,7 @@ def setup(tag, folders):
         todo.append((place, key))
     random.Random(tag).shuffle(todo)
     todo += [("R", "r%d" % j) for j in range(RUN_RM)]
-    m = imap()
+    m = it.connect(H)
     try:
         for p in ("A", "B", "C1", "C2", "R"):
             it.check(*m.create(it.wire_name(folders[p])), "CREATE " + folders[p])
@@ -728,7 +708,7 @@ def server_state(tag, only=None):
     """{key: [(folder, flags, bytes ok)]} of every message of this run on
     the server (every selectable folder, or those named in only), and
     [problems]."""
-    m = imap()
+    m = it.connect(H)
     res = collections.defaultdict(list)
     probs = []
     fetch_re = re.compile(rb"UID (\d+)|FLAGS \(([^)]*)\)")
@@ -937,8 +917,7 @@ def main_test():
     global H, RUN
     H = it.load_harness()
     RUN = os.path.join(H["state_dir"], "stress-" + LABEL)
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    if not ready(C, BIN):
         return 1
     secs = float(os.environ.get("STRESS_SECONDS") or 60)
     seed = int(os.environ.get("STRESS_SEED") or secrets.randbits(31))
@@ -950,7 +929,7 @@ def main_test():
     it.remove_test_mail(H, DOMAIN, OURS_RE, " (before)")
     fresh_run_dir(RUN)
     write_alice_config(RUN, H, ACCOUNT, "debug = %s\n" % (os.environ.get("STRESS_DEBUG") or "fs:sync"))
-    folders["T"] = trash_folder()
+    folders["T"] = it.trash_folder(H)
     proxy = faultproxy.FaultProxy(H["imaps_port"], H["host"])
     proxy.start()
     mnt = None
@@ -962,9 +941,8 @@ def main_test():
         mnt = mount_own_dirs(BIN, RUN, ACCOUNT, "main",
                              ["-o", "port=%d,timeout=%d,poll_interval=10" % (proxy.port, TIMEOUT)],
                              MOUNT_TIMEOUT)
-        if not C.check(mnt.ok, "mount through the fault proxy", mnt.error):
-            mnt.unmount()
-            mnt = None
+        mnt = check_mount(C, mnt, "mount through the fault proxy")
+        if mnt is None:
             return 1
         root = mnt.mountpoint
 
@@ -1174,14 +1152,10 @@ def main():
         return worker_main(sys.argv[2])
     if len(sys.argv) == 3 and sys.argv[1] == "--client":
         return client_main(sys.argv[2])
-    try:
-        rc = main_test()
-    except Exception as e:      # noqa: BLE001 - one FAIL, not a traceback
-        C.fail("the test ran to its end", "%s: %s" % (type(e).__name__, e))
-        for line in traceback.format_exc().splitlines():
-            print("# " + line, flush=True)
+    rc = C.section("the test ran to its end", main_test)
+    if rc is None:
         rc = 1
-    print("# stress: %d passed, %d failed" % (C.passed, C.failed), flush=True)
+    C.summary()
     return rc
 
 
