@@ -134,8 +134,8 @@ def touch_part():
         uid = min(names)
         path = os.path.join(root, "INBOX", names[uid])
         want = server_bodies("INBOX", [uid])[uid]
-        C.check(cat(path, CMD_TIMEOUT) == want, "touch: the first cat of INBOX/%d is byte-exact (now cached)"
-                % uid)
+        C.check(cat(path, CMD_TIMEOUT) == want,
+                "touch: the first cat of INBOX/%d is byte-exact (now cached)" % uid)
         db = sqlite3.connect(index_path(what), timeout=30, isolation_level=None)
         errors = []
         try:

@@ -780,16 +780,24 @@ def stall_first(ob, proxy):
             "%d copies; status %r" % (len(got2), ob.status("second.eml")))
 
 
-def stall_cancel(ob, proxy):
+def get_stuck(ob, proxy, name, case, nth):
+    """Stall submission and write message(case) as name: one check that it
+    gets stuck in submission ('sending'); True when it did."""
     proxy.set_mode("stall")
     before = proxy.injected("stall")
-    err = ob.put("stuck-rm.eml", message("stuck removed"))
-    s = ob.wait_status("stuck-rm.eml", "sending")
+    err = ob.put(name, message(case))
+    s = ob.wait_status(name, "sending")
     if not C.check(err is None and s == "sending" and wait_stalled(proxy, before),
-                   "stall: a second message gets stuck in submission ('sending')",
+                   "stall: a %s message gets stuck in submission ('sending')" % nth,
                    "%s; status %r" % (err, s)):
-        return
+        return False
     stuck(proxy)
+    return True
+
+
+def stall_cancel(ob, proxy):
+    if not get_stuck(ob, proxy, "stuck-rm.eml", "stuck removed", "second"):
+        return
     rc, out, secs = timed(["rm", ob.path("stuck-rm.eml")])
     C.check(rc == 0 and secs < PROMPT and not ob.exists("stuck-rm.eml"),
             "stall: rm of the message stuck in submission returns within %d s" % PROMPT,
@@ -809,15 +817,8 @@ def stall_cancel(ob, proxy):
 
 
 def stall_rewrite(ob, proxy):
-    proxy.set_mode("stall")
-    before = proxy.injected("stall")
-    err = ob.put("rewrite.eml", message("rewrite old"))
-    s = ob.wait_status("rewrite.eml", "sending")
-    if not C.check(err is None and s == "sending" and wait_stalled(proxy, before),
-                   "stall: a third message gets stuck in submission ('sending')",
-                   "%s; status %r" % (err, s)):
+    if not get_stuck(ob, proxy, "rewrite.eml", "rewrite old", "third"):
         return
-    stuck(proxy)
     t0 = time.time()
     err = ob.put("rewrite.eml", message("rewrite new"))
     secs = time.time() - t0

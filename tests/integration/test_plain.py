@@ -377,11 +377,8 @@ def run_variant(what, caps, trash, n0):
     dest = folder + "-dest"
     if not start_plain(what, caps):
         return
-    m = it.connect(H)
-    try:
+    with it.session(H) as m:
         it.create_folders(m, (folder, dest))
-    finally:
-        m.logout()
     uids = {}
     for i, k in enumerate(("keep", "rm", "mv", "flag", "gone", "swap")):
         uids[k] = append(folder, "%s-%s" % (what, k), n0 + i,
@@ -433,11 +430,8 @@ def run_no_uidplus(trash, n0):
     dest = folder + "-dest"
     if not start_plain(what, ["IMAP4rev1"]):
         return
-    m = it.connect(H)
-    try:
+    with it.session(H) as m:
         it.create_folders(m, (folder, dest))
-    finally:
-        m.logout()
     uids = {k: append(folder, "%s-%s" % (what, k), n0 + i,
                       "(\\Deleted)" if k == "keep" else None)
             for i, k in enumerate(("keep", "rm", "mv"))}

@@ -283,13 +283,18 @@ class Worker:
 
     # -- the operations --
 
-    def op_rm(self):
+    def some_of_mine(self):
+        """A place to change (A and B twice as likely as T) and this
+        worker's messages listed there, shuffled: (place, [(key, name)])."""
         place = self.rnd.choice(("A", "A", "B", "B", "T"))
-        ents = self.listing(place)
-        mine = self.mine_in(place, ents or [])
+        mine = self.mine_in(place, self.listing(place) or [])
+        self.rnd.shuffle(mine)
+        return place, mine
+
+    def op_rm(self):
+        place, mine = self.some_of_mine()
         if not mine:
             return
-        self.rnd.shuffle(mine)
         for key, name in mine[:self.rnd.choice((1, 1, 2, 3, 5, 8))]:
             m = self.msgs[key]
             as_dir = self.rnd.random() < 0.25
@@ -311,12 +316,9 @@ class Worker:
                         rc, alts=alts)
 
     def op_mv(self):
-        place = self.rnd.choice(("A", "A", "B", "B", "T"))
-        ents = self.listing(place)
-        mine = self.mine_in(place, ents or [])
+        place, mine = self.some_of_mine()
         if not mine:
             return
-        self.rnd.shuffle(mine)
         to = {"A": "B", "B": "A"}.get(place) or self.rnd.choice(("A", "B"))
         for key, name in mine[:self.rnd.choice((1, 1, 2, 3, 5, 8))]:
             m = self.msgs[key]
