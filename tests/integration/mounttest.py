@@ -7,7 +7,7 @@ by its PID only, and the helpers the tests share.  Standard library only.
 
 Every test reads MAILFS_BIN (the binary, default ./mailfs, relative to the
 repository root), MAILFS_TEST_DIR (state dir) and MAILFS_TEST_LABEL (in
-every check's name, default from MAILFS_BIN; see test_setup()).  It prints
+every check's name, default from MAILFS_BIN; see setup_test()).  It prints
 one "PASS: ..." or "FAIL: ...: detail" line per check, then a "# ...
 passed, ... failed" line, and exits with status 1 when a check failed.
 """
@@ -502,20 +502,20 @@ def mailfs_bin():
     return binary if os.path.isabs(binary) else os.path.join(REPO_ROOT, binary)
 
 
-def test_label(binary):
+def label_of(binary):
     """$MAILFS_TEST_LABEL, else "asan" for a binary with asan in its path,
     else the binary's name."""
     return os.environ.get("MAILFS_TEST_LABEL") or (
         "asan" if "asan" in binary else os.path.basename(binary))
 
 
-def test_setup(name):
+def setup_test(name):
     """What integration test `name` starts with: (BIN, LABEL, C, H, RUN):
-    mailfs_bin(), test_label(BIN), Checks named "name[LABEL]: ", the
+    mailfs_bin(), label_of(BIN), Checks named "name[LABEL]: ", the
     harness (imaptest.load_harness()) and the test's run directory
     <state dir>/<name>-<LABEL>."""
     binary = mailfs_bin()
-    label = test_label(binary)
+    label = label_of(binary)
     h = imaptest.load_harness()
     return (binary, label, Checks("%s[%s]: " % (name, label)), h,
             os.path.join(h["state_dir"], "%s-%s" % (name, label)))

@@ -44,11 +44,11 @@ import time
 
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (by_uid, cat, check_mount, imaptest as it, listdir,  # noqa: E402
-                       mount_own_dirs, ready, test_setup, unmount_and_check, wait_for,
+                       mount_own_dirs, ready, setup_test, unmount_and_check, wait_for,
                        write_alice_config)
 import faultproxy  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN, LABEL, C, H, RUN = test_setup("contention")
+BIN, LABEL, C, H, RUN = setup_test("contention")
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90
 SYNC_TIMEOUT = 120

@@ -25,10 +25,10 @@ import time
 
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (ename, errno_of, fresh_run_dir, imaptest as it, listdir,  # noqa: E402
-                       mount_own_dirs, mounted, test_setup, unmount_and_check, wait_for,
+                       mount_own_dirs, mounted, setup_test, unmount_and_check, wait_for,
                        write_alice_config)
 
-BIN, LABEL, C, H, RUN = test_setup("diskfull")
+BIN, LABEL, C, H, RUN = setup_test("diskfull")
 ACCOUNT = "alice@diskfull"
 TAG = "df-" + secrets.token_hex(4)
 OURS_RE = re.compile(r"(^|/)df-[0-9a-f]{8}\b")

@@ -35,10 +35,10 @@ import time
 
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (Mount, by_uid, cat, check_mount, listdir, mailfs_env, ready,  # noqa: E402
-                       refresh, test_setup, unmount_and_check, wait_for)
+                       refresh, setup_test, unmount_and_check, wait_for)
 import fakeimap  # noqa: E402
 
-BIN, LABEL, C, H, RUN = test_setup("hostile")
+BIN, LABEL, C, H, RUN = setup_test("hostile")
 MOUNT_TIMEOUT = 60
 SYNC_TIMEOUT = 60
 CMD_TIMEOUT = 60

@@ -35,10 +35,10 @@ import time
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (Mount, imaptest as it, kill_pid, listdir, mailfs_env, mounted,  # noqa: E402
                        proc_cmdlines, quietly, ready, refresh, register, run_once,
-                       sanitizer_reports, test_setup, unmount_and_check, unregister,
+                       sanitizer_reports, setup_test, unmount_and_check, unregister,
                        write_alice_config)
 
-BIN, LABEL, C, H, RUN = test_setup("identity")
+BIN, LABEL, C, H, RUN = setup_test("identity")
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90
 

@@ -45,10 +45,10 @@ import time
 
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (REPO_ROOT, by_uid, ename, imaptest as it, listdir,  # noqa: E402
-                       mount_checked, quietly, ready, run_as_owner, server_setup, test_setup,
+                       mount_checked, quietly, ready, run_as_owner, server_setup, setup_test,
                        unmount_and_check, wait_for, write_alice_config)
 
-BIN, LABEL, C, H, RUN = test_setup("import")
+BIN, LABEL, C, H, RUN = setup_test("import")
 DATA = os.path.join(REPO_ROOT, "tests", "data")
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90

@@ -35,9 +35,9 @@ from email.message import EmailMessage
 
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (emls, imaptest as it, listdir, mount_own_dirs, ready,  # noqa: E402
-                       test_setup, unmount_and_check, wait_for, write_alice_config)
+                       setup_test, unmount_and_check, wait_for, write_alice_config)
 
-BIN, LABEL, C, H, RUN = test_setup("limits")
+BIN, LABEL, C, H, RUN = setup_test("limits")
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90
 SYNC_TIMEOUT = 120

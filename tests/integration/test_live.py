@@ -44,11 +44,11 @@ import traceback
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (by_uid, dovecot_running, ename, imaptest as it, listdir,  # noqa: E402
                        mount_checked, mount_own_dirs, quietly, ready, restart_full_caps,
-                       run_harness, server_setup, tail, test_setup, unmount_and_check, wait_for,
+                       run_harness, server_setup, setup_test, tail, unmount_and_check, wait_for,
                        write_alice_config)
 import faultproxy  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN, LABEL, C, H, RUN = test_setup("live")
+BIN, LABEL, C, H, RUN = setup_test("live")
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90
 SYNC_TIMEOUT = 120      # a fresh mount shows our folders and messages

@@ -44,12 +44,12 @@ import time
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (by_uid, dovecot_running, ename, file_size, files_holding,  # noqa: E402
                        fresh_run_dir, imaptest as it, mailfs_env, mount_own_dirs, mounted,
-                       proc_cmdlines, ready, run_once, tail, test_setup, unmount_and_check,
+                       proc_cmdlines, ready, run_once, setup_test, tail, unmount_and_check,
                        wait_for, write_config_file)
 import oauth2  # noqa: E402  (tests/harness is on sys.path via mounttest)
 import smtptest  # noqa: E402
 
-BIN, LABEL, C, H, RUN = test_setup("oauth2")
+BIN, LABEL, C, H, RUN = setup_test("oauth2")
 ACCOUNT = "alice-oauth2@test"
 TIMEOUT = 5             # -o timeout=
 NO_HANG = TIMEOUT + 10  # an uncached read without a login has failed

@@ -56,11 +56,11 @@ import time
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (Mount, OUTBOX_WAIT, OutboxDir, Subjects, check_mount,  # noqa: E402
                        file_size, files_holding, imaptest as it, later, mailfs_env, mounted,
-                       password_forms, ready_to_send, run_harness, test_setup, unmount_and_check,
+                       password_forms, ready_to_send, run_harness, setup_test, unmount_and_check,
                        wait_for, write_config_file)
 import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN, LABEL, C, H, RUN = test_setup("outbox")
+BIN, LABEL, C, H, RUN = setup_test("outbox")
 ACCOUNT = "alice@test"             # STARTTLS submission, defaults elsewhere
 NOSENT = "nosent@test"             # save_sent = no, outbox_dir set
 SMTPS = "smtps@test"               # implicit TLS, sent_folder = Archive

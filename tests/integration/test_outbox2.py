@@ -49,10 +49,10 @@ import time
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (Mount, OUTBOX_WAIT, OutboxDir, Subjects, check_mount,  # noqa: E402
                        file_size, later, mailfs_env, mounted, on_mount, ready_to_send, run_harness,
-                       test_setup, unmount_and_check, wait_for, write_config_file)
+                       setup_test, unmount_and_check, wait_for, write_config_file)
 import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN, LABEL, C, H, RUN = test_setup("outbox2")
+BIN, LABEL, C, H, RUN = setup_test("outbox2")
 MAIN = "main2@test"          # user is an address, no `from`; submission via a proxy
 RETRY = "retry2@test"        # default retry_initial
 GIVEUP = "giveup2@test"      # give_up_after = 3

@@ -53,10 +53,10 @@ import time
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (Mount, OUTBOX_WAIT, OutboxDir, Subjects, check_mount,  # noqa: E402
                        fresh_run_dir, later, mailfs_env, mounted, on_mount, ready_to_send,
-                       test_setup, unmount_and_check, write_config_file)
+                       setup_test, unmount_and_check, write_config_file)
 import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN, LABEL, C, H, RUN = test_setup("outbox3")
+BIN, LABEL, C, H, RUN = setup_test("outbox3")
 NAMES = "names3@test"        # long names, on a mount of their own
 MAIN = "main3@test"          # writers, cut input
 HOLD = "hold3@test"          # settle_time 60: nothing leaves during the strace case

@@ -43,9 +43,9 @@ import time
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (Mount, REPO_ROOT, check_mount, eml_name, imaptest as it,  # noqa: E402
                        listdir, mailfs_env, quietly, ready, restart_full_caps, run, server_setup,
-                       test_setup, unmount_and_check, wait_for, wait_visible, write_alice_config)
+                       setup_test, unmount_and_check, wait_for, wait_visible, write_alice_config)
 
-BIN, LABEL, C, H, RUN = test_setup("plain")
+BIN, LABEL, C, H, RUN = setup_test("plain")
 ACCOUNT = "alice@plain"
 MOUNT_TIMEOUT = 90
 SYNC_TIMEOUT = 120      # a fresh mount shows our messages

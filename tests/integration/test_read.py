@@ -27,10 +27,10 @@ import time
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (Mount, REPO_ROOT, check_mount, emls, file_size, files_holding,  # noqa: E402
                        first_diff, imaptest as it, mailfs_env, mounted, password_forms,
-                       proc_cmdlines, ready, run_harness, run_once, sanitizer_reports, tail,
-                       test_setup, write_config_file)
+                       proc_cmdlines, ready, run_harness, run_once, sanitizer_reports, setup_test,
+                       tail, write_config_file)
 
-BIN, LABEL, C, H, RUN = test_setup("read")
+BIN, LABEL, C, H, RUN = setup_test("read")
 PW = it.password(H, "alice")
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90

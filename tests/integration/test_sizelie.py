@@ -40,10 +40,10 @@ import time
 
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (Mount, cat, first_diff, imaptest as it, mailfs_env, ready,  # noqa: E402
-                       test_setup, unmount_and_check)
+                       setup_test, unmount_and_check)
 import lieproxy  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN, LABEL, C, H, RUN = test_setup("sizelie")
+BIN, LABEL, C, H, RUN = setup_test("sizelie")
 FOLDERS = ("INBOX", "Archive/2024")
 # Read in descending UID order, so that (if mailfs reads ahead to higher
 # UIDs) every message is fetched by its own open: the path where the kernel

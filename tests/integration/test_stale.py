@@ -27,9 +27,9 @@ import sys
 
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (eml_name, ename, errno_of, fresh_run_dir, imaptest as it,  # noqa: E402
-                       mount_checked, test_setup, unmount_and_check, wait_for, write_alice_config)
+                       mount_checked, setup_test, unmount_and_check, wait_for, write_alice_config)
 
-BIN, LABEL, C, H, RUN = test_setup("stale")
+BIN, LABEL, C, H, RUN = setup_test("stale")
 ACCOUNT = "alice@stale"
 TAG = "st-" + secrets.token_hex(4)
 DOMAIN = "stale.mailfs.test"

@@ -82,12 +82,12 @@ import traceback
 
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (Checks, check_mount, ename, errno_of, fresh_run_dir,  # noqa: E402
-                       imaptest as it, mailfs_bin, mount_own_dirs, ready, register, run, test_label,
+                       imaptest as it, label_of, mailfs_bin, mount_own_dirs, ready, register, run,
                        unmount_and_check, unregister, wait_for, write_alice_config)
 import faultproxy  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
 BIN = mailfs_bin()
-LABEL = test_label(BIN)
+LABEL = label_of(BIN)
 C = Checks("stress[%s]: " % LABEL)
 ACCOUNT = "alice@stress"
 DOMAIN = "stress.mailfs.test"

@@ -29,10 +29,10 @@ import time
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
 from mounttest import (eml_name, ename, errno_of, imaptest as it, listdir,  # noqa: E402
                        mount_checked, quietly, ready, restart_full_caps, run, run_as_owner,
-                       server_setup, test_setup, unmount_and_check, wait_for, wait_visible,
+                       server_setup, setup_test, unmount_and_check, wait_for, wait_visible,
                        write_alice_config)
 
-BIN, LABEL, C, H, RUN = test_setup("write")
+BIN, LABEL, C, H, RUN = setup_test("write")
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90
 SYNC_TIMEOUT = 120      # a freshly mounted tree shows our messages
