@@ -56,7 +56,7 @@ $(BUILD)/%.o: %.c $(wildcard include/*.h imap/*.h fs/*/*.h)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libmailfs.a
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/libmailfs.a
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	@$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmailfs.a $(LIBS)

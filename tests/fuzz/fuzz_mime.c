@@ -18,17 +18,9 @@
 
 #include "mime.h"
 #include "names.h"
+#include "mime_fuzz.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	mime_init();
-	return 0;
-}
 
 static bool valid_utf8(const char *s)
 {
@@ -85,24 +77,6 @@ static int check_part(void *ctx, unsigned n, const char *name, const char *type,
 	return 0;
 }
 
-struct one {
-	unsigned calls;
-	uint64_t size;
-};
-
-static int check_one(void *ctx, unsigned n, const char *name, const char *type,
-		     uint64_t size)
-{
-	struct one *o = ctx;
-
-	(void)n;
-	(void)name;
-	(void)type;
-	o->calls++;
-	o->size = size;
-	return 0;
-}
-
 /* Part n alone, into a memfd: told once, and as long as measured. */
 static void write_one(int fd, unsigned n, uint64_t measured)
 {
@@ -111,7 +85,7 @@ static void write_one(int fd, unsigned n, uint64_t measured)
 	struct stat st;
 	int out = memfd_create("fuzz-part", MFD_CLOEXEC);
 
-	if (out < 0 || mime_decode(fd, n, out, 64, check_one, &o, &err) != 0)
+	if (out < 0 || mime_decode(fd, n, out, 64, note_one, &o, &err) != 0)
 		abort();
 	if (o.calls != 1 || o.size != measured || fstat(out, &st) < 0 ||
 	    (uint64_t)st.st_size != measured)

@@ -19,19 +19,11 @@
 
 #include "mime.h"
 #include "names.h"
+#include "mime_fuzz.h"
 
 #define MAX_PARTS 64
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	mime_init();
-	return 0;
-}
 
 struct part {
 	char name[NAMES_MAX + 1];
@@ -100,24 +92,6 @@ static bool same_bytes(int a, int b, uint64_t len)
 		off += n;
 	}
 	return true;
-}
-
-struct one {
-	unsigned calls;
-	uint64_t size;
-};
-
-static int note_one(void *ctx, unsigned n, const char *name, const char *type,
-		    uint64_t size)
-{
-	struct one *o = ctx;
-
-	(void)n;
-	(void)name;
-	(void)type;
-	o->calls++;
-	o->size = size;
-	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

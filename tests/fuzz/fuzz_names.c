@@ -14,50 +14,9 @@
 #include <string.h>
 
 #include "names.h"
+#include "../unit/utf8_strict.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Strict UTF-8 (RFC 3629), independent of names.c. */
-static bool valid_utf8(const unsigned char *p, size_t len)
-{
-	size_t i = 0, n, k;
-	uint32_t cp;
-
-	while (i < len) {
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if ((p[i] & 0xe0) == 0xc0) {
-			n = 2;
-			cp = p[i] & 0x1f;
-		} else if ((p[i] & 0xf0) == 0xe0) {
-			n = 3;
-			cp = p[i] & 0x0f;
-		} else if ((p[i] & 0xf8) == 0xf0) {
-			n = 4;
-			cp = p[i] & 0x07;
-		} else {
-			return false;
-		}
-		if (i + n > len)
-			return false;
-		for (k = 1; k < n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
-		    (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		/* C1 controls */
-		if (cp >= 0x80 && cp <= 0x9f)
-			return false;
-		i += n;
-	}
-	return true;
-}
 
 /* What any name shown in a directory must be. */
 static void check_name(const char *s, size_t len, size_t max)
@@ -66,7 +25,8 @@ static void check_name(const char *s, size_t len, size_t max)
 
 	if (len == 0 || len > max || len > NAMES_MAX || strlen(s) != len)
 		abort();
-	if (!valid_utf8((const unsigned char *)s, len))
+	if (!valid_utf8((const unsigned char *)s, len) ||
+	    has_c1((const unsigned char *)s, len))
 		abort();
 	if (s[0] == ' ' || s[len - 1] == ' ')
 		abort();

@@ -25,15 +25,7 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-cmd=${1:-}
-case $cmd in
-stop|start|status) ;;
-*) die "usage: dovecot.sh stop | start | status" ;;
-esac
-
-[ -r "$MAILFS_TEST_DIR/harness.env" ] || die "no $MAILFS_TEST_DIR/harness.env: run start.sh first"
-# shellcheck disable=SC1091
-. "$MAILFS_TEST_DIR/harness.env"
+stop_start_status dovecot.sh "$@"
 
 # PIDs of processes left from our Dovecot instance: title
 # "dovecot-<instance_name>/<service> ..." (or "<instance_name>/...").

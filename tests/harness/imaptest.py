@@ -6,6 +6,7 @@ never share code with the implementation they check.
 """
 
 import base64
+import contextlib
 import imaplib
 import json
 import os
@@ -219,3 +220,108 @@ def capabilities(m):
     typ, data = m.capability()
     check(typ, data, "CAPABILITY")
     return set(data[0].decode().upper().split())
+
+
+# --- one question each, on a connection of its own ----------------------------
+
+@contextlib.contextmanager
+def session(h, user="alice"):
+    """with session(h) as m: a logged-in connection, logged out after."""
+    m = connect(h, user)
+    try:
+        yield m
+    finally:
+        m.logout()
+
+
+def selectable(m):
+    """Names of the folders that can be selected (LIST without \\Noselect)."""
+    return [n for n, f, _ in list_folders(m)
+            if not ({"\\Noselect", "\\NonExistent"} & f)]
+
+
+def search_mid(m, mid):
+    """UIDs of the messages with Message-ID <mid> in the selected folder."""
+    typ, data = m.uid("SEARCH", "HEADER", "Message-ID", '"<%s>"' % mid)
+    check(typ, data, "SEARCH")
+    return [int(u) for u in (data[0] or b"").split()]
+
+
+def create_folders(m, folders):
+    """CREATE each folder; RuntimeError when the server refuses one."""
+    for f in folders:
+        check(*m.create(wire_name(f)), "CREATE " + f)
+
+
+def uid_of_mid(m, folder, mid):
+    """Select folder: the UID of its one message with Message-ID <mid>;
+    RuntimeError unless there is exactly one."""
+    select(m, folder)
+    uids = search_mid(m, mid)
+    if len(uids) != 1:
+        raise RuntimeError("<%s> in %s: UIDs %s" % (mid, folder, uids))
+    return uids[0]
+
+
+def folder_names(h, user="alice"):
+    """The set of every folder's name (LIST)."""
+    with session(h, user) as m:
+        return {n for n, _, _ in list_folders(m)}
+
+
+def trash_folder(h, user="alice"):
+    """The folder LIST marks \\Trash, else "Trash"."""
+    with session(h, user) as m:
+        folders = list_folders(m)
+    for n, f, _ in folders:
+        if "\\Trash" in f:
+            return n
+    return "Trash"
+
+
+def where(h, mid, user="alice"):
+    """Sorted [(folder, uid)] of every message with Message-ID <mid>."""
+    with session(h, user) as m:
+        res = []
+        for f in selectable(m):
+            select(m, f)
+            res += [(f, u) for u in search_mid(m, mid)]
+        return sorted(res)
+
+
+def raw_of(h, folder, uid, user="alice"):
+    """BODY.PEEK[] of one message, as bytes."""
+    with session(h, user) as m:
+        select(m, folder)
+        return fetch_raw(m, uid)
+
+
+def meta_of(h, folder, user="alice"):
+    """folder_meta() of a folder."""
+    with session(h, user) as m:
+        return folder_meta(m, folder)
+
+
+def flags_by_uid(h, folder, user="alice"):
+    """{uid: set of flags} of a folder, None when it cannot be selected."""
+    with session(h, user) as m:
+        try:
+            return {u: d["flags"] for u, d in folder_meta(m, folder).items()}
+        except (RuntimeError, imaplib.IMAP4.error):
+            return None
+
+
+def store(h, folder, uid, how, flags, user="alice"):
+    """UID STORE uid HOW FLAGS (flags as sent: "(\\Seen)")."""
+    with session(h, user) as m:
+        select(m, folder, readonly=False)
+        check(*m.uid("STORE", str(uid), how, flags), "STORE %s %d" % (folder, uid))
+
+
+def expunge(h, folder, uid, user="alice"):
+    """What another client does to remove exactly one message: \\Deleted,
+    then UID EXPUNGE of that UID only."""
+    with session(h, user) as m:
+        select(m, folder, readonly=False)
+        check(*m.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Deleted)"), "STORE \\Deleted")
+        check(*m.xatom("UID", "EXPUNGE", str(uid)), "UID EXPUNGE")

@@ -218,3 +218,72 @@ postfix_bin() {
 port_open() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
+
+# wait_exit PID WHAT: PID was asked to stop; wait until it has exited,
+# SIGKILL it after 10 s, die when it is still there 5 s later.
+wait_exit() {
+	local i=0
+	while kill -0 "$1" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -eq 100 ]; then
+			log "$2 $1 did not stop, sending SIGKILL"
+			kill -KILL "$1" 2>/dev/null || true
+		fi
+		[ $i -gt 150 ] && die "$2 $1 does not exit"
+		sleep 0.1
+	done
+}
+
+# wait_port_closed PORT WHAT: wait (10 s at most, else die) until nothing
+# accepts on PORT any more, so that a restart can bind it again.
+wait_port_closed() {
+	local i=0
+	while port_open "$1"; do
+		i=$((i + 1))
+		[ $i -gt 100 ] && die "port $1 still open after $2 exited"
+		sleep 0.1
+	done
+}
+
+# load_harness_env: the settings the last start.sh recorded in
+# $MAILFS_TEST_DIR/harness.env (ports, DOVECOT_PLAIN_CAPS, SMTP, ...);
+# dies when start.sh never ran for this state dir.
+load_harness_env() {
+	[ -r "$MAILFS_TEST_DIR/harness.env" ] || die "no $MAILFS_TEST_DIR/harness.env: run start.sh first"
+	# shellcheck disable=SC1091
+	. "$MAILFS_TEST_DIR/harness.env"
+}
+
+# stop_start_status NAME [ARG]: for the scripts that take stop | start |
+# status: cmd=ARG (anything else dies with NAME's usage line), and the
+# settings of harness.env loaded.
+stop_start_status() {
+	case ${2:-} in
+	stop|start|status) cmd=$2 ;;
+	*) die "usage: $1 stop | start | status" ;;
+	esac
+	load_harness_env
+}
+
+# dc_common_conf INSTANCE BASE_DIR STATE_DIR LOG: the settings of
+# dovecot.conf that start.sh's and plain.sh's instances share (names,
+# logging, TLS on 127.0.0.1 only, no plaintext logins).
+dc_common_conf() {
+	cat <<EOF
+instance_name = $1
+base_dir = $2
+state_dir = $3
+log_path = $4
+info_log_path = $4
+debug_log_path = $4
+auth_verbose = yes
+verbose_proctitle = yes
+hostname = $MAIL_DOMAIN
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <$TLS_DIR/server.pem
+ssl_key = <$TLS_DIR/server.key
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = yes
+EOF
+}

@@ -37,26 +37,12 @@ esac
 POSTFIX=$(postfix_bin)
 
 pf_stop() {
-	local pid i
+	local pid
 	pid=$(postfix_pid)
 	[ -n "$pid" ] || return 0
 	MAIL_CONFIG=$PF_CONF "$POSTFIX" -c "$PF_CONF" stop </dev/null >>"$PF_DIR/startup.out" 2>&1 || true
-	i=0
-	while kill -0 "$pid" 2>/dev/null; do
-		i=$((i + 1))
-		if [ $i -eq 100 ]; then
-			log "postfix master $pid did not stop, sending SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-		[ $i -gt 150 ] && die "postfix master $pid does not exit"
-		sleep 0.1
-	done
-	i=0
-	while port_open "$POSTFIX_PORT"; do
-		i=$((i + 1))
-		[ $i -gt 100 ] && die "port $POSTFIX_PORT still open after postfix exited"
-		sleep 0.1
-	done
+	wait_exit "$pid" "postfix master"
+	wait_port_closed "$POSTFIX_PORT" postfix
 	log "postfix stopped (pid $pid)"
 }
 

@@ -92,8 +92,19 @@ def _quoted(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def parse(raw):
+    """A message as the email package reads it (policy default)."""
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def plain_body(raw):
+    """The text/plain body of a message with LF line ends, or None."""
+    b = parse(raw).get_body(("plain",))
+    return b.get_content().replace("\r\n", "\n") if b is not None else None
+
+
 def subject_of(raw):
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    msg = parse(raw)
     try:
         return str(msg.get("Subject", ""))
     except Exception:          # undecodable header: compare raw text

@@ -50,25 +50,11 @@ if grep -q '^protocols = .*submission' "$DC_CONF" 2>/dev/null; then
 	ports="$ports $SUBMISSION_PORT $SUBMISSIONS_PORT"
 fi
 kill -TERM "$pid" 2>/dev/null || true
-i=0
-while kill -0 "$pid" 2>/dev/null; do
-	i=$((i + 1))
-	if [ $i -eq 100 ]; then
-		log "dovecot master $pid ignored SIGTERM, sending SIGKILL"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	[ $i -gt 150 ] && die "dovecot master $pid does not exit"
-	sleep 0.1
-done
+wait_exit "$pid" "dovecot master"
 # Children (login, imap, auth) exit when the master goes; wait for the
 # listening sockets to close so a restart can bind again.
 for p in $ports; do
-	i=0
-	while port_open "$p"; do
-		i=$((i + 1))
-		[ $i -gt 100 ] && die "port $p still open after dovecot exited"
-		sleep 0.1
-	done
+	wait_port_closed "$p" dovecot
 done
 rm -f "$DC_BASE/master.pid"
 log "dovecot stopped (pid $pid)"

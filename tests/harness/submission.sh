@@ -19,15 +19,7 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-cmd=${1:-}
-case $cmd in
-stop|start|status) ;;
-*) die "usage: submission.sh stop | start | status" ;;
-esac
-
-[ -r "$MAILFS_TEST_DIR/harness.env" ] || die "no $MAILFS_TEST_DIR/harness.env: run start.sh first"
-# shellcheck disable=SC1091
-. "$MAILFS_TEST_DIR/harness.env"
+stop_start_status submission.sh "$@"
 [ "${SMTP:-0}" = 1 ] || die "this harness has no submission service (dovecot-submissiond/postfix not installed)"
 
 if [ "$cmd" = status ]; then

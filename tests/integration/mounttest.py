@@ -3,9 +3,16 @@
 Check reporting (one "PASS: ..." / "FAIL: ...: detail" line per check),
 running the real binary in the foreground with its output in a file,
 waiting for the mount, unmounting with fusermount3 and stopping the daemon
-by its PID only.  Standard library only.
+by its PID only, and the helpers the tests share.  Standard library only.
+
+Every test reads MAILFS_BIN (the binary, default ./mailfs, relative to the
+repository root), MAILFS_TEST_DIR (state dir) and MAILFS_TEST_LABEL (in
+every check's name, default from MAILFS_BIN; see setup_test()).  It prints
+one "PASS: ..." or "FAIL: ...: detail" line per check, then a "# ...
+passed, ... failed" line, and exits with status 1 when a check failed.
 """
 
+import base64
 import errno
 import os
 import re
@@ -15,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -22,6 +30,7 @@ sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "harness"))
 sys.dont_write_bytecode = True
 
 import imaptest  # noqa: E402,F401  (re-exported for the tests)
+import smtptest  # noqa: E402
 
 SANITIZER_RE = re.compile(
     rb"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
@@ -66,6 +75,44 @@ class Checks:
         more = " (+%d more)" % (len(probs) - limit) if len(probs) > limit else ""
         self.fail(what, "; ".join(str(p) for p in probs[:limit]) + more)
         return False
+
+    def summary(self, note=""):
+        """Print the counts as a # line (with note after them); the exit
+        status for main(): 1 when a check failed, else 0."""
+        print("# %s%d passed, %d failed%s" % (self.prefix, self.passed, self.failed,
+                                             " " + note if note else ""), flush=True)
+        return 1 if self.failed else 0
+
+    def section(self, what, fn, *args):
+        """fn(*args), its value; an exception is one FAIL named what (its
+        traceback follows as # lines) and None, not the end of the test."""
+        try:
+            return fn(*args)
+        except Exception as e:      # noqa: BLE001
+            self.fail(what, "test raised %s: %s" % (type(e).__name__, e))
+            for line in traceback.format_exc().splitlines():
+                print("# " + line, flush=True)
+            return None
+
+    def case(self, fn, *args):
+        """fn(*args), its value; an exception is one FAIL "NAME: unexpected
+        error" (NAME: fn's name without case_) and None."""
+        try:
+            return fn(*args)
+        except Exception as e:      # noqa: BLE001
+            self.fail("%s: unexpected error" % fn.__name__.replace("case_", ""),
+                      "%s: %s" % (type(e).__name__, e))
+            return None
+
+    def parts(self, *fns):
+        """Call each fn; an exception in one is one FAIL "a part ran to its
+        end" (with the end of its traceback), and the next part runs."""
+        for fn in fns:
+            try:
+                fn()
+            except Exception as e:   # noqa: BLE001 - a crash of one part is its FAIL
+                self.fail("a part ran to its end", "%s: %s | %s" % (
+                    type(e).__name__, e, " | ".join(traceback.format_exc().splitlines()[-4:])))
 
 
 def default_signals():
@@ -303,6 +350,9 @@ def unmount_and_check(checks, mnt, what, logs=(), where="the daemon's output"):
 
 # --- outbox/ ------------------------------------------------------------------
 
+OUTBOX_WAIT = 30    # seconds for anything an outbox test waits for to happen
+
+
 class OutboxDir:
     """The mount's outbox/, seen with plain system calls."""
 
@@ -359,6 +409,78 @@ class OutboxDir:
             except OSError:
                 pass
 
+    def wait_gone(self, name, timeout=OUTBOX_WAIT):
+        """True once name is gone from outbox/ within timeout seconds."""
+        return wait_for(lambda: not self.exists(name), timeout, 0.2)
+
+    def wait_status(self, name, prefix, timeout=OUTBOX_WAIT, pattern=None, step=0.2):
+        """Poll until the status starts with prefix (and has a match for
+        the regex pattern, if given); returns the last status."""
+        last = [None]
+
+        def probe():
+            last[0] = self.status(name)
+            return (last[0] is not None and last[0].startswith(prefix) and
+                    (pattern is None or re.search(pattern, last[0]) is not None))
+        wait_for(probe, timeout, step)
+        return last[0]
+
+
+def later(found):
+    """Timeout for a wait that follows one: short when the first found
+    nothing (the checks fail either way; the run stays bounded)."""
+    return OUTBOX_WAIT if found else 3
+
+
+class Subjects:
+    """The subjects of one run of an outbox test: S(case) is "TAG TOKEN
+    case", unique to the run; what arrived under them is read with
+    smtptest (imaplib).  harness() gives the harness dict, which a test
+    may load again after restarting a server."""
+
+    def __init__(self, harness, tag, token):
+        self.harness, self.tag, self.token = harness, tag, token
+
+    def __call__(self, case):
+        return "%s %s %s" % (self.tag, self.token, case)
+
+    def arrived(self, user, folder, case, n=1, timeout=OUTBOX_WAIT):
+        """The messages with case's subject in user's folder once there are
+        n of them (smtptest.wait_for)."""
+        return smtptest.wait_for(self.harness(), user, folder, self(case), n, timeout)
+
+    def count(self, user, folder, case):
+        """How many messages with case's subject user's folder holds now."""
+        return len(smtptest.find(self.harness(), user, folder, self(case)))
+
+    def cleanup(self):
+        """Delete what any run of the test delivered (subjects starting
+        with "TAG ") from alice's and bob's mailboxes; failures are noted."""
+        for u in ("alice", "bob"):
+            quietly("cleanup of %s's mailbox" % u, smtptest.delete_matching, self.harness(), u,
+                    self.tag + " ")
+
+
+def ready_to_send(checks, binary, h, run=None):
+    """ready() for an outbox test (run, when given, made empty), then make
+    sure the harness's submission service and Postfix relay run (a run
+    that died half-way may have left them down): the harness, loaded again
+    when submission had to be started, or None after a FAIL."""
+    if not ready(checks, binary, run):
+        return None
+    if not h.get("smtp"):
+        checks.fail("harness", "no submission/Postfix in %s/harness.json (tests/harness/start.sh "
+                    "with dovecot-submissiond and postfix installed)" % h["state_dir"])
+        return None
+    if not h.get("submission"):
+        ok, out = run_harness(h, "submission.sh", "start")
+        checks.check(ok, "harness: bring submission back up", out)
+        h = imaptest.load_harness()
+    ok, out = run_harness(h, "postfix.sh", "start")
+    if not checks.check(ok, "harness: the Postfix relay is running", out):
+        return None
+    return h
+
 
 # --- a test's own run directory, account and mounts ----------------------------
 
@@ -374,31 +496,125 @@ def fresh_run_dir(run):
     os.makedirs(run)
 
 
-def write_alice_config(run, h, account, extra=""):
-    """run/config/mailfs/config with alice's account as section `account`
-    (IMAPS to the harness's Dovecot, password from its file)."""
+def mailfs_bin():
+    """$MAILFS_BIN (default ./mailfs); a relative one from the repository root."""
+    binary = os.environ.get("MAILFS_BIN", "./mailfs")
+    return binary if os.path.isabs(binary) else os.path.join(REPO_ROOT, binary)
+
+
+def label_of(binary):
+    """$MAILFS_TEST_LABEL, else "asan" for a binary with asan in its path,
+    else the binary's name."""
+    return os.environ.get("MAILFS_TEST_LABEL") or (
+        "asan" if "asan" in binary else os.path.basename(binary))
+
+
+def setup_test(name):
+    """What integration test `name` starts with: (BIN, LABEL, C, H, RUN):
+    mailfs_bin(), label_of(BIN), Checks named "name[LABEL]: ", the
+    harness (imaptest.load_harness()) and the test's run directory
+    <state dir>/<name>-<LABEL>."""
+    binary = mailfs_bin()
+    label = label_of(binary)
+    h = imaptest.load_harness()
+    return (binary, label, Checks("%s[%s]: " % (name, label)), h,
+            os.path.join(h["state_dir"], "%s-%s" % (name, label)))
+
+
+def ready(checks, binary, run=None):
+    """The start of a test's main(): False after one FAIL when binary is
+    not an executable file; else True, with run (when given) made an empty
+    directory (fresh_run_dir)."""
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        checks.fail("mailfs binary", "%s is missing or not executable" % binary)
+        return False
+    if run is not None:
+        fresh_run_dir(run)
+    return True
+
+
+def write_config_file(run, text):
+    """text as run/config/mailfs/config (the config of XDG_CONFIG_HOME=run/config)."""
     d = os.path.join(run, "config", "mailfs")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "config"), "w") as f:
-        f.write("[%s]\nhost = %s\nport = %d\nuser = alice\ntls = implicit\n"
-                "ca_file = %s\npassword_command = cat %s\n%s" % (
-                    account, h["host"], h["imaps_port"], h["ca_file"],
-                    h["users"]["alice"]["password_file"], extra))
+        f.write(text)
+
+
+def write_alice_config(run, h, account, extra=""):
+    """run/config/mailfs/config with alice's account as section `account`
+    (IMAPS to the harness's Dovecot, password from its file)."""
+    write_config_file(run, "[%s]\nhost = %s\nport = %d\nuser = alice\ntls = implicit\n"
+                      "ca_file = %s\npassword_command = cat %s\n%s" % (
+                          account, h["host"], h["imaps_port"], h["ca_file"],
+                          h["users"]["alice"]["password_file"], extra))
+
+
+def mailfs_env(run, cache="cache", data="data"):
+    """The environment for a mailfs of this run: XDG_CONFIG_HOME run/config,
+    XDG_CACHE_HOME run/<cache>, XDG_DATA_HOME run/<data> (left as it is
+    when data is None), no MAILFS_BIN."""
+    env = dict(os.environ)
+    env["XDG_CONFIG_HOME"] = os.path.join(run, "config")
+    env["XDG_CACHE_HOME"] = os.path.join(run, cache)
+    if data is not None:
+        env["XDG_DATA_HOME"] = os.path.join(run, data)
+    env.pop("MAILFS_BIN", None)
+    return env
 
 
 def mount_own_dirs(binary, run, account, what, args, timeout):
     """mailfs with the config of write_alice_config and its own cache and
     data directories under run, logging to run/<what>.log (mnt.log), on
     run/mnt-<what>.  The Mount; check mnt.ok."""
-    env = dict(os.environ)
-    env["XDG_CONFIG_HOME"] = os.path.join(run, "config")
-    env["XDG_CACHE_HOME"] = os.path.join(run, "cache-" + what)
-    env["XDG_DATA_HOME"] = os.path.join(run, "data-" + what)
-    env.pop("MAILFS_BIN", None)
+    env = mailfs_env(run, "cache-" + what, "data-" + what)
     log = os.path.join(run, what + ".log")
     mnt = Mount(binary, ["-o", "log_file=" + log] + list(args), account,
                 os.path.join(run, "mnt-" + what), env, timeout)
     mnt.log = log
+    return mnt
+
+
+def mount_checked(checks, binary, run, account, what, opts, timeout, first=()):
+    """mount_own_dirs() with the args first and then -o opts (none when
+    opts is empty), and one check "WHAT: mount -o OPTS" ("WHAT: mount
+    (defaults)").  The Mount, or None when it did not mount."""
+    args = ["-o", opts] if opts else []
+    return check_mount(checks, mount_own_dirs(binary, run, account, what, list(first) + args,
+                                              timeout),
+                       "%s: mount %s" % (what, " ".join(args) or "(defaults)"))
+
+
+def on_mount(mnt, fn, end):
+    """fn(mnt), then end(mnt) (unmount and its checks) even when fn raised;
+    fn's value.  Nothing runs when mnt is None (it did not mount: that was
+    its FAIL)."""
+    if mnt is None:
+        return None
+    try:
+        return fn(mnt)
+    finally:
+        end(mnt)
+
+
+def server_setup(checks, fn, what="make our folders and messages with imaplib"):
+    """fn(), which prepares the account with imaplib: its value, or None
+    after one FAIL named what (the test ends)."""
+    try:
+        return fn()
+    except Exception as e:      # noqa: BLE001
+        checks.fail(what,
+                    "%s: %s (is the server running? tests/harness/start.sh)" % (
+                        type(e).__name__, e))
+        return None
+
+
+def check_mount(checks, mnt, what):
+    """One check named what: did mnt mount?  mnt, or None when it did not
+    (then it is unmounted and its daemon stopped)."""
+    if not checks.check(mnt.ok, what, mnt.error):
+        mnt.unmount()
+        return None
     return mnt
 
 
@@ -421,6 +637,16 @@ def run_harness(h, script, *args, plain_caps=None):
         return r.returncode == 0, out.read().decode("utf-8", "replace").strip()
 
 
+def dovecot_running(checks, h, what="start Dovecot (found stopped)"):
+    """Start the harness's Dovecot when dovecot.sh status says it is not
+    running (an earlier test may have died with it stopped); then one check
+    named what."""
+    ok, out = run_harness(h, "dovecot.sh", "status")
+    if not ok:
+        ok, out = run_harness(h, "dovecot.sh", "start")
+        checks.check(ok, what, out)
+
+
 def restart_full_caps(h):
     """Restart the harness's Dovecot announcing every capability (after a
     test left it with DOVECOT_PLAIN_CAPS): (ok, output)."""
@@ -429,14 +655,13 @@ def restart_full_caps(h):
 # --- small helpers every test needs --------------------------------------------
 
 def wait_for(fn, timeout, step=0.25):
-    """fn()'s first true value within timeout seconds, else None."""
+    """Call fn() every step seconds: its first true value within timeout
+    seconds, else its last (false) value."""
     deadline = time.time() + timeout
     while True:
         v = fn()
-        if v:
+        if v or time.time() > deadline:
             return v
-        if time.time() > deadline:
-            return None
         time.sleep(step)
 
 
@@ -464,3 +689,140 @@ def by_uid(root, folder):
         if mo:
             res[int(mo.group(1))] = e
     return res
+
+
+def eml_name(root, folder, uid):
+    """The .eml name of UID in the mount's folder, or None (also when two
+    names end in [UID].eml)."""
+    try:
+        entries = os.listdir(os.path.join(root, folder))
+    except OSError:
+        return None
+    suffix = " [%d].eml" % uid
+    hits = [e for e in entries if e.endswith(suffix)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def cat(path, timeout):
+    """stdout bytes of `cat path` (in English), or a string saying why not."""
+    try:
+        r = subprocess.run(["cat", "--", path], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout, env=dict(os.environ, LC_ALL="C"))
+    except subprocess.TimeoutExpired:
+        return "cat timed out after %d s" % timeout
+    if r.returncode != 0:
+        return "cat exit %d: %s" % (r.returncode, r.stderr.decode("utf-8", "replace").strip())
+    return r.stdout
+
+
+def first_diff(a, b):
+    """Index of the first element where a and b differ (the shorter
+    one's length when one is a prefix of the other)."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return min(len(a), len(b))
+
+
+def file_size(path):
+    """Size of a file (a log, to read what is written after), 0 when missing."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def proc_cmdlines():
+    """[(pid, raw /proc/PID/cmdline bytes)] of the processes running now."""
+    res = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                res.append((int(p), f.read()))
+        except OSError:
+            continue
+    return res
+
+
+def password_forms(user, pw):
+    """A password as bytes and as base64 in the AUTH PLAIN forms a client
+    sends: what must appear in no file the daemon writes."""
+    user, pw = user.encode(), pw.encode()
+    return [pw, base64.b64encode(pw), base64.b64encode(b"\0" + user + b"\0" + pw),
+            base64.b64encode(user + b"\0" + user + b"\0" + pw)]
+
+
+def files_holding(paths, forms, skip=lambda p: False):
+    """(files holding any of the byte strings forms, number of files read)
+    in the given files and the trees below the given directories; files for
+    which skip(path) is true are not read."""
+    hits, nfiles = [], 0
+    for top in paths:
+        walk = os.walk(top) if os.path.isdir(top) else [
+            (os.path.dirname(top), [], [os.path.basename(top)])]
+        for d, _, fs in walk:
+            for f in fs:
+                p = os.path.join(d, f)
+                if skip(p):
+                    continue
+                try:
+                    with open(p, "rb") as fh:
+                        data = fh.read()
+                except OSError:
+                    continue
+                nfiles += 1
+                if any(s in data for s in forms):
+                    hits.append(p)
+    return hits, nfiles
+
+
+def quietly(what, fn, *args):
+    """fn(*args) where a failure is only noted (# WHAT failed: ...), as in
+    the cleanup at a test's end, which must not hide its checks."""
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001
+        print("# %s failed: %s: %s" % (what, type(e).__name__, e), flush=True)
+
+
+def wait_visible(checks, root, where_uid, what, timeout):
+    """One check: every message of where_uid ({key: (folder, uid)}) shows
+    in the mount within timeout seconds.  {key: .eml name} of those shown."""
+    names = {}
+
+    def all_there():
+        for k, (folder, uid) in where_uid.items():
+            if k not in names:
+                n = eml_name(root, folder, uid)
+                if n:
+                    names[k] = n
+        return len(names) == len(where_uid)
+
+    checks.check(wait_for(all_there, timeout),
+                 "%s: our %d messages show in the mount within %d s" % (
+                     what, len(where_uid), timeout),
+                 "missing: %s" % sorted(set(where_uid) - set(names)))
+    return names
+
+
+def refresh(root, text="1\n"):
+    """Write text to the mount's .mailfs/refresh (resync now): None, or
+    the error as a string."""
+    try:
+        with open(os.path.join(root, ".mailfs", "refresh"), "w") as f:
+            f.write(text)
+        return None
+    except OSError as e:
+        return str(e)
+
+
+def emls(root, folder):
+    """Sorted names of the .eml files in the mount's folder, [] when it
+    cannot be listed."""
+    try:
+        return sorted(e for e in os.listdir(os.path.join(root, folder)) if e.endswith(".eml"))
+    except OSError:
+        return []

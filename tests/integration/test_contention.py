@@ -30,10 +30,7 @@ the index's write lock, or while the sync thread waits on a stalled server.
 Checked against imaplib on Dovecot itself, and the index with python3's
 sqlite3 (read-only).  Needs the private Dovecot (tests/harness/start.sh),
 seeded.  Makes a folder named ct-<random> and removes it at the end.
-Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
-MAILFS_TEST_LABEL (prefix for check names, default from MAILFS_BIN).
-Prints one "PASS: ..." or "FAIL: ...: detail" line per check; exits 1 when
-anything failed.
+Environment (MAILFS_BIN, MAILFS_TEST_DIR, MAILFS_TEST_LABEL), output: mounttest.py.
 """
 
 import os
@@ -44,23 +41,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-import traceback
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, imaptest as it, listdir,  # noqa: E402
-                       fresh_run_dir, mount_own_dirs, unmount_and_check,
-                       write_alice_config, by_uid, wait_for)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (by_uid, cat, check_mount, imaptest as it, listdir,  # noqa: E402
+                       mount_own_dirs, ready, setup_test, unmount_and_check, wait_for,
+                       write_alice_config)
 import faultproxy  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("contention[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "contention-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("contention")
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90
 SYNC_TIMEOUT = 120
@@ -77,10 +65,7 @@ def mount(what, opts):
     mnt = mount_own_dirs(BIN, RUN, ACCOUNT, what,
                          ["-o", "cache_dir=%s,debug=sync:cache,%s" % (cache_dir(what), opts)],
                          MOUNT_TIMEOUT)
-    if not C.check(mnt.ok, "%s: mount -o %s" % (what, opts), mnt.error):
-        mnt.unmount()
-        return None
-    return mnt
+    return check_mount(C, mnt, "%s: mount -o %s" % (what, opts))
 
 
 def cache_dir(what):
@@ -89,19 +74,6 @@ def cache_dir(what):
 
 def finish(mnt, what):
     unmount_and_check(C, mnt, what, [mnt.log], "the daemon's output or log")
-
-
-def cat(path):
-    """stdout bytes of `cat path`, or a string saying why not."""
-    try:
-        r = subprocess.run(["cat", "--", path], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=CMD_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return "cat timed out after %d s" % CMD_TIMEOUT
-    if r.returncode != 0:
-        return "cat exit %d: %s" % (r.returncode, r.stderr.decode("utf-8", "replace").strip())
-    return r.stdout
 
 
 def ls(path):
@@ -162,8 +134,8 @@ def touch_part():
         uid = min(names)
         path = os.path.join(root, "INBOX", names[uid])
         want = server_bodies("INBOX", [uid])[uid]
-        C.check(cat(path) == want, "touch: the first cat of INBOX/%d is byte-exact (now cached)"
-                % uid)
+        C.check(cat(path, CMD_TIMEOUT) == want,
+                "touch: the first cat of INBOX/%d is byte-exact (now cached)" % uid)
         db = sqlite3.connect(index_path(what), timeout=30, isolation_level=None)
         errors = []
         try:
@@ -181,7 +153,7 @@ def touch_part():
             db.close()
         C.problems(errors, "touch: %d opens of the cached body while another process holds "
                    "the index's write lock all succeed" % OPENS)
-        C.check(cat(path) == want, "touch: then the body still reads byte-exact")
+        C.check(cat(path, CMD_TIMEOUT) == want, "touch: then the body still reads byte-exact")
         C.check(mnt.proc.poll() is None, "touch: the daemon is still running",
                 "exited with %s" % mnt.proc.poll())
     finally:
@@ -235,7 +207,7 @@ def stall_part(proxy):
         want = server_bodies("INBOX", uids)
         probs = []
         for u in uids:
-            got = cat(os.path.join(root, "INBOX", inbox[u]))
+            got = cat(os.path.join(root, "INBOX", inbox[u]), CMD_TIMEOUT)
             if got != want[u]:
                 probs.append("UID %d: %s" % (u, got if isinstance(got, str) else
                                              "%d bytes, want %d" % (len(got), len(want[u]))))
@@ -278,7 +250,7 @@ def orphan_part():
         db = sqlite3.connect(index_path(what), timeout=30, isolation_level=None)
         try:
             db.execute("BEGIN IMMEDIATE")
-            got = cat(os.path.join(root, "INBOX", names[uid]))
+            got = cat(os.path.join(root, "INBOX", names[uid]), CMD_TIMEOUT)
         finally:
             db.execute("ROLLBACK")
             db.close()
@@ -304,27 +276,19 @@ def orphan_part():
 
 
 def main():
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    if not ready(C, BIN, RUN):
         return 1
-    fresh_run_dir(RUN)
     write_alice_config(RUN, H, ACCOUNT)
     it.remove_test_mail(H, None, OURS_RE, " (left by an earlier run)")
     proxy = faultproxy.FaultProxy(H["imaps_port"], H["host"])
     proxy.start()
     try:
-        for part in (touch_part, orphan_part, lambda: stall_part(proxy)):
-            try:
-                part()
-            except Exception as e:   # noqa: BLE001 - a crash of one part is its FAIL
-                C.fail("a part ran to its end", "%s: %s | %s" % (
-                    type(e).__name__, e, " | ".join(traceback.format_exc().splitlines()[-4:])))
+        C.parts(touch_part, orphan_part, lambda: stall_part(proxy))
     finally:
         proxy.stop()
         it.remove_test_mail(H, None, OURS_RE)
     C.check(not proxy.errors, "the proxy ran without errors of its own", proxy.errors[:5])
-    print("%d passed, %d failed" % (C.passed, C.failed))
-    return 1 if C.failed else 0
+    return C.summary()
 
 
 if __name__ == "__main__":

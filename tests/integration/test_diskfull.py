@@ -22,22 +22,13 @@ import secrets
 import subprocess
 import sys
 import time
-import traceback
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, ename, errno_of,  # noqa: E402
-                       imaptest as it, fresh_run_dir, listdir, mount_own_dirs,
-                       mounted, unmount_and_check, wait_for, write_alice_config)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (ename, errno_of, fresh_run_dir, imaptest as it, listdir,  # noqa: E402
+                       mount_own_dirs, mounted, setup_test, unmount_and_check, wait_for,
+                       write_alice_config)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("diskfull[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "diskfull-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("diskfull")
 ACCOUNT = "alice@diskfull"
 TAG = "df-" + secrets.token_hex(4)
 OURS_RE = re.compile(r"(^|/)df-[0-9a-f]{8}\b")
@@ -213,12 +204,7 @@ def main():
         mnt = mount_own_dirs(BIN, RUN, ACCOUNT, "full",
                              ["-o", "cache_dir=%s/c,timeout=%d,poll_interval=600" % (fs, TIMEOUT)], 90)
         if C.check(mnt.ok, "mount with cache_dir on the small tmpfs", mnt.error):
-            try:
-                check_full(mnt, raws, fs)
-            except Exception as e:  # noqa: BLE001
-                C.fail("full disk", "test raised %s: %s" % (type(e).__name__, e))
-                for line in traceback.format_exc().splitlines():
-                    print("# " + line, flush=True)
+            C.section("full disk", check_full, mnt, raws, fs)
             unmount_and_check(C, mnt, "full", [mnt.log])
         else:
             mnt.unmount()
@@ -227,8 +213,7 @@ def main():
             subprocess.run(["fusermount3", "-uz", mnt.mountpoint])
         subprocess.run(["umount", "-l", fs])
         it.remove_test_mail(H, None, OURS_RE, " (after)")
-    print("# diskfull: %d passed, %d failed" % (C.passed, C.failed))
-    return 1 if C.failed else 0
+    return C.summary()
 
 
 if __name__ == "__main__":

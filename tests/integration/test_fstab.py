@@ -16,16 +16,14 @@ Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR.
 import os
 import subprocess
 import sys
-import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, imaptest as it, listdir,  # noqa: E402
-                       mounted, sanitizer_reports, fresh_run_dir, write_alice_config)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (Checks, fresh_run_dir, imaptest as it, listdir, mailfs_bin,  # noqa: E402
+                       mounted, proc_cmdlines, sanitizer_reports, wait_for, write_alice_config)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
+BIN = mailfs_bin()
+# The binary's name or asan, even under $MAILFS_TEST_LABEL: the check
+# names this test has always printed.
 LABEL = "asan" if "asan" in BIN else os.path.basename(BIN)
 C = Checks("fstab[%s]: " % LABEL)
 H = it.load_harness()
@@ -39,27 +37,11 @@ OUT = os.path.join(RUN, "mount.out")
 def daemons():
     """PIDs of mailfs processes whose command line names our mountpoint."""
     found = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % p, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
+    for pid, cmdline in proc_cmdlines():
+        argv = cmdline.split(b"\0")
         if MNT.encode() in argv and any(a.endswith(b"mailfs") for a in argv[:1]):
-            found.append(int(p))
+            found.append(pid)
     return found
-
-
-def wait_for(fn, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.2)
-    return fn()
 
 
 def main():
@@ -140,8 +122,7 @@ def main():
                                               if f.startswith("sanitizer")])
         C.check(not rep, "no sanitizer report in the mount's output, log or sanitizer files",
                 "; ".join("%s: %s" % x for x in rep))
-    print("# test_fstab[%s]: %d passed, %d failed" % (LABEL, C.passed, C.failed))
-    return 1 if C.failed else 0
+    return C.summary()
 
 
 if __name__ == "__main__":

@@ -24,35 +24,21 @@ server, tests/integration/fakeimap.py, does what Dovecot will not).
           memory is capped per connection, and the caps add up to little.
 
 Needs the harness's TLS files (tests/harness/start.sh); no mail server.
-Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
-MAILFS_TEST_LABEL (prefix for check names, default from MAILFS_BIN).
-Prints one "PASS: ..." or "FAIL: ...: detail" line per check; exits 1 when
-anything failed.
+Environment (MAILFS_BIN, MAILFS_TEST_DIR, MAILFS_TEST_LABEL), output: mounttest.py.
 """
 
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
-import traceback
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
-                       by_uid, fresh_run_dir, listdir, unmount_and_check,
-                       wait_for)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (Mount, by_uid, cat, check_mount, listdir, mailfs_env, ready,  # noqa: E402
+                       refresh, setup_test, unmount_and_check, wait_for)
 import fakeimap  # noqa: E402
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("hostile[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "hostile-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("hostile")
 MOUNT_TIMEOUT = 60
 SYNC_TIMEOUT = 60
 CMD_TIMEOUT = 60
@@ -71,45 +57,16 @@ def mount(what, port, opts="", debug="imap:sync"):
     args = "ca_file=%s,password_command=echo secret,cache_dir=%s,log_file=%s," \
            "debug=%s,poll_interval=3600,timeout=10%s" % (
                H["ca_file"], os.path.join(RUN, "cache-" + what), log, debug, opts)
-    env = dict(os.environ)
-    env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
-    env["XDG_CACHE_HOME"] = os.path.join(RUN, "xdg-cache")
-    env["XDG_DATA_HOME"] = os.path.join(RUN, "data-" + what)
-    env.pop("MAILFS_BIN", None)
+    env = mailfs_env(RUN, "xdg-cache", "data-" + what)
     os.makedirs(env["XDG_CONFIG_HOME"], exist_ok=True)
     mnt = Mount(BIN, ["-o", args], "imaps://alice@127.0.0.1:%d" % port,
                 os.path.join(RUN, "mnt-" + what), env, MOUNT_TIMEOUT)
     mnt.log = log
-    if not C.check(mnt.ok, "%s: mount the scripted server" % what, mnt.error):
-        mnt.unmount()
-        return None
-    return mnt
+    return check_mount(C, mnt, "%s: mount the scripted server" % what)
 
 
 def finish(mnt, what):
     unmount_and_check(C, mnt, what, [mnt.log], "the daemon's output or log")
-
-
-def cat(path):
-    try:
-        r = subprocess.run(["cat", "--", path], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=CMD_TIMEOUT, env=dict(os.environ, LC_ALL="C"))
-    except subprocess.TimeoutExpired:
-        return "cat timed out after %d s" % CMD_TIMEOUT
-    if r.returncode != 0:
-        return "cat exit %d: %s" % (r.returncode, r.stderr.decode("utf-8", "replace").strip())
-    return r.stdout
-
-
-def refresh(root):
-    """Write .mailfs/refresh: None, or the error."""
-    try:
-        with open(os.path.join(root, ".mailfs", "refresh"), "w") as f:
-            f.write("1\n")
-        return None
-    except OSError as e:
-        return str(e)
 
 
 # --- uidmax ---------------------------------------------------------------------
@@ -132,7 +89,7 @@ def uidmax_part():
             return
         probs = []
         for m in msgs:
-            data = cat(os.path.join(root, "INBOX", got[m.uid]))
+            data = cat(os.path.join(root, "INBOX", got[m.uid]), CMD_TIMEOUT)
             if data != m.raw:
                 probs.append("UID %d: %s" % (m.uid, data if isinstance(data, str) else
                                              "%d bytes" % len(data)))
@@ -198,7 +155,7 @@ def biglit_part():
                        listdir(os.path.join(root, "INBOX"))):
             return
         sent0 = srv.sent_bytes
-        data = cat(os.path.join(root, "INBOX", got[2]))
+        data = cat(os.path.join(root, "INBOX", got[2]), CMD_TIMEOUT)
         C.check(isinstance(data, str) and "Input/output error" in data,
                 "biglit: reading the message sent as a %d MB literal for an RFC822.SIZE of "
                 "%d fails with EIO" % (BIGLIT >> 20, liar.size),
@@ -211,7 +168,7 @@ def biglit_part():
                     srv.sent_bytes - sent0))
         C.check(log_has(mnt, r"(?i)body.*(over|bigger|larger).*"), "biglit: the log says the "
                 "body was refused for its size", "no such line")
-        data = cat(os.path.join(root, "INBOX", got[1]))
+        data = cat(os.path.join(root, "INBOX", got[1]), CMD_TIMEOUT)
         C.check(data == honest.raw, "biglit: the honest message then reads byte-exact "
                 "(fetched with the liar as readahead)",
                 data if isinstance(data, str) else "%d bytes" % len(data))
@@ -304,7 +261,7 @@ def bigresp_part():
         srv.select_preamble = b"* XJUNK " + b"x" * BIGRESP + b"\r\n"
         results = {}
         threads = [threading.Thread(target=lambda u=u: results.__setitem__(
-            u, cat(os.path.join(root, "INBOX", got[u])))) for u in sorted(got)]
+            u, cat(os.path.join(root, "INBOX", got[u]), CMD_TIMEOUT))) for u in sorted(got)]
         for t in threads:
             t.start()
         for t in threads:
@@ -320,7 +277,7 @@ def bigresp_part():
         srv.select_preamble = b""
         probs = []
         for m in msgs:
-            data = cat(os.path.join(root, "INBOX", got[m.uid]))
+            data = cat(os.path.join(root, "INBOX", got[m.uid]), CMD_TIMEOUT)
             if data != m.raw:
                 probs.append("UID %d: %s" % (m.uid, data if isinstance(data, str) else
                                              "%d bytes" % len(data)))
@@ -333,18 +290,10 @@ def bigresp_part():
 
 
 def main():
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    if not ready(C, BIN, RUN):
         return 1
-    fresh_run_dir(RUN)
-    for part in (uidmax_part, biglit_part, endless_part, bigresp_part):
-        try:
-            part()
-        except Exception as e:   # noqa: BLE001 - a crash of one part is its FAIL
-            C.fail("a part ran to its end", "%s: %s | %s" % (
-                type(e).__name__, e, " | ".join(traceback.format_exc().splitlines()[-4:])))
-    print("%d passed, %d failed" % (C.passed, C.failed))
-    return 1 if C.failed else 0
+    C.parts(uidmax_part, biglit_part, endless_part, bigresp_part)
+    return C.summary()
 
 
 if __name__ == "__main__":

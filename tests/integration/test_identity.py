@@ -20,12 +20,8 @@ it); rm in one removes from that folder only (per imaplib); when the
 folder that kept the name is deleted on the server the others move up;
 a remount on the same index gives the same names.
 
-Needs the private Dovecot from tests/harness/start.sh.  Environment:
-MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
-MAILFS_TEST_LABEL (prefix for check names, default from MAILFS_BIN).
-
-Prints one "PASS: ..." or "FAIL: ...: detail" line per check; exits 1 when
-anything failed.
+Needs the private Dovecot from tests/harness/start.sh.
+Environment (MAILFS_BIN, MAILFS_TEST_DIR, MAILFS_TEST_LABEL), output: mounttest.py.
 """
 
 import os
@@ -36,34 +32,15 @@ import subprocess
 import sys
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
-                       fresh_run_dir, kill_pid, listdir, mounted, register, run_once,
-                       sanitizer_reports, unmount_and_check, unregister,
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (Mount, imaptest as it, kill_pid, listdir, mailfs_env, mounted,  # noqa: E402
+                       proc_cmdlines, quietly, ready, refresh, register, run_once,
+                       sanitizer_reports, setup_test, unmount_and_check, unregister,
                        write_alice_config)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("identity[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "identity-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("identity")
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90
-
-
-def env(dirs=""):
-    """The same config, cache and data directories for every mount here
-    (those of part `dirs`)."""
-    e = dict(os.environ)
-    e["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
-    e["XDG_CACHE_HOME"] = os.path.join(RUN, "cache" + dirs)
-    e["XDG_DATA_HOME"] = os.path.join(RUN, "data" + dirs)
-    e.pop("MAILFS_BIN", None)
-    return e
 
 
 def mnt_path(n):
@@ -71,9 +48,11 @@ def mnt_path(n):
 
 
 def mount(n, what, dirs=""):
+    """mailfs on mnt<n>, logging to RUN/<what>.log, with the config, cache
+    and data directories every mount here shares (those of part dirs)."""
     log = os.path.join(RUN, "%s.log" % what)
-    m = Mount(BIN, ["-o", "log_file=" + log], ACCOUNT, mnt_path(n), env(dirs),
-              MOUNT_TIMEOUT)
+    m = Mount(BIN, ["-o", "log_file=" + log], ACCOUNT, mnt_path(n),
+              mailfs_env(RUN, "cache" + dirs, "data" + dirs), MOUNT_TIMEOUT)
     m.log = log
     return m
 
@@ -94,17 +73,13 @@ class Pid:
 def daemon_pids(mountpoint):
     """PIDs of the mailfs processes whose argv names this mountpoint."""
     found = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
+    for pid, cmdline in proc_cmdlines():
         try:
-            with open("/proc/%s/cmdline" % p, "rb") as f:
-                argv = f.read().split(b"\0")
-            exe = os.path.realpath("/proc/%s/exe" % p)
+            exe = os.path.realpath("/proc/%d/exe" % pid)
         except OSError:
             continue
-        if mountpoint.encode() in argv and exe == os.path.realpath(BIN):
-            found.append(int(p))
+        if mountpoint.encode() in cmdline.split(b"\0") and exe == os.path.realpath(BIN):
+            found.append(pid)
     return found
 
 
@@ -167,7 +142,7 @@ def check_lock():
     # Daemonized (no -f): the process that stays holds the lock.
     log = os.path.join(RUN, "daemon.log")
     rc, out, err = run_once(BIN, ["-o", "log_file=" + log, ACCOUNT, mnt_path(1)],
-                            env(), MOUNT_TIMEOUT)
+                            mailfs_env(RUN), MOUNT_TIMEOUT)
     pids = daemon_pids(mnt_path(1))
     for p in pids:
         register(Pid(p), mnt_path(1))
@@ -274,8 +249,7 @@ def names_setup():
     """Our folders, two messages in each (by imaplib)."""
     m = it.connect(H, "alice")
     try:
-        for f in sorted(EXPECT):
-            it.check(*m.create(it.wire_name(f)), "CREATE " + f)
+        it.create_folders(m, sorted(EXPECT))
         for f in EXPECT:
             for n in (1, 2):
                 it.check(*m.append(it.wire_name(f), None, None, message(f, n)),
@@ -358,15 +332,6 @@ def view_problems(got, want):
     return probs
 
 
-def refresh(root):
-    try:
-        with open(os.path.join(root, ".mailfs", "refresh"), "w") as f:
-            f.write("\n")
-        return None
-    except OSError as e:
-        return str(e)
-
-
 def top_names(root):
     got = listdir(root)
     return got if isinstance(got, list) else []
@@ -446,7 +411,7 @@ def check_names():
         finally:
             mm.logout()
         del present[SP]
-        r = refresh(root)
+        r = refresh(root, "\n")
         got, want = wait_view(root, EXPECT_AFTER, present)
         C.problems(([r] if r else []) + view_problems(got, want),
                    "names: after the server deletes %r, %r shows as %r and "
@@ -465,24 +430,18 @@ def check_names():
 
 
 def main():
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    if not ready(C, BIN, RUN):
         return 1
-    fresh_run_dir(RUN)
     write_alice_config(RUN, H, ACCOUNT)
     try:
         check_lock()
         check_names()
     finally:
-        try:
-            names_cleanup()
-        except Exception as e:  # noqa: BLE001
-            print("# cleanup failed: %s: %s" % (type(e).__name__, e), flush=True)
+        quietly("cleanup", names_cleanup)
         for n in (1, 2, 3):
             if mounted(mnt_path(n)):
                 subprocess.run(["fusermount3", "-uz", mnt_path(n)])
-    print("# test_identity[%s]: %d passed, %d failed" % (LABEL, C.passed, C.failed))
-    return 1 if C.failed else 0
+    return C.summary()
 
 
 if __name__ == "__main__":

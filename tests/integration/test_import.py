@@ -7,8 +7,7 @@ the same server.
 Needs the private Dovecot from tests/harness/start.sh (seeded or not: the
 test makes its own folders, all named imp-<random>..., fills them with
 imaplib and removes them at the end; it touches nothing else).
-Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
-MAILFS_TEST_LABEL (prefix for check names, default from MAILFS_BIN).
+Environment (MAILFS_BIN, MAILFS_TEST_DIR, MAILFS_TEST_LABEL), output: mounttest.py.
 
 1. Backup and restore: messages from tests/data (one with an mbox "From "
    line, two sharing a Message-ID with different sizes, 8-bit ones, a PDF
@@ -27,9 +26,6 @@ MAILFS_TEST_LABEL (prefix for check names, default from MAILFS_BIN).
    renamed: APPENDed on the rename, not before, byte for byte.
 4. mv from a local disk (a copy across devices) APPENDs.
 5. With -o ro, cp into a folder fails with EROFS and nothing is APPENDed.
-
-Prints one "PASS: ..." or "FAIL: ...: detail" line per check; exits 1 when
-anything failed.
 """
 
 import collections
@@ -44,26 +40,15 @@ import random
 import re
 import secrets
 import shutil
-import subprocess
 import sys
 import time
-import traceback
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, ename, imaptest as it,  # noqa: E402
-                       listdir, run, run_as_owner, sanitizer_reports, tail,
-                       unmount_and_check,
-                       fresh_run_dir, mount_own_dirs, write_alice_config)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (REPO_ROOT, by_uid, ename, imaptest as it, listdir,  # noqa: E402
+                       mount_checked, quietly, ready, run_as_owner, server_setup, setup_test,
+                       unmount_and_check, wait_for, write_alice_config)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("import[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "import-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("import")
 DATA = os.path.join(REPO_ROOT, "tests", "data")
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90
@@ -105,10 +90,6 @@ SIZE_RE = re.compile(rb"RFC822\.SIZE (\d+)")
 
 # --- the independent view (imaplib) ------------------------------------------
 
-def imap():
-    return it.connect(H, "alice")
-
-
 def crlf(b):
     """What a message file becomes as an IMAP literal: CRLF line ends."""
     return re.sub(rb"\r?\n", b"\r\n", b)
@@ -136,7 +117,7 @@ def mid_of(raw):
 def server_msgs(folder):
     """[{uid, size, idate (aware datetime), raw}] of a folder, by UID;
     None when it cannot be selected."""
-    m = imap()
+    m = it.connect(H)
     try:
         try:
             n = it.select(m, folder)
@@ -168,25 +149,13 @@ def count(folder):
     return None if s is None else len(s)
 
 
-def folder_names():
-    m = imap()
-    try:
-        return {n for n, _, _ in it.list_folders(m)}
-    finally:
-        m.logout()
-
-
-def cleanup_server(note=""):
-    """DELETE every folder any run of this test made (messages go with it)."""
-    it.remove_test_mail(H, None, OURS_RE, note)
-
-
 def setup():
-    """Our folders; the backup set in BACK.  Returns [{uid, raw, file}]."""
-    m = imap()
+    """Our folders (after removing those of earlier runs); the backup set
+    in BACK.  Returns [{uid, raw, file}]."""
+    it.remove_test_mail(H, None, OURS_RE, " of earlier runs")
+    m = it.connect(H)
     try:
-        for f in SETUP_FOLDERS:
-            it.check(*m.create(it.wire_name(f)), "CREATE " + f)
+        it.create_folders(m, SETUP_FOLDERS)
         files = []
         for rel, _ in BACKUP_SET:
             with open(os.path.join(DATA, rel), "rb") as fh:
@@ -213,31 +182,6 @@ def setup():
 
 # --- the mount ---------------------------------------------------------------
 
-def wait_for(fn, timeout, step=0.25):
-    """fn()'s first true value within timeout seconds, else None."""
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            return None
-        time.sleep(step)
-
-
-def emls(path):
-    """{uid: name} of the .eml files listed in a folder of the mount."""
-    ents = listdir(path)
-    if isinstance(ents, str):
-        return {}
-    res = {}
-    for e in ents:
-        mo = re.search(r" \[(\d+)\]\.eml$", e)
-        if mo:
-            res[int(mo.group(1))] = e
-    return res
-
-
 def write_file(path, data, mode=0o644):
     """open(O_CREAT|O_EXCL), write, close as separate steps: (errno of the
     open or write, errno of the close); 0 for success."""
@@ -260,33 +204,17 @@ def write_file(path, data, mode=0o644):
         return werr, e.errno
 
 
-def write_config():
-    write_alice_config(RUN, H, ACCOUNT, "debug = fs:sync\n")
+def emls(path):
+    """{uid: name} of the .eml files listed in a folder of the mount."""
+    return by_uid(path, "")
 
 
 def mount(what, opts):
-    """Mount with its own cache, data dir and log; None when it failed."""
-    args = ["-o", opts] if opts else []
-    mnt = mount_own_dirs(BIN, RUN, ACCOUNT, what, args, MOUNT_TIMEOUT)
-    if not C.check(mnt.ok, "%s: mount %s" % (what, " ".join(args) or "(defaults)"), mnt.error):
-        mnt.unmount()
-        return None
-    return mnt
+    return mount_checked(C, BIN, RUN, ACCOUNT, what, opts, MOUNT_TIMEOUT)
 
 
 def finish(mnt, what):
     unmount_and_check(C, mnt, what, [mnt.log])
-
-
-def section(what, fn, *args):
-    """Run a group of checks; an exception is one FAIL, not the end."""
-    try:
-        return fn(*args)
-    except Exception as e:      # noqa: BLE001
-        C.fail(what, "test raised %s: %s" % (type(e).__name__, e))
-        for line in traceback.format_exc().splitlines():
-            print("# " + line, flush=True)
-        return None
 
 
 def mnt_log_of(root):
@@ -401,12 +329,12 @@ def check_backup(root, orig):
             print("# backup file with LF line ends: %s" % name, flush=True)
 
     # The folder is lost on the server...
-    m = imap()
+    m = it.connect(H)
     try:
         typ, data = m.delete(it.wire_name(BACK))
     finally:
         m.logout()
-    C.check(typ == "OK" and BACK not in folder_names(), "backup: imaplib DELETEs the folder",
+    C.check(typ == "OK" and BACK not in it.folder_names(H), "backup: imaplib DELETEs the folder",
             "%s %r" % (typ, data))
     t0 = time.time()
     gone = wait_for(lambda: isinstance(listdir(root), list) and BACK not in listdir(root),
@@ -423,7 +351,7 @@ def check_backup(root, orig):
     except OSError as ex:
         e = ex.errno
     C.check(e == 0, "restore: mkdir Mount/Folder makes the folder again", ename(e))
-    C.check(BACK in folder_names(), "restore: the server LISTs the folder made by mkdir")
+    C.check(BACK in it.folder_names(H), "restore: the server LISTs the folder made by mkdir")
     if count(BACK) != 0:
         C.fail("restore: the recreated folder is empty on the server", "%s messages" % count(BACK))
         return
@@ -506,7 +434,7 @@ def check_backup(root, orig):
     name = sorted(backup)[0]
     d = backup[name]
     u = new_uid[name]
-    m = imap()
+    m = it.connect(H)
     try:
         it.select(m, BACK, readonly=False)
         it.check(*m.uid("STORE", str(u), "+FLAGS.SILENT", "(\\Deleted)"), "STORE")
@@ -549,7 +477,7 @@ WITH_MID = ("From: Same Name <sn@import.mailfs.test>\r\n"
 def check_same_names(root):
     folder = os.path.join(root, SAME)
     raws = [(NO_MID % (TAG, TAG)).encode(), (WITH_MID % (TAG, TAG)).encode()]
-    m = imap()
+    m = it.connect(H)
     try:
         for raw in raws:
             it.check(*m.append(it.wire_name(SAME), None, INTERNALDATE, raw), "APPEND")
@@ -821,14 +749,14 @@ def default_mount(orig):
         return
     try:
         root = mnt.mountpoint
-        section("backup and restore", check_backup, root, orig)
+        C.section("backup and restore", check_backup, root, orig)
         if not C.check(wait_for(lambda: os.path.isdir(os.path.join(root, MISC)), SYNC_TIMEOUT),
                        "the second folder shows in the mount", listdir(root)):
             return
-        section("not a message", check_not_message, root, mnt)
-        section("same names", check_same_names, root)
-        section("rsync", check_rsync, root)
-        section("mv", check_mv, root)
+        C.section("not a message", check_not_message, root, mnt)
+        C.section("same names", check_same_names, root)
+        C.section("rsync", check_rsync, root)
+        C.section("mv", check_mv, root)
     finally:
         finish(mnt, "default mount")
 
@@ -866,20 +794,14 @@ def leftover_mount():
 
 
 def main():
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    if not ready(C, BIN, RUN):
         return 1
-    fresh_run_dir(RUN)
-    write_config()
+    write_alice_config(RUN, H, ACCOUNT, "debug = fs:sync\n")
     if H.get("plain_caps"):
         print("# note: Dovecot announces only basic capabilities (DOVECOT_PLAIN_CAPS)", flush=True)
 
-    try:
-        cleanup_server(" of earlier runs")
-        orig = setup()
-    except Exception as e:      # noqa: BLE001
-        C.fail("make our folders and messages with imaplib",
-               "%s: %s (is the server running? tests/harness/start.sh)" % (type(e).__name__, e))
+    orig = server_setup(C, setup)
+    if orig is None:
         return 1
     C.ok("made %d folders and %d messages with imaplib (UIDs %d..%d)" % (
         len(SETUP_FOLDERS), len(orig), orig[0]["uid"], orig[-1]["uid"]))
@@ -890,15 +812,11 @@ def main():
         leftover_mount()
         ro_mount()
     finally:
-        try:
-            cleanup_server()
-        except Exception as e:  # noqa: BLE001
-            print("# cleanup failed: %s: %s" % (type(e).__name__, e), flush=True)
-        left = [n for n in folder_names() if TAG in n]
+        quietly("cleanup", it.remove_test_mail, H, None, OURS_RE)
+        left = [n for n in it.folder_names(H) if TAG in n]
         C.check(not left, "cleanup: our folders are gone from the server", left)
 
-    print("# test_import[%s]: %d passed, %d failed" % (LABEL, C.passed, C.failed))
-    return 1 if C.failed else 0
+    return C.summary()
 
 
 if __name__ == "__main__":

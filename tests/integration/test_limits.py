@@ -20,10 +20,7 @@ copies, with many files open at once.
 Messages are APPENDed with imaplib to a folder named lm-<random>
 (removed at the end); decoded parts are checked against python3's email
 package.  Needs the private Dovecot (tests/harness/start.sh).
-Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
-MAILFS_TEST_LABEL (prefix for check names, default from MAILFS_BIN).
-Prints one "PASS: ..." or "FAIL: ...: detail" line per check; exits 1 when
-anything failed.
+Environment (MAILFS_BIN, MAILFS_TEST_DIR, MAILFS_TEST_LABEL), output: mounttest.py.
 """
 
 import email
@@ -34,24 +31,13 @@ import re
 import resource
 import secrets
 import sys
-import time
-import traceback
 from email.message import EmailMessage
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, imaptest as it, listdir,  # noqa: E402
-                       fresh_run_dir, mount_own_dirs, unmount_and_check,
-                       wait_for, write_alice_config)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (emls, imaptest as it, listdir, mount_own_dirs, ready,  # noqa: E402
+                       setup_test, unmount_and_check, wait_for, write_alice_config)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("limits[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "limits-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("limits")
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90
 SYNC_TIMEOUT = 120
@@ -131,13 +117,6 @@ def check_header(mnt):
         got = f.read()
     C.check(got == big_header(), "header: it reads byte-exact", "%d bytes, want %d" % (
         len(got), len(big_header())))
-
-
-def emls(root, folder):
-    try:
-        return sorted(e for e in os.listdir(os.path.join(root, folder)) if e.endswith(".eml"))
-    except OSError:
-        return []
 
 
 def daemon_fds(pid):
@@ -278,10 +257,8 @@ def check_big(mnt, data):
 
 
 def main():
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    if not ready(C, BIN, RUN):
         return 1
-    fresh_run_dir(RUN)
     write_alice_config(RUN, H, ACCOUNT)
     it.remove_test_mail(H, None, OURS_RE, " (left by an earlier run)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -305,20 +282,14 @@ def main():
                       SYNC_TIMEOUT)
         if not C.check(ok, "INBOX and %s list their messages" % TAG, emls(root, TAG)):
             return 1
-        for part in (lambda: check_nofile(mnt, hard), lambda: check_views(mnt),
-                     lambda: check_big(mnt, data), lambda: check_header(mnt)):
-            try:
-                part()
-            except Exception as e:   # noqa: BLE001 - a crash of one part is its FAIL
-                C.fail("a part ran to its end", "%s: %s | %s" % (
-                    type(e).__name__, e, " | ".join(traceback.format_exc().splitlines()[-4:])))
+        C.parts(lambda: check_nofile(mnt, hard), lambda: check_views(mnt),
+                lambda: check_big(mnt, data), lambda: check_header(mnt))
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         if mnt is not None and mnt.ok:
             unmount_and_check(C, mnt, "lim", [mnt.log], "the daemon's output or log")
         it.remove_test_mail(H, None, OURS_RE)
-    print("%d passed, %d failed" % (C.passed, C.failed))
-    return 1 if C.failed else 0
+    return C.summary()
 
 
 if __name__ == "__main__":

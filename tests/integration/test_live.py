@@ -16,8 +16,7 @@ makes its own folders, all named lv-<random>..., and its own messages with
 Message-IDs ...@live.mailfs.test (in those folders and in INBOX), and
 removes them at the end.  It stops and starts Dovecot
 (tests/harness/dovecot.sh), and always leaves it running.
-Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
-MAILFS_TEST_LABEL (prefix for check names, default from MAILFS_BIN).
+Environment (MAILFS_BIN, MAILFS_TEST_DIR, MAILFS_TEST_LABEL), output: mounttest.py.
 
 Three kinds of mount of the real binary, each with its own cache:
   live   -o idle_folders=2,poll_interval=3600,timeout=5: polling is
@@ -25,9 +24,6 @@ Three kinds of mount of the real binary, each with its own cache:
   poll   -o idle_folders=0,poll_interval=2: no IDLE, polling only;
   fault  through faultproxy (-o port=<proxy>), -o timeout=5, a fresh cache
          for each round of faults.
-
-Prints one "PASS: ..." or "FAIL: ...: detail" line per check; exits 1 when
-anything failed.
 """
 
 import datetime
@@ -45,21 +41,14 @@ import tempfile
 import time
 import traceback
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (run_harness, REPO_ROOT, Checks, ename, imaptest as it,  # noqa: E402
-                       listdir, tail, unmount_and_check,
-                       fresh_run_dir, mount_own_dirs, write_alice_config, restart_full_caps)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (by_uid, dovecot_running, ename, imaptest as it, listdir,  # noqa: E402
+                       mount_checked, mount_own_dirs, quietly, ready, restart_full_caps,
+                       run_harness, server_setup, setup_test, tail, unmount_and_check, wait_for,
+                       write_alice_config)
 import faultproxy  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("live[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "live-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("live")
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90
 SYNC_TIMEOUT = 120      # a fresh mount shows our folders and messages
@@ -118,61 +107,23 @@ OUTBOX_RE = re.compile(r"^outbox: (\d+) queued$")
 
 # --- the independent view (imaplib) ------------------------------------------
 
-def imap():
-    return it.connect(H, "alice")
-
-
-def selectable(m):
-    return [n for n, f, _ in it.list_folders(m)
-            if not ({"\\Noselect", "\\NonExistent"} & f)]
-
-
 def mid_of(tag):
     return "%s-%s@%s" % (TAG, tag, DOMAIN)
 
 
-def search_mid(m, mid):
-    typ, data = m.uid("SEARCH", "HEADER", "Message-ID", '"<%s>"' % mid)
-    it.check(typ, data, "SEARCH")
-    return [int(u) for u in (data[0] or b"").split()]
-
-
 def uid_of(folder, tag):
-    m = imap()
+    m = it.connect(H)
     try:
-        it.select(m, folder)
-        uids = search_mid(m, mid_of(tag))
-        if len(uids) != 1:
-            raise RuntimeError("%s in %s: UIDs %s" % (tag, folder, uids))
-        return uids[0]
-    finally:
-        m.logout()
-
-
-def raw_of(folder, uid):
-    """BODY.PEEK[] of one message, from the server."""
-    m = imap()
-    try:
-        it.select(m, folder)
-        return it.fetch_raw(m, uid)
-    finally:
-        m.logout()
-
-
-def meta(folder):
-    """{uid: {flags, size, ...}} of a folder (EXAMINE)."""
-    m = imap()
-    try:
-        return it.folder_meta(m, folder)
+        return it.uid_of_mid(m, folder, mid_of(tag))
     finally:
         m.logout()
 
 
 def counts():
     """{folder: message count} of every selectable folder on the server."""
-    m = imap()
+    m = it.connect(H)
     try:
-        return {f: it.select(m, f) for f in selectable(m)}
+        return {f: it.select(m, f) for f in it.selectable(m)}
     finally:
         m.logout()
 
@@ -214,12 +165,12 @@ WHEN = datetime.datetime(2024, 3, 4, 11, 0, tzinfo=datetime.timezone.utc)
 def append(folder, raw, flags=None, m=None):
     """APPEND; returns the new UID (found by the message's Message-ID)."""
     own = m is None
-    m = m or imap()
+    m = m or it.connect(H)
     try:
         it.check(*m.append(it.wire_name(folder), flags, WHEN, raw), "APPEND to " + folder)
         mid = re.search(rb"Message-ID: <([^>]+)>", raw).group(1).decode()
         it.select(m, folder)
-        uids = search_mid(m, mid)
+        uids = it.search_mid(m, mid)
         if not uids:
             raise RuntimeError("APPENDed <%s> not found in %s" % (mid, folder))
         return max(uids)
@@ -228,37 +179,13 @@ def append(folder, raw, flags=None, m=None):
             m.logout()
 
 
-def store(folder, uid, op, flags):
-    m = imap()
-    try:
-        it.select(m, folder, readonly=False)
-        it.check(*m.uid("STORE", str(uid), op, "(%s)" % flags), "STORE %s %d" % (folder, uid))
-    finally:
-        m.logout()
-
-
-def expunge(folder, uid):
-    m = imap()
-    try:
-        it.select(m, folder, readonly=False)
-        it.check(*m.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Deleted)"), "STORE \\Deleted")
-        it.check(*m.xatom("UID", "EXPUNGE", str(uid)), "UID EXPUNGE")
-    finally:
-        m.logout()
-
-
 def move(folder, uid, dest):
-    m = imap()
+    m = it.connect(H)
     try:
         it.select(m, folder, readonly=False)
         it.check(*m.uid("MOVE", str(uid), it.wire_name(dest)), "UID MOVE")
     finally:
         m.logout()
-
-
-def cleanup_server(note=""):
-    """Remove every message and folder any run of this test made."""
-    it.remove_test_mail(H, DOMAIN, OURS_RE, note)
 
 
 class Big:
@@ -275,11 +202,12 @@ class Big:
 
 
 def setup():
-    """Our folders and messages: ({tag: uid}, [Big])."""
-    m = imap()
+    """Our folders and messages (after removing those of earlier runs):
+    ({tag: uid}, [Big])."""
+    it.remove_test_mail(H, DOMAIN, OURS_RE, " of earlier runs")
+    m = it.connect(H)
     try:
-        for f in SETUP_FOLDERS:
-            it.check(*m.create(it.wire_name(f)), "CREATE " + f)
+        it.create_folders(m, SETUP_FOLDERS)
         uids = {}
         for n, (tag, folder) in enumerate(SETUP_MESSAGES):
             uids[tag] = append(folder, make_message(tag, minute=n), m=m)
@@ -297,17 +225,8 @@ def setup():
 
 # --- the mount -------------------------------------------------------------------
 
-def write_config():
-    write_alice_config(RUN, H, ACCOUNT)
-
-
 def mount(what, opts):
-    """Mount with its own cache, data dir and log; None when it failed."""
-    mnt = mount_own_dirs(BIN, RUN, ACCOUNT, what, ["-o", "debug=sync", "-o", opts], MOUNT_TIMEOUT)
-    if not C.check(mnt.ok, "%s: mount -o %s" % (what, opts), mnt.error):
-        mnt.unmount()
-        return None
-    return mnt
+    return mount_checked(C, BIN, RUN, ACCOUNT, what, opts, MOUNT_TIMEOUT, ["-o", "debug=sync"])
 
 
 def finish(mnt, what):
@@ -324,32 +243,6 @@ def log_lines(mnt, pattern, n=4):
     rx = re.compile(pattern, re.I)
     hits = [ln for ln in lines if rx.search(ln)][-n:]
     return " | log: " + " | ".join(hits) if hits else ""
-
-
-def wait_for(fn, timeout, step=0.2):
-    """fn()'s first true value within timeout seconds, else None."""
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            return None
-        time.sleep(step)
-
-
-def by_uid(root, folder):
-    """{uid: .eml name} in the mount's folder (plain os.listdir), or {}."""
-    try:
-        entries = os.listdir(os.path.join(root, folder))
-    except OSError:
-        return {}
-    res = {}
-    for e in entries:
-        mo = re.search(r" \[(\d+)\]\.eml$", e)
-        if mo:
-            res[int(mo.group(1))] = e
-    return res
 
 
 def read(path):
@@ -551,11 +444,6 @@ def child(args, timeout):
         return done, rows, dt
 
 
-def harness(script, *args):
-    """Run a harness script with this state dir's ports; (ok, output)."""
-    return run_harness(H, script, *args)
-
-
 # --- live mount: the parts -----------------------------------------------------------
 
 def part_control(root):
@@ -610,7 +498,7 @@ def part_push(mnt, root):
     raw = make_message("push1", minute=41)
     t0 = time.time()
     uid = append("INBOX", raw)
-    raw = raw_of("INBOX", uid)
+    raw = it.raw_of(H, "INBOX", uid)
     name = wait_for(lambda: by_uid(root, "INBOX").get(uid), SHOW)
     dt = time.time() - t0
     if not C.check(name, "push: a message APPENDed to INBOX by imaplib shows in a plain "
@@ -629,21 +517,21 @@ def part_push(mnt, root):
     C.check(os.path.isdir(path[:-4]), "push: its decoded directory is listed beside it")
 
     t0 = time.time()
-    store("INBOX", uid, "+FLAGS", "\\Flagged $LiveTest")
+    it.store(H, "INBOX", uid, "+FLAGS", "(\\Flagged $LiveTest)")
     got = wait_for(lambda: has_flags(path, {"\\Flagged", "$LiveTest"}), SHOW)
     C.check(got, "push: flags added by imaplib (\\Flagged $LiveTest) show in "
             "user.mail.flags within %d s" % SHOW, "user.mail.flags: %s" % (flags_x(path),))
     if got:
         print("# push: flags shown after %.1f s" % (time.time() - t0), flush=True)
-    store("INBOX", uid, "-FLAGS", "\\Flagged")
+    it.store(H, "INBOX", uid, "-FLAGS", "(\\Flagged)")
     got = wait_for(lambda: has_flags(path, {"$LiveTest"}, {"\\Flagged"}), SHOW)
     C.check(got, "push: a flag removed by imaplib (\\Flagged) goes from user.mail.flags "
             "within %d s" % SHOW, "user.mail.flags: %s" % (flags_x(path),))
-    want = {f for f in meta("INBOX")[uid]["flags"]}
+    want = {f for f in it.meta_of(H, "INBOX")[uid]["flags"]}
     C.equal(flags_x(path), want, "push: user.mail.flags equals the server's flags")
 
     t0 = time.time()
-    expunge("INBOX", uid)
+    it.expunge(H, "INBOX", uid)
     gone = wait_for(lambda: uid not in by_uid(root, "INBOX") and not os.path.lexists(path)
                     and not os.path.lexists(path[:-4]), SHOW)
     C.check(gone, "push: a message expunged by imaplib disappears (listdir and lookup of "
@@ -690,7 +578,7 @@ def part_watch(mnt, root):
     if name:
         print("# watch: new message listed after %.1f s" % (time.time() - t0), flush=True)
         got = read(os.path.join(root, WATCH, name))
-        C.check(got == raw_of(WATCH, uid), "watch: it reads byte-exact", describe(got, raw))
+        C.check(got == it.raw_of(H, WATCH, uid), "watch: it reads byte-exact", describe(got, raw))
 
 
 def part_refresh(mnt, root, uids):
@@ -701,9 +589,9 @@ def part_refresh(mnt, root, uids):
             "refresh: %s is not watched by IDLE before the refresh" % UNW, s.folders.get(UNW))
     raw4 = make_message("unw4", minute=44)
     u4 = append(UNW, raw4)
-    expunge(UNW, uids["unw1"])
-    store(UNW, uids["unw2"], "+FLAGS", "\\Flagged")
-    server = meta(UNW)
+    it.expunge(H, UNW, uids["unw1"])
+    it.store(H, UNW, uids["unw2"], "+FLAGS", "(\\Flagged)")
+    server = it.meta_of(H, UNW)
     e, dt = refresh(root)
     if not C.check(e == 0, "refresh: writing .mailfs/refresh succeeds", "%s after %.1f s%s" % (
             ename(e), dt, log_lines(mnt, "refresh|sync"))):
@@ -719,7 +607,7 @@ def part_refresh(mnt, root, uids):
                                  if late else "still wrong 10 s later"), flush=True)
     if u4 in got:
         data = read(os.path.join(root, UNW, got[u4]))
-        C.check(data == raw_of(UNW, u4), "refresh: the new message reads byte-exact",
+        C.check(data == it.raw_of(H, UNW, u4), "refresh: the new message reads byte-exact",
                 describe(data, raw4))
     if uids["unw2"] in got:
         C.equal(flags_x(os.path.join(root, UNW, got[uids["unw2"]])),
@@ -734,8 +622,8 @@ def part_signal(mnt, root, uids):
             "sigusr1: %s is not watched by IDLE" % SIG, s.folders.get(SIG))
     raws = {t: make_message(t, minute=45 + i) for i, t in enumerate(("sig3", "sig4"))}
     new = {t: append(SIG, r) for t, r in raws.items()}
-    store(SIG, uids["sig1"], "+FLAGS", "\\Answered")
-    want = meta(SIG)
+    it.store(H, SIG, uids["sig1"], "+FLAGS", "(\\Answered)")
+    want = it.meta_of(H, SIG)
     t_sig = time.time()
     os.kill(mnt.pid, signal.SIGUSR1)
 
@@ -756,7 +644,7 @@ def part_signal(mnt, root, uids):
     probs = []
     for t, u in new.items():
         data = read(os.path.join(root, SIG, got[u])) if u in got else "not listed"
-        if data != raw_of(SIG, u):
+        if data != it.raw_of(H, SIG, u):
             probs.append("%s: %s" % (t, describe(data, raws[t])))
     C.problems(probs, "sigusr1: the messages added before the signal read byte-exact")
     p1 = os.path.join(root, SIG, got.get(uids["sig1"], "?"))
@@ -779,7 +667,7 @@ def part_uidvalidity(mnt, root):
     held = cache_files_holding(oldraw)
     C.check(len(held) == len(old), "uidvalidity: the body cache holds a file for each of the "
             "%d messages read" % len(old), "%d files hold their bytes" % len(held))
-    m = imap()
+    m = it.connect(H)
     try:
         v1 = uidvalidity(m, UV)
         for attempt in range(3):
@@ -884,7 +772,7 @@ def part_folders(mnt, root, uids):
     disappear and move after a refresh."""
     for f in (DEL, REN_A, REN_A + "/sub"):
         by_uid(root, f)                  # known to the kernel before the change
-    m = imap()
+    m = it.connect(H)
     try:
         it.check(*m.create(it.wire_name(NEWF)), "CREATE " + NEWF)
         it.check(*m.create(it.wire_name(NEWF + "/child")), "CREATE child")
@@ -895,10 +783,10 @@ def part_folders(mnt, root, uids):
         it.select(m, NEWF)
         newraw = it.fetch_raw(m, nu)
         it.select(m, REN_B)
-        ru = search_mid(m, mid_of("ren1"))
+        ru = it.search_mid(m, mid_of("ren1"))
         renraw = it.fetch_raw(m, ru[0]) if len(ru) == 1 else None
         it.select(m, REN_B + "/sub")
-        su = search_mid(m, mid_of("rensub1"))
+        su = it.search_mid(m, mid_of("rensub1"))
         subraw = it.fetch_raw(m, su[0]) if len(su) == 1 else None
         server = {n for n, _, _ in it.list_folders(m)}
     finally:
@@ -958,7 +846,7 @@ def part_status_counts(mnt, root):
     C.problems(probs, "status: a 'folder' line for each of the server's %d selectable folders "
                "with the server's message count" % len(server))
     extra = sorted(set(s.folders) - set(server))
-    m = imap()
+    m = it.connect(H)
     try:
         noselect = {n for n, fl, _ in it.list_folders(m) if "\\Noselect" in fl}
     finally:
@@ -971,7 +859,7 @@ def part_status_counts(mnt, root):
                "UTC or local time)")
     # fetched: grows by at least one body and its size when an uncached
     # message of a seeded folder is read.
-    m = imap()
+    m = it.connect(H)
     try:
         arch = it.folder_meta(m, "Archive")
     finally:
@@ -999,9 +887,9 @@ def part_offline(mnt, root):
     with EIO within the timeout; Dovecot back: the mount recovers by
     itself."""
     # The reference, taken while the server is up.
-    m = imap()
+    m = it.connect(H)
     try:
-        folders = selectable(m)
+        folders = it.selectable(m)
         truth = {}
         for f in ("INBOX", "Archive/2024"):
             it.select(m, f)
@@ -1044,7 +932,7 @@ def part_offline(mnt, root):
             "prefetch: status counts at least the prefetched bodies in the cache", c)
     names = {f: by_uid(root, f) for f in truth}
 
-    ok, out = harness("dovecot.sh", "stop")
+    ok, out = run_harness(H, "dovecot.sh", "stop")
     if not C.check(ok, "offline: tests/harness/dovecot.sh stop", out):
         return
     t_down = time.time()
@@ -1108,7 +996,7 @@ def part_offline(mnt, root):
                 "offline: writing .mailfs/refresh fails with EIO within timeout+10 s",
                 "%s after %.1f s" % (r[0] if r else "no answer (hung, killed)", dt))
     finally:
-        ok, out = harness("dovecot.sh", "start")
+        ok, out = run_harness(H, "dovecot.sh", "start")
         C.check(ok, "offline: tests/harness/dovecot.sh start", out)
     if not ok:
         return
@@ -1133,7 +1021,7 @@ def part_offline(mnt, root):
                 describe(data, offraw[u0]))
 
     # A second outage: a refresh write triggers a reconnect attempt at once.
-    ok, out = harness("dovecot.sh", "stop")
+    ok, out = run_harness(H, "dovecot.sh", "stop")
     if not C.check(ok, "recover: dovecot.sh stop (second outage)", out):
         return
     try:
@@ -1143,7 +1031,7 @@ def part_offline(mnt, root):
                 "recover: writing .mailfs/refresh while Dovecot is down fails with EIO",
                 "%s after %.1f s" % (r[0] if r else "no answer (hung, killed)", dt))
     finally:
-        ok, out = harness("dovecot.sh", "start")
+        ok, out = run_harness(H, "dovecot.sh", "start")
         C.check(ok, "recover: dovecot.sh start (second outage)", out)
     if not ok:
         return
@@ -1204,13 +1092,13 @@ def offline_start():
     left, mailfs mounts anyway, says so in one line, lists from the index,
     fails an uncached read with EIO, and goes online by itself once
     Dovecot is back; with no index it exits non-zero with one line."""
-    m = imap()
+    m = it.connect(H)
     try:
         it.select(m, OFF)
         offraw = {u: it.fetch_raw(m, u) for u in it.folder_meta(m, OFF)}
     finally:
         m.logout()
-    ok, out = harness("dovecot.sh", "stop")
+    ok, out = run_harness(H, "dovecot.sh", "stop")
     if not C.check(ok, "offline start: tests/harness/dovecot.sh stop", out):
         return
     mnt = None
@@ -1239,7 +1127,7 @@ def offline_start():
                     "%s after %.1f s" % (r[1] if r else "no answer (hung, killed)", dt))
         C.equal(status(root).state, "offline", "offline start: status says offline")
     finally:
-        ok, out = harness("dovecot.sh", "start")
+        ok, out = run_harness(H, "dovecot.sh", "start")
         C.check(ok, "offline start: tests/harness/dovecot.sh start", out)
         if mnt is not None and mnt.ok and ok:
             s = wait_for(lambda: status(mnt.mountpoint).state == "online", RECOVER, 0.5)
@@ -1254,7 +1142,7 @@ def offline_start():
             finish(mnt, "offline start")
 
     # Never mounted before: nothing to serve, a clear error instead.
-    ok, out = harness("dovecot.sh", "stop")
+    ok, out = run_harness(H, "dovecot.sh", "stop")
     if not C.check(ok, "offline start: dovecot.sh stop (fresh cache)", out):
         return
     try:
@@ -1267,7 +1155,7 @@ def offline_start():
         if mnt.ok:
             mnt.unmount()
     finally:
-        ok, out = harness("dovecot.sh", "start")
+        ok, out = run_harness(H, "dovecot.sh", "start")
         C.check(ok, "offline start: dovecot.sh start (fresh cache)", out)
 
 
@@ -1297,8 +1185,8 @@ def poll_mount():
                 "(poll_interval=2)" % SHOW, log_lines(mnt, "sync|poll"))
         if name:
             data = read(os.path.join(root, POLL, name))
-            C.check(data == raw_of(POLL, uid), "poll: it reads byte-exact", describe(data, raw))
-        m = imap()
+            C.check(data == it.raw_of(H, POLL, uid), "poll: it reads byte-exact", describe(data, raw))
+        m = it.connect(H)
         try:
             it.check(*m.create(it.wire_name(POLL_NEW)), "CREATE " + POLL_NEW)
         finally:
@@ -1307,7 +1195,7 @@ def poll_mount():
                       SHOW)
         C.check(ok, "poll: a folder created by imaplib appears within %d s without a refresh"
                 % SHOW, [n for n in listdir(root) if TAG in n] if isinstance(listdir(root), list) else "")
-        m = imap()
+        m = it.connect(H)
         try:
             it.check(*m.delete(it.wire_name(POLL_NEW)), "DELETE " + POLL_NEW)
         finally:
@@ -1539,31 +1427,23 @@ def fault_mounts(bigs):
 
 def main():
     global H
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    if not ready(C, BIN, RUN):
         return 1
-    fresh_run_dir(RUN)
-    write_config()
+    write_alice_config(RUN, H, ACCOUNT)
     t_start = time.time()
 
     # An earlier test that died may have left Dovecot stopped or announcing
     # only basic capabilities; this test wants the full set.
-    ok, out = harness("dovecot.sh", "status")
-    if not ok:
-        ok, out = harness("dovecot.sh", "start")
-        C.check(ok, "start Dovecot (found stopped)", out)
+    dovecot_running(C, H)
     if H.get("plain_caps"):
         ok, out = restart_full_caps(H)
         C.check(ok, "restart Dovecot with all capabilities", out)
         H = it.load_harness()
 
-    try:
-        cleanup_server(" of earlier runs")
-        uids, bigs = setup()
-    except Exception as e:      # noqa: BLE001
-        C.fail("make our folders and messages with imaplib",
-               "%s: %s (is the server running? tests/harness/start.sh)" % (type(e).__name__, e))
+    got = server_setup(C, setup)
+    if got is None:
         return 1
+    uids, bigs = got
     C.ok("made %d folders and %d messages (Message-ID ...@%s, %.1f MB) with imaplib" % (
         len(SETUP_FOLDERS), len(uids) + len(bigs), DOMAIN,
         sum(len(b.raw) for b in bigs) / 1e6))
@@ -1576,18 +1456,10 @@ def main():
         parallel_mount(bigs)
         fault_mounts(bigs)
     finally:
-        ok, out = harness("dovecot.sh", "status")
-        if not ok:
-            ok, out = harness("dovecot.sh", "start")
-            C.check(ok, "Dovecot is left running (dovecot.sh start)", out)
-        try:
-            cleanup_server()
-        except Exception as e:  # noqa: BLE001
-            print("# cleanup failed: %s: %s" % (type(e).__name__, e), flush=True)
+        dovecot_running(C, H, "Dovecot is left running (dovecot.sh start)")
+        quietly("cleanup", it.remove_test_mail, H, DOMAIN, OURS_RE)
 
-    print("# test_live[%s]: %d passed, %d failed in %.0f s" % (
-        LABEL, C.passed, C.failed, time.time() - t_start))
-    return 1 if C.failed else 0
+    return C.summary("in %.0f s" % (time.time() - t_start))
 
 
 if __name__ == "__main__":

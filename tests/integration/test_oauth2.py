@@ -41,22 +41,15 @@ import subprocess
 import sys
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, ename, imaptest as it,  # noqa: E402
-                       mounted, run_once, tail, unmount_and_check,
-                       fresh_run_dir, mount_own_dirs)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (by_uid, dovecot_running, ename, file_size, files_holding,  # noqa: E402
+                       fresh_run_dir, imaptest as it, mailfs_env, mount_own_dirs, mounted,
+                       proc_cmdlines, ready, run_once, setup_test, tail, unmount_and_check,
+                       wait_for, write_config_file)
 import oauth2  # noqa: E402  (tests/harness is on sys.path via mounttest)
 import smtptest  # noqa: E402
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("oauth2[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "oauth2-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("oauth2")
 ACCOUNT = "alice-oauth2@test"
 TIMEOUT = 5             # -o timeout=
 NO_HANG = TIMEOUT + 10  # an uncached read without a login has failed
@@ -114,19 +107,7 @@ def write_config():
                      H["host"], H["submission_port"], smtptest.address(H, "alice")))
     text += "\n[wrongtok@test]\n%soauth2_token_command = echo not-a-good-token\n" % common
     text += "\n[failtok@test]\n%soauth2_token_command = exit 3\n" % common
-    d = os.path.join(RUN, "config", "mailfs")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "config"), "w") as f:
-        f.write(text)
-
-
-def env_for():
-    env = dict(os.environ)
-    env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
-    env["XDG_CACHE_HOME"] = os.path.join(RUN, "cache-once")
-    env["XDG_DATA_HOME"] = os.path.join(RUN, "data-once")
-    env.pop("MAILFS_BIN", None)
-    return env
+    write_config_file(RUN, text)
 
 
 def xoauth2_login(token, user="alice"):
@@ -146,13 +127,6 @@ def xoauth2_login(token, user="alice"):
             pass
 
 
-def log_size(path):
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
 def log_since(path, offset):
     try:
         with open(path, "rb") as f:
@@ -167,19 +141,6 @@ def imap_logins(since, method="XOAUTH2"):
             if "imap-login: Info: Login: user=<alice>, method=%s," % method in ln]
 
 
-def by_uid(root, folder):
-    try:
-        entries = os.listdir(os.path.join(root, folder))
-    except OSError:
-        return {}
-    res = {}
-    for e in entries:
-        mo = re.search(r" \[(\d+)\]\.eml$", e)
-        if mo:
-            res[int(mo.group(1))] = e
-    return res
-
-
 def read(path):
     """(bytes, None) or (None, errno)."""
     try:
@@ -187,15 +148,6 @@ def read(path):
             return f.read(), None
     except OSError as e:
         return None, e.errno
-
-
-def wait_for(fn, timeout, step=0.3):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v or time.time() >= deadline:
-            return v
-        time.sleep(step)
 
 
 def kick():
@@ -206,56 +158,29 @@ def kick():
     return r.returncode, r.stdout.decode("utf-8", "replace").strip()
 
 
-def secret_forms(tokens):
+def check_argv(tokens, what):
+    bad = [p for p, cmdline in proc_cmdlines() if any(t.encode() in cmdline for t in tokens)]
+    C.check(not bad, "%s: no token in any process's argv" % what, "in pid(s) %s" % bad)
+
+
+def check_no_secrets(paths, tokens, what):
+    """A token, or a SASL XOAUTH2/OAUTHBEARER string holding it, in no file
+    below paths (but the token files themselves)."""
     forms = []
     for t in tokens:
         b = t.encode()
         forms += [b, base64.b64encode(b),
                   base64.b64encode(b"user=alice\x01auth=Bearer " + b + b"\x01\x01"),
                   base64.b64encode(b"n,a=alice,\x01auth=Bearer " + b + b"\x01\x01")]
-    return forms
-
-
-def check_argv(tokens, what):
-    bad = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % p, "rb") as f:
-                argv = f.read()
-        except OSError:
-            continue
-        if any(t.encode() in argv for t in tokens):
-            bad.append(p)
-    C.check(not bad, "%s: no token in any process's argv" % what, "in pid(s) %s" % bad)
-
-
-def check_no_secrets(paths, tokens, what):
-    forms = secret_forms(tokens)
-    hits, nfiles = [], 0
-    for top in paths:
-        for dirpath, _, files in os.walk(top):
-            for fn in files:
-                p = os.path.join(dirpath, fn)
-                if p in (TOKEN_FILE, GOOD_FILE) or p.startswith(GOOD_FILE):
-                    continue
-                try:
-                    with open(p, "rb") as f:
-                        data = f.read()
-                except OSError:
-                    continue
-                nfiles += 1
-                if any(x in data for x in forms):
-                    hits.append(p)
+    hits, nfiles = files_holding(
+        paths, forms, lambda p: p in (TOKEN_FILE, GOOD_FILE) or p.startswith(GOOD_FILE))
     C.check(nfiles > 0 and not hits,
             "%s: no token in any of %d files (log with debug=imap, index, cache, outbox)"
             % (what, nfiles), "in %s" % hits if hits else "no files looked at")
 
 
 def main():
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    if not ready(C, BIN):
         return 1
     if "oauth2_port" not in H:
         C.fail("harness", "no oauth2_port in harness.json: restart tests/harness/start.sh")
@@ -263,12 +188,7 @@ def main():
     fresh_run_dir(RUN)
     write_config()
     t_start = time.time()
-    # An earlier test that died may have left Dovecot stopped.
-    dc = os.path.join(REPO_ROOT, "tests", "harness", "dovecot.sh")
-    if subprocess.run([dc, "status"], stdout=subprocess.DEVNULL,
-                      stderr=subprocess.DEVNULL).returncode != 0:
-        r = subprocess.run([dc, "start"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        C.check(r.returncode == 0, "start Dovecot (found stopped)", r.stdout[-300:])
+    dovecot_running(C, H)
     srv = oauth2.Introspection(H["oauth2_port"], GOOD_FILE)
     try:
         srv.start()
@@ -284,9 +204,7 @@ def main():
                 smtptest.delete_matching(H, "alice", TAG)
         except Exception as e:  # noqa: BLE001
             print("# cleanup failed: %s: %s" % (type(e).__name__, e), flush=True)
-    print("# test_oauth2[%s]: %d passed, %d failed in %.0f s" % (
-        LABEL, C.passed, C.failed, time.time() - t_start))
-    return 1 if C.failed else 0
+    return C.summary("in %.0f s" % (time.time() - t_start))
 
 
 def body(srv):
@@ -316,7 +234,7 @@ def body(srv):
                "only in %s (seed the harness)" % [p[0] for p in picks])
         return
 
-    dc0 = log_size(H["dovecot_log"])
+    dc0 = file_size(H["dovecot_log"])
     runs0 = runs()
     mnt = mount_own_dirs(BIN, RUN, ACCOUNT, "x", [
         "-o", "timeout=%d,connections=2,debug=imap:sync" % TIMEOUT], 60)
@@ -354,7 +272,7 @@ def live(srv, mnt, root, tokens, picks, dc0, runs0):
             return
         paths.append(os.path.join(root, folder, name))
     (f0, u0, raw0), (f1, u1, raw1), (f2, u2, raw2) = picks
-    lg = log_size(mnt.log)
+    lg = file_size(mnt.log)
     data, e = read(paths[0])
     C.check(data == raw0 and fetched(lg, u0),
             "read %s UID %d from the server, byte-exact (imaplib)" % (f0, u0),
@@ -371,12 +289,12 @@ def live(srv, mnt, root, tokens, picks, dc0, runs0):
     C.equal(xoauth2_login(tokens[-1]), None, "rotated: Dovecot accepts the new token (imaplib)")
     t_rot = time.time()
     runs1 = runs()
-    dc1 = log_size(H["dovecot_log"])
+    dc1 = file_size(H["dovecot_log"])
     rc, out = kick()
     C.check(rc == 0 and "alice" in out, "doveadm kick alice drops the mount's sessions",
             "status %d: %s" % (rc, out))
     path = paths[1]
-    lg = log_size(mnt.log)
+    lg = file_size(mnt.log)
     t0 = time.time()
     got = wait_for(lambda: read(path)[0], RECOVER, 0.5)
     C.check(got == raw1 and fetched(lg, u1),
@@ -401,7 +319,7 @@ def live(srv, mnt, root, tokens, picks, dc0, runs0):
 
     # The token command fails while mounted: logins fail, reads don't hang.
     set_token(None, new_token())
-    log0 = log_size(mnt.log)
+    log0 = file_size(mnt.log)
     runs2 = runs()
     kick()
     path = paths[2]
@@ -421,7 +339,7 @@ def live(srv, mnt, root, tokens, picks, dc0, runs0):
 
     tokens.append(new_token())
     set_token(tokens[-1], tokens[-1])
-    lg = log_size(mnt.log)
+    lg = file_size(mnt.log)
     t0 = time.time()
     got = wait_for(lambda: read(path)[0], RECOVER, 0.5)
     C.check(got == raw2 and fetched(lg, u2),
@@ -437,7 +355,7 @@ def live(srv, mnt, root, tokens, picks, dc0, runs0):
     tokens.append(new_token())
     set_token(tokens[-1], tokens[-1])
     t_rot = time.time()
-    dc2 = log_size(H["dovecot_log"])
+    dc2 = file_size(H["dovecot_log"])
     runs3 = runs()
     subject = "%s oauth2 outbox" % TAG
     with open(os.path.join(root, "outbox", TAG + ".eml"), "w") as f:
@@ -458,7 +376,7 @@ def live(srv, mnt, root, tokens, picks, dc0, runs0):
 
 
 def at_mount():
-    env = env_for()
+    env = mailfs_env(RUN, "cache-once", "data-once")
     for account, want in (("wrongtok@test", "refused"),
                           ("failtok@test",
                            "mailfs: credentials: oauth2_token_command failed (exit status 3)")):

@@ -42,11 +42,8 @@ delivered are expunged at the end.  Prints one "PASS: ..." or
 "FAIL: ...: detail" line per check; exits 1 when anything failed.
 """
 
-import base64
 import email
-import email.policy
 import email.utils
-import errno
 import os
 import re
 import secrets
@@ -56,21 +53,14 @@ import subprocess
 import sys
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (run_harness, fresh_run_dir, REPO_ROOT, Checks, Mount, OutboxDir,  # noqa: E402
-                       imaptest as it, mounted, sanitizer_reports, tail,
-                       unmount_and_check)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (Mount, OUTBOX_WAIT, OutboxDir, Subjects, check_mount,  # noqa: E402
+                       file_size, files_holding, imaptest as it, later, mailfs_env, mounted,
+                       password_forms, ready_to_send, run_harness, setup_test, unmount_and_check,
+                       wait_for, write_config_file)
 import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("outbox[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "outbox-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("outbox")
 ACCOUNT = "alice@test"             # STARTTLS submission, defaults elsewhere
 NOSENT = "nosent@test"             # save_sent = no, outbox_dir set
 SMTPS = "smtps@test"               # implicit TLS, sent_folder = Archive
@@ -82,7 +72,7 @@ TOKEN = secrets.token_hex(4)
 ALICE = st.address(H, "alice") if H.get("users") else "alice@mailfs.test"
 BOB = st.address(H, "bob") if H.get("users") else "bob@mailfs.test"
 NOBODY = "nobody-%s@%s" % (TOKEN, H.get("mail_domain", "mailfs.test"))
-WAIT = 30                          # seconds for anything that should happen
+WAIT = OUTBOX_WAIT                 # seconds for anything that should happen
 BULK = 50
 BULK_WAIT = 180
 MOUNT_TIMEOUT = 90
@@ -93,9 +83,9 @@ PROMPT = 5
 STALL_TIMEOUT = 60
 
 
-def S(case):
-    """The unique subject of one case."""
-    return "%s %s %s" % (TAG, TOKEN, case)
+S = Subjects(lambda: H, TAG, TOKEN)    # S(case): the unique subject of one case
+arrived = S.arrived
+now_count = S.count
 
 
 def mid(case):
@@ -143,84 +133,20 @@ class Outbox(OutboxDir):
         return hits
 
 
-def wait_until(fn, timeout=WAIT, step=0.2):
-    """Poll fn() until it returns something true; that value, or the last
-    (false) one on timeout."""
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v or time.time() >= deadline:
-            return v
-        time.sleep(step)
-
-
-def later(found):
-    """Timeout for a wait that follows one: short when the first found
-    nothing (the checks fail either way; the run stays bounded)."""
-    return WAIT if found else 3
-
-
 def wait_logins(since, user="alice", timeout=5):
     """Dovecot's submission login lines for user since a log offset (the
     log process writes them a moment after the reply)."""
-    return wait_until(lambda: [ln for ln in st.submission_logins(H, since)
+    return wait_for(lambda: [ln for ln in st.submission_logins(H, since)
                                if "user=<%s>" % user in ln], timeout) or []
 
 
-def wait_gone(ob, name, timeout=WAIT):
-    return wait_until(lambda: not ob.exists(name), timeout)
-
-
-def wait_status(ob, name, prefix, timeout=WAIT, pattern=None):
-    """Poll until the status starts with prefix (and has a match for the
-    regex pattern, if given); returns the last status."""
-    last = [None]
-
-    def probe():
-        last[0] = ob.status(name)
-        return (last[0] is not None and last[0].startswith(prefix) and
-                (pattern is None or re.search(pattern, last[0]) is not None))
-    wait_until(probe, timeout)
-    return last[0]
-
-
 # --- server side ----------------------------------------------------------------
-
-def arrived(user, folder, case, n=1, timeout=WAIT):
-    return st.wait_for(H, user, folder, S(case), n, timeout)
-
-
-def now_count(user, folder, case):
-    return len(st.find(H, user, folder, S(case)))
-
-
-def parse(raw):
-    return email.message_from_bytes(raw, policy=email.policy.default)
-
 
 def addrs(msg, name):
     return [a.lower() for _, a in email.utils.getaddresses([str(v) for v in msg.get_all(name, [])])]
 
 
-def harness(script, *args):
-    """Run a harness script with this state dir's ports; (ok, output)."""
-    return run_harness(H, script, *args)
-
-
-def log_size():
-    return os.path.getsize(H["dovecot_log"])
-
-
 # --- mounting -------------------------------------------------------------------
-
-def env_for():
-    env = dict(os.environ)
-    env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
-    env["XDG_CACHE_HOME"] = os.path.join(RUN, "cache")
-    env["XDG_DATA_HOME"] = os.path.join(RUN, "data")
-    env.pop("MAILFS_BIN", None)
-    return env
-
 
 def write_config():
     common = ("host = 127.0.0.1\nport = %d\nuser = alice\ntls = implicit\nca_file = %s\n"
@@ -237,10 +163,7 @@ def write_config():
              "cache_dir = %s\nlog_file = %s\n\n"
              % (SMTPS, common, H["submissions_port"], os.path.join(RUN, "outbox-smtps"),
                 os.path.join(RUN, "cache-smtps"), os.path.join(RUN, "smtps.log")))
-    d = os.path.join(RUN, "config", "mailfs")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "config"), "w") as f:
-        f.write(text)
+    write_config_file(RUN, text)
 
 
 def add_account(name, lines):
@@ -279,25 +202,12 @@ def timed(argv, timeout=4 * PROMPT):
 
 
 def mount(account, mp_name, what):
-    mnt = Mount(BIN, [], account, os.path.join(RUN, mp_name), env_for(), MOUNT_TIMEOUT)
-    if not C.check(mnt.ok, "%s: mount %s" % (what, account), mnt.error):
-        mnt.unmount()
-        return None
-    return mnt
+    return check_mount(C, Mount(BIN, [], account, os.path.join(RUN, mp_name), mailfs_env(RUN),
+                                MOUNT_TIMEOUT), "%s: mount %s" % (what, account))
 
 
 def finish(mnt, what, logs=()):
     unmount_and_check(C, mnt, what, logs, "the daemon's output or log")
-
-
-def run_case(fn, *args):
-    """Run one group of checks; an exception is one FAIL line, not the end."""
-    try:
-        return fn(*args)
-    except Exception as e:
-        C.fail("%s: unexpected error" % fn.__name__.replace("case_", ""),
-               "%s: %s" % (type(e).__name__, e))
-        return None
 
 
 # --- the cases ------------------------------------------------------------------
@@ -336,7 +246,7 @@ def case_simple(ob, since):
             "simple: getfattr -n user.mail.status FILE works", (r.returncode, r.stdout, r.stderr))
 
     got = arrived("bob", "INBOX", case)
-    gone = wait_gone(ob, "simple.eml", later(got))
+    gone = ob.wait_gone("simple.eml", later(got))
     C.check(gone, "simple: the file disappears from outbox/ after sending", "status %r" % ob.status("simple.eml"))
     got = st.find(H, "bob", "INBOX", S(case))
     C.equal(len(got), 1, "simple: arrives in bob's INBOX exactly once")
@@ -349,7 +259,7 @@ def case_simple(ob, since):
     C.check(not ob.on_disk(raw), "simple: the bytes are gone from outbox_dir once sent",
             ob.on_disk(raw)[:3])
     if got:
-        m = parse(got[0]["raw"])
+        m = st.parse(got[0]["raw"])
         body = m.get_body(("plain",))
         probs = []
         if str(m.get("Message-ID", "")).strip() != mid(case):
@@ -378,12 +288,12 @@ def case_fill(ob):
     if not C.check(err is None, "fill-in: write a message with only To and Subject", err):
         return
     got = arrived("bob", "INBOX", case)
-    wait_gone(ob, "fill.eml", later(got))
+    ob.wait_gone("fill.eml", later(got))
     if not C.check(len(got) == 1, "fill-in: arrives in bob's INBOX exactly once",
                    "%d copies; status %r" % (len(got), ob.status("fill.eml"))):
         C.fail("fill-in: From/Date/Message-ID/MIME-Version added", "not checked: not delivered")
         return
-    m = parse(got[0]["raw"])
+    m = st.parse(got[0]["raw"])
     names = st.header_names(got[0]["raw"])
     probs = []
     if addrs(m, "From") != [ALICE]:
@@ -404,9 +314,9 @@ def case_fill(ob):
             probs.append("%d %s fields" % (names.count(h), h))
     C.problems(probs, "fill-in: From (= from setting), Date (now), Message-ID, MIME-Version 1.0 added once each")
     sent = st.wait_for(H, "alice", "Sent", S(case))
-    C.check(len(sent) == 1 and str(parse(sent[0]["raw"]).get("Message-ID", "")).strip() == msgid,
+    C.check(len(sent) == 1 and str(st.parse(sent[0]["raw"]).get("Message-ID", "")).strip() == msgid,
             "fill-in: the Sent copy carries the same generated Message-ID",
-            "%d Sent copies; %r vs %r" % (len(sent), sent and parse(sent[0]["raw"]).get("Message-ID"), msgid))
+            "%d Sent copies; %r vs %r" % (len(sent), sent and st.parse(sent[0]["raw"]).get("Message-ID"), msgid))
 
 
 def case_bcc(ob):
@@ -419,7 +329,7 @@ def case_bcc(ob):
         return
     b = arrived("bob", "INBOX", case)
     a = arrived("alice", "INBOX", case, timeout=later(b))
-    wait_gone(ob, "bcc.eml", later(b))
+    ob.wait_gone("bcc.eml", later(b))
     sent = st.wait_for(H, "alice", "Sent", S(case), timeout=later(b))
     b, a = st.find(H, "bob", "INBOX", S(case)), st.find(H, "alice", "INBOX", S(case))
     C.check(len(b) == 1 and len(a) == 1, "bcc: delivered once to the Bcc (bob) and once to the To (alice)",
@@ -443,7 +353,7 @@ def case_cc(ob):
         return
     b = arrived("bob", "INBOX", case)
     arrived("alice", "INBOX", case, timeout=later(b))
-    wait_gone(ob, "cc.eml", later(b))
+    ob.wait_gone("cc.eml", later(b))
     b, a = st.find(H, "bob", "INBOX", S(case)), st.find(H, "alice", "INBOX", S(case))
     C.check(len(b) == 1 and len(a) == 1, "cc: delivered once to To and once to Cc",
             "bob %d, alice %d; status %r" % (len(b), len(a), ob.status("cc.eml")))
@@ -478,7 +388,7 @@ def case_bad_inputs(ob):
         if C.check(err is None, "bad input (%s): write %s" % (what, name), err):
             written.append((name, what))
     # One deadline for all of them.
-    wait_until(lambda: all((ob.status(n) or "").startswith("failed:") for n, _ in written))
+    wait_for(lambda: all((ob.status(n) or "").startswith("failed:") for n, _ in written), WAIT)
     for name, what in written:
         s = ob.status(name)
         C.check(s is not None and re.match(r"^failed: \S", s),
@@ -491,7 +401,7 @@ def case_bad_inputs(ob):
     sentinel = message("bad sentinel")
     ob.put("bad-sentinel.eml", sentinel)
     got = arrived("bob", "INBOX", "bad sentinel")
-    wait_gone(ob, "bad-sentinel.eml", later(got))
+    ob.wait_gone("bad-sentinel.eml", later(got))
     st.wait_for(H, "alice", "Sent", S("bad sentinel"), timeout=later(got))
     after = {k: st.count(H, *k) for k in before}
     want = dict(before)
@@ -527,7 +437,7 @@ def case_bad_recipient(ob):
         s = ob.status("badrcpt.eml") or ""
         e = ob.error_text("badrcpt.eml") or ""
         return NOBODY.lower() in (s + "\n" + e).lower()
-    rep = wait_until(reported)
+    rep = wait_for(reported, WAIT)
     b, a = st.find(H, "bob", "INBOX", S(case)), st.find(H, "alice", "INBOX", S(case))
     C.check(len(b) == 1 and len(a) == 1,
             "bad recipient: the good recipients (bob, alice) still get it, exactly once",
@@ -558,7 +468,7 @@ def case_temps(ob):
     C.check(err is None and not ob.exists("cancel.eml"), "cancel: write then rm a file in outbox/", err)
     ob.put("temp-sentinel.eml", message("temp sentinel"))
     got = arrived("bob", "INBOX", "temp sentinel")
-    wait_gone(ob, "temp-sentinel.eml", later(got))
+    ob.wait_gone("temp-sentinel.eml", later(got))
     C.equal(len(got), 1, "temp names: a normal file written after them is delivered once")
     sent = [m["subject"] for m in st.find(H, "bob", "INBOX", S("temp "), exact=False)
             if m["subject"] != S("temp sentinel")]
@@ -577,7 +487,7 @@ def case_temps(ob):
             C.fail("temp names: rename %s to %s inside outbox/" % (old, new), e)
     for old, new in renamed:
         got = arrived("bob", "INBOX", "temp " + old)
-        wait_gone(ob, new, later(got))
+        ob.wait_gone(new, later(got))
         got = st.find(H, "bob", "INBOX", S("temp " + old))
         C.check(len(got) == 1 and not ob.exists(new),
                 "temp names: %s renamed to %s is sent exactly once and leaves outbox/" % (old, new),
@@ -591,27 +501,27 @@ def case_temps(ob):
 
 
 def case_down(ob):
-    ok, out = harness("submission.sh", "stop")
+    ok, out = run_harness(H, "submission.sh", "stop")
     if not C.check(ok, "submission down: tests/harness/submission.sh stop", out):
         return
     try:
         errs = [e for e in (ob.put("down.eml", message("server down")),
                             ob.put("down-cancel.eml", message("down cancelled"))) if e]
         C.check(not errs, "submission down: write two messages", errs)
-        s = wait_status(ob, "down.eml", "retrying:")
+        s = ob.wait_status("down.eml", "retrying:")
         C.check(s is not None and re.match(r"^retrying: .+; next .+", s),
                 "submission down: status becomes 'retrying: <reply>; next <time>', file stays",
                 "status %r" % s)
-        s2 = wait_status(ob, "down-cancel.eml", "retrying:")
+        s2 = ob.wait_status("down-cancel.eml", "retrying:")
         ob.remove("down-cancel.eml")
         C.check(s2 and s2.startswith("retrying:") and not ob.exists("down-cancel.eml"),
                 "submission down: rm of a message waiting for a retry works", "status was %r" % s2)
         C.equal(now_count("bob", "INBOX", "server down"), 0, "submission down: nothing delivered meanwhile")
     finally:
-        ok, out = harness("submission.sh", "start")
+        ok, out = run_harness(H, "submission.sh", "start")
         C.check(ok, "submission down: tests/harness/submission.sh start", out)
     got = arrived("bob", "INBOX", "server down")
-    gone = wait_gone(ob, "down.eml", later(got))
+    gone = ob.wait_gone("down.eml", later(got))
     got = st.find(H, "bob", "INBOX", S("server down"))
     C.check(len(got) == 1 and gone, "submission back: the waiting message is delivered exactly once and leaves outbox/",
             "%d copies; status %r" % (len(got), ob.status("down.eml")))
@@ -619,7 +529,7 @@ def case_down(ob):
 
 
 def case_relay_down(ob):
-    ok, out = harness("postfix.sh", "stop")
+    ok, out = run_harness(H, "postfix.sh", "stop")
     if not C.check(ok, "4xx: stop the relay (submission answers 421 4.4.0)", out):
         return
     try:
@@ -628,14 +538,14 @@ def case_relay_down(ob):
         # The first try can end in a dropped connection instead (Dovecot
         # closing as the relay goes): a retrying status too, but the 421
         # must come by the next try.
-        s = wait_status(ob, "relay.eml", "retrying:", pattern=r"\b4\d\d\b.*; next ")
+        s = ob.wait_status("relay.eml", "retrying:", pattern=r"\b4\d\d\b.*; next ")
         C.check(s is not None and s.startswith("retrying:") and re.search(r"\b4\d\d\b", s) and "; next " in s,
                 "4xx: status becomes 'retrying: <the server's 4xx reply>; next <time>'", "status %r" % s)
     finally:
-        ok, out = harness("postfix.sh", "start")
+        ok, out = run_harness(H, "postfix.sh", "start")
         C.check(ok, "4xx: start the relay again", out)
     got = arrived("bob", "INBOX", "relay down")
-    gone = wait_gone(ob, "relay.eml", later(got))
+    gone = ob.wait_gone("relay.eml", later(got))
     got = st.find(H, "bob", "INBOX", S("relay down"))
     C.check(len(got) == 1 and gone, "4xx: after the relay is back it is delivered exactly once and leaves outbox/",
             "%d copies; status %r" % (len(got), ob.status("relay.eml")))
@@ -660,7 +570,7 @@ def case_crash(ob):
         return None
     nob = Outbox(new, ob.disk_root)
     got = arrived("bob", "INBOX", "crash")
-    gone = wait_gone(nob, "crash.eml", later(got))
+    gone = nob.wait_gone("crash.eml", later(got))
     n = now_count("bob", "INBOX", "crash")
     C.check(n >= 1 and gone, "SIGKILL: after the remount the message is delivered and leaves outbox/",
             "%d copies; status %r" % (n, nob.status("crash.eml")))
@@ -686,11 +596,11 @@ def case_bulk(ob):
     def delivered():
         return {m["subject"] for m in st.find(H, "bob", "INBOX", S("bulk "), exact=False)}
     want = {S("bulk %02d" % i) for i in range(BULK)}
-    done = wait_until(lambda: delivered() >= want, BULK_WAIT, step=1)
-    wait_until(lambda: not [n for n in names if ob.exists(n)], later(done), step=0.5)
+    done = wait_for(lambda: delivered() >= want, BULK_WAIT, step=1)
+    wait_for(lambda: not [n for n in names if ob.exists(n)], later(done), step=0.5)
     got = st.find(H, "bob", "INBOX", S("bulk "), exact=False)
     subjects = [m["subject"] for m in got]
-    mids = [str(parse(m["raw"]).get("Message-ID", "")).strip() for m in got]
+    mids = [str(st.parse(m["raw"]).get("Message-ID", "")).strip() for m in got]
     dup = sorted({s for s in subjects if subjects.count(s) > 1})
     C.check(set(subjects) == want, "bulk: all %d delivered to bob" % BULK,
             "%d of %d; missing e.g. %s" % (len(set(subjects) & want), BULK, sorted(want - set(subjects))[:3]))
@@ -716,7 +626,7 @@ def case_nosent():
                 "outbox_dir = DIR: the written bytes are in that directory when close() returns",
                 err or "not under %s" % ob.disk_root)
         got = arrived("bob", "INBOX", "nosent")
-        gone = wait_gone(ob, "nosent.eml", later(got))
+        gone = ob.wait_gone("nosent.eml", later(got))
         C.check(len(got) == 1 and gone, "save_sent = no: delivered to bob once, file leaves outbox/",
                 "%d copies; status %r" % (len(got), ob.status("nosent.eml")))
         # The Sent append comes before the file leaves outbox/: no wait.
@@ -727,7 +637,7 @@ def case_nosent():
 
 
 def case_smtps():
-    since = log_size()
+    since = file_size(H["dovecot_log"])
     mnt = mount(SMTPS, "mnt-smtps", "implicit TLS")
     if mnt is None:
         return
@@ -736,7 +646,7 @@ def case_smtps():
         err = ob.put("smtps.eml", message("implicit tls"))
         C.check(err is None, "implicit TLS: write a message", err)
         got = arrived("bob", "INBOX", "implicit tls")
-        gone = wait_gone(ob, "smtps.eml", later(got))
+        gone = ob.wait_gone("smtps.eml", later(got))
         C.check(len(got) == 1 and gone, "implicit TLS (smtp_tls = implicit, port %d): delivered once"
                 % H["submissions_port"], "%d copies; status %r" % (len(got), ob.status("smtps.eml")))
         arch = st.wait_for(H, "alice", "Archive", S("implicit tls"), timeout=later(got))
@@ -785,7 +695,7 @@ def stall_unmount(ob, proxy):
     proxy.set_mode("stall")
     before = proxy.injected("stall")
     err = ob.put("unmount.eml", message("stuck unmount"))
-    s = wait_status(ob, "unmount.eml", "sending")
+    s = ob.wait_status("unmount.eml", "sending")
     if not C.check(err is None and s == "sending" and wait_stalled(proxy, before),
                    "stall: a fourth message gets stuck in submission ('sending')",
                    "%s; status %r" % (err, s)):
@@ -803,7 +713,7 @@ def stall_unmount(ob, proxy):
         return None
     nob = Outbox(mnt, ob.disk_root)
     got = arrived("bob", "INBOX", "stuck unmount")
-    gone = wait_gone(nob, "unmount.eml", later(got))
+    gone = nob.wait_gone("unmount.eml", later(got))
     got = st.find(H, "bob", "INBOX", S("stuck unmount"))
     C.check(len(got) == 1 and gone,
             "stall: the message interrupted by the unmount is sent after the remount, exactly once",
@@ -813,14 +723,14 @@ def stall_unmount(ob, proxy):
 
 def wait_stalled(proxy, before):
     """Wait until the proxy has stalled one more connection than before."""
-    return wait_until(lambda: proxy.injected("stall") > before)
+    return wait_for(lambda: proxy.injected("stall") > before, WAIT)
 
 
 def stuck(proxy):
     """Before each probe: a submission is held by the proxy right now (in
     stall mode every connection stalls at once).  A probe that blocked
     until the SMTP timeout lets the attempt end; the retry stalls again."""
-    return wait_until(lambda: proxy.open_connections() > 0)
+    return wait_for(lambda: proxy.open_connections() > 0, WAIT)
 
 
 def stall_first(ob, proxy):
@@ -858,9 +768,9 @@ def stall_first(ob, proxy):
     C.equal(now_count("bob", "INBOX", "stuck"), 0, "stall: nothing delivered while the submission is stalled")
     proxy.set_mode("pass")          # the stall ends; nothing was lost
     got = arrived("bob", "INBOX", "stuck")
-    gone = wait_gone(ob, "stuck.eml", later(got))
+    gone = ob.wait_gone("stuck.eml", later(got))
     got2 = arrived("bob", "INBOX", "stall second", timeout=later(got))
-    gone2 = wait_gone(ob, "second.eml", later(got2))
+    gone2 = ob.wait_gone("second.eml", later(got2))
     got = st.find(H, "bob", "INBOX", S("stuck"))
     C.check(len(got) == 1 and gone,
             "stall: once the stall ends the stuck message is delivered exactly once and leaves outbox/",
@@ -870,28 +780,36 @@ def stall_first(ob, proxy):
             "%d copies; status %r" % (len(got2), ob.status("second.eml")))
 
 
-def stall_cancel(ob, proxy):
+def get_stuck(ob, proxy, name, case, nth):
+    """Stall submission and write message(case) as name: one check that it
+    gets stuck in submission ('sending'); True when it did."""
     proxy.set_mode("stall")
     before = proxy.injected("stall")
-    err = ob.put("stuck-rm.eml", message("stuck removed"))
-    s = wait_status(ob, "stuck-rm.eml", "sending")
+    err = ob.put(name, message(case))
+    s = ob.wait_status(name, "sending")
     if not C.check(err is None and s == "sending" and wait_stalled(proxy, before),
-                   "stall: a second message gets stuck in submission ('sending')",
+                   "stall: a %s message gets stuck in submission ('sending')" % nth,
                    "%s; status %r" % (err, s)):
-        return
+        return False
     stuck(proxy)
+    return True
+
+
+def stall_cancel(ob, proxy):
+    if not get_stuck(ob, proxy, "stuck-rm.eml", "stuck removed", "second"):
+        return
     rc, out, secs = timed(["rm", ob.path("stuck-rm.eml")])
     C.check(rc == 0 and secs < PROMPT and not ob.exists("stuck-rm.eml"),
             "stall: rm of the message stuck in submission returns within %d s" % PROMPT,
             "exit %s, %.1f s: %r" % (rc, secs, out))
-    closed = wait_until(lambda: proxy.open_connections() == 0, 2 * PROMPT)
+    closed = wait_for(lambda: proxy.open_connections() == 0, 2 * PROMPT)
     C.check(closed, "stall: mailfs abandons the stalled submission of the removed message "
             "(closes the connection without waiting for its timeout)",
             "%d connection(s) still open" % proxy.open_connections())
     proxy.set_mode("pass")
     err = ob.put("after-rm.eml", message("after removed"))
     got = arrived("bob", "INBOX", "after removed")
-    wait_gone(ob, "after-rm.eml", later(got))
+    ob.wait_gone("after-rm.eml", later(got))
     n = now_count("bob", "INBOX", "stuck removed")
     C.check(err is None and len(got) == 1 and n == 0,
             "stall: the removed message is never delivered (one written after it is, once)",
@@ -899,15 +817,8 @@ def stall_cancel(ob, proxy):
 
 
 def stall_rewrite(ob, proxy):
-    proxy.set_mode("stall")
-    before = proxy.injected("stall")
-    err = ob.put("rewrite.eml", message("rewrite old"))
-    s = wait_status(ob, "rewrite.eml", "sending")
-    if not C.check(err is None and s == "sending" and wait_stalled(proxy, before),
-                   "stall: a third message gets stuck in submission ('sending')",
-                   "%s; status %r" % (err, s)):
+    if not get_stuck(ob, proxy, "rewrite.eml", "rewrite old", "third"):
         return
-    stuck(proxy)
     t0 = time.time()
     err = ob.put("rewrite.eml", message("rewrite new"))
     secs = time.time() - t0
@@ -916,7 +827,7 @@ def stall_rewrite(ob, proxy):
             "under %d s" % PROMPT, "%s; %.1f s" % (err, secs))
     proxy.set_mode("pass")
     got = arrived("bob", "INBOX", "rewrite new")
-    gone = wait_gone(ob, "rewrite.eml", later(got))
+    gone = ob.wait_gone("rewrite.eml", later(got))
     got = st.find(H, "bob", "INBOX", S("rewrite new"))
     old = now_count("bob", "INBOX", "rewrite old")
     C.check(len(got) == 1 and old == 0 and gone,
@@ -935,7 +846,7 @@ def case_netrc():
         f.write("machine 127.0.0.1\n  login alice\n  password %s\n" % it.password(H, "alice"))
     add_account(NETRC, account_lines("netrc", password=False) + [
         "netrc_file = %s" % netrc, "smtp_port = %d" % H["submission_port"]])
-    since = log_size()
+    since = file_size(H["dovecot_log"])
     mnt = mount(NETRC, "mnt-netrc", "netrc_file")
     if mnt is None:
         os.unlink(netrc)
@@ -945,7 +856,7 @@ def case_netrc():
         err = ob.put("netrc.eml", message("netrc"))
         C.check(err is None, "netrc: write a message", err)
         got = arrived("bob", "INBOX", "netrc")
-        gone = wait_gone(ob, "netrc.eml", later(got))
+        gone = ob.wait_gone("netrc.eml", later(got))
         C.check(len(got) == 1 and gone,
                 "netrc: with the password only in netrc_file the message is submitted, delivered once "
                 "and leaves outbox/", "%d copies; status %r" % (len(got), ob.status("netrc.eml")))
@@ -970,7 +881,7 @@ def case_unsaved():
         err = ob.put("unsaved.eml", message("unsaved"))
         C.check(err is None, "Sent refused: write a message (sent_folder names no folder)", err)
         got = arrived("bob", "INBOX", "unsaved")
-        s = wait_status(ob, "unsaved.eml", "failed:", later(got))
+        s = ob.wait_status("unsaved.eml", "failed:", later(got))
         C.check(s is not None and s.startswith("failed: sent, but not saved to Sent: "),
                 "Sent refused: status becomes 'failed: sent, but not saved to Sent: <reason>', file stays",
                 "status %r" % s)
@@ -989,21 +900,7 @@ def case_unsaved():
 
 
 def check_no_secrets():
-    pw = it.password(H, "alice").encode()
-    forms = [pw, base64.b64encode(pw), base64.b64encode(b"\0alice\0" + pw),
-             base64.b64encode(b"alice\0alice\0" + pw)]
-    hits, n = [], 0
-    for d, _, fs in os.walk(RUN):
-        for f in fs:
-            p = os.path.join(d, f)
-            try:
-                with open(p, "rb") as fh:
-                    data = fh.read()
-            except OSError:
-                continue
-            n += 1
-            if any(s in data for s in forms):
-                hits.append(p)
+    hits, n = files_holding([RUN], password_forms("alice", it.password(H, "alice")))
     C.check(n and not hits, "the password appears in no log, outbox or cache file",
             "found in %s" % hits if hits else "no files")
 
@@ -1012,74 +909,56 @@ def check_no_secrets():
 
 def main():
     global H
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    H = ready_to_send(C, BIN, H, RUN)
+    if H is None:
         return 1
-    if not H.get("smtp"):
-        C.fail("harness", "no submission/Postfix in %s/harness.json (tests/harness/start.sh with "
-               "dovecot-submissiond and postfix installed)" % H["state_dir"])
-        return 1
-    # A run that died half-way may have left the sending path down.
-    if not H.get("submission"):
-        ok, out = harness("submission.sh", "start")
-        C.check(ok, "harness: bring submission back up", out)
-        H = it.load_harness()
-    ok, out = harness("postfix.sh", "start")
-    if not C.check(ok, "harness: the Postfix relay is running", out):
-        return 1
-    fresh_run_dir(RUN)
     write_config()
 
     st.selfcheck(H, C.ok, C.fail)
     print("# test_outbox[%s]: token %s" % (LABEL, TOKEN), flush=True)
 
     try:
-        since = log_size()
+        since = file_size(H["dovecot_log"])
         mnt = mount(ACCOUNT, "mnt", "main")
         if mnt is None:
             C.fail("outbox cases", "not checked: no mount")
         else:
             ob = Outbox(mnt, os.path.join(RUN, "data"))
             try:
-                if run_case(case_dir, ob):
-                    run_case(case_simple, ob, since)
-                    run_case(case_fill, ob)
-                    run_case(case_bcc, ob)
-                    run_case(case_cc, ob)
-                    run_case(case_bad_inputs, ob)
-                    run_case(case_bad_recipient, ob)
-                    run_case(case_temps, ob)
-                    run_case(case_down, ob)
-                    run_case(case_relay_down, ob)
-                    nob = run_case(case_crash, ob)
+                if C.case(case_dir, ob):
+                    C.case(case_simple, ob, since)
+                    C.case(case_fill, ob)
+                    C.case(case_bcc, ob)
+                    C.case(case_cc, ob)
+                    C.case(case_bad_inputs, ob)
+                    C.case(case_bad_recipient, ob)
+                    C.case(case_temps, ob)
+                    C.case(case_down, ob)
+                    C.case(case_relay_down, ob)
+                    nob = C.case(case_crash, ob)
                     if nob is not None:
                         ob = nob
-                        run_case(case_bulk, ob)
+                        C.case(case_bulk, ob)
                     else:
                         C.fail("bulk", "not checked: no remount after SIGKILL")
             finally:
                 if mounted(ob.mnt.mountpoint) or ob.mnt.proc.poll() is None:
                     finish(ob.mnt, "main mount", [os.path.join(RUN, "mailfs.log")])
-        run_case(case_nosent)
-        run_case(case_smtps)
-        run_case(case_stall)
-        run_case(case_netrc)
-        run_case(case_unsaved)
+        C.case(case_nosent)
+        C.case(case_smtps)
+        C.case(case_stall)
+        C.case(case_netrc)
+        C.case(case_unsaved)
         check_no_secrets()
     finally:
         # Leave the servers as found: submission and relay up, and none of
         # this test's messages in the mailboxes (test_read compares the tree
         # with the account).
-        harness("submission.sh", "start")
-        harness("postfix.sh", "start")
-        for u in ("alice", "bob"):
-            try:
-                st.delete_matching(H, u, TAG + " ")
-            except Exception as e:
-                print("# cleanup of %s's mailbox failed: %s" % (u, e), flush=True)
+        run_harness(H, "submission.sh", "start")
+        run_harness(H, "postfix.sh", "start")
+        S.cleanup()
 
-    print("# test_outbox[%s]: %d passed, %d failed" % (LABEL, C.passed, C.failed))
-    return 1 if C.failed else 0
+    return C.summary()
 
 
 if __name__ == "__main__":

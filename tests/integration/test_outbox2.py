@@ -38,9 +38,7 @@ messages are expunged at the end.  Prints one "PASS: ..." or
 """
 
 import email
-import email.policy
 import email.utils
-import errno
 import os
 import re
 import secrets
@@ -48,20 +46,13 @@ import signal
 import sys
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (run_harness, fresh_run_dir, REPO_ROOT, Checks, Mount, OutboxDir,  # noqa: E402
-                       imaptest as it, mounted, unmount_and_check)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (Mount, OUTBOX_WAIT, OutboxDir, Subjects, check_mount,  # noqa: E402
+                       file_size, later, mailfs_env, mounted, on_mount, ready_to_send, run_harness,
+                       setup_test, unmount_and_check, wait_for, write_config_file)
 import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("outbox2[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "outbox2-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("outbox2")
 MAIN = "main2@test"          # user is an address, no `from`; submission via a proxy
 RETRY = "retry2@test"        # default retry_initial
 GIVEUP = "giveup2@test"      # give_up_after = 3
@@ -70,7 +61,7 @@ TOKEN = secrets.token_hex(4)
 ALICE = st.address(H, "alice") if H.get("users") else "alice@mailfs.test"
 BOB = st.address(H, "bob") if H.get("users") else "bob@mailfs.test"
 NOBODY = "nobody-%s@%s" % (TOKEN, H.get("mail_domain", "mailfs.test"))
-WAIT = 30
+WAIT = OUTBOX_WAIT
 MOUNT_TIMEOUT = 90
 STATUS = "user.mail.status"
 SETTLE = 2                   # the documented default settle_time
@@ -79,8 +70,9 @@ GIVE_UP = 3                  # give_up_after of GIVEUP
 STALL_TIMEOUT = 60
 
 
-def S(case):
-    return "%s %s %s" % (TAG, TOKEN, case)
+S = Subjects(lambda: H, TAG, TOKEN)    # S(case): the unique subject of one case
+arrived = S.arrived
+now_count = S.count
 
 
 def message(case, headers=None, body=None):
@@ -94,59 +86,6 @@ def message(case, headers=None, body=None):
 
 
 Outbox = OutboxDir
-
-
-def wait_until(fn, timeout=WAIT, step=0.2):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v or time.time() >= deadline:
-            return v
-        time.sleep(step)
-
-
-def later(found):
-    return WAIT if found else 3
-
-
-def wait_gone(ob, name, timeout=WAIT):
-    return wait_until(lambda: not ob.exists(name), timeout)
-
-
-def wait_status(ob, name, prefix, timeout=WAIT, step=0.2):
-    last = [None]
-
-    def probe():
-        last[0] = ob.status(name)
-        return last[0] is not None and last[0].startswith(prefix)
-    wait_until(probe, timeout, step)
-    return last[0]
-
-
-def arrived(user, folder, case, n=1, timeout=WAIT):
-    return st.wait_for(H, user, folder, S(case), n, timeout)
-
-
-def now_count(user, folder, case):
-    return len(st.find(H, user, folder, S(case)))
-
-
-def parse(raw):
-    return email.message_from_bytes(raw, policy=email.policy.default)
-
-
-def body_of(raw):
-    b = parse(raw).get_body(("plain",))
-    return b.get_content().replace("\r\n", "\n") if b is not None else None
-
-
-def harness(script, *args):
-    """Run a harness script with this state dir's ports; (ok, output)."""
-    return run_harness(H, script, *args)
-
-
-def log_size():
-    return os.path.getsize(H["dovecot_log"])
 
 
 def logins(since, user):
@@ -176,15 +115,6 @@ def status_time(s):
 
 # --- mounting -------------------------------------------------------------------
 
-def env_for():
-    env = dict(os.environ)
-    env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
-    env["XDG_CACHE_HOME"] = os.path.join(RUN, "cache")
-    env["XDG_DATA_HOME"] = os.path.join(RUN, "data")
-    env.pop("MAILFS_BIN", None)
-    return env
-
-
 def write_config(proxy_port):
     def section(name, tag, user, lines):
         return "[%s]\n%s\n\n" % (name, "\n".join([
@@ -205,31 +135,16 @@ def write_config(proxy_port):
     text += section(GIVEUP, "giveup", "alice", [
         "smtp_port = %d" % H["submission_port"], "from = %s" % ALICE, "settle_time = 1",
         "retry_initial = 1", "retry_max_delay = 1", "give_up_after = %d" % GIVE_UP])
-    d = os.path.join(RUN, "config", "mailfs")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "config"), "w") as f:
-        f.write(text)
+    write_config_file(RUN, text)
 
 
 def mount(account, mp_name, what):
-    mnt = Mount(BIN, [], account, os.path.join(RUN, mp_name), env_for(), MOUNT_TIMEOUT)
-    if not C.check(mnt.ok, "%s: mount %s" % (what, account), mnt.error):
-        mnt.unmount()
-        return None
-    return mnt
+    return check_mount(C, Mount(BIN, [], account, os.path.join(RUN, mp_name), mailfs_env(RUN),
+                                MOUNT_TIMEOUT), "%s: mount %s" % (what, account))
 
 
 def finish(mnt, what, log):
     unmount_and_check(C, mnt, what, [os.path.join(RUN, log)], "the daemon's output or log")
-
-
-def run_case(fn, *args):
-    try:
-        return fn(*args)
-    except Exception as e:
-        C.fail("%s: unexpected error" % fn.__name__.replace("case_", ""),
-               "%s: %s" % (type(e).__name__, e))
-        return None
 
 
 # --- settle time ------------------------------------------------------------------
@@ -289,11 +204,11 @@ def case_settle_cycles(ob):
             ".mailfs/status: lists the waiting message ('outbox: 1 queued', 'outbox %s: queued')" % name,
             repr(listing[-300:]))
     got = arrived("bob", "INBOX", case)
-    gone = wait_gone(ob, name, later(got))
+    gone = ob.wait_gone(name, later(got))
     # Anything sent earlier went out before the final version: it is in
     # by now, or arrives within a moment.
     got = arrived("bob", "INBOX", case, n=2, timeout=3 if got else 0)
-    bodies = [body_of(m["raw"]) for m in got]
+    bodies = [st.plain_body(m["raw"]) for m in got]
     C.check(len(got) == 1 and gone, "settle: the message is delivered exactly once and leaves outbox/",
             "%d copies (bodies %r); status %r" % (len(got), bodies, ob.status(name)))
     C.check(bodies and all(b == final_body for b in bodies),
@@ -326,9 +241,9 @@ def case_settle_open(ob):
             "settle: while the writer pauses longer than settle_time the file waits ('queued', "
             "nothing delivered)", "status %r, %d copies delivered" % (s, early))
     got = arrived("bob", "INBOX", case)
-    gone = wait_gone(ob, name, later(got))
+    gone = ob.wait_gone(name, later(got))
     got = arrived("bob", "INBOX", case, n=2, timeout=3 if got else 0)
-    bodies = [body_of(m["raw"]) for m in got]
+    bodies = [st.plain_body(m["raw"]) for m in got]
     C.check(len(got) == 1 and gone and bodies[0] == "first half,\n" + part2.decode(),
             "settle: after close() the whole file is delivered exactly once",
             "%d copies, bodies %r; status %r" % (len(got), bodies, ob.status(name)))
@@ -345,12 +260,12 @@ def case_refused(ob):
                    replies):
         return
     sent0 = st.count(H, "alice", "Sent")
-    since = log_size()
+    since = file_size(H["dovecot_log"])
     err = ob.put(name, message(case, ["From: %s" % ALICE, "To: Nobody <%s>" % NOBODY,
                                       "Subject: " + S(case)]))
     if not C.check(err is None, "refused: write a message to %s only" % NOBODY, err):
         return
-    s = wait_status(ob, name, "failed:")
+    s = ob.wait_status(name, "failed:")
     C.check(s is not None and s.startswith("failed: %d " % code) and text in s,
             "refused: status is 'failed: <the server's reply>' (%d ... %s)" % (code, text),
             "status %r" % s)
@@ -384,11 +299,11 @@ def case_from(ob):
                    "user = %s)" % ALICE, err):
         return
     got = arrived("bob", "INBOX", case)
-    wait_gone(ob, name, later(got))
+    ob.wait_gone(name, later(got))
     if not C.check(len(got) == 1, "From default: delivered once", "%d copies; status %r"
                    % (len(got), ob.status(name))):
         return
-    m = parse(got[0]["raw"])
+    m = st.parse(got[0]["raw"])
     froms = [a.lower() for _, a in email.utils.getaddresses([str(v) for v in m.get_all("From", [])])]
     C.equal(froms, [ALICE], "From default: the delivered From is the account's address")
     rp = str(m.get("Return-Path", "")).lower()
@@ -405,8 +320,8 @@ def case_crash(ob, proxy):
     proxy.set_mode("stall")
     before = proxy.injected("stall")
     err = ob.put(name, message(case))
-    s = wait_status(ob, name, "sending")
-    stalled = wait_until(lambda: proxy.injected("stall") > before)
+    s = ob.wait_status(name, "sending")
+    stalled = wait_for(lambda: proxy.injected("stall") > before, WAIT)
     if not C.check(err is None and s == "sending" and stalled,
                    "SIGKILL while sending: the message is stuck in submission ('sending')",
                    "%s; status %r, stalled %s" % (err, s, stalled)):
@@ -427,7 +342,7 @@ def case_crash(ob, proxy):
         return None
     nob = Outbox(new)
     got = arrived("bob", "INBOX", case)
-    gone = wait_gone(nob, name, later(got))
+    gone = nob.wait_gone(name, later(got))
     n = now_count("bob", "INBOX", case)
     C.check(n >= 1 and gone, "SIGKILL while sending: after the remount the message is delivered "
             "(at least once) and leaves outbox/", "%d copies; status %r" % (n, nob.status(name)))
@@ -446,7 +361,7 @@ def case_retry_default(ob):
     name = "retry.eml"
     t0 = time.time()
     err = ob.put(name, message("retry default"))
-    s = wait_status(ob, name, "retrying:", step=0.1)
+    s = ob.wait_status(name, "retrying:", step=0.1)
     t1 = time.time()
     C.check(err is None and s and re.match(r"^retrying: 4\d\d .+; next \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", s),
             "retry: status is 'retrying: <the 4xx reply>; next <time>'", "%s; status %r" % (err, s))
@@ -469,10 +384,10 @@ def case_give_up(ob):
     """give_up_after = 3 with a failure that does not go away: retried,
     then failed with the last reply, then left alone.  Relay stopped."""
     name = "giveup.eml"
-    since = log_size()
+    since = file_size(H["dovecot_log"])
     t0 = time.time()
     err = ob.put(name, message("give up"))
-    s = wait_status(ob, name, "failed:", timeout=GIVE_UP + 20)
+    s = ob.wait_status(name, "failed:", timeout=GIVE_UP + 20)
     t1 = time.time()
     C.check(err is None and s and re.match(r"^failed: 4\d\d ", s),
             "give up: after give_up_after (%d s) the status is 'failed: <the last 4xx reply>'" % GIVE_UP,
@@ -493,24 +408,18 @@ def case_give_up(ob):
 
 def case_temporary():
     """The relay stopped: Dovecot's submission answers MAIL FROM with 421."""
-    ok, out = harness("postfix.sh", "stop")
+    ok, out = run_harness(H, "postfix.sh", "stop")
     if not C.check(ok, "temporary failure: stop the relay (submission answers 421)", out):
         return
     try:
-        mnt = mount(RETRY, "mnt-retry", "retry")
-        if mnt is not None:
-            try:
-                run_case(case_retry_default, Outbox(mnt))
-            finally:
-                finish(mnt, "retry mount", "retry.log")
-        mnt = mount(GIVEUP, "mnt-giveup", "give up")
-        if mnt is not None:
-            try:
-                run_case(case_give_up, Outbox(mnt))
-            finally:
-                finish(mnt, "give up mount", "giveup.log")
+        on_mount(mount(RETRY, "mnt-retry", "retry"),
+                 lambda m: C.case(case_retry_default, Outbox(m)),
+                 lambda m: finish(m, "retry mount", "retry.log"))
+        on_mount(mount(GIVEUP, "mnt-giveup", "give up"),
+                 lambda m: C.case(case_give_up, Outbox(m)),
+                 lambda m: finish(m, "give up mount", "giveup.log"))
     finally:
-        ok, out = harness("postfix.sh", "start")
+        ok, out = run_harness(H, "postfix.sh", "start")
         C.check(ok, "temporary failure: start the relay again", out)
     # Nothing of these was ever accepted; let Postfix's queue settle anyway.
     time.sleep(1)
@@ -522,20 +431,9 @@ def case_temporary():
 
 def main():
     global H
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    H = ready_to_send(C, BIN, H, RUN)
+    if H is None:
         return 1
-    if not H.get("smtp"):
-        C.fail("harness", "no submission/Postfix in %s/harness.json" % H["state_dir"])
-        return 1
-    if not H.get("submission"):
-        ok, out = harness("submission.sh", "start")
-        C.check(ok, "harness: bring submission back up", out)
-        H = it.load_harness()
-    ok, out = harness("postfix.sh", "start")
-    if not C.check(ok, "harness: the Postfix relay is running", out):
-        return 1
-    fresh_run_dir(RUN)
     print("# test_outbox2[%s]: token %s" % (LABEL, TOKEN), flush=True)
 
     from faultproxy import FaultProxy
@@ -546,28 +444,23 @@ def main():
         if mnt is not None:
             ob = Outbox(mnt)
             try:
-                run_case(case_settle_cycles, ob)
-                run_case(case_settle_open, ob)
-                run_case(case_refused, ob)
-                run_case(case_from, ob)
-                ob = run_case(case_crash, ob, proxy) or ob
+                C.case(case_settle_cycles, ob)
+                C.case(case_settle_open, ob)
+                C.case(case_refused, ob)
+                C.case(case_from, ob)
+                ob = C.case(case_crash, ob, proxy) or ob
             finally:
                 proxy.set_mode("pass")
                 if mounted(ob.mnt.mountpoint) or ob.mnt.proc.poll() is None:
                     finish(ob.mnt, "main mount", "main.log")
         C.check(not proxy.errors, "the submission proxy itself had no errors", proxy.errors)
-        run_case(case_temporary)
+        C.case(case_temporary)
     finally:
         proxy.stop()
-        harness("postfix.sh", "start")
-        for u in ("alice", "bob"):
-            try:
-                st.delete_matching(H, u, TAG + " ")
-            except Exception as e:
-                print("# cleanup of %s's mailbox failed: %s" % (u, e), flush=True)
+        run_harness(H, "postfix.sh", "start")
+        S.cleanup()
 
-    print("# test_outbox2[%s]: %d passed, %d failed" % (LABEL, C.passed, C.failed))
-    return 1 if C.failed else 0
+    return C.summary()
 
 
 if __name__ == "__main__":

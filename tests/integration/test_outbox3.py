@@ -39,7 +39,6 @@ check; exits 1 when anything failed.
 
 import base64
 import email
-import email.policy
 import email.utils
 import errno
 import glob
@@ -51,20 +50,13 @@ import subprocess
 import sys
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (run_harness, fresh_run_dir, REPO_ROOT, Checks, Mount, OutboxDir,  # noqa: E402
-                       imaptest as it, mounted, unmount_and_check)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (Mount, OUTBOX_WAIT, OutboxDir, Subjects, check_mount,  # noqa: E402
+                       fresh_run_dir, later, mailfs_env, mounted, on_mount, ready_to_send,
+                       setup_test, unmount_and_check, write_config_file)
 import smtptest as st  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("outbox3[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "outbox3-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("outbox3")
 NAMES = "names3@test"        # long names, on a mount of their own
 MAIN = "main3@test"          # writers, cut input
 HOLD = "hold3@test"          # settle_time 60: nothing leaves during the strace case
@@ -73,7 +65,7 @@ TAG = "mailfs-outbox3"
 TOKEN = secrets.token_hex(4)
 ALICE = st.address(H, "alice") if H.get("users") else "alice@mailfs.test"
 BOB = st.address(H, "bob") if H.get("users") else "bob@mailfs.test"
-WAIT = 30
+WAIT = OUTBOX_WAIT
 MOUNT_TIMEOUT = 90
 PROMPT = 5                   # a call that does not wait on the network
 SETTLE = 1
@@ -83,8 +75,15 @@ FULL_SETTLE = 2
 ONLY = os.environ.get("OUTBOX3_ONLY", "").split()   # e.g. "names full": only these
 
 
-def S(case):
-    return "%s %s %s" % (TAG, TOKEN, case)
+S = Subjects(lambda: H, TAG, TOKEN)    # S(case): the unique subject of one case
+
+
+def arrived(case, n=1, timeout=WAIT):
+    return S.arrived("bob", "INBOX", case, n, timeout)
+
+
+def now_count(case):
+    return S.count("bob", "INBOX", case)
 
 
 def message(case, body=None, headers=()):
@@ -110,42 +109,22 @@ def multipart(case, attachment):
 
 
 class Outbox(OutboxDir):
-    pass
+    """outbox/ where a status is read with getfattr(1) under a timeout."""
 
-
-def wait_until(fn, timeout=WAIT, step=0.2):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v or time.time() >= deadline:
-            return v
-        time.sleep(step)
-
-
-def later(found):
-    return WAIT if found else 3
-
-
-def wait_gone(ob, name, timeout=WAIT):
-    return wait_until(lambda: not ob.exists(name), timeout)
-
-
-def arrived(case, n=1, timeout=WAIT):
-    return st.wait_for(H, "bob", "INBOX", S(case), n, timeout)
-
-
-def now_count(case):
-    return len(st.find(H, "bob", "INBOX", S(case)))
-
-
-def body_of(raw):
-    m = email.message_from_bytes(raw, policy=email.policy.default)
-    b = m.get_body(("plain",))
-    return b.get_content().replace("\r\n", "\n") if b is not None else None
-
-
-def harness(script, *args):
-    return run_harness(H, script, *args)
+    def wait_status(self, name, prefix, timeout=WAIT):
+        """Poll user.mail.status (getfattr, each with a timeout) until it
+        starts with prefix; the last value, None when the file is gone, or
+        "<no answer: ...>" when getfattr hung (then polling stops)."""
+        deadline = time.time() + timeout
+        while True:
+            if not self.exists(name):
+                return None
+            ok, s = getfattr(self.path(name))
+            if not ok:
+                return "<no answer: %s>" % s
+            if s.startswith(prefix) or time.time() >= deadline:
+                return s
+            time.sleep(0.2)
 
 
 def timed(argv, timeout=PROMPT):
@@ -193,22 +172,6 @@ def rm(ob, *names):
         timed(["rm", "-f", ob.path(n)])
 
 
-def wait_status(ob, name, prefix, timeout=WAIT):
-    """Poll user.mail.status (getfattr, each with a timeout) until it
-    starts with prefix; the last value, None when the file is gone, or
-    "<no answer: ...>" when getfattr hung (then polling stops)."""
-    deadline = time.time() + timeout
-    while True:
-        if not ob.exists(name):
-            return None
-        ok, s = getfattr(ob.path(name))
-        if not ok:
-            return "<no answer: %s>" % s
-        if s.startswith(prefix) or time.time() >= deadline:
-            return s
-        time.sleep(0.2)
-
-
 def cpu_share(pid, seconds=2.0):
     """The share of one CPU the process used over `seconds` (utime+stime
     from /proc/PID/stat), or None when it is gone."""
@@ -249,15 +212,6 @@ def check_idle(mnt, what):
 
 # --- mounting -------------------------------------------------------------------
 
-def env_for(data="data"):
-    env = dict(os.environ)
-    env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
-    env["XDG_CACHE_HOME"] = os.path.join(RUN, "cache")
-    env["XDG_DATA_HOME"] = os.path.join(RUN, data)
-    env.pop("MAILFS_BIN", None)
-    return env
-
-
 def write_config():
     def section(name, tag, lines, spool=True):
         common = ["host = 127.0.0.1", "port = %d" % H["imaps_port"], "user = alice",
@@ -276,32 +230,18 @@ def write_config():
     text += section(HOLD, "hold", ["settle_time = 60"])
     # The spool where the documentation says: under XDG_DATA_HOME.
     text += section(FULL, "full", ["settle_time = %d" % FULL_SETTLE], spool=False)
-    d = os.path.join(RUN, "config", "mailfs")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "config"), "w") as f:
-        f.write(text)
+    write_config_file(RUN, text)
 
 
 def mount(account, what, data="data"):
-    mnt = Mount(BIN, [], account, os.path.join(RUN, "mnt-" + what), env_for(data), MOUNT_TIMEOUT)
+    mnt = Mount(BIN, [], account, os.path.join(RUN, "mnt-" + what),
+                mailfs_env(RUN, "cache", data), MOUNT_TIMEOUT)
     mnt.log = os.path.join(RUN, what + ".log")      # log_file of write_config
-    if not C.check(mnt.ok, "%s: mount %s" % (what, account), mnt.error):
-        mnt.unmount()
-        return None
-    return mnt
+    return check_mount(C, mnt, "%s: mount %s" % (what, account))
 
 
 def finish(mnt, what, log):
     unmount_and_check(C, mnt, what, [os.path.join(RUN, log)], "the daemon's output or log")
-
-
-def run_case(fn, *args):
-    try:
-        return fn(*args)
-    except Exception as e:
-        C.fail("%s: unexpected error" % fn.__name__.replace("case_", ""),
-               "%s: %s" % (type(e).__name__, e))
-        return None
 
 
 # --- long names -------------------------------------------------------------------
@@ -346,7 +286,7 @@ def case_names(ob, src_dir):
     check_idle(ob.mnt, "names")
     for n in sent:
         got = arrived("name %d" % n)
-        gone = wait_gone(ob, long_name(n), later(got))
+        gone = ob.wait_gone(long_name(n), later(got))
         C.check(len(got) == 1 and gone, "names: the message under a %d-byte name is delivered "
                 "once and leaves outbox/" % n, "%d copies; status %r" % (
                     len(got), getfattr(ob.path(long_name(n)))))
@@ -465,7 +405,7 @@ def case_writers(ob):
     bad = []
     for i in range(NWRITERS):
         got = arrived("writer %02d" % i, timeout=WAIT if not bad else 3)
-        bodies = [body_of(m["raw"]) for m in got]
+        bodies = [st.plain_body(m["raw"]) for m in got]
         if bodies != ["first half,\nsecond half.\n"]:
             bad.append("writer %02d: %r" % (i, bodies))
     C.problems(bad, "writers: each of the %d arrives once, with its whole body" % NWRITERS)
@@ -495,12 +435,12 @@ def case_cut(ob):
         if not C.check(err is None, "cut: write %s (%d bytes)" % (name, len(data)), err):
             return
     got = arrived("cut whole")
-    gone = wait_gone(ob, "whole.eml", later(got))
+    gone = ob.wait_gone("whole.eml", later(got))
     C.check(len(got) == 1 and gone, "cut: the whole multipart message is delivered once",
             "%d copies; status %r" % (len(got), ob.status("whole.eml")))
     for name, case, why in (("cut-mp.eml", "cut multipart", "closing boundary"),
                             ("cut-b64.eml", "cut base64", "base64")):
-        s = wait_status(ob, name, "failed:")
+        s = ob.wait_status(name, "failed:")
         C.check(s is not None and s.startswith("failed:") and "cut" in s and why in s,
                 "cut: %s: status 'failed: <reason>' says it is cut (%s)" % (name, why), repr(s))
         e = ob.error_text(name)
@@ -552,7 +492,7 @@ def case_full(ob):
     # Sanity: a message goes out through this spool.
     err = put(ob, "ok.eml", message("full ok"))
     got = arrived("full ok")
-    C.check(err is None and len(got) == 1 and wait_gone(ob, "ok.eml", later(got)),
+    C.check(err is None and len(got) == 1 and ob.wait_gone("ok.eml", later(got)),
             "full: a message goes out through the tmpfs spool", "%s; %d copies" % (err, len(got)))
 
     # A file larger than the room left: ENOSPC at write or close.  Then
@@ -567,7 +507,7 @@ def case_full(ob):
             "full: cp of a 1.5 MB message fails with ENOSPC (at write or close)", repr(err))
     os.unlink(reserve)
     if ob.exists("big.eml"):
-        s = wait_status(ob, "big.eml", "failed:", 10)
+        s = ob.wait_status("big.eml", "failed:", 10)
         C.check(s and s.startswith("failed:") and "No space left" in s,
                 "full: the partly written file's status is 'failed: ...' with the write's error",
                 repr(s))
@@ -582,7 +522,7 @@ def case_full(ob):
     err = put(ob, "later.eml", message("full later"))
     C.check(err is None, "full: a small message is written while there is space", err)
     nfill = fill(filler)
-    s = wait_status(ob, "later.eml", "retrying:", 15)
+    s = ob.wait_status("later.eml", "retrying:", 15)
     C.check(s and s.startswith("retrying:") and "No space left" in s,
             "full: with the spool full the status is 'retrying: ... No space left on device; "
             "next ...'", "status %r (filler %d bytes)" % (s, nfill))
@@ -596,13 +536,13 @@ def case_full(ob):
     C.equal(now_count("full later"), 0, "full: nothing is sent while the spool is full")
     os.unlink(filler)
     got = arrived("full later")
-    gone = wait_gone(ob, "later.eml", later(got))
+    gone = ob.wait_gone("later.eml", later(got))
     C.check(len(got) == 1 and gone, "full: once space returns the waiting message goes out, "
             "once, and leaves outbox/", "%d copies; status %r" % (
                 len(got), getfattr(ob.path("later.eml"))))
     err = put(ob, "after.eml", message("full after"))
     got = arrived("full after")
-    C.check(err is None and len(got) == 1 and wait_gone(ob, "after.eml", later(got)),
+    C.check(err is None and len(got) == 1 and ob.wait_gone("after.eml", later(got)),
             "full: a new message goes out after that", "%s; %d copies" % (err, len(got)))
 
     # Read-only spool: the same.
@@ -614,7 +554,7 @@ def case_full(ob):
                    "%s; %s" % (err, r.stdout)):
         return
     try:
-        s = wait_status(ob, "ro.eml", "retrying:", 15)
+        s = ob.wait_status("ro.eml", "retrying:", 15)
         C.check(s and s.startswith("retrying:") and "Read-only" in s,
                 "read-only: the status is 'retrying: ... Read-only file system; next ...'", repr(s))
         check_idle(ob.mnt, "read-only")
@@ -622,7 +562,7 @@ def case_full(ob):
     finally:
         subprocess.run(["mount", "-o", "remount,rw", TMPFS])
     got = arrived("full ro")
-    C.check(len(got) == 1 and wait_gone(ob, "ro.eml", later(got)),
+    C.check(len(got) == 1 and ob.wait_gone("ro.eml", later(got)),
             "read-only: once writable again the message goes out, once", "%d copies; status %r"
             % (len(got), getfattr(ob.path("ro.eml"))))
 
@@ -635,12 +575,8 @@ def run_full():
     if not C.check(ok, "full: mount a 1 MB tmpfs as XDG_DATA_HOME", out):
         return
     try:
-        mnt = mount(FULL, "full", "data-full")
-        if mnt is not None:
-            try:
-                run_case(case_full, Outbox(mnt))
-            finally:
-                finish(mnt, "full mount", "full.log")
+        on_mount(mount(FULL, "full", "data-full"), lambda m: C.case(case_full, Outbox(m)),
+                 lambda m: finish(m, "full mount", "full.log"))
     finally:
         tmpfs_umount()
         C.check(not mounted(TMPFS), "full: the tmpfs is unmounted", "still mounted")
@@ -655,29 +591,14 @@ def wanted(case):
 def with_mount(account, what, fn, *args):
     if not wanted(fn.__name__.replace("case_", "")):
         return
-    mnt = mount(account, what)
-    if mnt is None:
-        return
-    try:
-        run_case(fn, Outbox(mnt), *args)
-    finally:
-        finish(mnt, what + " mount", what + ".log")
+    on_mount(mount(account, what), lambda m: C.case(fn, Outbox(m), *args),
+             lambda m: finish(m, what + " mount", what + ".log"))
 
 
 def main():
     global H
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
-        return 1
-    if not H.get("smtp"):
-        C.fail("harness", "no submission/Postfix in %s/harness.json" % H["state_dir"])
-        return 1
-    if not H.get("submission"):
-        ok, out = harness("submission.sh", "start")
-        C.check(ok, "harness: bring submission back up", out)
-        H = it.load_harness()
-    ok, out = harness("postfix.sh", "start")
-    if not C.check(ok, "harness: the Postfix relay is running", out):
+    H = ready_to_send(C, BIN, H)
+    if H is None:
         return 1
     tmpfs_umount()
     fresh_run_dir(RUN)
@@ -691,13 +612,8 @@ def main():
         run_full()
     finally:
         tmpfs_umount()
-        for u in ("alice", "bob"):
-            try:
-                st.delete_matching(H, u, TAG + " ")
-            except Exception as e:
-                print("# cleanup of %s's mailbox failed: %s" % (u, e), flush=True)
-    print("# test_outbox3[%s]: %d passed, %d failed" % (LABEL, C.passed, C.failed))
-    return 1 if C.failed else 0
+        S.cleanup()
+    return C.summary()
 
 
 if __name__ == "__main__":

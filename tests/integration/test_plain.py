@@ -26,11 +26,8 @@ same mail):
 The test makes its own folders (pl-<random>...) and messages (Message-ID
 ...@plain.mailfs.test) and removes them, wherever they ended up, at the
 end; it starts plain.sh's instance and stops it again.  Needs the harness
-of tests/harness/start.sh.  Environment: MAILFS_BIN (default ./mailfs),
-MAILFS_TEST_DIR, MAILFS_TEST_LABEL.
-
-Prints one "PASS: ..." or "FAIL: ...: detail" line per check; exits 1 when
-anything failed.
+of tests/harness/start.sh.
+Environment (MAILFS_BIN, MAILFS_TEST_DIR, MAILFS_TEST_LABEL), output: mounttest.py.
 """
 
 import datetime
@@ -42,22 +39,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
-                       listdir, run, unmount_and_check, fresh_run_dir,
-                       write_alice_config, restart_full_caps)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (Mount, REPO_ROOT, check_mount, eml_name, imaptest as it,  # noqa: E402
+                       listdir, mailfs_env, quietly, ready, restart_full_caps, run, server_setup,
+                       setup_test, unmount_and_check, wait_for, wait_visible, write_alice_config)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("plain[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "plain-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("plain")
 ACCOUNT = "alice@plain"
 MOUNT_TIMEOUT = 90
 SYNC_TIMEOUT = 120      # a fresh mount shows our messages
@@ -75,10 +63,6 @@ MISSING = ["CONDSTORE", "QRESYNC", "MOVE", "LITERAL+", "IDLE", "ENABLE", "BINARY
 
 # --- the independent view (imaplib on the main instance) ----------------------
 
-def imap():
-    return it.connect(H, "alice")
-
-
 def mid_of(tag):
     return "%s-%s@%s" % (TAG, tag, DOMAIN)
 
@@ -94,100 +78,21 @@ def make_message(tag, n):
             "Hello from %s.\r\n" % (tag, n % 60, mid_of(tag), tag)).encode()
 
 
-def search_mid(m, mid):
-    typ, data = m.uid("SEARCH", "HEADER", "Message-ID", '"<%s>"' % mid)
-    it.check(typ, data, "SEARCH")
-    return [int(u) for u in (data[0] or b"").split()]
-
-
-def selectable(m):
-    return [n for n, f, _ in it.list_folders(m)
-            if not ({"\\Noselect", "\\NonExistent"} & f)]
-
-
 def where(tag):
     """Sorted [(folder, uid)] of every message with this tag's Message-ID."""
-    m = imap()
-    try:
-        res = []
-        for f in selectable(m):
-            it.select(m, f)
-            res += [(f, u) for u in search_mid(m, mid_of(tag))]
-        return sorted(res)
-    finally:
-        m.logout()
-
-
-def meta(folder):
-    """{uid: flags} of a folder, None when it cannot be selected."""
-    m = imap()
-    try:
-        return {u: d["flags"] for u, d in it.folder_meta(m, folder).items()}
-    except (RuntimeError, imaplib.IMAP4.error):
-        return None
-    finally:
-        m.logout()
-
-
-def raw_of(folder, uid):
-    m = imap()
-    try:
-        it.select(m, folder)
-        return it.fetch_raw(m, uid)
-    finally:
-        m.logout()
+    return it.where(H, mid_of(tag))
 
 
 def append(folder, tag, n, flags=None):
     """APPEND our message; its UID (from a SEARCH by Message-ID)."""
-    m = imap()
+    m = it.connect(H)
     try:
         when = datetime.datetime(2024, 3, 5, 9, n % 60, tzinfo=datetime.timezone.utc)
         it.check(*m.append(it.wire_name(folder), flags, when, make_message(tag, n)),
                  "APPEND " + tag)
-        it.select(m, folder)
-        uids = search_mid(m, mid_of(tag))
-        if len(uids) != 1:
-            raise RuntimeError("APPENDed %s: found UIDs %s in %s" % (tag, uids, folder))
-        return uids[0]
+        return it.uid_of_mid(m, folder, mid_of(tag))
     finally:
         m.logout()
-
-
-def store(folder, uid, how, flags):
-    m = imap()
-    try:
-        it.select(m, folder, readonly=False)
-        it.check(*m.uid("STORE", str(uid), how, flags), "STORE %s %d" % (folder, uid))
-    finally:
-        m.logout()
-
-
-def expunge(folder, uid):
-    """What another client does to remove exactly one message."""
-    m = imap()
-    try:
-        it.select(m, folder, readonly=False)
-        it.check(*m.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Deleted)"), "STORE")
-        it.check(*m.xatom("UID", "EXPUNGE", str(uid)), "UID EXPUNGE")
-    finally:
-        m.logout()
-
-
-def trash_folder():
-    m = imap()
-    try:
-        for n, f, _ in it.list_folders(m):
-            if "\\Trash" in f:
-                return n
-    finally:
-        m.logout()
-    return "Trash"
-
-
-def cleanup_server(note=""):
-    """Remove every message and folder any run of this test made."""
-    it.remove_test_mail(H, DOMAIN, OURS_RE, note)
 
 
 # --- the plain server -----------------------------------------------------------
@@ -255,29 +160,6 @@ def plain_logins():
 
 # --- the mount ---------------------------------------------------------------
 
-def eml_name(root, folder, uid):
-    """The .eml name of UID in the mount's folder, or None."""
-    try:
-        entries = os.listdir(os.path.join(root, folder))
-    except OSError:
-        return None
-    suffix = " [%d].eml" % uid
-    hits = [e for e in entries if e.endswith(suffix)]
-    return hits[0] if len(hits) == 1 else None
-
-
-def wait_for(fn, timeout):
-    """fn()'s first true value within timeout seconds, else None."""
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            return None
-        time.sleep(0.25)
-
-
 def flags_shown(path):
     """The words of getfattr -n user.mail.flags, or None when it fails."""
     p = subprocess.run(["getfattr", "--only-values", "-n", "user.mail.flags", path],
@@ -307,49 +189,12 @@ def log_text(log):
 def mount(what, dirs=None):
     """mailfs on the plain server, logging to RUN/<what>.log, with the
     cache and data directories of dirs (default: its own, what)."""
-    env = dict(os.environ)
-    env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")
-    env["XDG_CACHE_HOME"] = os.path.join(RUN, "cache-" + (dirs or what))
-    env["XDG_DATA_HOME"] = os.path.join(RUN, "data-" + (dirs or what))
-    env.pop("MAILFS_BIN", None)
+    env = mailfs_env(RUN, "cache-" + (dirs or what), "data-" + (dirs or what))
     log = os.path.join(RUN, what + ".log")
     mnt = Mount(BIN, ["-o", "log_file=%s,poll_interval=%d" % (log, POLL)], ACCOUNT,
                 os.path.join(RUN, "mnt-" + what), env, MOUNT_TIMEOUT)
     mnt.log = log
-    if not C.check(mnt.ok, "%s: mount on the plain server (-o poll_interval=%d)" % (what, POLL),
-                   mnt.error):
-        mnt.unmount()
-        return None
-    return mnt
-
-
-def wait_visible(root, where_uid, what):
-    """Wait until every (folder, uid) shows; {key: .eml name}."""
-    names = {}
-
-    def all_there():
-        for k, (folder, uid) in where_uid.items():
-            if k not in names:
-                n = eml_name(root, folder, uid)
-                if n:
-                    names[k] = n
-        return len(names) == len(where_uid)
-
-    C.check(wait_for(all_there, SYNC_TIMEOUT),
-            "%s: our %d messages show in the mount within %d s" % (what, len(where_uid), SYNC_TIMEOUT),
-            "missing: %s" % sorted(set(where_uid) - set(names)))
-    return names
-
-
-def section(what, fn, *args):
-    """Run a group of checks; an exception is one FAIL, not the end."""
-    try:
-        return fn(*args)
-    except Exception as e:      # noqa: BLE001
-        C.fail(what, "test raised %s: %s" % (type(e).__name__, e))
-        for line in traceback.format_exc().splitlines():
-            print("# " + line, flush=True)
-        return None
+    return check_mount(C, mnt, "%s: mount on the plain server (-o poll_interval=%d)" % (what, POLL))
 
 
 # --- checks ---------------------------------------------------------------------
@@ -367,20 +212,20 @@ def check_polled(what, root, folder, uids, n0):
 
     path = os.path.join(root, folder, eml_name(root, folder, uids["flag"]) or "?")
     before = flags_shown(path)
-    store(folder, uids["flag"], "+FLAGS", "(\\Flagged $PlainLabel)")
+    it.store(H, folder, uids["flag"], "+FLAGS", "(\\Flagged $PlainLabel)")
     want = (before or set()) | {"\\Flagged", "$PlainLabel"}
     got = wait_for(lambda: flags_shown(path) == want, SHOW_TIMEOUT)
     C.check(before is not None and "\\Flagged" not in before and got,
             "%s: flags added by another client show in getfattr -n user.mail.flags within %d s" % (
                 what, SHOW_TIMEOUT), "before %s, now %s, want %s" % (before, flags_shown(path), want))
-    store(folder, uids["flag"], "-FLAGS", "(\\Flagged)")
+    it.store(H, folder, uids["flag"], "-FLAGS", "(\\Flagged)")
     want = want - {"\\Flagged"}
     got = wait_for(lambda: flags_shown(path) == want, SHOW_TIMEOUT)
     C.check(got, "%s: a flag removed by another client is gone from user.mail.flags within %d s" % (
         what, SHOW_TIMEOUT), "now %s, want %s" % (flags_shown(path), want))
 
     gone = eml_name(root, folder, uids["gone"])
-    expunge(folder, uids["gone"])
+    it.expunge(H, folder, uids["gone"])
     ok = wait_for(lambda: eml_name(root, folder, uids["gone"]) is None, SHOW_TIMEOUT)
     C.check(gone and ok, "%s: a message expunged by another client disappears within %d s" % (
         what, SHOW_TIMEOUT), "before: %r, now: %r" % (gone, eml_name(root, folder, uids["gone"])))
@@ -390,7 +235,7 @@ def check_polled(what, root, folder, uids, n0):
 def check_both_ways(what, root, folder, uids, n0):
     """One expunged and one appended between two polls: the count stays the
     same, which must not hide either change."""
-    m = imap()
+    m = it.connect(H)
     try:
         when = datetime.datetime(2024, 3, 5, 9, n0 % 60, tzinfo=datetime.timezone.utc)
         tag = "%s-swap" % what
@@ -399,7 +244,7 @@ def check_both_ways(what, root, folder, uids, n0):
         it.check(*m.xatom("UID", "EXPUNGE", str(uids["swap"])), "UID EXPUNGE")
         it.check(*m.append(it.wire_name(folder), None, when, make_message(tag, n0)), "APPEND")
         it.select(m, folder)
-        new = search_mid(m, mid_of(tag))
+        new = it.search_mid(m, mid_of(tag))
     finally:
         m.logout()
     ok = wait_for(lambda: eml_name(root, folder, uids["swap"]) is None and
@@ -415,7 +260,7 @@ def check_rm(what, mnt, folder, uids, trash):
     """rm moves to Trash by COPY + \\Deleted + UID EXPUNGE; the message that
     already carried \\Deleted stays."""
     root = mnt.mountpoint
-    keep_before = (meta(folder) or {}).get(uids["keep"])
+    keep_before = (it.flags_by_uid(H, folder) or {}).get(uids["keep"])
     C.check(keep_before is not None and "\\Deleted" in keep_before,
             "%s: before rm, another message of the folder carries \\Deleted on the server" % what,
             "its flags: %s" % keep_before)
@@ -428,7 +273,7 @@ def check_rm(what, mnt, folder, uids, trash):
                    SHOW_TIMEOUT)
     C.check(loc, "%s: the removed message is gone from its folder and is in %s on the server" % (
         what, trash), "found at %s" % where("%s-rm" % what))
-    after = meta(folder) or {}
+    after = it.flags_by_uid(H, folder) or {}
     C.check(uids["keep"] in after and "\\Deleted" in after[uids["keep"]],
             "%s: the other message flagged \\Deleted is still in the folder (not expunged)" % what,
             "UIDs left: %s" % sorted(after))
@@ -459,9 +304,9 @@ def check_mv(what, mnt, folder, dest, uids):
         shown = wait_for(lambda: eml_name(root, dest, uid), SHOW_TIMEOUT)
         C.check(shown, "%s: it shows in the mount's other folder under its new UID within %d s" % (
             what, SHOW_TIMEOUT), "%s has %s" % (dest, listdir(os.path.join(root, dest))))
-        C.check(raw_of(dest, uid) == make_message(tag, uids["mv_n"]),
+        C.check(it.raw_of(H, dest, uid) == make_message(tag, uids["mv_n"]),
                 "%s: the moved message has the same bytes" % what)
-    after = meta(folder) or {}
+    after = it.flags_by_uid(H, folder) or {}
     C.check(uids["keep"] in after, "%s: the message flagged \\Deleted is still in the folder" % what,
             "UIDs left: %s" % sorted(after))
     cmds = sent(mnt.log)[mark:]
@@ -486,7 +331,7 @@ def check_cp(what, mnt, folder):
             "%s: the server has the message once, in that folder" % what,
             "found at %s" % where(tag))
     if loc and len(loc[0]) == 1:
-        C.check(raw_of(folder, loc[0][0][1]) == raw, "%s: with the same bytes" % what)
+        C.check(it.raw_of(H, folder, loc[0][0][1]) == raw, "%s: with the same bytes" % what)
     cmds = sent(mnt.log)[mark:]
     app = [c for c in cmds if c.startswith("APPEND ")]
     C.check(app and all(re.search(r" \{%d\}$" % len(raw), c) for c in app),
@@ -498,8 +343,8 @@ def check_remount(what, folder, uids, n0):
     """Changes made while nothing is mounted show after a remount on the
     same cache: the resync of folders the index knows already."""
     gone_uid = uids["new"]
-    expunge(folder, gone_uid)
-    store(folder, uids["flag"], "+FLAGS", "(\\Answered)")
+    it.expunge(H, folder, gone_uid)
+    it.store(H, folder, uids["flag"], "+FLAGS", "(\\Answered)")
     tag = "%s-offline" % what
     new_uid = append(folder, tag, n0)
     mnt = mount(what + "-remount", dirs=what)
@@ -532,12 +377,8 @@ def run_variant(what, caps, trash, n0):
     dest = folder + "-dest"
     if not start_plain(what, caps):
         return
-    m = imap()
-    try:
-        for f in (folder, dest):
-            it.check(*m.create(it.wire_name(f)), "CREATE " + f)
-    finally:
-        m.logout()
+    with it.session(H) as m:
+        it.create_folders(m, (folder, dest))
     uids = {}
     for i, k in enumerate(("keep", "rm", "mv", "flag", "gone", "swap")):
         uids[k] = append(folder, "%s-%s" % (what, k), n0 + i,
@@ -549,8 +390,8 @@ def run_variant(what, caps, trash, n0):
         return
     try:
         root = mnt.mountpoint
-        wait_visible(root, {k: (folder, uids[k]) for k in ("keep", "rm", "mv", "flag", "gone",
-                                                            "swap")}, what)
+        wait_visible(C, root, {k: (folder, uids[k]) for k in ("keep", "rm", "mv", "flag", "gone",
+                                                            "swap")}, what, SYNC_TIMEOUT)
         C.check(plain_logins() > logins, "%s: mailfs logged in to the plain server" % what,
                 "no new login in its log")
         # The IDLE watcher finds out once the folder list is in.
@@ -559,11 +400,11 @@ def run_variant(what, caps, trash, n0):
         C.check(said and not any(c == "IDLE" for c in sent(mnt.log)),
                 "%s: mailfs knows there is no IDLE (says it polls, never sends IDLE)" % what,
                 "log: %s" % [ln for ln in log_text(mnt.log).splitlines() if "IDLE" in ln][:5])
-        uids["new"] = section(what + ": polling", check_polled, what, root, folder, uids, n0 + 10)
-        section(what + ": expunge + append", check_both_ways, what, root, folder, uids, n0 + 11)
-        section(what + ": rm", check_rm, what, mnt, folder, uids, trash)
-        section(what + ": mv", check_mv, what, mnt, folder, dest, uids)
-        section(what + ": cp", check_cp, what, mnt, folder)
+        uids["new"] = C.section(what + ": polling", check_polled, what, root, folder, uids, n0 + 10)
+        C.section(what + ": expunge + append", check_both_ways, what, root, folder, uids, n0 + 11)
+        C.section(what + ": rm", check_rm, what, mnt, folder, uids, trash)
+        C.section(what + ": mv", check_mv, what, mnt, folder, dest, uids)
+        C.section(what + ": cp", check_cp, what, mnt, folder)
         cmds = sent(mnt.log)
         if "CONDSTORE" in caps:
             C.check(any("CHANGEDSINCE" in c for c in cmds) and
@@ -578,7 +419,7 @@ def run_variant(what, caps, trash, n0):
     finally:
         unmount_and_check(C, mnt, what, [mnt.log])
     if uids.get("new"):
-        section(what + ": remount", check_remount, what, folder, uids, n0 + 20)
+        C.section(what + ": remount", check_remount, what, folder, uids, n0 + 20)
 
 
 def run_no_uidplus(trash, n0):
@@ -589,12 +430,8 @@ def run_no_uidplus(trash, n0):
     dest = folder + "-dest"
     if not start_plain(what, ["IMAP4rev1"]):
         return
-    m = imap()
-    try:
-        for f in (folder, dest):
-            it.check(*m.create(it.wire_name(f)), "CREATE " + f)
-    finally:
-        m.logout()
+    with it.session(H) as m:
+        it.create_folders(m, (folder, dest))
     uids = {k: append(folder, "%s-%s" % (what, k), n0 + i,
                       "(\\Deleted)" if k == "keep" else None)
             for i, k in enumerate(("keep", "rm", "mv"))}
@@ -603,7 +440,8 @@ def run_no_uidplus(trash, n0):
         return
     try:
         root = mnt.mountpoint
-        names = wait_visible(root, {k: (folder, u) for k, u in uids.items()}, what)
+        names = wait_visible(C, root, {k: (folder, u) for k, u in uids.items()}, what,
+                             SYNC_TIMEOUT)
         mark = len(sent(mnt.log))
         rc, err = run(["rm", os.path.join(root, folder, names.get("rm", "?"))])
         C.check(rc != 0 and "Operation not supported" in err,
@@ -620,7 +458,7 @@ def run_no_uidplus(trash, n0):
         time.sleep(1)
         locs = {k: where("%s-%s" % (what, k)) for k in uids}
         bad = ["%s at %s" % (k, l) for k, l in locs.items() if l != [(folder, uids[k])]]
-        flags = (meta(folder) or {}).get(uids["keep"]) or set()
+        flags = (it.flags_by_uid(H, folder) or {}).get(uids["keep"]) or set()
         if "\\Deleted" not in flags:
             bad.append("keep lost \\Deleted: %s" % flags)
         C.problems(bad, "%s: all three messages are still in the folder, and only there, on the "
@@ -633,17 +471,15 @@ def run_no_uidplus(trash, n0):
         C.check(eml_name(root, folder, uids["rm"]) and eml_name(root, folder, uids["mv"]),
                 "%s: the mount still lists both messages" % what,
                 "%s has %s" % (folder, listdir(os.path.join(root, folder))))
-        section(what + ": cp", check_cp, what, mnt, folder)
+        C.section(what + ": cp", check_cp, what, mnt, folder)
     finally:
         unmount_and_check(C, mnt, what, [mnt.log])
 
 
 def main():
     global H
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    if not ready(C, BIN, RUN):
         return 1
-    fresh_run_dir(RUN)
     # The independent client wants the main instance with every capability
     # (another test may have died leaving it with DOVECOT_PLAIN_CAPS).
     if H.get("plain_caps"):
@@ -653,30 +489,25 @@ def main():
     h = dict(H)
     h["imaps_port"] = plain_port()
     write_alice_config(RUN, h, ACCOUNT, "debug = imap:fs:sync\n")
-    try:
-        cleanup_server(" of earlier runs")
-        trash = trash_folder()
-    except Exception as e:      # noqa: BLE001
-        C.fail("read the account with imaplib",
-               "%s: %s (is the server running? tests/harness/start.sh)" % (type(e).__name__, e))
+    def prepare():
+        it.remove_test_mail(H, DOMAIN, OURS_RE, " of earlier runs")
+        return it.trash_folder(H)
+    trash = server_setup(C, prepare, "read the account with imaplib")
+    if trash is None:
         return 1
     print("# run tag %s, Trash is %r, plain server on port %d" % (TAG, trash, plain_port()),
           flush=True)
     try:
-        section("bare", run_variant, "bare", BARE_CAPS, trash, 0)
-        section("condstore", run_variant, "condstore", BARE_CAPS + ["CONDSTORE"], trash, 30)
-        section("nouidplus", run_no_uidplus, trash, 50)
+        C.section("bare", run_variant, "bare", BARE_CAPS, trash, 0)
+        C.section("condstore", run_variant, "condstore", BARE_CAPS + ["CONDSTORE"], trash, 30)
+        C.section("nouidplus", run_no_uidplus, trash, 50)
     finally:
-        try:
-            cleanup_server()
-        except Exception as e:  # noqa: BLE001
-            print("# cleanup failed: %s: %s" % (type(e).__name__, e), flush=True)
+        quietly("cleanup", it.remove_test_mail, H, DOMAIN, OURS_RE)
         ok, out = plain_sh("stop")
         C.check(ok and not port_open(plain_port()),
                 "plain.sh stop stops the plain server (its port is closed)", out)
 
-    print("# test_plain[%s]: %d passed, %d failed" % (LABEL, C.passed, C.failed))
-    return 1 if C.failed else 0
+    return C.summary()
 
 
 if __name__ == "__main__":

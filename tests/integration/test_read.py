@@ -4,11 +4,7 @@ compare what plain file operations see with what an independent IMAP client
 (imaplib + the email package) sees on the same server.
 
 Needs the private Dovecot from tests/harness/start.sh, seeded by seed.py.
-Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
-MAILFS_TEST_LABEL (prefix for check names, default from MAILFS_BIN).
-
-Prints one "PASS: ..." or "FAIL: ...: detail" line per check; exits 1 when
-anything failed.
+Environment (MAILFS_BIN, MAILFS_TEST_DIR, MAILFS_TEST_LABEL), output: mounttest.py.
 """
 
 import base64
@@ -21,7 +17,6 @@ import email.policy
 import email.utils
 import os
 import re
-import shutil
 import signal
 import socket
 import sqlite3
@@ -29,20 +24,14 @@ import subprocess
 import sys
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (run_harness, REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
-                       mounted, run_once, sanitizer_reports, tail)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (Mount, REPO_ROOT, check_mount, emls, file_size, files_holding,  # noqa: E402
+                       first_diff, imaptest as it, mailfs_env, mounted, password_forms,
+                       proc_cmdlines, ready, run_harness, run_once, sanitizer_reports, setup_test,
+                       tail, write_config_file)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("read[%s]: " % LABEL)
-H = it.load_harness()
+BIN, LABEL, C, H, RUN = setup_test("read")
 PW = it.password(H, "alice")
-RUN = os.path.join(H["state_dir"], "read-" + LABEL)
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90
 SYNC_TIMEOUT = 120
@@ -311,13 +300,6 @@ def listing(root):
         for n in files:
             res.append(os.path.normpath(os.path.join(rel, n)))
     return sorted(res)
-
-
-def emls(root, folder):
-    try:
-        return {e for e in os.listdir(os.path.join(root, folder)) if e.endswith(".eml")}
-    except OSError:
-        return set()
 
 
 def wait_synced(root, folders, msgs, timeout=SYNC_TIMEOUT):
@@ -614,13 +596,6 @@ def fmt_ts(t):
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
 
-def first_diff(a, b):
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return i
-    return min(len(a), len(b))
-
-
 def check_decoded(root, msgs, names):
     for folder, bymsg in sorted(msgs.items()):
         exist, sizes, bodies, parts = [], [], [], []
@@ -825,14 +800,6 @@ def check_seen(before):
 
 # --- processes, secrets, errors ----------------------------------------------
 
-def env_for(run):
-    env = dict(os.environ)
-    env["XDG_CONFIG_HOME"] = os.path.join(run, "config")
-    env["XDG_CACHE_HOME"] = os.path.join(run, "cache")
-    env.pop("MAILFS_BIN", None)
-    return env
-
-
 def write_config(run, closed_port, log_file):
     """Config file with the good account and one section per error case.
     The good account also sets debug and log_file as config keys; so does
@@ -859,10 +826,7 @@ def write_config(run, closed_port, log_file):
             # instead, which test_live checks.
             text += "cache_dir = %s\n" % os.path.join(run, "cache-closed")
         text += "\n"
-    d = os.path.join(run, "config", "mailfs")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "config"), "w") as f:
-        f.write(text)
+    write_config_file(run, text)
 
 
 def closed_port():
@@ -873,45 +837,15 @@ def closed_port():
     return port
 
 
-def secret_forms():
-    user = b"alice"
-    pw = PW.encode()
-    return [pw, base64.b64encode(pw), base64.b64encode(b"\0" + user + b"\0" + pw),
-            base64.b64encode(user + b"\0" + user + b"\0" + pw)]
-
-
 def check_argv(pid):
-    bad = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % p, "rb") as f:
-                argv = f.read()
-        except OSError:
-            continue
-        if PW.encode() in argv:
-            bad.append(p)
+    bad = [p for p, cmdline in proc_cmdlines() if PW.encode() in cmdline]
     C.check(os.path.exists("/proc/%d" % pid) and not bad,
             "password appears in no process's argv (ps) while mounted",
             "in pid(s) %s" % bad if bad else "daemon pid %d not running" % pid)
 
 
 def check_no_secrets(paths, what):
-    forms = secret_forms()
-    hits, nfiles = [], 0
-    for top in paths:
-        for d, _, fs in os.walk(top) if os.path.isdir(top) else [(os.path.dirname(top), [], [os.path.basename(top)])]:
-            for f in fs:
-                p = os.path.join(d, f)
-                try:
-                    with open(p, "rb") as fh:
-                        data = fh.read()
-                except OSError:
-                    continue
-                nfiles += 1
-                if any(s in data for s in forms):
-                    hits.append(p)
+    hits, nfiles = files_holding(paths, password_forms("alice", PW))
     C.check(nfiles > 0 and not hits, "password (plain or base64 AUTH forms) appears in none of %s" % what,
             "found in %s" % hits if hits else "no files to search")
 
@@ -988,19 +922,11 @@ def dovecot_logins(since):
     return [ln for ln in data.splitlines() if "imap-login: Info: Login: user=<alice>" in ln]
 
 
-def log_size():
-    return os.path.getsize(H["dovecot_log"])
-
-
-def harness(script, plain_caps):
-    return run_harness(H, script, plain_caps=plain_caps)
-
-
 def check_fallback(env, base_folders, base_msgs):
     """Restart Dovecot announcing only IMAP4rev1 LITERAL+ IDLE and repeat
     the size and byte checks on two folders with a fresh cache."""
     what = "fallback (server without BINARY/CONDSTORE/...)"
-    ok, out = harness("start.sh", True)
+    ok, out = run_harness(H, "start.sh", plain_caps=True)
     if not C.check(ok, "%s: restart Dovecot with DOVECOT_PLAIN_CAPS=1" % what, out):
         return
     try:
@@ -1015,8 +941,7 @@ def check_fallback(env, base_folders, base_msgs):
         envf["XDG_CACHE_HOME"] = os.path.join(RUN, "cache-fallback")
         mnt = Mount(BIN, ["-o", "log_file=" + os.path.join(RUN, "fallback.log")], ACCOUNT,
                     os.path.join(RUN, "mnt-fallback"), envf, MOUNT_TIMEOUT)
-        if not C.check(mnt.ok, "%s: mount" % what, mnt.error):
-            mnt.unmount()
+        if not check_mount(C, mnt, "%s: mount" % what):
             return
         try:
             C.check(wait_synced(mnt.mountpoint, base_folders, msgs) is not None,
@@ -1043,33 +968,24 @@ def check_fallback(env, base_folders, base_msgs):
         finally:
             finish_mount(mnt, what, [os.path.join(RUN, "fallback.log")])
     finally:
-        ok, out = harness("start.sh", False)
+        ok, out = run_harness(H, "start.sh", plain_caps=False)
         C.check(ok, "%s: restart Dovecot with all capabilities again" % what, out)
 
 
 # --- main --------------------------------------------------------------------
 
 def main():
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    if not ready(C, BIN, RUN):
         return 1
-    for d in (RUN,):
-        if os.path.isdir(d):
-            for e in os.listdir(d):
-                p = os.path.join(d, e)
-                if mounted(p):
-                    subprocess.run(["fusermount3", "-uz", p])
-            shutil.rmtree(d)
-    os.makedirs(RUN)
     cport = closed_port()
     log1 = os.path.join(RUN, "mailfs.log")
     write_config(RUN, cport, log1)
-    env = env_for(RUN)
+    env = mailfs_env(RUN, "cache", None)
 
     # A previous run that died in the fallback part may have left Dovecot in
     # its reduced-capability mode; start.sh restarts only if that is so.
     if H.get("plain_caps"):
-        ok, out = harness("start.sh", False)
+        ok, out = run_harness(H, "start.sh", plain_caps=False)
         C.check(ok, "restart Dovecot with all capabilities", out)
     try:
         folders, msgs = snapshot()
@@ -1138,7 +1054,7 @@ def main():
     url = "imap://alice@127.0.0.1:%d" % H["imap_port"]
     opts = "ca_file=%s,password_command=cat %s,cache_dir=%s" % (
         H["ca_file"], H["users"]["alice"]["password_file"], os.path.join(RUN, "cache-starttls"))
-    since = log_size()
+    since = file_size(H["dovecot_log"])
     mnt = Mount(BIN, ["-o", opts], url, os.path.join(RUN, "mnt3"), env, MOUNT_TIMEOUT)
     if C.check(mnt.ok, "mount %s (STARTTLS) with -o options" % url, mnt.error):
         try:
@@ -1175,8 +1091,7 @@ def main():
     check_errors(env, cport)
     check_fallback(env, folders, msgs)
 
-    print("# test_read[%s]: %d passed, %d failed" % (LABEL, C.passed, C.failed))
-    return 1 if C.failed else 0
+    return C.summary()
 
 
 def diff(a, b):

@@ -29,34 +29,21 @@ directly (the true sizes and bytes):
     re-sync did not undo it), and cat is still exact.
 
 Needs the private Dovecot from tests/harness/start.sh, seeded by seed.py.
-Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
-MAILFS_TEST_LABEL (prefix for check names, default from MAILFS_BIN).
-Prints one "PASS: ..." or "FAIL: ...: detail" line per check; exits 1 when
-anything failed.
+Environment (MAILFS_BIN, MAILFS_TEST_DIR, MAILFS_TEST_LABEL), output: mounttest.py.
 """
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, Mount, imaptest as it,  # noqa: E402
-                       mounted, sanitizer_reports, tail,
-                       unmount_and_check)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (Mount, cat, first_diff, imaptest as it, mailfs_env, ready,  # noqa: E402
+                       setup_test, unmount_and_check)
 import lieproxy  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("sizelie[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "sizelie-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("sizelie")
 FOLDERS = ("INBOX", "Archive/2024")
 # Read in descending UID order, so that (if mailfs reads ahead to higher
 # UIDs) every message is fetched by its own open: the path where the kernel
@@ -103,13 +90,6 @@ def truth():
         m.logout()
 
 
-def first_diff(a, b):
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return i
-    return min(len(a), len(b))
-
-
 def describe(data, m):
     """Why `data` is not m.raw, in the terms of this test."""
     if isinstance(data, str):
@@ -121,19 +101,6 @@ def describe(data, m):
             m.lied, data[m.true:], m.true)
     return "%d bytes, want %d (claimed %d), first difference at %d" % (
         len(data), m.true, m.lied, first_diff(data, m.raw))
-
-
-def cat(path):
-    """`cat path`: its stdout bytes, or an error string."""
-    try:
-        r = subprocess.run(["cat", "--", path], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=CAT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return "cat timed out after %d s" % CAT_TIMEOUT
-    if r.returncode != 0:
-        return "cat exit %d: %s" % (r.returncode, r.stderr.decode("utf-8", "replace").strip())
-    return r.stdout
 
 
 def size_of(path):
@@ -200,11 +167,8 @@ def mount(name, proxy_port, log):
     url = "imaps://alice@127.0.0.1:%d" % proxy_port
     opts = "ca_file=%s,password_command=cat %s,cache_dir=%s,log_file=%s" % (
         H["ca_file"], H["users"]["alice"]["password_file"], os.path.join(RUN, "cache"), log)
-    env = dict(os.environ)
-    env["XDG_CONFIG_HOME"] = os.path.join(RUN, "config")     # empty: no config file
-    env["XDG_CACHE_HOME"] = os.path.join(RUN, "xdg-cache")
-    env.pop("MAILFS_BIN", None)
-    os.makedirs(env["XDG_CONFIG_HOME"], exist_ok=True)
+    env = mailfs_env(RUN, "xdg-cache", None)
+    os.makedirs(env["XDG_CONFIG_HOME"], exist_ok=True)     # empty: no config file
     return Mount(BIN, ["-o", opts], url, os.path.join(RUN, name), env, MOUNT_TIMEOUT)
 
 
@@ -276,7 +240,7 @@ def first_mount(port, msgs, log):
             stale = []
             for u, m in sorted(msgs[f].items(), reverse=(f in DESCENDING)):
                 p = files[f][u]
-                data = cat(p)
+                data = cat(p, CAT_TIMEOUT)
                 read.add((f, u))
                 for af, au in sorted(logged_mismatches(log, msgs) - read - ahead):
                     ahead.add((af, au))
@@ -309,7 +273,7 @@ def first_mount(port, msgs, log):
             for n in ("second", "third"):
                 probs = []
                 for u, m in sorted(msgs[f].items()):
-                    data = cat(files[f][u])
+                    data = cat(files[f][u], CAT_TIMEOUT)
                     if data != m.raw:
                         probs.append("UID %d (%s): %s" % (u, m.kind, describe(data, m)))
                     got = size_of(files[f][u])
@@ -389,7 +353,7 @@ def remount(port, msgs, log):
             for u, m in sorted(msgs[f].items()):
                 if m.lied == m.true:
                     continue
-                data = cat(files[f][u])
+                data = cat(files[f][u], CAT_TIMEOUT)
                 if data != m.raw:
                     probs.append("%s/%d: %s" % (f, u, describe(data, m)))
         C.problems(probs, "after remount, cat of every mis-sized message is byte-exact")
@@ -400,16 +364,8 @@ def remount(port, msgs, log):
 # --- main ---------------------------------------------------------------------
 
 def main():
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    if not ready(C, BIN, RUN):
         return 1
-    if os.path.isdir(RUN):
-        for e in os.listdir(RUN):
-            p = os.path.join(RUN, e)
-            if mounted(p):
-                subprocess.run(["fusermount3", "-uz", p])
-        shutil.rmtree(RUN)
-    os.makedirs(RUN)
 
     try:
         msgs = truth()
@@ -453,8 +409,7 @@ def main():
     if proxy.loop_errors:
         print("# lieproxy: asyncio reported: %s" % "; ".join(proxy.loop_errors[:5]), flush=True)
 
-    print("# test_sizelie[%s]: %d passed, %d failed" % (LABEL, C.passed, C.failed))
-    return 1 if C.failed else 0
+    return C.summary()
 
 
 if __name__ == "__main__":

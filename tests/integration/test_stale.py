@@ -26,22 +26,12 @@ import secrets
 import sys
 import threading
 import time
-import traceback
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, ename, errno_of,  # noqa: E402
-                       imaptest as it, fresh_run_dir, mount_own_dirs,
-                       unmount_and_check, wait_for, write_alice_config)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (eml_name, ename, errno_of, fresh_run_dir, imaptest as it,  # noqa: E402
+                       mount_checked, setup_test, unmount_and_check, wait_for, write_alice_config)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("stale[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "stale-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("stale")
 ACCOUNT = "alice@stale"
 TAG = "st-" + secrets.token_hex(4)
 DOMAIN = "stale.mailfs.test"
@@ -49,10 +39,6 @@ OURS_RE = re.compile(r"(^|/)st-[0-9a-f]{8}\b")
 STALE = (errno.ESTALE, errno.ENOENT)
 # No polling and no IDLE: only our own writes can tell the mount.
 OPTS = "poll_interval=600,idle_folders=0"
-
-
-def imap():
-    return it.connect(H, "alice")
 
 
 def message(tag, n):
@@ -78,7 +64,7 @@ def fill(m, folder, tags):
 
 def recreate(folder, tags):
     """DELETE and CREATE folder, then fill it with new messages."""
-    m = imap()
+    m = it.connect(H)
     try:
         it.check(*m.delete(it.wire_name(folder)), "DELETE " + folder)
         it.check(*m.create(it.wire_name(folder)), "CREATE " + folder)
@@ -89,7 +75,7 @@ def recreate(folder, tags):
 
 def state():
     """{folder: {uid: (Message-ID, flags)}} of our folders and Trash."""
-    m = imap()
+    m = it.connect(H)
     try:
         res = {}
         for name, flags, _ in it.list_folders(m):
@@ -110,15 +96,6 @@ def state():
         m.logout()
 
 
-def eml(root, folder, uid):
-    try:
-        hits = [e for e in os.listdir(os.path.join(root, folder))
-                if e.endswith(" [%d].eml" % uid)]
-    except OSError:
-        return None
-    return hits[0] if len(hits) == 1 else None
-
-
 def listing_shows(root, folder, tag):
     try:
         return any(("Stale %s [" % tag) in e for e in os.listdir(os.path.join(root, folder)))
@@ -132,21 +109,8 @@ def refresh(root):
         f.write("1\n")
 
 
-def section(what, fn, *args):
-    try:
-        fn(*args)
-    except Exception as e:      # noqa: BLE001 - reported, never raised
-        C.fail(what, "test raised %s: %s" % (type(e).__name__, e))
-        for line in traceback.format_exc().splitlines():
-            print("# " + line, flush=True)
-
-
 def mount(what, opts):
-    mnt = mount_own_dirs(BIN, RUN, ACCOUNT, what, ["-o", opts], 90)
-    if not C.check(mnt.ok, "%s: mount -o %s" % (what, opts), mnt.error):
-        mnt.unmount()
-        return None
-    return mnt
+    return mount_checked(C, BIN, RUN, ACCOUNT, what, opts, 90)
 
 
 def messages_writes(mnt, what, expunge):
@@ -157,16 +121,15 @@ def messages_writes(mnt, what, expunge):
         return what + "-" + t
 
     src, dest = TAG + "-" + what, TAG + "-" + what + "-to"
-    m = imap()
+    m = it.connect(H)
     try:
-        for f in (src, dest):
-            it.check(*m.create(it.wire_name(f)), "CREATE " + f)
+        it.create_folders(m, (src, dest))
         fill(m, src, [T("old1"), T("old2"), T("old3")])
     finally:
         m.logout()
     refresh(root)
     def names():
-        found = {u: eml(root, src, u) for u in (1, 2, 3)}
+        found = {u: eml_name(root, src, u) for u in (1, 2, 3)}
         return found if all(found.values()) else None
 
     old = wait_for(names, 60)
@@ -201,7 +164,7 @@ def messages_writes(mnt, what, expunge):
             "not the old ones" % what, os.listdir(os.path.join(root, src)))
     if not ok:
         return
-    n2 = eml(root, src, 2)
+    n2 = eml_name(root, src, 2)
     e = errno_of(os.unlink, os.path.join(root, src, n2)) if n2 else "no [2]"
     final = state()
     trash = [f for f in final if not OURS_RE.search(f)]
@@ -222,7 +185,7 @@ def bulk_writes(mnt):
     src = TAG + "-bulk"
     olds = ["bold%d" % i for i in range(1, 6)]
     news = ["bnew%d" % i for i in range(1, 6)]
-    m = imap()
+    m = it.connect(H)
     try:
         it.check(*m.create(it.wire_name(src)), "CREATE " + src)
         fill(m, src, olds)
@@ -231,7 +194,7 @@ def bulk_writes(mnt):
     refresh(root)
 
     def names():
-        found = {u: eml(root, src, u) for u in range(1, 6)}
+        found = {u: eml_name(root, src, u) for u in range(1, 6)}
         return found if all(found.values()) else None
 
     old = wait_for(names, 60)
@@ -264,14 +227,14 @@ def reopen(mnt):
     rounds, fails = 8, []
     for i in range(rounds):
         f = "%s-reopen%d" % (TAG, i)
-        m = imap()
+        m = it.connect(H)
         try:
             it.check(*m.create(it.wire_name(f)), "CREATE " + f)
             fill(m, f, ["ro%d" % i])
         finally:
             m.logout()
         refresh(root)
-        if not wait_for(lambda: eml(root, f, 1), 60):
+        if not wait_for(lambda: eml_name(root, f, 1), 60):
             fails.append("%s: never listed" % f)
             continue
         recreate(f, ["rn%d" % i])
@@ -305,15 +268,14 @@ def folder_writes(mnt):
     """mv of a folder and rmdir after it was recreated."""
     root = mnt.mountpoint
     ren, gone, empty = TAG + "-ren", TAG + "-ren2", TAG + "-empty"
-    m = imap()
+    m = it.connect(H)
     try:
-        for f in (ren, empty):
-            it.check(*m.create(it.wire_name(f)), "CREATE " + f)
+        it.create_folders(m, (ren, empty))
         fill(m, ren, ["rold"])
     finally:
         m.logout()
     refresh(root)
-    ok = wait_for(lambda: eml(root, ren, 1) and os.path.isdir(os.path.join(root, empty)), 60)
+    ok = wait_for(lambda: eml_name(root, ren, 1) and os.path.isdir(os.path.join(root, empty)), 60)
     if not C.check(ok, "folders: the folders to rename and remove are listed"):
         return
     os.listdir(os.path.join(root, empty))
@@ -325,7 +287,7 @@ def folder_writes(mnt):
     e = errno_of(os.rmdir, os.path.join(root, empty))
     C.check(e in STALE, "folders: rmdir of an empty folder recreated by another "
             "client fails with ESTALE or ENOENT", "got %s" % ename(e))
-    m = imap()
+    m = it.connect(H)
     try:
         names = {n for n, _, _ in it.list_folders(m)}
     finally:
@@ -342,19 +304,18 @@ def main():
     try:
         mnt = mount("trash", OPTS)
         if mnt:
-            section("trash", messages_writes, mnt, "trash", False)
-            section("folders", folder_writes, mnt)
-            section("bulk", bulk_writes, mnt)
-            section("reopen", reopen, mnt)
+            C.section("trash", messages_writes, mnt, "trash", False)
+            C.section("folders", folder_writes, mnt)
+            C.section("bulk", bulk_writes, mnt)
+            C.section("reopen", reopen, mnt)
             unmount_and_check(C, mnt, "trash", [mnt.log])
         mnt = mount("expunge", OPTS + ",delete=expunge")
         if mnt:
-            section("expunge", messages_writes, mnt, "expunge", True)
+            C.section("expunge", messages_writes, mnt, "expunge", True)
             unmount_and_check(C, mnt, "expunge", [mnt.log])
     finally:
         it.remove_test_mail(H, DOMAIN, OURS_RE, " (after)")
-    print("# stale: %d passed, %d failed" % (C.passed, C.failed))
-    return 1 if C.failed else 0
+    return C.summary()
 
 
 if __name__ == "__main__":

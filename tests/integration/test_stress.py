@@ -80,18 +80,14 @@ import threading
 import time
 import traceback
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, ename, errno_of, imaptest as it,  # noqa: E402
-                       fresh_run_dir, mount_own_dirs, register, run,
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (Checks, check_mount, ename, errno_of, fresh_run_dir,  # noqa: E402
+                       imaptest as it, label_of, mailfs_bin, mount_own_dirs, ready, register, run,
                        unmount_and_check, unregister, wait_for, write_alice_config)
 import faultproxy  # noqa: E402  (tests/harness is on sys.path via mounttest)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
+BIN = mailfs_bin()
+LABEL = label_of(BIN)
 C = Checks("stress[%s]: " % LABEL)
 ACCOUNT = "alice@stress"
 DOMAIN = "stress.mailfs.test"
@@ -287,13 +283,18 @@ class Worker:
 
     # -- the operations --
 
-    def op_rm(self):
+    def some_of_mine(self):
+        """A place to change (A and B twice as likely as T) and this
+        worker's messages listed there, shuffled: (place, [(key, name)])."""
         place = self.rnd.choice(("A", "A", "B", "B", "T"))
-        ents = self.listing(place)
-        mine = self.mine_in(place, ents or [])
+        mine = self.mine_in(place, self.listing(place) or [])
+        self.rnd.shuffle(mine)
+        return place, mine
+
+    def op_rm(self):
+        place, mine = self.some_of_mine()
         if not mine:
             return
-        self.rnd.shuffle(mine)
         for key, name in mine[:self.rnd.choice((1, 1, 2, 3, 5, 8))]:
             m = self.msgs[key]
             as_dir = self.rnd.random() < 0.25
@@ -315,12 +316,9 @@ class Worker:
                         rc, alts=alts)
 
     def op_mv(self):
-        place = self.rnd.choice(("A", "A", "B", "B", "T"))
-        ents = self.listing(place)
-        mine = self.mine_in(place, ents or [])
+        place, mine = self.some_of_mine()
         if not mine:
             return
-        self.rnd.shuffle(mine)
         to = {"A": "B", "B": "A"}.get(place) or self.rnd.choice(("A", "B"))
         for key, name in mine[:self.rnd.choice((1, 1, 2, 3, 5, 8))]:
             m = self.msgs[key]
@@ -669,22 +667,6 @@ H = None
 RUN = None
 
 
-def imap():
-    return it.connect(H, "alice")
-
-
-def trash_folder():
-    m = imap()
-    try:
-        folders = it.list_folders(m)
-    finally:
-        m.logout()
-    for n, f, _ in folders:
-        if "\\Trash" in f:
-            return n
-    return "Trash"
-
-
 def setup(tag, folders):
     """Our folders and seeded messages: ({worker: {key: (loc, flags)}},
     {bystander key: (loc, flags)}, {C1/C2: {key: flags}})."""
@@ -709,7 +691,7 @@ def setup(tag, folders):
         todo.append((place, key))
     random.Random(tag).shuffle(todo)
     todo += [("R", "r%d" % j) for j in range(RUN_RM)]
-    m = imap()
+    m = it.connect(H)
     try:
         for p in ("A", "B", "C1", "C2", "R"):
             it.check(*m.create(it.wire_name(folders[p])), "CREATE " + folders[p])
@@ -729,7 +711,7 @@ def server_state(tag, only=None, also=()):
     the server (every selectable folder, or those named in only; the
     folders named in also are opened by name even when LIST leaves them
     out), and [problems]."""
-    m = imap()
+    m = it.connect(H)
     res = collections.defaultdict(list)
     probs = []
     fetch_re = re.compile(rb"UID (\d+)|FLAGS \(([^)]*)\)")
@@ -956,8 +938,7 @@ def main_test():
     global H, RUN
     H = it.load_harness()
     RUN = os.path.join(H["state_dir"], "stress-" + LABEL)
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    if not ready(C, BIN):
         return 1
     secs = float(os.environ.get("STRESS_SECONDS") or 60)
     seed = int(os.environ.get("STRESS_SEED") or secrets.randbits(31))
@@ -969,7 +950,7 @@ def main_test():
     it.remove_test_mail(H, DOMAIN, OURS_RE, " (before)")
     fresh_run_dir(RUN)
     write_alice_config(RUN, H, ACCOUNT, "debug = %s\n" % (os.environ.get("STRESS_DEBUG") or "fs:sync"))
-    folders["T"] = trash_folder()
+    folders["T"] = it.trash_folder(H)
     proxy = faultproxy.FaultProxy(H["imaps_port"], H["host"])
     proxy.start()
     mnt = None
@@ -981,9 +962,8 @@ def main_test():
         mnt = mount_own_dirs(BIN, RUN, ACCOUNT, "main",
                              ["-o", "port=%d,timeout=%d,poll_interval=10" % (proxy.port, TIMEOUT)],
                              MOUNT_TIMEOUT)
-        if not C.check(mnt.ok, "mount through the fault proxy", mnt.error):
-            mnt.unmount()
-            mnt = None
+        mnt = check_mount(C, mnt, "mount through the fault proxy")
+        if mnt is None:
             return 1
         root = mnt.mountpoint
 
@@ -1193,14 +1173,10 @@ def main():
         return worker_main(sys.argv[2])
     if len(sys.argv) == 3 and sys.argv[1] == "--client":
         return client_main(sys.argv[2])
-    try:
-        rc = main_test()
-    except Exception as e:      # noqa: BLE001 - one FAIL, not a traceback
-        C.fail("the test ran to its end", "%s: %s" % (type(e).__name__, e))
-        for line in traceback.format_exc().splitlines():
-            print("# " + line, flush=True)
+    rc = C.section("the test ran to its end", main_test)
+    if rc is None:
         rc = 1
-    print("# stress: %d passed, %d failed" % (C.passed, C.failed), flush=True)
+    C.summary()
     return rc
 
 

@@ -7,22 +7,17 @@ Needs the private Dovecot from tests/harness/start.sh (seeded or not: the
 test makes its own folders, all named wt-<random>..., and APPENDs its own
 messages with unique Message-IDs ...@write.mailfs.test, into those folders
 and into INBOX; it operates only on those and removes them at the end).
-Environment: MAILFS_BIN (default ./mailfs), MAILFS_TEST_DIR (state dir),
-MAILFS_TEST_LABEL (prefix for check names, default from MAILFS_BIN).
+Environment (MAILFS_BIN, MAILFS_TEST_DIR, MAILFS_TEST_LABEL), output: mounttest.py.
 
 Three mounts of the real binary, each with its own cache directory: the
 default one (rm moves to Trash), -o delete=expunge, and -o ro.  The tools
 run as root without the capabilities that bypass file modes
 (mounttest.AS_OWNER), so they succeed only if the modes the mount shows
 let the owner make the change, as an ordinary user would need.
-
-Prints one "PASS: ..." or "FAIL: ...: detail" line per check; exits 1 when
-anything failed.
 """
 
 import datetime
 import errno
-import imaplib
 import os
 import re
 import secrets
@@ -30,23 +25,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-import traceback
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mounttest import (REPO_ROOT, Checks, ename, imaptest as it,  # noqa: E402
-                       listdir, run, run_as_owner, sanitizer_reports, tail,
-                       unmount_and_check,
-                       fresh_run_dir, mount_own_dirs, write_alice_config, restart_full_caps)
+sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
+from mounttest import (eml_name, ename, errno_of, imaptest as it, listdir,  # noqa: E402
+                       mount_checked, quietly, ready, restart_full_caps, run, run_as_owner,
+                       server_setup, setup_test, unmount_and_check, wait_for, wait_visible,
+                       write_alice_config)
 
-BIN = os.environ.get("MAILFS_BIN", "./mailfs")
-if not os.path.isabs(BIN):
-    BIN = os.path.join(REPO_ROOT, BIN)
-LABEL = os.environ.get("MAILFS_TEST_LABEL") or (
-    "asan" if "asan" in BIN else os.path.basename(BIN))
-C = Checks("write[%s]: " % LABEL)
-H = it.load_harness()
-RUN = os.path.join(H["state_dir"], "write-" + LABEL)
+BIN, LABEL, C, H, RUN = setup_test("write")
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90
 SYNC_TIMEOUT = 120      # a freshly mounted tree shows our messages
@@ -98,89 +84,21 @@ ORDER = list(MESSAGES)
 
 # --- the independent view (imaplib) ------------------------------------------
 
-def imap():
-    return it.connect(H, "alice")
-
-
-def selectable(m):
-    return [n for n, f, _ in it.list_folders(m)
-            if not ({"\\Noselect", "\\NonExistent"} & f)]
-
-
-def folder_names():
-    m = imap()
-    try:
-        return {n for n, _, _ in it.list_folders(m)}
-    finally:
-        m.logout()
-
-
-def trash_folder():
-    m = imap()
-    try:
-        folders = it.list_folders(m)
-    finally:
-        m.logout()
-    for n, f, _ in folders:
-        if "\\Trash" in f:
-            return n
-    return "Trash"
-
-
 def mid_of(tag):
     return "%s-%s@%s" % (TAG, tag, DOMAIN)
 
 
-def search_mid(m, mid):
-    typ, data = m.uid("SEARCH", "HEADER", "Message-ID", '"<%s>"' % mid)
-    it.check(typ, data, "SEARCH")
-    return [int(u) for u in (data[0] or b"").split()]
-
-
-def where(mid):
-    """Sorted [(folder, uid)] of every message with this Message-ID."""
-    m = imap()
-    try:
-        res = []
-        for f in selectable(m):
-            it.select(m, f)
-            res += [(f, u) for u in search_mid(m, mid)]
-        return sorted(res)
-    finally:
-        m.logout()
-
-
-def meta(folder):
-    """{uid: flags} of a folder, None when it cannot be selected."""
-    m = imap()
-    try:
-        return {u: d["flags"] for u, d in it.folder_meta(m, folder).items()}
-    except (RuntimeError, imaplib.IMAP4.error):
-        return None
-    finally:
-        m.logout()
-
-
 def flags_of(folder, uid):
-    return (meta(folder) or {}).get(uid)
-
-
-def raw_of(folder, uid):
-    m = imap()
-    try:
-        it.select(m, folder)
-        return it.fetch_raw(m, uid)
-    finally:
-        m.logout()
+    return (it.flags_by_uid(H, folder) or {}).get(uid)
 
 
 def account_state():
     """(all folder names, {folder: {uid: flags}}) of the whole account."""
-    m = imap()
+    m = it.connect(H)
     try:
         names = {n for n, _, _ in it.list_folders(m)}
         return names, {f: {u: frozenset(d["flags"]) for u, d in it.folder_meta(m, f).items()}
-                       for f in selectable(m)}
+                       for f in it.selectable(m)}
     finally:
         m.logout()
 
@@ -190,7 +108,7 @@ LIST_LINE = re.compile(rb'^\(([^)]*)\) ("(?:[^"\\]|\\.)*"|NIL) (.*)$')
 
 def wire_names():
     """The folder names exactly as LIST sends them (modified UTF-7)."""
-    m = imap()
+    m = it.connect(H)
     try:
         typ, data = m.list('""', '"*"')
         it.check(typ, data, "LIST")
@@ -242,17 +160,13 @@ class Msg:
         return "<%s> %s/%d" % (self.mid, self.folder, self.uid)
 
 
-def cleanup_server(note=""):
-    """Remove every message and folder any run of this test made."""
-    it.remove_test_mail(H, DOMAIN, OURS_RE, note)
-
-
 def setup():
-    """Our folders and messages; returns {tag: Msg}."""
-    m = imap()
+    """Our folders and messages (after removing those of earlier runs);
+    returns {tag: Msg}."""
+    it.remove_test_mail(H, DOMAIN, OURS_RE, " of earlier runs")
+    m = it.connect(H)
     try:
-        for f in SETUP_FOLDERS:
-            it.check(*m.create(it.wire_name(f)), "CREATE " + f)
+        it.create_folders(m, SETUP_FOLDERS)
         raws = {}
         when = datetime.datetime(2024, 3, 4, 10, 0, tzinfo=datetime.timezone.utc)
         for n, tag in enumerate(ORDER):
@@ -264,50 +178,13 @@ def setup():
         msgs = {}
         for tag in ORDER:
             folder = MESSAGES[tag][0]
-            it.select(m, folder)
-            uids = search_mid(m, mid_of(tag))
-            if len(uids) != 1:
-                raise RuntimeError("APPENDed %s: found UIDs %s in %s" % (tag, uids, folder))
-            msgs[tag] = Msg(tag, folder, uids[0], raws[tag])
+            msgs[tag] = Msg(tag, folder, it.uid_of_mid(m, folder, mid_of(tag)), raws[tag])
         return msgs
     finally:
         m.logout()
 
 
 # --- the mount ---------------------------------------------------------------
-
-def eml_name(root, folder, uid):
-    """The .eml name of UID in the mount's folder, or None."""
-    try:
-        entries = os.listdir(os.path.join(root, folder))
-    except OSError:
-        return None
-    suffix = " [%d].eml" % uid
-    hits = [e for e in entries if e.endswith(suffix)]
-    return hits[0] if len(hits) == 1 else None
-
-
-def wait_for(fn, timeout):
-    """fn()'s first true value within timeout seconds, else None."""
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            return None
-        time.sleep(0.25)
-
-
-def errno_of(fn, *args):
-    try:
-        fn(*args)
-        return 0
-    except OSError as e:
-        return e.errno
-    except Exception as e:      # noqa: BLE001 - reported, never raised
-        return "%s: %s" % (type(e).__name__, e)
-
 
 def gone_from_mount(root, folder, name):
     """Problems when NAME.eml or NAME/ still shows in the mount's folder."""
@@ -324,50 +201,19 @@ def gone_from_mount(root, folder, name):
     return probs
 
 
-def write_config():
-    write_alice_config(RUN, H, ACCOUNT, "debug = fs:sync\n")
-
-
 def mount(what, opts):
-    """Mount with its own cache, data dir and log; None when it failed."""
-    args = ["-o", opts] if opts else []
-    mnt = mount_own_dirs(BIN, RUN, ACCOUNT, what, args, MOUNT_TIMEOUT)
-    if not C.check(mnt.ok, "%s: mount %s" % (what, " ".join(args) or "(defaults)"), mnt.error):
-        mnt.unmount()
-        return None
-    return mnt
+    return mount_checked(C, BIN, RUN, ACCOUNT, what, opts, MOUNT_TIMEOUT)
 
 
-def wait_visible(root, msgs, what):
-    """Wait until every message shows in the mount; {tag: .eml name}."""
-    names = {}
-
-    def all_there():
-        for tag, m in msgs.items():
-            if tag not in names:
-                n = eml_name(root, m.folder, m.uid)
-                if n:
-                    names[tag] = n
-        return len(names) == len(msgs)
-
-    ok = wait_for(all_there, SYNC_TIMEOUT)
-    C.check(ok, "%s: our %d messages show in the mount within %d s" % (what, len(msgs), SYNC_TIMEOUT),
-            "missing: %s" % sorted(set(msgs) - set(names)))
-    return names
+def wait_msgs(root, msgs, what):
+    """Wait until every message of msgs ({tag: Msg}) shows in the mount;
+    {tag: .eml name}."""
+    return wait_visible(C, root, {t: (m.folder, m.uid) for t, m in msgs.items()}, what,
+                        SYNC_TIMEOUT)
 
 
 def finish(mnt, what):
     unmount_and_check(C, mnt, what, [mnt.log])
-
-
-def section(what, fn, *args):
-    """Run a group of checks; an exception is one FAIL, not the end."""
-    try:
-        fn(*args)
-    except Exception as e:      # noqa: BLE001
-        C.fail(what, "test raised %s: %s" % (type(e).__name__, e))
-        for line in traceback.format_exc().splitlines():
-            print("# " + line, flush=True)
 
 
 # --- checks on the default mount ----------------------------------------------
@@ -433,7 +279,7 @@ def renamed(name, uid):
 def trash_appears(root, trash, mid, old_name, what):
     """The message's single place on the server must be Trash; then it must
     show in the mount's Trash under its new UID.  Returns (uid, name)."""
-    loc = where(mid)
+    loc = it.where(H, mid)
     ok = C.check(len(loc) == 1 and loc[0][0] == trash,
                  "%s: the message is gone from its folder on the server and is in %s" % (what, trash),
                  "found at %s" % loc)
@@ -463,12 +309,12 @@ def check_rm(root, msgs, names, trash):
     C.problems(gone_from_mount(root, m.folder, name), "rm: X.eml and X/ are gone from the folder's listing at once")
     uid, tname = trash_appears(root, trash, m.mid, name, "rm X.eml")
     if uid is not None:
-        C.check(raw_of(trash, uid) == m.raw, "rm: the message in %s has the same bytes" % trash)
+        C.check(it.raw_of(H, trash, uid) == m.raw, "rm: the message in %s has the same bytes" % trash)
     if not tname:
         return
     rc, err = run_as_owner(["rm", os.path.join(root, trash, tname)])
     C.check(rc == 0 and not err, "rm of the message inside %s succeeds" % trash, "status %d: %s" % (rc, err))
-    loc = where(m.mid)
+    loc = it.where(H, m.mid)
     C.check(loc == [], "rm inside %s expunges it for good (gone from %s, nowhere else on the server)" % (
         trash, trash), "found at %s" % loc)
     C.problems(gone_from_mount(root, trash, tname), "rm inside %s: gone from its listing" % trash)
@@ -483,7 +329,7 @@ def check_rm_r(root, msgs, names, trash):
     C.problems(gone_from_mount(root, m.folder, name), "rm -r X/: X.eml and X/ are gone from the listing at once")
     uid, _ = trash_appears(root, trash, m.mid, name, "rm -r X/")
     if uid is not None:
-        C.check(raw_of(trash, uid) == m.raw, "rm -r X/: the message in %s has the same bytes" % trash)
+        C.check(it.raw_of(H, trash, uid) == m.raw, "rm -r X/: the message in %s has the same bytes" % trash)
 
 
 def check_rm_rf_folder(root, msgs, names, trash):
@@ -498,9 +344,9 @@ def check_rm_rf_folder(root, msgs, names, trash):
     # A run of rm is sent in batches just after it; sync(1) of the
     # directory (fsync) is the documented way to wait for the server.
     C.check(run(["sync", folder])[0] == 0, "rm -rf Folder/*: sync Folder succeeds")
-    left = meta(BULK)
+    left = it.flags_by_uid(H, BULK)
     C.check(left == {}, "rm -rf Folder/*: the folder is empty on the server", "UIDs left: %s" % sorted(left))
-    locs = {t: where(msgs[t].mid) for t in tags}
+    locs = {t: it.where(H, msgs[t].mid) for t in tags}
     bad = ["%s at %s" % (t, l) for t, l in locs.items() if len(l) != 1 or l[0][0] != trash]
     C.problems(bad, "rm -rf Folder/*: every message was moved to %s" % trash)
     C.equal(listdir(folder), [], "rm -rf Folder/*: the folder's listing is empty at once")
@@ -514,19 +360,19 @@ def check_mv(root, msgs, names):
         name = names[tag]
         src = os.path.join(root, m.folder, name[:-4] if as_dir else name)
         what = "mv INBOX/%s %s/" % ("X" if as_dir else "X.eml", dest)
-        raw_before = raw_of(m.folder, m.uid)
+        raw_before = it.raw_of(H, m.folder, m.uid)
         rc, err = run_as_owner(["mv", src, os.path.join(root, dest) + "/"])
         C.check(rc == 0 and not err, "%s succeeds" % what, "status %d: %s" % (rc, err))
         # mv2 follows mv1 to the same folder within the batching window,
         # so it may only be queued: sync(1) of the folder is the
         # documented way to wait until the server has done it.
         C.check(run(["sync", os.path.join(root, m.folder)])[0] == 0, "%s: sync INBOX succeeds" % what)
-        loc = where(m.mid)
+        loc = it.where(H, m.mid)
         ok = C.check(len(loc) == 1 and loc[0][0] == dest,
                      "%s: gone from INBOX on the server, in %s with the same Message-ID" % (what, dest),
                      "found at %s" % loc)
         if ok:
-            after = raw_of(dest, loc[0][1])
+            after = it.raw_of(H, dest, loc[0][1])
             C.check(after == raw_before and after == m.raw,
                     "%s: BODY.PEEK[] in %s is identical to before" % (what, dest),
                     "%d bytes, before %d" % (len(after), len(raw_before)))
@@ -549,7 +395,7 @@ def check_mv(root, msgs, names):
     C.check(rc != 0 and e == errno.EPERM,
             "mv INBOX/X.eml INBOX/other.eml fails with EPERM",
             "mv status %d (%s), rename(2): %s" % (rc, err, ename(e)))
-    loc = where(m.mid)
+    loc = it.where(H, m.mid)
     C.check(loc == [(m.folder, m.uid)] and flags_of(m.folder, m.uid) == flags,
             "mv INBOX/X.eml INBOX/other.eml: nothing changed on the server",
             "found at %s (was %s/%d)" % (loc, m.folder, m.uid))
@@ -564,7 +410,7 @@ def check_bulk(root, mnt, trash):
     """rm and mv of many messages go out as a few UID-set commands."""
     folder = TAG + "-many"
     mids = ["%s-many%d@%s" % (TAG, i, DOMAIN) for i in range(BULK_N)]
-    m = imap()
+    m = it.connect(H)
     try:
         it.check(*m.create(it.wire_name(folder)), "CREATE " + folder)
         for i, mid in enumerate(mids):
@@ -594,11 +440,11 @@ def check_bulk(root, mnt, trash):
     C.check(rc == 0 and not err, "bulk: rm of %d .eml files succeeds" % BULK_N, "status %d: %s" % (rc, err))
     C.check(run(["sync", d])[0] == 0, "bulk: sync of the folder succeeds")
     C.equal(listdir(d), [], "bulk: the folder's listing is empty right after rm")
-    C.equal(meta(folder), {}, "bulk: the folder is empty on the server")
-    m = imap()
+    C.equal(it.flags_by_uid(H, folder), {}, "bulk: the folder is empty on the server")
+    m = it.connect(H)
     try:
         it.select(m, trash)
-        in_trash = [mid for mid in mids if search_mid(m, mid)]
+        in_trash = [mid for mid in mids if it.search_mid(m, mid)]
     finally:
         m.logout()
     C.check(len(in_trash) == BULK_N, "bulk: all %d messages are in %s" % (BULK_N, trash),
@@ -618,7 +464,7 @@ def check_bulk(root, mnt, trash):
     cmds = moves() - before
     C.check(0 < cmds <= 10, "bulk: mv of %d messages took at most 10 MOVE commands" % len(back),
             "%d commands" % cmds)
-    left = meta(folder) or {}
+    left = it.flags_by_uid(H, folder) or {}
     C.check(len(left) == BULK_N, "bulk: all %d are back in the folder on the server" % BULK_N,
             "%d there" % len(left))
     shown = wait_for(lambda: len([n for n in (listdir(d) or []) if n.endswith(".eml")]) == BULK_N or None,
@@ -651,10 +497,9 @@ def check_bulk_refused(root, mnt):
     src, dst = TAG + "-refsrc", TAG + "-refdst"
     n = 12
     mids = ["%s-ref%d@%s" % (TAG, i, DOMAIN) for i in range(n)]
-    m = imap()
+    m = it.connect(H)
     try:
-        for f in (src, dst):
-            it.check(*m.create(it.wire_name(f)), "CREATE " + f)
+        it.create_folders(m, (src, dst))
         for i, mid in enumerate(mids):
             raw = ("From: R <r@%s>\r\nSubject: refused %d\r\nMessage-ID: <%s>\r\n"
                    "Date: Mon, 4 Mar 2024 10:00:00 +0000\r\n\r\nbody\r\n" % (DOMAIN, i, mid)).encode()
@@ -667,7 +512,7 @@ def check_bulk_refused(root, mnt):
     names = sorted(x for x in (listdir(sdir) or []) if x.endswith(".eml"))
     if not C.check(len(names) == n, "refused batch: %d messages listed" % n, "%d" % len(names)):
         return
-    other = imap()     # logged in before the run starts: DELETE is quick
+    other = it.connect(H)     # logged in before the run starts: DELETE is quick
     try:
         os.rename(os.path.join(sdir, names[0]), os.path.join(ddir, names[0]))
         # Another client deletes the target while our run goes on: the
@@ -680,7 +525,7 @@ def check_bulk_refused(root, mnt):
     C.check(all(e in ("success", "ENOENT") for e in errs),
             "refused batch: the queued mv calls return", "%s" % errs)
     C.check(run(["sync", sdir])[0] == 0, "refused batch: sync of the source folder succeeds")
-    left = meta(src) or {}
+    left = it.flags_by_uid(H, src) or {}
     C.check(len(left) == n - 1, "refused batch: the %d queued messages are still in the source on the server"
             % (n - 1), "%d there" % len(left))
     shown = wait_for(lambda: len([x for x in (listdir(sdir) or []) if x.endswith(".eml")]) == n - 1 or None,
@@ -690,7 +535,7 @@ def check_bulk_refused(root, mnt):
     # has seen for new): they must come back whole.
     cache = os.path.join(RUN, "cache-" + os.path.basename(mnt.mountpoint)[len("mnt-"):])
     server = {}
-    m = imap()
+    m = it.connect(H)
     try:
         server = {u: int(d["internaldate"]) for u, d in it.folder_meta(m, src).items()}
     finally:
@@ -722,9 +567,9 @@ def check_mkdir_rmdir(root, msgs):
                 "want %r; LIST has %s" % (wire, sorted(n for n in names if TAG in n)))
         C.check(os.path.isdir(os.path.join(root, name)), "%s: a directory in the mount" % what)
 
-    before = folder_names()
+    before = it.folder_names(H)
     e = errno_of(os.mkdir, os.path.join(root, MAIN))
-    C.check(e == errno.EEXIST and folder_names() == before,
+    C.check(e == errno.EEXIST and it.folder_names(H) == before,
             "mkdir of an existing folder name fails with EEXIST and the server's folders stay",
             ename(e))
 
@@ -733,24 +578,24 @@ def check_mkdir_rmdir(root, msgs):
                        (NEW_UTF8, "rmdir of the non-ASCII folder made by mkdir")):
         rc, err = run_as_owner(["rmdir", os.path.join(root, name)])
         C.check(rc == 0 and not err, "%s succeeds" % what, "status %d: %s" % (rc, err))
-        names = folder_names()
+        names = it.folder_names(H)
         C.check(name not in names, "%s: the folder is deleted on the server" % what,
                 "LIST still has %r" % name)
         C.check(not os.path.lexists(os.path.join(root, name)), "%s: gone from the mount" % what)
 
     m = msgs["full1"]
-    flags = meta(FULL)
+    flags = it.flags_by_uid(H, FULL)
     e = errno_of(os.rmdir, os.path.join(root, FULL))
     C.check(e == errno.ENOTEMPTY, "rmdir of a folder with a message fails with ENOTEMPTY", ename(e))
-    C.check(FULL in folder_names() and meta(FULL) == flags == {m.uid: set()}
-            and where(m.mid) == [(FULL, m.uid)],
+    C.check(FULL in it.folder_names(H) and it.flags_by_uid(H, FULL) == flags == {m.uid: set()}
+            and it.where(H, m.mid) == [(FULL, m.uid)],
             "rmdir of a non-empty folder: the folder and its message are untouched on the server",
-            "folder listed: %s, messages %s" % (FULL in folder_names(), meta(FULL)))
+            "folder listed: %s, messages %s" % (FULL in it.folder_names(H), it.flags_by_uid(H, FULL)))
     C.check(eml_name(root, FULL, m.uid), "rmdir of a non-empty folder: its message still shows in the mount")
 
-    before = folder_names()
+    before = it.folder_names(H)
     e = errno_of(os.rmdir, os.path.join(root, TAG + "-no-such-folder"))
-    C.check(e == errno.ENOENT and folder_names() == before,
+    C.check(e == errno.ENOENT and it.folder_names(H) == before,
             "rmdir of a missing name fails with ENOENT and no folder changes", ename(e))
 
 
@@ -758,11 +603,11 @@ def check_rename_folder(root, msgs):
     rc, err = run_as_owner(["mv", os.path.join(root, REN_A), os.path.join(root, REN_B)])
     C.check(rc == 0 and not err, "mv Mount/FolderA Mount/FolderB (with a subfolder) succeeds",
             "status %d: %s" % (rc, err))
-    names = folder_names()
+    names = it.folder_names(H)
     C.check({REN_B, REN_B + "/sub"} <= names and not {REN_A, REN_A + "/sub"} & names,
             "mv FolderA FolderB: the server has FolderB and FolderB/sub, no FolderA",
             sorted(n for n in names if TAG in n))
-    l1, l2 = where(msgs["ren1"].mid), where(msgs["ren2"].mid)
+    l1, l2 = it.where(H, msgs["ren1"].mid), it.where(H, msgs["ren2"].mid)
     C.check(len(l1) == 1 and l1[0][0] == REN_B and len(l2) == 1 and l2[0][0] == REN_B + "/sub",
             "mv FolderA FolderB: the messages are in FolderB and FolderB/sub on the server",
             "%s / %s" % (l1, l2))
@@ -786,7 +631,7 @@ def check_no_seen(msgs):
     for tag, m in sorted(msgs.items()):
         if tag in ("flags",) or "\\Seen" in MESSAGES[tag][2]:
             continue
-        for f, u in where(m.mid):
+        for f, u in it.where(H, m.mid):
             fl = flags_of(f, u)
             if fl and "\\Seen" in fl:
                 probs.append("%s in %s/%d: %s" % (tag, f, u, sorted(fl)))
@@ -800,22 +645,22 @@ def default_mount(msgs, trash):
     try:
         root = mnt.mountpoint
         want = {t: m for t, m in msgs.items() if t not in ("ro1", "ro2", "ex1")}
-        names = wait_visible(root, want, "default mount")
+        names = wait_msgs(root, want, "default mount")
         if len(names) != len(want):
             return
         # Reading after a STORE in the same folder: a connection may then
         # have it selected read-write, where a plain BODY[] would set \Seen.
-        section("setfattr user.mail.flags", check_flags, root, msgs, names)
-        section("reading", check_reading, root, msgs, names)
-        section("rm X.eml", check_rm, root, msgs, names, trash)
-        section("rm -r X/", check_rm_r, root, msgs, names, trash)
-        section("rm -rf Folder/*", check_rm_rf_folder, root, msgs, names, trash)
-        section("mv", check_mv, root, msgs, names)
-        section("bulk rm/mv", check_bulk, root, mnt, trash)
-        section("refused batch", check_bulk_refused, root, mnt)
-        section("mkdir/rmdir", check_mkdir_rmdir, root, msgs)
-        section("folder rename", check_rename_folder, root, msgs)
-        section("no \\Seen", check_no_seen, msgs)
+        C.section("setfattr user.mail.flags", check_flags, root, msgs, names)
+        C.section("reading", check_reading, root, msgs, names)
+        C.section("rm X.eml", check_rm, root, msgs, names, trash)
+        C.section("rm -r X/", check_rm_r, root, msgs, names, trash)
+        C.section("rm -rf Folder/*", check_rm_rf_folder, root, msgs, names, trash)
+        C.section("mv", check_mv, root, msgs, names)
+        C.section("bulk rm/mv", check_bulk, root, mnt, trash)
+        C.section("refused batch", check_bulk_refused, root, mnt)
+        C.section("mkdir/rmdir", check_mkdir_rmdir, root, msgs)
+        C.section("folder rename", check_rename_folder, root, msgs)
+        C.section("no \\Seen", check_no_seen, msgs)
     finally:
         finish(mnt, "default mount")
 
@@ -826,13 +671,13 @@ def expunge_mount(msgs, trash):
         return
     try:
         root = mnt.mountpoint
-        names = wait_visible(root, {"ex1": msgs["ex1"]}, "delete=expunge")
+        names = wait_msgs(root, {"ex1": msgs["ex1"]}, "delete=expunge")
         if not names:
             return
         m = msgs["ex1"]
         rc, err = run_as_owner(["rm", os.path.join(root, m.folder, names["ex1"])])
         C.check(rc == 0 and not err, "delete=expunge: rm X.eml succeeds", "status %d: %s" % (rc, err))
-        loc = where(m.mid)
+        loc = it.where(H, m.mid)
         C.check(loc == [], "delete=expunge: rm expunges the message (not in %s, nowhere on the server)" % trash,
                 "found at %s" % loc)
         C.problems(gone_from_mount(root, m.folder, names["ex1"]),
@@ -847,7 +692,7 @@ def ro_mount(msgs):
         return
     try:
         root = mnt.mountpoint
-        names = wait_visible(root, {t: msgs[t] for t in ("ro1", "ro2")}, "-o ro")
+        names = wait_msgs(root, {t: msgs[t] for t in ("ro1", "ro2")}, "-o ro")
         if len(names) != 2:
             return
         before = account_state()
@@ -890,11 +735,9 @@ def ro_mount(msgs):
 
 def main():
     global H
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        C.fail("mailfs binary", "%s is missing or not executable" % BIN)
+    if not ready(C, BIN, RUN):
         return 1
-    fresh_run_dir(RUN)
-    write_config()
+    write_alice_config(RUN, H, ACCOUNT, "debug = fs:sync\n")
 
     # test_read's fallback part may have left Dovecot announcing only basic
     # capabilities (if it died there); the writes here want the full set.
@@ -903,14 +746,10 @@ def main():
         C.check(ok, "restart Dovecot with all capabilities", out)
         H = it.load_harness()
 
-    try:
-        cleanup_server(" of earlier runs")
-        msgs = setup()
-        trash = trash_folder()
-    except Exception as e:      # noqa: BLE001
-        C.fail("make our folders and messages with imaplib",
-               "%s: %s (is the server running? tests/harness/start.sh)" % (type(e).__name__, e))
+    got = server_setup(C, lambda: (setup(), it.trash_folder(H)))
+    if got is None:
         return 1
+    msgs, trash = got
     C.ok("made %d folders and %d messages (Message-ID ...@%s) with imaplib" % (
         len(SETUP_FOLDERS), len(msgs), DOMAIN))
     print("# run tag %s, Trash is %r" % (TAG, trash), flush=True)
@@ -920,13 +759,9 @@ def main():
         expunge_mount(msgs, trash)
         ro_mount(msgs)
     finally:
-        try:
-            cleanup_server()
-        except Exception as e:  # noqa: BLE001
-            print("# cleanup failed: %s: %s" % (type(e).__name__, e), flush=True)
+        quietly("cleanup", it.remove_test_mail, H, DOMAIN, OURS_RE)
 
-    print("# test_write[%s]: %d passed, %d failed" % (LABEL, C.passed, C.failed))
-    return 1 if C.failed else 0
+    return C.summary()
 
 
 if __name__ == "__main__":

@@ -6,49 +6,9 @@
 
 #include "check.h"
 #include "names.h"
+#include "utf8_strict.h"
 
 #define LEN_STR ((size_t)-1) /* inlen: use strlen(in) */
-
-/* Strict UTF-8 (RFC 3629), written independently of names.c so a bug
- * there is not mirrored here. */
-static bool valid_utf8(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, n, k;
-	uint32_t cp;
-
-	while (i < len) {
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if ((p[i] & 0xe0) == 0xc0) {
-			n = 2;
-			cp = p[i] & 0x1f;
-		} else if ((p[i] & 0xf0) == 0xe0) {
-			n = 3;
-			cp = p[i] & 0x0f;
-		} else if ((p[i] & 0xf8) == 0xf0) {
-			n = 4;
-			cp = p[i] & 0x07;
-		} else {
-			return false;
-		}
-		if (i + n > len)
-			return false;
-		for (k = 1; k < n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
-		    (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n;
-	}
-	return true;
-}
 
 /* Everything a directory entry made from mail must satisfy. */
 static bool safe_name(const char *s, size_t len, size_t max)
@@ -57,7 +17,8 @@ static bool safe_name(const char *s, size_t len, size_t max)
 
 	if (len == 0 || len > max || strlen(s) != len)
 		return false;
-	if (!valid_utf8(s, len))
+	if (!valid_utf8((const unsigned char *)s, len) ||
+	    has_c1((const unsigned char *)s, len))
 		return false;
 	if (s[0] == '.' || s[0] == ' ' || s[len - 1] == ' ')
 		return false;
@@ -65,11 +26,6 @@ static bool safe_name(const char *s, size_t len, size_t max)
 		unsigned char c = (unsigned char)s[i];
 
 		if (c == '/' || c < 0x20 || c == 0x7f)
-			return false;
-		/* C1 controls, U+0080-U+009F */
-		if (c == 0xc2 && i + 1 < len &&
-		    (unsigned char)s[i + 1] >= 0x80 &&
-		    (unsigned char)s[i + 1] <= 0x9f)
 			return false;
 	}
 	return true;
