@@ -56,10 +56,18 @@ $(BUILD)/%.o: %.c $(wildcard include/*.h imap/*.h fs/*/*.h)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/libmailfs.a
+# Helpers the unit tests share (the scripted IMAP server).
+UNIT_HELP = $(BUILD)/unit/fake_imap.o
+
+$(BUILD)/unit/fake_imap.o: tests/unit/fake_imap.c tests/unit/fake_imap.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -Itests/unit -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(UNIT_HELP) $(BUILD)/libmailfs.a
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
-	@$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmailfs.a $(LIBS)
+	@$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(UNIT_HELP) $(BUILD)/libmailfs.a $(LIBS)
 
 unit-build: $(UNIT_BIN)
 
