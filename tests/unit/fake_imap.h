@@ -79,4 +79,14 @@ void fake_imap_sets(struct fake_imap *f, unsigned from, const char *prefix,
 /* The raw message the server holds as uid, written to buf: buf. */
 const char *fake_imap_body(uint32_t uid, char *buf, size_t len);
 
+/* ---- what every test of a module that logs in needs ---- */
+
+struct mfs_error;
+
+/* A secret source for imap_opts (the fake server takes any password). */
+int fake_imap_password(void *ctx, char **out, struct mfs_error *err);
+
+/* Remove dir and everything below it (a test's temporary directory). */
+void test_rm_rf(const char *dir);
+
 #endif

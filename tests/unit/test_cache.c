@@ -132,32 +132,6 @@ static void test_evict(void)
 	      "no read-ahead of UIDs nobody read");
 }
 
-static void rm_rf(const char *dir)
-{
-	char path[700];
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (unlink(path) < 0)
-			rm_rf(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-}
-
-static int password(void *ctx, char **out, struct mfs_error *err)
-{
-	(void)ctx;
-	(void)err;
-	*out = strdup("secret");
-	return *out ? 0 : MFS_E_NOMEM;
-}
-
 int main(void)
 {
 	const char *t = getenv("TMPDIR");
@@ -195,7 +169,7 @@ int main(void)
 	io.host = "127.0.0.1";
 	io.port = fake_imap_port(srv);
 	io.user = "alice";
-	io.secret = (struct secret_src){ SECRET_PASSWORD, password, NULL };
+	io.secret = (struct secret_src){ SECRET_PASSWORD, fake_imap_password, NULL };
 	io.tls = IMAP_TLS_NONE;
 	io.allow_plaintext = true;
 	io.timeout_s = 5;
@@ -216,6 +190,6 @@ out:
 	fake_imap_stop(srv);
 	mime_shutdown();
 	curl_global_cleanup();
-	rm_rf(dir);
+	test_rm_rf(dir);
 	return check_done();
 }

@@ -154,14 +154,6 @@ static bool in_index(int64_t f, uint32_t uid)
 	return r.s[0] != '\0';
 }
 
-static int password(void *ctx, char **out, struct mfs_error *err)
-{
-	(void)ctx;
-	(void)err;
-	*out = strdup("secret");
-	return *out ? 0 : MFS_E_NOMEM;
-}
-
 /* ---- the cases ---- */
 
 /* rm of a run of messages: the first at once, the rest hidden at once
@@ -325,23 +317,6 @@ static void test_aliases(struct changes *a)
 	srv_refuse(52, 53, false);
 }
 
-static void rm_rf(const char *dir)
-{
-	char path[700];
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-}
-
 int main(void)
 {
 	const char *t = getenv("TMPDIR");
@@ -384,7 +359,7 @@ int main(void)
 	io.host = "127.0.0.1";
 	io.port = fake_imap_port(srv);
 	io.user = "alice";
-	io.secret = (struct secret_src){ SECRET_PASSWORD, password, NULL };
+	io.secret = (struct secret_src){ SECRET_PASSWORD, fake_imap_password, NULL };
 	io.tls = IMAP_TLS_NONE;
 	io.allow_plaintext = true;
 	io.timeout_s = 5;
@@ -411,6 +386,6 @@ out:
 	index_close(ix);
 	fake_imap_stop(srv);
 	curl_global_cleanup();
-	rm_rf(dir);
+	test_rm_rf(dir);
 	return check_done();
 }

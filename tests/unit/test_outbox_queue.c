@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fake_imap.h"
 #include "mfs_err.h"
 #include "mime.h"
 #include "outbox.h"
@@ -683,28 +684,6 @@ static time_t next_of(struct spool *s, const char *name)
 	return status_next(buf);
 }
 
-static void rm_rf(const char *dir)
-{
-	char path[700];
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	while (d && (de = readdir(d))) {
-		struct stat st;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-			rm_rf(path);
-		else
-			unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-}
-
 #define MSG(subject)                                                      \
 	"From: Alice <alice@example.org>\n"                               \
 	"To: Bob <bob@example.org>\n"                                     \
@@ -1076,7 +1055,7 @@ int main(int argc, char **argv)
 	if (srv_start(base) < 0) {
 		CHECK(false, "the scripted SMTP server starts");
 		ERR_print_errors_fp(stderr);
-		rm_rf(base);
+		test_rm_rf(base);
 		return check_done();
 	}
 	test_happy_path();
@@ -1091,6 +1070,6 @@ int main(int argc, char **argv)
 	hk_reset(0);
 	mime_shutdown();
 	curl_global_cleanup();
-	rm_rf(base);
+	test_rm_rf(base);
 	return check_done();
 }

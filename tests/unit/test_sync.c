@@ -114,31 +114,6 @@ struct world {
 	char dir[256];
 };
 
-static int password(void *ctx, char **out, struct mfs_error *err)
-{
-	(void)ctx;
-	(void)err;
-	*out = strdup("secret");
-	return *out ? 0 : MFS_E_NOMEM;
-}
-
-static void rm_rf(const char *dir)
-{
-	char path[700];
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-}
-
 static bool world_open(struct world *w, const char *caps)
 {
 	const char *t = getenv("TMPDIR");
@@ -158,7 +133,7 @@ static bool world_open(struct world *w, const char *caps)
 	io.host = "127.0.0.1";
 	io.port = fake_imap_port(w->srv);
 	io.user = "alice";
-	io.secret = (struct secret_src){ SECRET_PASSWORD, password, NULL };
+	io.secret = (struct secret_src){ SECRET_PASSWORD, fake_imap_password, NULL };
 	io.tls = IMAP_TLS_NONE;
 	io.allow_plaintext = true;
 	io.timeout_s = 5;
@@ -182,7 +157,7 @@ static void world_close(struct world *w)
 	index_close(w->ix);
 	fake_imap_stop(w->srv);
 	if (w->dir[0])
-		rm_rf(w->dir);
+		test_rm_rf(w->dir);
 }
 
 /* ---- the index, read back ---- */
