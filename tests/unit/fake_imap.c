@@ -672,3 +672,18 @@ void test_rm_rf(const char *dir)
 		closedir(d);
 	rmdir(dir);
 }
+
+struct imap_opts fake_imap_opts(const struct fake_imap *f)
+{
+	struct imap_opts io = { 0 };
+
+	io.host = "127.0.0.1";
+	io.port = fake_imap_port(f);
+	io.user = "alice";
+	io.secret = (struct secret_src){ SECRET_PASSWORD, fake_imap_password,
+					 NULL };
+	io.tls = IMAP_TLS_NONE;
+	io.allow_plaintext = true;
+	io.timeout_s = 5;
+	return io;
+}

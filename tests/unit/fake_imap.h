@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "imap.h"
+
 #define FAKE_MAXUID 200
 #define FAKE_NMBOX 8
 
@@ -85,6 +87,9 @@ struct mfs_error;
 
 /* A secret source for imap_opts (the fake server takes any password). */
 int fake_imap_password(void *ctx, char **out, struct mfs_error *err);
+
+/* Options that log in to f as alice over plain TCP, 5 s timeout. */
+struct imap_opts fake_imap_opts(const struct fake_imap *f);
 
 /* Remove dir and everything below it (a test's temporary directory). */
 void test_rm_rf(const char *dir);

@@ -166,13 +166,7 @@ int main(void)
 		goto out;
 	index_folder_put(ix, 0, "INBOX", "INBOX", '/', 0, &f_inbox, NULL);
 	index_folder_set_state(ix, f_inbox, 5, 6, 0, NULL);
-	io.host = "127.0.0.1";
-	io.port = fake_imap_port(srv);
-	io.user = "alice";
-	io.secret = (struct secret_src){ SECRET_PASSWORD, fake_imap_password, NULL };
-	io.tls = IMAP_TLS_NONE;
-	io.allow_plaintext = true;
-	io.timeout_s = 5;
+	io = fake_imap_opts(srv);
 	CHECK(pool_new(&io, 2, NULL, &pool) == 0, "a pool of 2 connections");
 	/* Room for two bodies (all are the same size), not three. */
 	one = strlen(fake_imap_body(1, body, sizeof(body)));

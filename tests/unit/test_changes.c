@@ -356,13 +356,7 @@ int main(void)
 	index_folder_set_state(ix, f_trash, 9, MAXUID + 1, 0, NULL);
 	index_folder_set_state(ix, f_archive, 11, MAXUID + 1, 0, NULL);
 
-	io.host = "127.0.0.1";
-	io.port = fake_imap_port(srv);
-	io.user = "alice";
-	io.secret = (struct secret_src){ SECRET_PASSWORD, fake_imap_password, NULL };
-	io.tls = IMAP_TLS_NONE;
-	io.allow_plaintext = true;
-	io.timeout_s = 5;
+	io = fake_imap_opts(srv);
 	CHECK(pool_new(&io, 2, NULL, &pool) == 0, "a pool of 2 connections");
 	co = (struct changes_opts){
 		.ix = ix,

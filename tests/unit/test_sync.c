@@ -130,13 +130,7 @@ static bool world_open(struct world *w, const char *caps)
 	w->srv = fake_imap_start(caps);
 	if (!w->srv || index_open(path, &w->ix, &err) < 0)
 		return false;
-	io.host = "127.0.0.1";
-	io.port = fake_imap_port(w->srv);
-	io.user = "alice";
-	io.secret = (struct secret_src){ SECRET_PASSWORD, fake_imap_password, NULL };
-	io.tls = IMAP_TLS_NONE;
-	io.allow_plaintext = true;
-	io.timeout_s = 5;
+	io = fake_imap_opts(w->srv);
 	return pool_new(&io, 1, NULL, &w->pool) == 0;
 }
 
