@@ -1,6 +1,7 @@
 /* prefetch.c - the prefetch thread: a folder's UIDs in name order, fetched
  * batch by batch through the body cache (what is cached is skipped). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,7 @@ struct prefetch {
 	/* Guards stop and the jobs (their state and progress). */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;	/* to the thread: a job, or stop */
-	bool stop;
+	atomic_bool stop;	/* also read without the lock, between fetches */
 	struct job jobs[MAX_JOBS];
 	unsigned njobs;
 };

@@ -2,6 +2,7 @@
  * and expunges by a FLAGS pass over the known range. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,7 @@ struct sync {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;	/* to the thread: work or stop */
 	pthread_cond_t done;	/* from the thread: progress */
-	bool stop;
+	atomic_bool stop;	/* also read without the lock, between commands */
 	bool listed;
 	bool down;		/* the last pass failed: don't make readers wait */
 	bool full_wanted;	/* a refresh asked for a full pass */

@@ -1,6 +1,7 @@
 /* watch.c - IDLE watchers, one thread and one connection per slot. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -33,7 +34,7 @@ struct watch {
 	/* Guards stop, tick and each slot's folder, used and up. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;	/* a slot's folder changed, or stop */
-	bool stop;
+	atomic_bool stop;	/* also read without the lock, between commands */
 	uint64_t tick;
 	unsigned nslots;
 	struct slot slots[MAX_SLOTS];

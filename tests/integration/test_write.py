@@ -187,7 +187,12 @@ def setup():
 # --- the mount ---------------------------------------------------------------
 
 def gone_from_mount(root, folder, name):
-    """Problems when NAME.eml or NAME/ still shows in the mount's folder."""
+    """Problems when NAME.eml or NAME/ still shows in the mount's folder:
+    in its listing at once; by lookup within LOOKUP_GRACE s.  The name
+    the call removed is gone from the kernel at once; its sibling (X/ for
+    rm X.eml, X.eml for rm -r X/) the kernel may still hold until the
+    daemon's notifier thread tells it, right after the reply (a reply
+    cannot: the kernel holds the directory's lock until it has one)."""
     stem = name[:-4]
     probs = []
     ents = listdir(os.path.join(root, folder))
@@ -196,9 +201,13 @@ def gone_from_mount(root, folder, name):
     for n in (name, stem):
         if n in ents:
             probs.append("%r still listed" % n)
-        if os.path.lexists(os.path.join(root, folder, n)):
-            probs.append("%r still found by lookup" % n)
+        path = os.path.join(root, folder, n)
+        if not wait_for(lambda: not os.path.lexists(path), LOOKUP_GRACE):
+            probs.append("%r still found by lookup after %d s" % (n, LOOKUP_GRACE))
     return probs
+
+
+LOOKUP_GRACE = 5
 
 
 def mount(what, opts):
@@ -306,7 +315,7 @@ def check_rm(root, msgs, names, trash):
             "rm: X.eml and X/ are there before", listdir(os.path.join(root, m.folder)))
     rc, err = run_as_owner(["rm", path])
     C.check(rc == 0 and not err, "rm X.eml succeeds", "status %d: %s" % (rc, err))
-    C.problems(gone_from_mount(root, m.folder, name), "rm: X.eml and X/ are gone from the folder's listing at once")
+    C.problems(gone_from_mount(root, m.folder, name), "rm: X.eml and X/ are gone from the folder's listing at once, and from lookup")
     uid, tname = trash_appears(root, trash, m.mid, name, "rm X.eml")
     if uid is not None:
         C.check(it.raw_of(H, trash, uid) == m.raw, "rm: the message in %s has the same bytes" % trash)
@@ -326,7 +335,7 @@ def check_rm_r(root, msgs, names, trash):
     d = os.path.join(root, m.folder, name[:-4])
     rc, err = run_as_owner(["rm", "-r", d + "/"])
     C.check(rc == 0 and not err, "rm -r X/ (the decoded directory) succeeds", "status %d: %s" % (rc, err))
-    C.problems(gone_from_mount(root, m.folder, name), "rm -r X/: X.eml and X/ are gone from the listing at once")
+    C.problems(gone_from_mount(root, m.folder, name), "rm -r X/: X.eml and X/ are gone from the listing at once, and from lookup")
     uid, _ = trash_appears(root, trash, m.mid, name, "rm -r X/")
     if uid is not None:
         C.check(it.raw_of(H, trash, uid) == m.raw, "rm -r X/: the message in %s has the same bytes" % trash)
