@@ -27,10 +27,12 @@ int stage_open(const char *dir, const char *name, int flags,
 	       struct stage_file **out);
 void stage_close(struct stage_file *f);
 
-/* Reply to a read or a write on f. */
-void stage_read(fuse_req_t req, struct stage_file *f, size_t size, off_t off);
-void stage_write(fuse_req_t req, struct stage_file *f, const char *buf,
-		 size_t size, off_t off);
+/* Reply to a read or a write of the stage_file in fi->fh: the read and
+ * write of a subtree_ops whose files are staged (self and ino unused). */
+void stage_read(void *self, fuse_req_t req, fuse_ino_t ino, size_t size,
+		off_t off, struct fuse_file_info *fi);
+void stage_write(void *self, fuse_req_t req, fuse_ino_t ino, const char *buf,
+		 size_t size, off_t off, struct fuse_file_info *fi);
 
 /* Apply a FUSE setattr's size and times to path (through f when open);
  * mode and owner are accepted and ignored, so cp -p and rsync -a work.

@@ -261,24 +261,6 @@ static void import_open(void *self, fuse_req_t req, fuse_ino_t ino,
 		import_release(im, NULL, ino, fi);
 }
 
-static void import_read(void *self, fuse_req_t req, fuse_ino_t ino, size_t size,
-		     off_t off, struct fuse_file_info *fi)
-{
-	(void)self;
-	(void)ino;
-	stage_read(req, (struct stage_file *)(uintptr_t)fi->fh, size, off);
-}
-
-static void import_write(void *self, fuse_req_t req, fuse_ino_t ino,
-		      const char *buf, size_t size, off_t off,
-		      struct fuse_file_info *fi)
-{
-	(void)self;
-	(void)ino;
-	stage_write(req, (struct stage_file *)(uintptr_t)fi->fh, buf, size,
-		    off);
-}
-
 /* Message literals are CRLF; files on disk often are not. */
 static char *to_crlf(const char *in, size_t len, size_t *out_len)
 {
@@ -464,8 +446,8 @@ static const struct subtree_ops ops = {
 	.getattr = import_getattr,
 	.setattr = import_setattr,
 	.open = import_open,
-	.read = import_read,
-	.write = import_write,
+	.read = stage_read,
+	.write = stage_write,
 	.flush = import_flush,
 	.release = import_release,
 };

@@ -391,24 +391,6 @@ static void ob_open(void *self, fuse_req_t req, fuse_ino_t ino,
 		ob_release(ob, NULL, ino, fi);
 }
 
-static void ob_read(void *self, fuse_req_t req, fuse_ino_t ino, size_t size,
-		    off_t off, struct fuse_file_info *fi)
-{
-	(void)self;
-	(void)ino;
-	stage_read(req, (struct stage_file *)(uintptr_t)fi->fh, size, off);
-}
-
-static void ob_write(void *self, fuse_req_t req, fuse_ino_t ino,
-		     const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
-{
-	(void)self;
-	(void)ino;
-	stage_write(req, (struct stage_file *)(uintptr_t)fi->fh, buf, size,
-		    off);
-}
-
 /* fsync of the spool directory: a name made, removed or renamed there is
  * durable once this returns.  0 or -errno. */
 static int sync_spool(struct outbox_dir *ob)
@@ -599,8 +581,8 @@ static const struct subtree_ops ops = {
 	.releasedir = ob_releasedir,
 	.create = ob_create,
 	.open = ob_open,
-	.read = ob_read,
-	.write = ob_write,
+	.read = stage_read,
+	.write = stage_write,
 	.flush = ob_flush,
 	.fsync = ob_fsync,
 	.release = ob_release,

@@ -46,9 +46,14 @@ void stage_close(struct stage_file *f)
 	free(f);
 }
 
-void stage_read(fuse_req_t req, struct stage_file *f, size_t size, off_t off)
+void stage_read(void *self, fuse_req_t req, fuse_ino_t ino, size_t size,
+		off_t off, struct fuse_file_info *fi)
 {
+	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	(void)self;
+	(void)ino;
 
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = f->fd;
@@ -56,11 +61,14 @@ void stage_read(fuse_req_t req, struct stage_file *f, size_t size, off_t off)
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-void stage_write(fuse_req_t req, struct stage_file *f, const char *buf,
-		 size_t size, off_t off)
+void stage_write(void *self, fuse_req_t req, fuse_ino_t ino, const char *buf,
+		 size_t size, off_t off, struct fuse_file_info *fi)
 {
+	struct stage_file *f = (struct stage_file *)(uintptr_t)fi->fh;
 	ssize_t n = pwrite(f->fd, buf, size, off);
 
+	(void)self;
+	(void)ino;
 	f->written = true;
 	if (n < 0) {
 		if (!f->werr)
