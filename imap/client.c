@@ -695,6 +695,25 @@ int imap_fetch_body(struct imap_conn *c, const char *mailbox,
 	return 0;
 }
 
+/* Courier refuses an APPEND to the mailbox the same connection has open
+ * read-only ("Current box is selected READ-ONLY").  Leave it: UNSELECT,
+ * or else CLOSE, which expunges nothing after EXAMINE (RFC 3501 6.4.2). */
+static int leave_readonly(struct imap_conn *c, const char *mailbox,
+			  struct mfs_error *err)
+{
+	int rc;
+
+	if (!c->selected || c->selected_rw || strcmp(c->selected, mailbox) != 0)
+		return 0;
+	rc = conn_cmd(c, (c->caps & IMAP_CAP_UNSELECT) ? "UNSELECT" : "CLOSE",
+		      NULL, NULL, err);
+	if (rc < 0)
+		return rc;
+	free(c->selected);
+	c->selected = NULL;
+	return 0;
+}
+
 int imap_append(struct imap_conn *c, const char *mailbox, const char *flags,
 		int64_t date, const char *data, size_t len,
 		struct mfs_error *err)
@@ -715,6 +734,9 @@ int imap_append(struct imap_conn *c, const char *mailbox, const char *flags,
 			 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900,
 			 tm.tm_hour, tm.tm_min, tm.tm_sec);
 	}
+	rc = leave_readonly(c, mailbox, err);
+	if (rc < 0)
+		goto out;
 	rc = conn_append(&cmd, &clen, "APPEND ");
 	if (rc == 0)
 		rc = conn_quote(&cmd, &clen, mailbox);

@@ -491,6 +491,8 @@ static int parse_caps(void *ctx, const struct imap_resp *r)
 		{ "MOVE", IMAP_CAP_MOVE },
 		{ "IDLE", IMAP_CAP_IDLE },
 		{ "ENABLE", IMAP_CAP_ENABLE },
+		{ "UNSELECT", IMAP_CAP_UNSELECT },
+		{ "NAMESPACE", IMAP_CAP_NAMESPACE },
 	};
 	struct imap_conn *c = ctx;
 

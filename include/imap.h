@@ -53,6 +53,8 @@ enum {
 	IMAP_CAP_MOVE = 1u << 8,
 	IMAP_CAP_IDLE = 1u << 9,
 	IMAP_CAP_ENABLE = 1u << 10,
+	IMAP_CAP_UNSELECT = 1u << 11,
+	IMAP_CAP_NAMESPACE = 1u << 12,
 };
 
 struct imap_conn;
@@ -189,7 +191,10 @@ int imap_fetch_bodies(struct imap_conn *c, const char *mailbox,
 		      imap_body_fn body_fn, void *ctx, struct mfs_error *err);
 
 /* APPEND data to mailbox with flags (e.g. "\\Seen"; may be NULL) and, when
- * date > 0, that INTERNALDATE; LITERAL+ when offered.  Errors: MFS_E_NO (e.g. no such mailbox), ... */
+ * date > 0, that INTERNALDATE; LITERAL+ when offered.  When this
+ * connection has mailbox open read-only it leaves it first (UNSELECT or
+ * CLOSE): Courier refuses an APPEND to it otherwise.  Errors: MFS_E_NO
+ * (e.g. no such mailbox), the connection's errors. */
 int imap_append(struct imap_conn *c, const char *mailbox, const char *flags,
 		int64_t date, const char *data, size_t len,
 		struct mfs_error *err);

@@ -8,6 +8,7 @@
  * line until the client stops reading (and counts what it gave).
  */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -245,11 +246,137 @@ static void test_body_over(void)
 	imap_close(c);
 }
 
+/* A server that, as Courier does, refuses an APPEND to the mailbox the
+ * same connection has open read-only (EXAMINE): "NO Current box is
+ * selected READ-ONLY".  It follows the selection from the commands and
+ * skips the literal of an APPEND (LITERAL+: no continuation). */
+struct ro_server {
+	char out[4096];
+	size_t len, pos;
+	char sel[64];
+	bool ro;
+	uint64_t literal;	/* literal bytes still to come */
+	char tag[16];
+	bool refuse;		/* the APPEND waiting for its literal */
+	unsigned appends, refused;
+};
+
+static void ro_say(struct ro_server *r, const char *fmt, const char *tag)
+{
+	int n = snprintf(r->out + r->len, sizeof(r->out) - r->len, fmt, tag);
+
+	if (n > 0 && (size_t)n < sizeof(r->out) - r->len)
+		r->len += (size_t)n;
+}
+
+/* The quoted mailbox name after the verb, into out. */
+static void ro_name(const char *p, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	p = strchr(p, '"');
+	if (p)
+		for (p++; *p && *p != '"' && n + 1 < cap; p++)
+			out[n++] = *p;
+	out[n] = '\0';
+}
+
+static int ro_send(void *ctx, const char *buf, size_t len)
+{
+	struct ro_server *r = ctx;
+	char line[512], verb[16] = "", *sp;
+
+	if (r->literal) {
+		r->literal -= len < r->literal ? len : r->literal;
+		if (!r->literal) {
+			r->appends++;
+			r->refused += r->refuse;
+			ro_say(r, r->refuse ? "%s NO Current box is selected "
+			       "READ-ONLY.\r\n" : "%s OK APPEND completed\r\n",
+			       r->tag);
+		}
+		return 0;
+	}
+	if (len < 2 || buf[len - 1] != '\n')
+		return 0;	/* the CRLF after a literal */
+	snprintf(line, sizeof(line), "%.*s", (int)len, buf);
+	sp = strchr(line, ' ');
+	if (!sp)
+		return 0;
+	*sp = '\0';
+	snprintf(r->tag, sizeof(r->tag), "%.15s", line);
+	sscanf(sp + 1, "%15s", verb);
+	if (strcmp(verb, "EXAMINE") == 0 || strcmp(verb, "SELECT") == 0) {
+		ro_name(sp + 1, r->sel, sizeof(r->sel));
+		r->ro = verb[0] == 'E';
+		ro_say(r, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n"
+		       "%s OK done\r\n", r->tag);
+	} else if (strcmp(verb, "CLOSE") == 0 ||
+		   strcmp(verb, "UNSELECT") == 0) {
+		r->sel[0] = '\0';
+		ro_say(r, "%s OK done\r\n", r->tag);
+	} else if (strcmp(verb, "APPEND") == 0) {
+		char box[64];
+		const char *lit = strrchr(line + strlen(line) + 1, '{');
+
+		ro_name(sp + 1, box, sizeof(box));
+		r->refuse = r->ro && strcmp(box, r->sel) == 0;
+		r->literal = lit ? strtoull(lit + 1, NULL, 10) : 0;
+	} else {
+		ro_say(r, "%s OK done\r\n", r->tag);
+	}
+	return 0;
+}
+
+static int ro_recv(void *ctx, char *buf, size_t len, size_t *n)
+{
+	struct ro_server *r = ctx;
+
+	*n = r->len - r->pos < len ? r->len - r->pos : len;
+	memcpy(buf, r->out + r->pos, *n);
+	r->pos += *n;
+	if (r->pos == r->len)
+		r->pos = r->len = 0;
+	return 0;
+}
+
+/* APPEND to the mailbox this connection has EXAMINEd: the connection
+ * leaves the read-only selection first, so Courier takes it; another
+ * mailbox's selection stays as it was. */
+static void test_append_examined(void)
+{
+	static const char msg[] = "Subject: x\r\n\r\nbody\r\n";
+	struct ro_server r = { 0 };
+	struct conn_io io = { ro_recv, ro_send, &r };
+	struct mfs_error err = { 0 };
+	struct imap_conn *c = conn_new_fake(&io, IMAP_CAP_LITERALPLUS);
+	int rc;
+
+	rc = imap_examine(c, "INBOX.Archive", NULL, &err);
+	if (rc == 0)
+		rc = imap_append(c, "INBOX.Archive", "\\Seen", 0, msg,
+				 sizeof(msg) - 1, &err);
+	CHECK(rc == 0 && r.appends == 1 && r.refused == 0,
+	      "APPEND to the EXAMINEd mailbox: not refused as READ-ONLY "
+	      "(rc %d, %u appends, %u refused; %s)", rc, r.appends,
+	      r.refused, err.msg);
+	rc = imap_examine(c, "INBOX", NULL, &err);
+	if (rc == 0)
+		rc = imap_append(c, "INBOX.Archive", NULL, 0, msg,
+				 sizeof(msg) - 1, &err);
+	CHECK(rc == 0 && r.refused == 0 && strcmp(r.sel, "INBOX") == 0 &&
+	      imap_is_selected(c, "INBOX"),
+	      "APPEND to another mailbox keeps the selection (rc %d, "
+	      "selected \"%s\")", rc, r.sel);
+	imap_close(c);
+}
+
 int main(void)
 {
 	test_vanished_unasked();
 	test_endless_list();
 	test_endless_untagged();
 	test_body_over();
+	test_append_examined();
 	return check_done();
 }
