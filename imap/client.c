@@ -157,6 +157,62 @@ int imap_list(struct imap_conn *c, imap_list_fn fn, void *ctx,
 	return rc;
 }
 
+struct ns_ctx {
+	char prefix[IMAP_NS_PREFIX_MAX];
+	char delim;
+	bool seen;
+};
+
+/* * NAMESPACE ((prefix delim ext...) ...) other shared: the first of
+ * the personal namespaces (RFC 2342). */
+static int on_namespace(void *ctx, const struct imap_resp *r)
+{
+	struct ns_ctx *nc = ctx;
+	const struct imap_value *personal = imap_list_get(&r->data, 1);
+	const struct imap_value *first, *prefix, *delim;
+
+	if (!imap_atom_is(imap_list_get(&r->data, 0), "NAMESPACE") || nc->seen)
+		return 0;
+	nc->seen = true;
+	if (!personal || personal->type == IMAP_V_NIL)
+		return 0;
+	first = imap_list_get(personal, 0);
+	if (personal->type != IMAP_V_LIST || !first ||
+	    first->type != IMAP_V_LIST)
+		return MFS_E_PROTO;
+	prefix = imap_list_get(first, 0);
+	delim = imap_list_get(first, 1);
+	if (!prefix || prefix->type != IMAP_V_STRING || !delim ||
+	    (delim->type != IMAP_V_NIL &&
+	     (delim->type != IMAP_V_STRING || delim->len != 1)))
+		return MFS_E_PROTO;
+	if (prefix->len >= sizeof(nc->prefix) || memchr(prefix->str, 0, prefix->len))
+		return MFS_E_PROTO;
+	memcpy(nc->prefix, prefix->str, prefix->len + 1);
+	nc->delim = delim->type == IMAP_V_STRING ? delim->str[0] : '\0';
+	return 0;
+}
+
+int imap_namespace(struct imap_conn *c, char *prefix, char *delim,
+		   struct mfs_error *err)
+{
+	struct ns_ctx nc = { .prefix = "" };
+	int rc;
+
+	prefix[0] = '\0';
+	*delim = '\0';
+	if (!(c->caps & IMAP_CAP_NAMESPACE))
+		return 0;
+	rc = conn_cmd(c, "NAMESPACE", on_namespace, &nc, err);
+	if (rc == MFS_E_PROTO)
+		return mfs_fail(err, rc, "malformed NAMESPACE response");
+	if (rc < 0)
+		return rc;
+	memcpy(prefix, nc.prefix, sizeof(nc.prefix));
+	*delim = nc.delim;
+	return 0;
+}
+
 static int on_examine(void *ctx, const struct imap_resp *r)
 {
 	struct imap_mbstate *st = ctx;

@@ -116,6 +116,15 @@ typedef int (*imap_list_fn)(void *ctx, const struct imap_mailbox *mb);
 int imap_list(struct imap_conn *c, imap_list_fn fn, void *ctx,
 	      struct mfs_error *err);
 
+/* The server's first personal namespace (RFC 2342): its prefix into
+ * prefix (IMAP_NS_PREFIX_MAX bytes, e.g. "INBOX." on Courier and Cyrus,
+ * "" on Dovecot) and its hierarchy delimiter into delim ('\0': none).
+ * Both empty when the server does not offer NAMESPACE or has no personal
+ * namespace.  MFS_E_PROTO for a malformed answer. */
+#define IMAP_NS_PREFIX_MAX 256
+int imap_namespace(struct imap_conn *c, char *prefix, char *delim,
+		   struct mfs_error *err);
+
 /* EXAMINE a mailbox (read-only: nothing we do sets flags) and report its
  * current state.  Errors: MFS_E_NO (no such mailbox), ... */
 int imap_examine(struct imap_conn *c, const char *mailbox,

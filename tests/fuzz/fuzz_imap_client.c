@@ -157,7 +157,7 @@ static int body_fn(void *ctx, uint32_t uid, int fd, uint64_t len)
 static const unsigned cap_choices[] = {
 	IMAP_CAP_LIST_STATUS, IMAP_CAP_SPECIAL_USE, IMAP_CAP_CONDSTORE,
 	IMAP_CAP_QRESYNC | IMAP_CAP_ENABLE, IMAP_CAP_MOVE, IMAP_CAP_UIDPLUS,
-	IMAP_CAP_LITERALPLUS,
+	IMAP_CAP_LITERALPLUS, IMAP_CAP_NAMESPACE | IMAP_CAP_UNSELECT,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -183,8 +183,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!c || f.devnull < 0)
 		abort();
 
+	{
+		char prefix[IMAP_NS_PREFIX_MAX], delim;
+
+		if (imap_namespace(c, prefix, &delim, &err) == 0 &&
+		    strnlen(prefix, sizeof(prefix)) == sizeof(prefix))
+			abort();
+	}
 	imap_list(c, on_mailbox, NULL, &err);
 	imap_examine(c, "INBOX", &st, &err);
+	imap_append(c, "INBOX", NULL, 0, "a: b\r\n\r\nc\r\n", 11, &err);
 	imap_fetch_meta(c, "1:*", true, on_msg, &sum, &err);
 	if (imap_enable_qresync(c, &err) == 0)
 		imap_fetch_changes(c, "1:100", 5, on_msg, on_vanished, &sum,

@@ -371,6 +371,62 @@ static void test_append_examined(void)
 	imap_close(c);
 }
 
+/* NAMESPACE answers as servers give them, and ones they should not. */
+static void test_namespace(void)
+{
+	static const struct {
+		const char *answer;
+		int rc;
+		const char *prefix;
+		char delim;
+	} cases[] = {
+		{ "* NAMESPACE ((\"INBOX.\" \".\")) NIL NIL\r\n$T OK\r\n", 0,
+		  "INBOX.", '.' },
+		{ "* NAMESPACE ((\"\" \"/\")) ((\"shared/\" \"/\")) NIL\r\n"
+		  "$T OK\r\n", 0, "", '/' },
+		{ "* NAMESPACE ((\"\" \"/\" \"X-PARAM\" (\"A\" \"B\"))"
+		  "(\"#mh/\" \"/\")) NIL NIL\r\n$T OK\r\n", 0, "", '/' },
+		{ "* NAMESPACE ((\"INBOX\" NIL)) NIL NIL\r\n$T OK\r\n", 0,
+		  "INBOX", '\0' },
+		{ "* NAMESPACE NIL NIL ((\"\" \".\"))\r\n$T OK\r\n", 0, "", 0 },
+		{ "* NAMESPACE ((\"INBOX.\" \"..\")) NIL NIL\r\n$T OK\r\n",
+		  MFS_E_PROTO, "", 0 },
+		{ "* NAMESPACE (\"INBOX.\" \".\") NIL NIL\r\n$T OK\r\n",
+		  MFS_E_PROTO, "", 0 },
+		{ "* NAMESPACE ((INBOX \".\")) NIL NIL\r\n$T OK\r\n",
+		  MFS_E_PROTO, "", 0 },
+		{ "$T BAD unknown command\r\n", MFS_E_BAD, "", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *answers[] = { cases[i].answer, NULL };
+		struct script s = { .answers = answers };
+		struct conn_io io;
+		struct mfs_error err = { 0 };
+		struct imap_conn *c = conn_for(&s, &io, IMAP_CAP_NAMESPACE);
+		char prefix[IMAP_NS_PREFIX_MAX] = "junk", delim = 'x';
+		int rc = imap_namespace(c, prefix, &delim, &err);
+
+		CHECK(rc == cases[i].rc && (rc < 0 ||
+		      (strcmp(prefix, cases[i].prefix) == 0 &&
+		       delim == cases[i].delim)),
+		      "NAMESPACE answer %zu: rc %d (want %d), prefix \"%s\" "
+		      "delim %d", i, rc, cases[i].rc, prefix, delim);
+		imap_close(c);
+	}
+	{
+		struct script s = { 0 };
+		struct conn_io io;
+		struct imap_conn *c = conn_for(&s, &io, 0);
+		char prefix[IMAP_NS_PREFIX_MAX] = "junk", delim = 'x';
+
+		CHECK(imap_namespace(c, prefix, &delim, NULL) == 0 &&
+		      !prefix[0] && !delim && !s.sent[0],
+		      "no NAMESPACE capability: no command, empty answer");
+		imap_close(c);
+	}
+}
+
 int main(void)
 {
 	test_vanished_unasked();
@@ -378,5 +434,6 @@ int main(void)
 	test_endless_untagged();
 	test_body_over();
 	test_append_examined();
+	test_namespace();
 	return check_done();
 }
