@@ -105,7 +105,7 @@ static int set_key(struct config *cfg, const char *k, const char *v,
 		S(oauth2_token_command), S(netrc_file), S(cache_size),
 		S(cache_dir), S(debug), S(log_file), S(smtp_host), S(smtp_tls),
 		S(from), S(save_sent), S(sent_folder), S(outbox_dir),
-		S(trash_folder), S(idle_folders),
+		S(trash_folder), S(idle_folders), S(strip_prefix),
 #undef S
 	};
 
@@ -373,6 +373,11 @@ int config_resolve(struct config *cfg, struct mfs_error *err)
 		return mfs_fail(err, MFS_E_CONFIG,
 				"save_sent must be yes or no, not '%s'",
 				cfg->save_sent);
+	if (cfg->strip_prefix && strcmp(cfg->strip_prefix, "yes") &&
+	    strcmp(cfg->strip_prefix, "no"))
+		return mfs_fail(err, MFS_E_CONFIG,
+				"strip_prefix must be yes or no, not '%s'",
+				cfg->strip_prefix);
 	return 0;
 }
 
@@ -610,7 +615,8 @@ void config_clear(struct config *cfg)
 			  &cfg->smtp_host, &cfg->smtp_tls, &cfg->from,
 			  &cfg->save_sent, &cfg->sent_folder,
 			  &cfg->outbox_dir, &cfg->delete_mode,
-			  &cfg->trash_folder, &cfg->idle_folders };
+			  &cfg->trash_folder, &cfg->idle_folders,
+			  &cfg->strip_prefix };
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);

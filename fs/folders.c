@@ -21,6 +21,7 @@ struct fnode {
 	struct names_sibling s;	/* s.key: this level of the server name */
 	char *key;		/* the server name up to this level */
 	size_t comp;		/* offset of this level in key */
+	size_t base;		/* length of the prefix stripped from key */
 	size_t parent;		/* index of the parent node, or NONE */
 	unsigned depth;
 	char delim;
@@ -36,7 +37,8 @@ struct tree {
 };
 
 static int add_node(struct tree *t, const char *name, size_t len,
-		    size_t comp, unsigned depth, const struct imap_mailbox *mb)
+		    size_t comp, size_t base, unsigned depth,
+		    const struct imap_mailbox *mb)
 {
 	struct fnode *f;
 
@@ -55,6 +57,7 @@ static int add_node(struct tree *t, const char *name, size_t len,
 	if (!f->key)
 		return MFS_E_NOMEM;
 	f->comp = comp;
+	f->base = base;
 	f->depth = depth;
 	f->delim = mb->delim;
 	f->mb = len == strlen(name) ? mb : NULL;
@@ -69,16 +72,22 @@ static int by_key(const void *a, const void *b)
 		      ((const struct fnode *)b)->key);
 }
 
-/* Every level of every name, each once. */
-static int build(struct tree *t, const struct imap_mailbox *v, size_t n)
+/* Every level of every name, each once; a name that begins with strip
+ * starts its levels after it. */
+static int build(struct tree *t, const struct imap_mailbox *v, size_t n,
+		 const char *strip)
 {
-	size_t out = 0;
+	size_t out = 0, sl = strip ? strlen(strip) : 0;
 	int rc;
 
 	for (size_t i = 0; i < n; i++) {
 		const char *name = v[i].name;
-		size_t len = strlen(name), start = 0, end;
+		size_t len = strlen(name), start = 0, end, base;
 		unsigned depth = 0;
+
+		if (sl && len > sl && strncmp(name, strip, sl) == 0)
+			start = sl;
+		base = start;
 
 		for (;;) {
 			const char *d = v[i].delim ?
@@ -86,7 +95,8 @@ static int build(struct tree *t, const struct imap_mailbox *v, size_t n)
 				NULL;
 
 			end = d ? (size_t)(d - name) : len;
-			rc = add_node(t, name, end, start, depth, &v[i]);
+			rc = add_node(t, name, end, start, base, depth,
+				      &v[i]);
 			if (rc < 0)
 				return rc;
 			if (!d)
@@ -145,7 +155,7 @@ static int prepare(struct tree *t)
 		struct fnode *f = &t->v[i];
 		char *utf8 = NULL;
 
-		if (f->comp > 0)
+		if (f->comp > f->base)
 			f->parent = find(t, f->key, f->comp - 1);
 		f->s.key = f->key + f->comp;
 		if (imap_utf7_decode(f->s.key, &utf8) < 0) {
@@ -228,14 +238,15 @@ static int on_moved(void *ctx, const struct ix_folder *f)
 }
 
 int folders_put(struct index *ix, const struct imap_mailbox *v, size_t n,
-		const struct folders_hooks *h, struct mfs_error *err)
+		const char *strip, const struct folders_hooks *h,
+		struct mfs_error *err)
 {
 	struct tree t = { 0 };
 	struct fnode **order = NULL;
 	struct moved_ctx mc = { h };
 	int rc;
 
-	rc = build(&t, v, n);
+	rc = build(&t, v, n, strip);
 	if (rc == 0)
 		rc = prepare(&t);
 	if (rc == 0 && t.n > 0 && !(order = malloc(t.n * sizeof(*order))))

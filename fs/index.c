@@ -60,7 +60,9 @@ static const char schema[] =
 	" bytes INTEGER NOT NULL, used INTEGER NOT NULL,"
 	" PRIMARY KEY(folder, uid)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS cache_used ON cache(used);"
-	"CREATE INDEX IF NOT EXISTS folders_wire ON folders(wire);";
+	"CREATE INDEX IF NOT EXISTS folders_wire ON folders(wire);"
+	"CREATE TABLE IF NOT EXISTS meta("
+	" key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;";
 
 /* Columns added since the first release, in the order they came: an index
  * made before gets them by ALTER TABLE on open, its rows with NULL there
@@ -1285,4 +1287,40 @@ int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
 	*bytes = (uint64_t)sqlite3_column_int64(st, 2);
 	sqlite3_reset(st);
 	return 0;
+}
+
+int index_meta_get(struct index *ix, const char *key, char *buf, size_t cap,
+		   struct mfs_error *err)
+{
+	static const char sql[] = "SELECT value FROM meta WHERE key = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+	const char *v;
+	int rc;
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = step_row(st, "meta", err);
+	if (rc < 0)
+		return rc;
+	v = col_text(st, 0);
+	rc = v && strlen(v) < cap ? 0 : MFS_E_TOOBIG;
+	if (rc == 0)
+		memcpy(buf, v, strlen(v) + 1);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int index_meta_set(struct index *ix, const char *key, const char *value,
+		   struct mfs_error *err)
+{
+	static const char sql[] =
+		"INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	return step_done(ix, st, err);
 }

@@ -76,6 +76,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("give_up_after=%u", give_up_after),
 	OPT("delete=%s", delete_mode),
 	OPT("trash_folder=%s", trash_folder),
+	OPT("strip_prefix=%s", strip_prefix),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -506,10 +507,15 @@ static int start_readers(struct daemon *d)
 {
 	struct config *cfg = &d->cl.cfg;
 	struct mfs_error err = { 0 };
-	struct sync_hooks hooks = { .folder_changed = fsops_folder_changed,
-				    .msg_gone = fsops_msg_gone,
-				    .entry_gone = fsops_entry_gone,
-				    .ctx = d->fsops };
+	struct sync_opts so = {
+		.hooks = { .folder_changed = fsops_folder_changed,
+			   .msg_gone = fsops_msg_gone,
+			   .entry_gone = fsops_entry_gone,
+			   .ctx = d->fsops },
+		.interval_s = cfg->poll_interval,
+		.strip_prefix = !cfg->strip_prefix ||
+				strcmp(cfg->strip_prefix, "yes") == 0,
+	};
 
 	if (index_open(d->index_path, &d->ix, &err) < 0) {
 		log_msg(LOG_ERR, "%s", err.msg);
@@ -518,13 +524,14 @@ static int start_readers(struct daemon *d)
 	if (pool_new(&d->io, cfg->connections, d->first, &d->pool) < 0)
 		return -1;
 	d->first = NULL;
+	so.ix = d->ix;
+	so.pool = d->pool;
 	if (cache_open(d->body_dir, d->ix, d->pool, d->cache_bytes,
 		       cfg->timeout, fsops_size_changed, d->fsops, &d->cache,
 		       &err) < 0)
 		return -1;
 	if (fsops_start_notifier(d->fsops, d->se) < 0 ||
-	    sync_start(d->ix, d->pool, NULL, &hooks, cfg->poll_interval,
-		       &d->sync) < 0)
+	    sync_start(&so, &d->sync) < 0)
 		return -1;
 	fsops_attach(d->fsops, d->ix, d->cache, d->sync);
 	if (watch_start(d->pool, d->ix, d->sync, d->idle_slots, &d->watch) < 0 ||

@@ -32,6 +32,7 @@ struct config {
 	unsigned timeout;	/* seconds; network operations */
 	unsigned poll_interval;	/* seconds between full resyncs */
 	char *idle_folders;	/* IDLE connections (number; default 2) */
+	char *strip_prefix;	/* yes | no: folders without "INBOX." */
 	/* Sending (outbox/). */
 	char *smtp_host;	/* default: host */
 	unsigned smtp_port;	/* default: 587, or 465 with implicit */

@@ -33,10 +33,14 @@ struct folders_hooks {
 };
 
 /* Write the n mailboxes of one LIST answer (names as on the wire) into
- * the index, parents first; call inside a transaction.  Rows the answer
- * does not show are left for the caller to drop.  Returns 0, MFS_E_NOMEM,
- * an index error, or what a hook returned. */
+ * the index, parents first; call inside a transaction.  A name that
+ * begins with strip (the personal namespace prefix, e.g. "INBOX."; NULL
+ * or "": none) and is longer is shown without it, at the top level:
+ * "INBOX.Archive" as Archive beside INBOX.  Rows the answer does not show
+ * are left for the caller to drop.  Returns 0, MFS_E_NOMEM, an index
+ * error, or what a hook returned. */
 int folders_put(struct index *ix, const struct imap_mailbox *v, size_t n,
-		const struct folders_hooks *h, struct mfs_error *err);
+		const char *strip, const struct folders_hooks *h,
+		struct mfs_error *err);
 
 #endif

@@ -190,4 +190,11 @@ int index_cache_count(struct index *ix, int64_t folder, uint64_t *count,
 int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
 		       uint64_t *bytes, struct mfs_error *err);
 
+/* Small facts about the account, by key: the value into buf (cap bytes).
+ * MFS_E_NOTFOUND when none is kept, MFS_E_TOOBIG when it does not fit. */
+int index_meta_get(struct index *ix, const char *key, char *buf, size_t cap,
+		   struct mfs_error *err);
+int index_meta_set(struct index *ix, const char *key, const char *value,
+		   struct mfs_error *err);
+
 #endif

@@ -25,12 +25,21 @@ struct sync_hooks {
 
 struct sync;
 
-/* Start the thread.  conn (taken, may be NULL) is its connection; it
- * opens a new one through pool when needed.  interval_s: seconds between
- * full passes. */
-int sync_start(struct index *ix, struct pool *pool, struct imap_conn *conn,
-	       const struct sync_hooks *hooks, unsigned interval_s,
-	       struct sync **out);
+struct sync_opts {
+	struct index *ix;
+	struct pool *pool;	/* the thread opens its connection here */
+	struct sync_hooks hooks;
+	unsigned interval_s;	/* seconds between full passes (0: 60) */
+	/* Show the folders under the server's personal namespace prefix
+	 * ("INBOX." on Courier and Cyrus) without it (folders_put); the
+	 * prefix in effect is kept in the index as meta SYNC_META_STRIP. */
+	bool strip_prefix;
+};
+
+#define SYNC_META_STRIP "strip_prefix"
+
+/* Start the thread. */
+int sync_start(const struct sync_opts *o, struct sync **out);
 
 /* Stop and join the thread, free everything.  NULL is a no-op. */
 void sync_stop(struct sync *s);

@@ -25,6 +25,7 @@ struct sync {
 	struct imap_conn *conn;
 	struct sync_hooks hooks;
 	unsigned interval_s;
+	bool strip_prefix;
 	pthread_t thread;
 	/* Guards the fields from stop to served: what is asked of the thread
 	 * and what it reports.  The rest (lstatus, wb) is the thread's. */
@@ -345,6 +346,33 @@ static int collect_id(void *ctx, const struct ix_folder *f)
 	return seen_add(ctx, f->id);
 }
 
+/* The prefix the folder names are shown without: the personal namespace
+ * when it names a level of its own ("INBOX." with '.'), else none. */
+static int strip_of(struct sync *s, char *strip, struct mfs_error *err)
+{
+	char delim;
+	size_t n;
+	int rc;
+
+	strip[0] = '\0';
+	if (!s->strip_prefix)
+		return 0;
+	rc = imap_namespace(s->conn, strip, &delim, err);
+	if (rc == MFS_E_NO || rc == MFS_E_BAD || rc == MFS_E_PROTO) {
+		/* A server that offers NAMESPACE and fails it: the tree
+		 * stays as it was rather than move every folder. */
+		log_debug(LOG_CAT_SYNC, "NAMESPACE: %s", err->msg);
+		if (index_meta_get(s->ix, SYNC_META_STRIP, strip,
+				   IMAP_NS_PREFIX_MAX, NULL) < 0)
+			strip[0] = '\0';
+		return 0;
+	}
+	n = strlen(strip);
+	if (rc == 0 && (!delim || n < 2 || strip[n - 1] != delim))
+		strip[0] = '\0';
+	return rc;
+}
+
 static int sync_list(struct sync *s, struct mfs_error *err)
 {
 	struct drop_ctx dc = { 0 };
@@ -352,11 +380,14 @@ static int sync_list(struct sync *s, struct mfs_error *err)
 	struct folders_hooks fh = { on_folder, on_moved, &lc };
 	struct seen before = { 0 };
 	struct listed listed = { 0 };
+	char strip[IMAP_NS_PREFIX_MAX];
 	bool changed;
 	int rc;
 
 	dc.seen = &lc.seen;
 	rc = index_folder_all(s->ix, collect_id, &before, err);
+	if (rc == 0)
+		rc = strip_of(s, strip, err);
 	if (rc == 0)
 		rc = imap_list(s->conn, keep_mailbox, &listed, err);
 	if (rc == MFS_E_NOMEM)
@@ -369,7 +400,9 @@ static int sync_list(struct sync *s, struct mfs_error *err)
 	if (rc < 0)
 		goto out;
 	s->nlisted = 0;
-	rc = folders_put(s->ix, listed.v, listed.n, &fh, err);
+	rc = folders_put(s->ix, listed.v, listed.n, strip, &fh, err);
+	if (rc == 0)
+		rc = index_meta_set(s->ix, SYNC_META_STRIP, strip, err);
 	if (rc == 0)
 		rc = index_folder_all(s->ix, find_gone, &dc, err);
 	for (size_t i = 0; rc == 0 && i < dc.gone.n; i++) {
@@ -1073,9 +1106,7 @@ time_t sync_folder_time(struct sync *s, int64_t folder)
 	return at;
 }
 
-int sync_start(struct index *ix, struct pool *pool, struct imap_conn *conn,
-	       const struct sync_hooks *hooks, unsigned interval_s,
-	       struct sync **out)
+int sync_start(const struct sync_opts *o, struct sync **out)
 {
 	struct sync *s = calloc(1, sizeof(*s));
 
@@ -1083,12 +1114,12 @@ int sync_start(struct index *ix, struct pool *pool, struct imap_conn *conn,
 		free(s);
 		return MFS_E_NOMEM;
 	}
-	s->wb->ix = ix;
-	s->ix = ix;
-	s->pool = pool;
-	s->conn = conn;
-	s->hooks = *hooks;
-	s->interval_s = interval_s ? interval_s : 60;
+	s->wb->ix = o->ix;
+	s->ix = o->ix;
+	s->pool = o->pool;
+	s->hooks = o->hooks;
+	s->interval_s = o->interval_s ? o->interval_s : 60;
+	s->strip_prefix = o->strip_prefix;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	pthread_cond_init(&s->done, NULL);

@@ -261,6 +261,10 @@ static bool command(struct fake_imap *f, int fd, const char *tag,
 	} else if (strcasecmp(cmd, "ENABLE QRESYNC") == 0 &&
 		   strstr(f->caps, "QRESYNC")) {
 		say(fd, "* ENABLED QRESYNC\r\n%s OK enabled\r\n", tag);
+	} else if (strcasecmp(cmd, "NAMESPACE") == 0 &&
+		   strstr(f->caps, "NAMESPACE")) {
+		say(fd, "* NAMESPACE ((\"INBOX/\" \"/\")) NIL NIL\r\n"
+			"%s OK done\r\n", tag);
 	} else if (strncasecmp(cmd, "LIST \"\" \"*\"", 11) == 0) {
 		pthread_mutex_lock(&f->lock);
 		for (int i = 0; i < f->nmb; i++)

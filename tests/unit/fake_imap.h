@@ -7,7 +7,9 @@
  * EXAMINE (with CONDSTORE: HIGHESTMODSEQ), ENABLE QRESYNC, UID FETCH of
  * metadata (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS],
  * MODSEQ), UID FETCH ... (CHANGEDSINCE n [VANISHED]), UID FETCH
- * BODY.PEEK[], UID MOVE, UID STORE, UID EXPUNGE and UID SEARCH UID.
+ * BODY.PEEK[], UID MOVE, UID STORE, UID EXPUNGE and UID SEARCH UID; with
+ * NAMESPACE among its capabilities, NAMESPACE: a personal namespace "INBOX/"
+ * (as Courier's "INBOX.", with this server's '/').
  * Anything else gets BAD.  Every command is logged (without its tag).
  *
  * Message uid of any mailbox is fake_imap_body(uid): Subject "Message

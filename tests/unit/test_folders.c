@@ -64,8 +64,8 @@ static int collect(void *ctx, const struct ix_folder *f)
 
 /* One LIST answer, as the sync writes it: the tree, then the rows it
  * did not show dropped. */
-static bool apply(struct index *ix, const char *const *names, char delim,
-		  struct seen *s)
+static bool apply_strip(struct index *ix, const char *const *names,
+			char delim, const char *strip, struct seen *s)
 {
 	struct imap_mailbox v[MAXF];
 	struct folders_hooks h = { on_seen, on_moved, s };
@@ -79,7 +79,7 @@ static bool apply(struct index *ix, const char *const *names, char delim,
 		v[n] = (struct imap_mailbox){ .name = names[n], .delim = delim };
 	rc = index_begin(ix, &err);
 	if (rc == 0)
-		rc = folders_put(ix, v, n, &h, &err);
+		rc = folders_put(ix, v, n, strip, &h, &err);
 	if (rc == 0)
 		rc = index_folder_all(ix, collect, &a, &err);
 	for (size_t i = 0; rc == 0 && i < a.n; i++) {
@@ -98,6 +98,12 @@ static bool apply(struct index *ix, const char *const *names, char delim,
 	if (rc)
 		printf("    apply: %d %s\n", rc, err.msg);
 	return rc == 0;
+}
+
+static bool apply(struct index *ix, const char *const *names, char delim,
+		  struct seen *s)
+{
+	return apply_strip(ix, names, delim, NULL, s);
 }
 
 static int by_path(const void *a, const void *b)
@@ -183,24 +189,37 @@ static void test_trees(void)
 		char delim;
 		const char *names[12];
 		const char *want;
+		const char *strip;
 	} t[] = {
 		{ "'.' server: '/' in a name, a leading dot", '.',
 		  { "INBOX", "a/b", "a_b", "a.c", ".Spam", "Spam" },
 		  "INBOX=INBOX, Spam=Spam, _/Spam=.Spam, _=-, a/c=a.c, "
-		  "a=-, a_b (2)=a/b, a_b=a_b" },
+		  "a=-, a_b (2)=a/b, a_b=a_b", NULL },
 		{ "'/' server: dots, outbox, .mailfs, nested", '/',
 		  { "INBOX", ".Spam", "Spam", "Spam/x", "Spam/.x", "outbox",
 		    ".mailfs", "..dots", "a\\b", "a_b" },
 		  "INBOX=INBOX, Spam (2)=.Spam, Spam/x (2)=Spam/.x, "
 		  "Spam/x=Spam/x, Spam=Spam, a_b (2)=a\\b, a_b=a_b, "
-		  "dots=..dots, mailfs=.mailfs, outbox (2)=outbox" },
+		  "dots=..dots, mailfs=.mailfs, outbox (2)=outbox", NULL },
 		{ "modified UTF-7 decoded before comparing", '/',
 		  { "Caf&AOk-", ".Caf&AOk-", "Caf&AOk-/x" },
 		  "Caf\xc3\xa9 (2)=.Caf&AOk-, Caf\xc3\xa9/x=Caf&AOk-/x, "
-		  "Caf\xc3\xa9=Caf&AOk-" },
+		  "Caf\xc3\xa9=Caf&AOk-", NULL },
 		{ "an implied level and a folder that cleans like it", '/',
 		  { ".a", "a/b" },
-		  "a (2)=.a, a/b=a/b, a=-" },
+		  "a (2)=.a, a/b=a/b, a=-", NULL },
+		{ "personal namespace INBOX. stripped", '.',
+		  { "INBOX", "INBOX.Archive", "INBOX.Archive.2024",
+		    "INBOX.Trash", "INBOX.INBOX", "INBOX.outbox", "Other",
+		    "INBOX.a/b", "Other.x" },
+		  "Archive/2024=INBOX.Archive.2024, Archive=INBOX.Archive, "
+		  "INBOX (2)=INBOX.INBOX, INBOX=INBOX, Other/x=Other.x, "
+		  "Other=Other, Trash=INBOX.Trash, a_b=INBOX.a/b, "
+		  "outbox (2)=INBOX.outbox", "INBOX." },
+		{ "a prefix only implied by its children", '/',
+		  { "INBOX/Sent", "INBOX/Sent/old", "Shared/x" },
+		  "Sent/old=INBOX/Sent/old, Sent=INBOX/Sent, Shared/x=Shared/x, "
+		  "Shared=-", "INBOX/" },
 	};
 	char dir[64], got[4096], got2[4096];
 
@@ -214,8 +233,8 @@ static void test_trees(void)
 			CHECK(0, "open an index");
 			return;
 		}
-		CHECK(apply(ix, t[i].names, t[i].delim, &s), "%s: written",
-		      t[i].what);
+		CHECK(apply_strip(ix, t[i].names, t[i].delim, t[i].strip, &s),
+		      "%s: written", t[i].what);
 		dump(ix, got, sizeof(got));
 		CHECK_STR(got, t[i].want, "%s", t[i].what);
 		gone(ix, dir);
@@ -228,7 +247,7 @@ static void test_trees(void)
 		ix = fresh(dir, sizeof(dir));
 		if (!ix)
 			return;
-		apply(ix, rev, t[i].delim, &s);
+		apply_strip(ix, rev, t[i].delim, t[i].strip, &s);
 		dump(ix, got2, sizeof(got2));
 		CHECK_STR(got2, t[i].want, "%s: listed in reverse", t[i].what);
 		gone(ix, dir);

@@ -141,7 +141,10 @@ static bool world_sync(struct world *w)
 				.entry_gone = on_entry_gone,
 				.msg_gone = on_msg_gone };
 
-	return sync_start(w->ix, w->pool, NULL, &h, 3600, &w->sync) == 0;
+	struct sync_opts o = { .ix = w->ix, .pool = w->pool, .hooks = h,
+			       .interval_s = 3600, .strip_prefix = true };
+
+	return sync_start(&o, &w->sync) == 0;
 }
 
 static void world_close(struct world *w)
@@ -449,6 +452,49 @@ out:
 	world_close(&w);
 }
 
+static int get_wire(void *ctx, const struct ix_folder *f)
+{
+	snprintf(ctx, 100, "%s", f->wire ? f->wire : "-");
+	return 0;
+}
+
+/* A server whose folders live under the personal namespace "INBOX/":
+ * shown at the top level, INBOX itself still INBOX; the prefix kept in
+ * the index for the changes to put back. */
+static void test_namespace(void)
+{
+	struct world w;
+	char wire[100] = "", kept[100] = "";
+	struct folder_info in, arch, sub = { 0 };
+
+	CHECK(world_open(&w, "IMAP4rev1 NAMESPACE"),
+	      "namespace: server, index and pool");
+	if (!w.pool)
+		goto out;
+	fake_imap_mbox(w.srv, "INBOX", 5);
+	fake_imap_mbox(w.srv, "INBOX/Archive", 6);
+	fake_imap_mbox(w.srv, "INBOX/Archive/2024", 7);
+	CHECK(world_sync(&w) && sync_refresh(w.sync, 20) == 0,
+	      "namespace: first full pass");
+	in = folder(&w, "INBOX");
+	arch = folder(&w, "Archive");
+	if (arch.found)
+		index_folder_by_name(w.ix, arch.id, "2024", get_folder, &sub,
+				     NULL);
+	if (arch.found)
+		index_folder_get(w.ix, arch.id, get_wire, wire, NULL);
+	CHECK(in.found && arch.found && strcmp(wire, "INBOX/Archive") == 0,
+	      "namespace: INBOX/Archive is Archive at the top (%d, wire %s)",
+	      arch.found, wire);
+	CHECK(arch.found && sub.found && sub.uidvalidity == 7,
+	      "namespace: and INBOX/Archive/2024 is Archive/2024");
+	CHECK(index_meta_get(w.ix, SYNC_META_STRIP, kept, sizeof(kept),
+			     NULL) == 0 && strcmp(kept, "INBOX/") == 0,
+	      "namespace: the prefix is kept in the index (\"%s\")", kept);
+out:
+	world_close(&w);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -457,6 +503,7 @@ int main(void)
 	test_plain();
 	test_condstore();
 	test_qresync();
+	test_namespace();
 	mime_shutdown();
 	curl_global_cleanup();
 	return check_done();
