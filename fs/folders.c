@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "control.h"
 #include "folders.h"
@@ -280,4 +281,98 @@ out:
 	free(t.v);
 	free(order);
 	return rc;
+}
+
+/* ---- special folders ---- */
+
+static const char *const usual_trash[] = { "Trash", "Deleted Messages",
+					   "Deleted Items", "Deleted", NULL };
+static const char *const usual_sent[] = { "Sent", "Sent Messages",
+					  "Sent Items", "Sent Mail", NULL };
+
+struct special_ctx {
+	unsigned flag;
+	const char *const *usual;
+	const char *configured;
+	/* The best so far: 0 configured, 1 marked, 2 + k the k-th usual
+	 * name; -1 none. */
+	int rank;
+	int64_t id;
+	char *wire;
+	int rc;
+};
+
+/* name's level below INBOX (INBOX.Trash on Courier and Cyrus), name
+ * itself at the top level, NULL deeper down. */
+static const char *short_name(const char *name, char delim)
+{
+	if (delim && strncasecmp(name, "INBOX", 5) == 0 && name[5] == delim &&
+	    !strchr(name + 6, delim))
+		return name + 6;
+	return delim && strchr(name, delim) ? NULL : name;
+}
+
+static int on_special(void *ctx, const struct ix_folder *f)
+{
+	struct special_ctx *sc = ctx;
+	char *utf8 = NULL;
+	const char *sn;
+	int rank = -1;
+
+	if (!f->wire || (f->flags & IMAP_MB_NOSELECT))
+		return 0;
+	if (imap_utf7_decode(f->wire, &utf8) < 0) {
+		free(utf8);
+		return 0;
+	}
+	sn = short_name(utf8, f->delim);
+	if (sc->configured) {
+		if (strcmp(utf8, sc->configured) == 0 ||
+		    (sn && strcmp(sn, sc->configured) == 0))
+			rank = 0;
+	} else if (f->flags & sc->flag) {
+		rank = 1;
+	} else if (sn) {
+		for (int k = 0; sc->usual[k]; k++)
+			if (strcasecmp(sn, sc->usual[k]) == 0) {
+				rank = 2 + k;
+				break;
+			}
+	}
+	free(utf8);
+	if (rank < 0 || (sc->rank >= 0 && rank >= sc->rank))
+		return 0;
+	free(sc->wire);
+	sc->wire = strdup(f->wire);
+	if (!sc->wire)
+		return sc->rc = MFS_E_NOMEM;
+	sc->rank = rank;
+	sc->id = f->id;
+	return 0;
+}
+
+int folders_special(struct index *ix, enum folders_role role,
+		    const char *configured, int64_t *id, char **wire,
+		    struct mfs_error *err)
+{
+	struct special_ctx sc = {
+		.flag = role == FOLDERS_SENT ? IMAP_MB_SENT : IMAP_MB_TRASH,
+		.usual = role == FOLDERS_SENT ? usual_sent : usual_trash,
+		.configured = configured,
+		.rank = -1,
+	};
+	int rc = index_folder_all(ix, on_special, &sc, err);
+
+	if (rc == 0 && sc.rc < 0)
+		rc = mfs_fail(err, sc.rc, "out of memory");
+	if (rc < 0) {
+		free(sc.wire);
+		return rc;
+	}
+	*id = sc.id;
+	if (wire)
+		*wire = sc.wire;
+	else
+		free(sc.wire);
+	return 0;
 }

@@ -43,4 +43,20 @@ int folders_put(struct index *ix, const struct imap_mailbox *v, size_t n,
 		const char *strip, const struct folders_hooks *h,
 		struct mfs_error *err);
 
+/* The special folders mailfs writes to. */
+enum folders_role { FOLDERS_TRASH, FOLDERS_SENT };
+
+/* The folder that serves role, as *id (0: none) and, when wire is not
+ * NULL, its server name (the caller's; NULL when none).  With configured
+ * (a folder name in UTF-8): the folder of that server name, or of that
+ * name below INBOX; nothing else.  Else the one LIST marks \Trash or
+ * \Sent (RFC 6154); else the first of the usual names, compared without
+ * case, at the top level or directly below INBOX as Courier and Cyrus
+ * keep them (INBOX.Trash): Trash, "Deleted Messages" (Apple), "Deleted
+ * Items" (Outlook, Exchange), Deleted; Sent, "Sent Messages", "Sent
+ * Items", "Sent Mail".  0, MFS_E_NOMEM or an index error. */
+int folders_special(struct index *ix, enum folders_role role,
+		    const char *configured, int64_t *id, char **wire,
+		    struct mfs_error *err);
+
 #endif

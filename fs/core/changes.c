@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "changes.h"
+#include "folders.h"
 #include "imap_parse.h"
 #include "log.h"
 
@@ -394,48 +395,13 @@ int changes_set_flags(struct changes *a, int64_t id, uint32_t uid, const char *f
 	return rc;
 }
 
-struct find_ctx {
-	unsigned flag;
-	const char *name;	/* UTF-8 top-level or full name to match */
-	int64_t id;
-};
-
-static int find_special(void *ctx, const struct ix_folder *f)
-{
-	struct find_ctx *fc = ctx;
-
-	if (!fc->id && f->wire && (f->flags & fc->flag))
-		fc->id = f->id;
-	return 0;
-}
-
-static int find_named(void *ctx, const struct ix_folder *f)
-{
-	struct find_ctx *fc = ctx;
-	char *utf8 = NULL;
-
-	if (!fc->id && f->wire && imap_utf7_decode(f->wire, &utf8) == 0 &&
-	    strcmp(utf8, fc->name) == 0)
-		fc->id = f->id;
-	free(utf8);
-	return 0;
-}
-
-/* The Trash folder: as configured, else \Trash, else one named Trash. */
+/* The Trash folder (folders_special), 0 when there is none. */
 static int64_t trash_id(struct changes *a)
 {
-	struct find_ctx fc = { IMAP_MB_TRASH, a->o.trash, 0 };
+	int64_t id = 0;
 
-	if (a->o.trash) {
-		index_folder_all(a->o.ix, find_named, &fc, NULL);
-		return fc.id;
-	}
-	index_folder_all(a->o.ix, find_special, &fc, NULL);
-	if (!fc.id) {
-		fc.name = "Trash";
-		index_folder_all(a->o.ix, find_named, &fc, NULL);
-	}
-	return fc.id;
+	folders_special(a->o.ix, FOLDERS_TRASH, a->o.trash, &id, NULL, NULL);
+	return id;
 }
 
 static int move_now(struct changes *a, int64_t id, uint32_t uid, int64_t dest,
@@ -732,9 +698,9 @@ int changes_delete(struct changes *a, int64_t id, uint32_t uid, struct mfs_error
 	int64_t trash = a->o.expunge ? 0 : trash_id(a);
 
 	if (!a->o.expunge && !trash)
-		return mfs_fail(err, MFS_E_NOTFOUND,
-				"no Trash folder (set trash_folder or "
-				"delete=expunge)");
+		return mfs_fail(err, MFS_E_UNSUPPORTED,
+				"no Trash folder on the server (set "
+				"trash_folder or delete=expunge)");
 	return move_or_expunge(a, id, uid, trash == id ? 0 : trash, err);
 }
 
@@ -761,15 +727,24 @@ static int any_delim(void *ctx, const struct ix_folder *f)
 	return 0;
 }
 
-/* Wire name for UTF-8 name under parent (0: top level). */
+/* Wire name for UTF-8 name under parent (0: top level).  With the
+ * personal namespace prefix stripped from the tree (sync.h), the top
+ * level is under that prefix, and the folder the prefix names (INBOX)
+ * shows no children: a new one there would appear at the top. */
 static int child_wire(struct changes *a, int64_t parent, const char *name,
 		      char **wire, char *delim, struct mfs_error *err)
 {
 	struct folder_info p = { 0 };
 	struct delim_ctx dc = { 0 };
+	char strip[IMAP_NS_PREFIX_MAX] = "";
+	size_t sl;
 	char *enc = NULL;
 	int rc;
 
+	if (index_meta_get(a->o.ix, SYNC_META_STRIP, strip, sizeof(strip),
+			   NULL) < 0)
+		strip[0] = '\0';
+	sl = strlen(strip);
 	index_folder_all(a->o.ix, any_delim, &dc, NULL);
 	if (parent) {
 		rc = folder(a, parent, &p, err);
@@ -777,12 +752,22 @@ static int child_wire(struct changes *a, int64_t parent, const char *name,
 			return rc;
 		if (p.delim)
 			dc.delim = p.delim;
+	} else if (sl) {
+		dc.delim = strip[sl - 1];
 	}
 	*delim = dc.delim ? dc.delim : '/';
 	if (!name[0] || strchr(name, *delim) || name[0] == '.' ||
 	    strlen(name) > NAMES_MAX) {
 		free(p.wire);
 		return mfs_fail(err, MFS_E_INVAL, "unusable folder name '%s'",
+				name);
+	}
+	if (p.wire && sl && strlen(p.wire) + 1 == sl &&
+	    strncmp(p.wire, strip, sl - 1) == 0) {
+		free(p.wire);
+		return mfs_fail(err, MFS_E_INVAL,
+				"folders under %s are shown at the top level "
+				"(strip_prefix): make '%s' there", p.name,
 				name);
 	}
 	rc = imap_utf7_encode(name, &enc);
@@ -792,7 +777,7 @@ static int child_wire(struct changes *a, int64_t parent, const char *name,
 		if (parent) {
 			if (asprintf(wire, "%s%c%s", p.wire, *delim, enc) < 0)
 				rc = MFS_E_NOMEM;
-		} else if (!(*wire = strdup(enc))) {
+		} else if (asprintf(wire, "%s%s", strip, enc) < 0) {
 			rc = MFS_E_NOMEM;
 		}
 	}
@@ -1015,28 +1000,31 @@ int changes_append(struct changes *a, int64_t id, const char *data,
 	return rc;
 }
 
-static int find_sent(void *ctx, const struct ix_folder *f)
-{
-	char **wire = ctx;
-
-	if (!*wire && f->wire && (f->flags & IMAP_MB_SENT))
-		*wire = strdup(f->wire);
-	return 0;
-}
-
 int changes_save_sent(struct changes *a, const char *data, size_t len,
 		      struct mfs_error *err)
 {
 	struct imap_conn *c = NULL;
-	char *wire = NULL;
+	char strip[IMAP_NS_PREFIX_MAX] = "";
+	char *wire = NULL, *enc = NULL;
+	int64_t id;
 	int rc;
 
-	if (a->o.sent)
+	rc = folders_special(a->o.ix, FOLDERS_SENT, a->o.sent, &id, &wire,
+			     err);
+	if (rc == 0 && !wire && a->o.sent) {
 		rc = imap_utf7_encode(a->o.sent, &wire);
-	else
-		rc = index_folder_all(a->o.ix, find_sent, &wire, err);
-	if (rc == 0 && !wire && !(wire = strdup("Sent")))
-		rc = MFS_E_NOMEM;
+	} else if (rc == 0 && !wire) {
+		/* No Sent folder yet: "Sent" at the top of the tree (the
+		 * server may answer [TRYCREATE]). */
+		index_meta_get(a->o.ix, SYNC_META_STRIP, strip, sizeof(strip),
+			       NULL);
+		rc = imap_utf7_encode("Sent", &enc);
+		if (rc == 0 && asprintf(&wire, "%s%s", strip, enc) < 0) {
+			wire = NULL;
+			rc = MFS_E_NOMEM;
+		}
+		free(enc);
+	}
 	if (rc < 0)
 		return mfs_fail(err, rc, "cannot name the Sent folder");
 	rc = with_conn(a, &c, err);

@@ -100,8 +100,8 @@ static void name_of(uint32_t uid, char *buf, size_t len)
 	snprintf(buf, len, "2026-06-01 1000 Carol - Message %u [%u]", uid, uid);
 }
 
-/* A message on the server and in the index (folder mb, index id f). */
-static void add_msg(int mb, int64_t f, uint32_t uid)
+/* A message on the server and in index x (folder mb, index id f). */
+static void add_msg_to(struct index *x, int mb, int64_t f, uint32_t uid)
 {
 	char name[100], mid[50], subject[50];
 	struct ix_msg m = { .folder = f,
@@ -118,8 +118,13 @@ static void add_msg(int mb, int64_t f, uint32_t uid)
 	name_of(uid, name, sizeof(name));
 	snprintf(mid, sizeof(mid), "<%u@example.org>", uid);
 	snprintf(subject, sizeof(subject), "Message %u", uid);
-	index_msg_put(ix, &m, NULL);
+	index_msg_put(x, &m, NULL);
 	fake_imap_put(srv, mb, uid, "\\Seen");
+}
+
+static void add_msg(int mb, int64_t f, uint32_t uid)
+{
+	add_msg_to(ix, mb, f, uid);
 }
 
 /* The whole row of (f, uid) as text, "" when there is none. */
@@ -317,6 +322,64 @@ static void test_aliases(struct changes *a)
 	srv_refuse(52, 53, false);
 }
 
+/* A server without SPECIAL-USE whose Trash is INBOX/Trash (Courier's
+ * INBOX.Trash), shown at the top level: rm moves there.  Without any
+ * Trash, rm says the server cannot, not that the file is missing. */
+static void test_trash_below_inbox(const char *dir, struct pool *pool)
+{
+	char path[300];
+	struct index *x = NULL;
+	struct changes *c = NULL;
+	struct mfs_error err = { 0 };
+	int64_t in = 0, tr = 0;
+	int mb_trash = fake_imap_mbox(srv, "INBOX/Trash", 13);
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/index-courier.sqlite", dir);
+	if (index_open(path, &x, &err) < 0 || mb_trash < 0) {
+		CHECK(0, "a second index (%s)", err.msg);
+		goto out;
+	}
+	index_folder_put(x, 0, "INBOX", "INBOX", '/', 0, &in, NULL);
+	index_folder_set_state(x, in, 7, MAXUID + 1, 0, NULL);
+	c = changes_new(&(struct changes_opts){ .ix = x, .pool = pool,
+						.timeout_s = 5 });
+	add_msg_to(x, INBOX, in, 150);
+	rc = changes_delete(c, in, 150, &err);
+	CHECK(rc == MFS_E_UNSUPPORTED, "rm with no Trash folder at all: "
+	      "MFS_E_UNSUPPORTED (ENOTSUP), not a missing file (rc %d; %s)",
+	      rc, err.msg);
+	CHECK(srv_has(INBOX, 150), "... and the message stays");
+
+	index_folder_put(x, 0, "Trash", "INBOX/Trash", '/', 0, &tr, NULL);
+	index_folder_set_state(x, tr, 13, MAXUID + 1, 0, NULL);
+	memset(&err, 0, sizeof(err));
+	rc = changes_delete(c, in, 150, &err);
+	changes_flush(c);
+	CHECK(rc == 0 && !srv_has(INBOX, 150) &&
+	      srv_has(mb_trash, 150),
+	      "rm with Trash as INBOX/Trash (no \\Trash mark): moved there "
+	      "(rc %d; %s)", rc, err.msg);
+
+	/* The tree shows INBOX/'s folders at the top: none can be made
+	 * below INBOX, where it would not appear. */
+	{
+		unsigned from = fake_imap_ncmds(srv);
+		int64_t nid = 0;
+
+		index_meta_set(x, SYNC_META_STRIP, "INBOX/", NULL);
+		memset(&err, 0, sizeof(err));
+		rc = changes_mkdir(c, in, "New", &nid, &err);
+		CHECK(rc == MFS_E_INVAL &&
+		      fake_imap_count(srv, from, "CREATE", NULL) == 0,
+		      "mkdir below INBOX with its prefix stripped: refused, "
+		      "nothing sent (rc %d; %s)", rc, err.msg);
+	}
+out:
+	changes_free(c);
+	index_close(x);
+}
+
 int main(void)
 {
 	const char *t = getenv("TMPDIR");
@@ -374,6 +437,7 @@ int main(void)
 	test_expunge_run(a);
 	test_refused(a);
 	test_aliases(a);
+	test_trash_below_inbox(dir, pool);
 out:
 	changes_free(a);
 	pool_free(pool);

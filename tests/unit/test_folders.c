@@ -347,9 +347,81 @@ static void test_changes(void)
 	gone(ix, dir);
 }
 
+/* Which folder is Trash or Sent, on servers that mark them and on ones
+ * that only name them. */
+static void test_special(void)
+{
+	static const struct {
+		const char *what;
+		const char *folders[8];	/* "wire" or "wire\tflags" */
+		int role;
+		const char *configured;
+		const char *want;	/* wire, or "" for none */
+	} t[] = {
+		{ "marked \\Trash wins over the name", { "Trash", "Bin\tT" },
+		  FOLDERS_TRASH, NULL, "Bin" },
+		{ "Courier: INBOX.Trash", { "INBOX", "INBOX.Trash", "INBOX.Sent" },
+		  FOLDERS_TRASH, NULL, "INBOX.Trash" },
+		{ "Outlook's names, any case", { "INBOX", "Sent Items",
+		  "deleted items" }, FOLDERS_TRASH, NULL, "deleted items" },
+		{ "Trash before Deleted Items", { "Deleted Items", "TRASH" },
+		  FOLDERS_TRASH, NULL, "TRASH" },
+		{ "not deeper down", { "INBOX", "Archive.Trash", "INBOX.a.Trash" },
+		  FOLDERS_TRASH, NULL, "" },
+		{ "not a \\Noselect one", { "INBOX", "Trash\tN" },
+		  FOLDERS_TRASH, NULL, "" },
+		{ "configured, below INBOX", { "INBOX", "INBOX.Bin", "Trash" },
+		  FOLDERS_TRASH, "Bin", "INBOX.Bin" },
+		{ "configured and missing: nothing else", { "Trash" },
+		  FOLDERS_TRASH, "Bin", "" },
+		{ "Sent: marked", { "Sent", "INBOX.Sent Messages\tS" },
+		  FOLDERS_SENT, NULL, "INBOX.Sent Messages" },
+		{ "Sent: by name", { "INBOX", "INBOX.Sent Items", "Trash" },
+		  FOLDERS_SENT, NULL, "INBOX.Sent Items" },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char dir[64];
+		struct index *ix = fresh(dir, sizeof(dir));
+		int64_t id = -1, row;
+		char *wire = NULL;
+		int rc;
+
+		if (!ix) {
+			CHECK(0, "open an index");
+			return;
+		}
+		for (size_t k = 0; k < 8 && t[i].folders[k]; k++) {
+			char name[100], w[100];
+			const char *tab = strchr(t[i].folders[k], '\t');
+			unsigned flags = 0;
+
+			snprintf(w, sizeof(w), "%.*s",
+				 tab ? (int)(tab - t[i].folders[k]) : 99,
+				 t[i].folders[k]);
+			if (tab)
+				flags = tab[1] == 'T' ? IMAP_MB_TRASH :
+					tab[1] == 'S' ? IMAP_MB_SENT :
+							IMAP_MB_NOSELECT;
+			snprintf(name, sizeof(name), "f%zu", k);
+			index_folder_put(ix, 0, name, w, '.', flags, &row,
+					 NULL);
+		}
+		rc = folders_special(ix, t[i].role, t[i].configured, &id,
+				     &wire, NULL);
+		CHECK(rc == 0 && strcmp(wire ? wire : "", t[i].want) == 0 &&
+		      (id != 0) == (wire != NULL),
+		      "special folder, %s: \"%s\" (want \"%s\")", t[i].what,
+		      wire ? wire : "", t[i].want);
+		free(wire);
+		gone(ix, dir);
+	}
+}
+
 int main(void)
 {
 	test_trees();
 	test_changes();
+	test_special();
 	return check_done();
 }
