@@ -974,6 +974,114 @@ def check_fallback(env, base_folders, base_msgs):
 
 # --- main --------------------------------------------------------------------
 
+def case_first_mount(env, log1, folders, msgs, flags_before):
+    """The tree, messages, decoded parts, grep and flags on a fresh cache:
+    the listing, for the mounts that follow."""
+    mnt = Mount(BIN, [], ACCOUNT, os.path.join(RUN, "mnt"), env, MOUNT_TIMEOUT)
+    if not C.check(mnt.ok, "mount %s from the config file (debug = imap:fs:sync; log_file)"
+                   % ACCOUNT, mnt.error):
+        mnt.unmount()
+        C.fail("tree, messages, decoded parts, grep, flags", "not checked: no mount")
+        return None
+    try:
+        root = mnt.mountpoint
+        t = wait_synced(root, folders, msgs)
+        C.check(t is not None, "all folders and messages appear within %d s" % SYNC_TIMEOUT,
+                "tree still incomplete")
+        check_argv(mnt.pid)
+        check_tree(root, folders, msgs)
+        names = check_messages(root, msgs)
+        check_decoded(root, msgs, names)
+        check_specials(root, msgs, names)
+        check_grep(root, msgs, names)
+        check_index(msgs)
+        check_seen(flags_before)
+        return listing(root)
+    finally:
+        finish_mount(mnt, "first mount", [log1])
+
+
+def case_remount(env, log1, folders, msgs, listing1):
+    """The warm cache: the same names again."""
+    mnt = Mount(BIN, [], ACCOUNT, os.path.join(RUN, "mnt2"), env, MOUNT_TIMEOUT)
+    if not C.check(mnt.ok, "remount on the same cache", mnt.error):
+        return
+    try:
+        wait_synced(mnt.mountpoint, folders, msgs)
+        l2 = listing(mnt.mountpoint)
+        C.check(listing1 is not None and l2 == listing1, "remount lists exactly the same names",
+                diff(listing1, l2))
+    finally:
+        finish_mount(mnt, "remount", [log1])
+
+
+def case_old_index(env, log1, msgs, listing1):
+    """The same cache, its index turned back into the previous version's:
+    upgraded in place, filled in, names kept."""
+    old_names = make_old_index()
+    mnt = Mount(BIN, [], ACCOUNT, os.path.join(RUN, "mnt2b"), env, MOUNT_TIMEOUT)
+    if C.check(mnt.ok and old_names, "mount on an index of the previous version", mnt.error):
+        try:
+            wait_filled(old_names)
+            check_index(msgs, "old index: ")
+            l2 = listing(mnt.mountpoint)
+            C.check(listing1 is not None and l2 == listing1,
+                    "old index: the mount lists exactly the same names", diff(listing1, l2))
+        finally:
+            finish_mount(mnt, "mount on an old index", [log1])
+    elif mnt.ok:
+        finish_mount(mnt, "mount on an old index", [log1])
+
+
+def url_opts(cache):
+    return "ca_file=%s,password_command=cat %s,cache_dir=%s" % (
+        H["ca_file"], H["users"]["alice"]["password_file"], os.path.join(RUN, cache))
+
+
+def case_starttls(env, folders, msgs, listing1):
+    """imap:// URL: STARTTLS, fresh cache; Dovecot must log the login as
+    TLS."""
+    url = "imap://alice@127.0.0.1:%d" % H["imap_port"]
+    since = file_size(H["dovecot_log"])
+    mnt = Mount(BIN, ["-o", url_opts("cache-starttls")], url, os.path.join(RUN, "mnt3"), env,
+                MOUNT_TIMEOUT)
+    if not C.check(mnt.ok, "mount %s (STARTTLS) with -o options" % url, mnt.error):
+        return
+    try:
+        wait_synced(mnt.mountpoint, folders, msgs)
+        l3 = listing(mnt.mountpoint)
+        C.check(listing1 is not None and l3 == listing1,
+                "fresh cache over STARTTLS lists exactly the same names", diff(listing1, l3))
+        logins = dovecot_logins(since)
+        C.check(logins and all(", TLS" in ln and "secured" not in ln for ln in logins),
+                "every STARTTLS login is TLS-protected per Dovecot's log",
+                logins[:3] or "no login line")
+    finally:
+        finish_mount(mnt, "STARTTLS mount", sig=signal.SIGTERM)
+
+
+def case_imaps(env, folders, msgs, listing1):
+    """imaps:// URL with -o debug and log_file."""
+    url = "imaps://alice@127.0.0.1:%d" % H["imaps_port"]
+    log4 = os.path.join(RUN, "imaps.log")
+    mnt = Mount(BIN, ["-o", url_opts("cache-imaps") + ",debug=imap:fs,log_file=" + log4], url,
+                os.path.join(RUN, "mnt4"), env, MOUNT_TIMEOUT)
+    if not C.check(mnt.ok, "mount %s (implicit TLS) with -o options incl. debug=imap:fs" % url,
+                   mnt.error):
+        return
+    try:
+        wait_synced(mnt.mountpoint, folders, msgs)
+        want = sorted(e[len("INBOX/"):] for e in (listing1 or [])
+                      if e.startswith("INBOX/") and e.endswith(".eml") and e.count("/") == 1)
+        got = sorted(emls(mnt.mountpoint, "INBOX"))
+        C.check(listing1 is not None and got == want, "imaps:// URL mount lists the same INBOX",
+                diff(want, got))
+        C.check(os.path.exists(log4) and os.path.getsize(log4) > 0,
+                "-o debug=imap:fs,log_file=FILE writes a debug log", "no or empty " + log4)
+    finally:
+        finish_mount(mnt, "imaps:// mount", [log4], sig=signal.SIGINT)
+
+
 def main():
     if not ready(C, BIN, RUN):
         return 1
@@ -999,98 +1107,14 @@ def main():
             "seeded account is there (>= 50 messages, UTF-8 and \\Noselect folders)",
             "%d messages in %s" % (sum(len(b) for b in msgs.values()), sorted(folders)))
 
-    mnt = Mount(BIN, [], ACCOUNT, os.path.join(RUN, "mnt"), env, MOUNT_TIMEOUT)
-    listing1 = None
-    if C.check(mnt.ok, "mount %s from the config file (debug = imap:fs:sync; log_file)" % ACCOUNT,
-               mnt.error):
-        try:
-            root = mnt.mountpoint
-            t = wait_synced(root, folders, msgs)
-            C.check(t is not None, "all folders and messages appear within %d s" % SYNC_TIMEOUT,
-                    "tree still incomplete")
-            check_argv(mnt.pid)
-            check_tree(root, folders, msgs)
-            names = check_messages(root, msgs)
-            check_decoded(root, msgs, names)
-            check_specials(root, msgs, names)
-            check_grep(root, msgs, names)
-            check_index(msgs)
-            check_seen(flags_before)
-            listing1 = listing(root)
-        finally:
-            finish_mount(mnt, "first mount", [log1])
-    else:
-        mnt.unmount()
-        C.fail("tree, messages, decoded parts, grep, flags", "not checked: no mount")
-
-    # Remount on the warm cache: the same names again.
-    mnt = Mount(BIN, [], ACCOUNT, os.path.join(RUN, "mnt2"), env, MOUNT_TIMEOUT)
-    if C.check(mnt.ok, "remount on the same cache", mnt.error):
-        try:
-            wait_synced(mnt.mountpoint, folders, msgs)
-            l2 = listing(mnt.mountpoint)
-            C.check(listing1 is not None and l2 == listing1, "remount lists exactly the same names",
-                    diff(listing1, l2))
-        finally:
-            finish_mount(mnt, "remount", [log1])
-
-    # The same cache again, its index turned back into the previous
-    # version's: upgraded in place, filled in, names kept.
-    old_names = make_old_index()
-    mnt = Mount(BIN, [], ACCOUNT, os.path.join(RUN, "mnt2b"), env, MOUNT_TIMEOUT)
-    if C.check(mnt.ok and old_names, "mount on an index of the previous version", mnt.error):
-        try:
-            wait_filled(old_names)
-            check_index(msgs, "old index: ")
-            l2 = listing(mnt.mountpoint)
-            C.check(listing1 is not None and l2 == listing1,
-                    "old index: the mount lists exactly the same names", diff(listing1, l2))
-        finally:
-            finish_mount(mnt, "mount on an old index", [log1])
-    elif mnt.ok:
-        finish_mount(mnt, "mount on an old index", [log1])
-
-    # imap:// URL: STARTTLS, fresh cache; Dovecot must log the login as TLS.
-    url = "imap://alice@127.0.0.1:%d" % H["imap_port"]
-    opts = "ca_file=%s,password_command=cat %s,cache_dir=%s" % (
-        H["ca_file"], H["users"]["alice"]["password_file"], os.path.join(RUN, "cache-starttls"))
-    since = file_size(H["dovecot_log"])
-    mnt = Mount(BIN, ["-o", opts], url, os.path.join(RUN, "mnt3"), env, MOUNT_TIMEOUT)
-    if C.check(mnt.ok, "mount %s (STARTTLS) with -o options" % url, mnt.error):
-        try:
-            wait_synced(mnt.mountpoint, folders, msgs)
-            l3 = listing(mnt.mountpoint)
-            C.check(listing1 is not None and l3 == listing1,
-                    "fresh cache over STARTTLS lists exactly the same names", diff(listing1, l3))
-            logins = dovecot_logins(since)
-            C.check(logins and all(", TLS" in ln and "secured" not in ln for ln in logins),
-                    "every STARTTLS login is TLS-protected per Dovecot's log",
-                    logins[:3] or "no login line")
-        finally:
-            finish_mount(mnt, "STARTTLS mount", sig=signal.SIGTERM)
-
-    url = "imaps://alice@127.0.0.1:%d" % H["imaps_port"]
-    opts = opts.replace("cache-starttls", "cache-imaps")
-    log4 = os.path.join(RUN, "imaps.log")
-    mnt = Mount(BIN, ["-o", opts + ",debug=imap:fs,log_file=" + log4], url,
-                os.path.join(RUN, "mnt4"), env, MOUNT_TIMEOUT)
-    if C.check(mnt.ok, "mount %s (implicit TLS) with -o options incl. debug=imap:fs" % url, mnt.error):
-        try:
-            wait_synced(mnt.mountpoint, folders, msgs)
-            want = sorted(e[len("INBOX/"):] for e in (listing1 or [])
-                          if e.startswith("INBOX/") and e.endswith(".eml") and e.count("/") == 1)
-            got = sorted(emls(mnt.mountpoint, "INBOX"))
-            C.check(listing1 is not None and got == want, "imaps:// URL mount lists the same INBOX",
-                    diff(want, got))
-            C.check(os.path.exists(log4) and os.path.getsize(log4) > 0,
-                    "-o debug=imap:fs,log_file=FILE writes a debug log", "no or empty " + log4)
-        finally:
-            finish_mount(mnt, "imaps:// mount", [log4], sig=signal.SIGINT)
-
+    listing1 = C.case(case_first_mount, env, log1, folders, msgs, flags_before)
+    C.case(case_remount, env, log1, folders, msgs, listing1)
+    C.case(case_old_index, env, log1, msgs, listing1)
+    C.case(case_starttls, env, folders, msgs, listing1)
+    C.case(case_imaps, env, folders, msgs, listing1)
     check_no_secrets([RUN], "the logs, daemon output and cache/index files")
     check_errors(env, cport)
     check_fallback(env, folders, msgs)
-
     return C.summary()
 
 
