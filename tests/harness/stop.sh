@@ -22,6 +22,8 @@ case ${1:-} in
 	[ "${1:-}" = --purge ] && purge=1
 	"$HARNESS_DIR/postfix.sh" stop || pf_rc=$?
 	"$HARNESS_DIR/plain.sh" stop || pf_rc=$?
+	"$HARNESS_DIR/cyrus.sh" stop || pf_rc=$?
+	"$HARNESS_DIR/courier.sh" stop || pf_rc=$?
 	;;
 *) die "usage: stop.sh [--dovecot-only | --purge]" ;;
 esac
