@@ -39,26 +39,29 @@ fi
 [ "$(id -u)" = 0 ] || die "packages.sh: must run as root to install$missing and the server trees"
 export DEBIAN_FRONTEND=noninteractive
 
-if [ -n "$missing" ]; then
-	# Never at the price of a package: dovecot-imapd and postfix above all.
-	sim=$(apt-get -s install --no-install-recommends $missing 2>&1) ||
-		{ apt-get update >/dev/null 2>&1 || true; sim=$(apt-get -s install --no-install-recommends $missing 2>&1); } ||
-		die "apt-get cannot install$missing: $(printf '%s\n' "$sim" | tail -n 3)"
+# apt_install PKG...: apt-get install them, services kept from starting,
+# unless that would remove any package (dovecot-imapd and postfix above all).
+apt_install() {
+	local sim removed made_policy=0 rc=0
+	sim=$(apt-get -s install --no-install-recommends "$@" 2>&1) ||
+		{ apt-get update >/dev/null 2>&1 || true; sim=$(apt-get -s install --no-install-recommends "$@" 2>&1); } ||
+		die "apt-get cannot install $*: $(printf '%s\n' "$sim" | tail -n 3)"
 	removed=$(printf '%s\n' "$sim" | sed -n 's/^Remv \([^ ]*\).*/\1/p' | tr '\n' ' ')
-	[ -z "$removed" ] || die "installing$missing would remove $removed; not done"
-	log "installing$missing (services kept from starting by policy-rc.d)"
-	made_policy=0
+	[ -z "$removed" ] || die "installing $* would remove $removed; not done"
+	log "installing $* (services kept from starting by policy-rc.d)"
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
 		printf '#!/bin/sh\n# tests/harness/packages.sh: no service starts while it installs\nexit 101\n' \
 			>/usr/sbin/policy-rc.d
 		chmod 755 /usr/sbin/policy-rc.d
 		made_policy=1
 	fi
-	rc=0
-	apt-get install -y --no-install-recommends $missing >&2 || rc=$?
+	apt-get install -y --no-install-recommends "$@" >&2 || rc=$?
 	[ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
-	[ $rc = 0 ] || die "apt-get install$missing failed"
-fi
+	[ $rc = 0 ] || die "apt-get install $* failed"
+}
+
+# shellcheck disable=SC2086 # lists of package names
+[ -z "$missing" ] || apt_install $missing
 
 # unpack PKG VERSION: apt-get download PKG=VERSION and dpkg-deb -x it
 # into $SERVER_CACHE/PKG-VERSION (through a temporary name, so a tree that
@@ -75,7 +78,8 @@ unpack() {
 	getent passwd _apt >/dev/null && chown _apt "$tmp"
 	if ! (cd "$tmp" && apt-get download "$pkg=$ver" >&2); then
 		rm -rf "$tmp"
-		die "apt-get download $pkg=$ver failed"
+		log "apt-get download $pkg=$ver failed"
+		return 1
 	fi
 	deb=$(ls "$tmp"/*.deb)
 	mkdir "$tmp/tree"
@@ -86,16 +90,31 @@ unpack() {
 	log "unpacked $pkg $ver into $dir"
 }
 
+# courier_imap_version: the courier-imap in apt's lists built for the
+# installed courier-base (its version ends in "+" and courier-base's).
+courier_imap_version() {
+	apt-cache madison courier-imap | awk -F'|' -v b="+$(pkg_version courier-base)" '
+		{ gsub(/ /, "", $2) }
+		substr($2, length($2) - length(b) + 1) == b { print $2; exit }'
+}
+
+# When the archive no longer has the server package built for the
+# installed library packages (a security update since), those are
+# upgraded first.
 if [ -z "$(cyrus_tree)" ]; then
-	unpack cyrus-imapd "$(dpkg-query -W -f='${Version}' cyrus-common)"
+	if ! unpack cyrus-imapd "$(pkg_version cyrus-common)"; then
+		apt_install cyrus-common
+		unpack cyrus-imapd "$(pkg_version cyrus-common)" || die "cannot get cyrus-imapd"
+	fi
 fi
 if [ -z "$(courier_tree)" ]; then
-	base=$(dpkg-query -W -f='${Version}' courier-base)
-	ver=$(apt-cache madison courier-imap | awk -F'|' -v b="+$base" '
-		{ gsub(/ /, "", $2) }
-		substr($2, length($2) - length(b) + 1) == b { print $2; exit }')
-	[ -n "$ver" ] || die "no courier-imap for courier-base $base in apt's lists (apt-get update?)"
-	unpack courier-imap "$ver"
+	ver=$(courier_imap_version)
+	if [ -z "$ver" ] || ! unpack courier-imap "$ver"; then
+		apt_install courier-base
+		ver=$(courier_imap_version)
+		[ -n "$ver" ] || die "no courier-imap for courier-base $(pkg_version courier-base) in apt's lists"
+		unpack courier-imap "$ver" || die "cannot get courier-imap"
+	fi
 fi
 [ -n "$(cyrus_tree)" ] && [ -n "$(courier_tree)" ] || die "server trees missing after unpacking"
 for b in "$(cyrus_tree)$CYRUS_IMAPD" "$(courier_tree)$COURIER_IMAPD" "$(courier_tree)$COURIER_IMAPLOGIN"; do
