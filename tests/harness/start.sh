@@ -26,10 +26,15 @@
 # server down"; see submission.sh).  Without dovecot-submissiond or postfix
 # installed, a warning, and IMAP only (harness.json: "smtp": false).
 #
+# Then Cyrus IMAP 3.6 and Courier IMAP 5.0 (cyrus.sh, courier.sh: the same
+# users and passwords, mail of their own, IMAPS on IMAPS_PORT - 200 and
+# - 100, IMAP+STARTTLS on - 210 and - 110); without what packages.sh
+# installs, a warning, and null for them in harness.json's "servers".
+#
 # Already running with the same config: nothing happens.  Running with a
 # different config (e.g. DOVECOT_PLAIN_CAPS changed): restarted.
-# --fresh: stop, delete all mail and Postfix's queue, start (deterministic
-# UIDs for seeding).
+# --fresh: stop, delete all mail (Cyrus's and Courier's too) and Postfix's
+# queue, start (deterministic UIDs for seeding).
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -82,7 +87,7 @@ srv_reachable() {
 	as_user() {
 		setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups -- "$@"
 	}
-	for u in dovecot dovenull postfix "$MAIL_USER"; do
+	for u in dovecot dovenull postfix cyrus courier "$MAIL_USER"; do
 		getent passwd "$u" >/dev/null || continue
 		as_user test -x "$SRV/." && continue
 		# The first directory from the top that it cannot search.
@@ -342,12 +347,14 @@ if [ -n "$(cyrus_tree)" ]; then
 	"$HARNESS_DIR/cyrus.sh" start $([ $fresh = 1 ] && echo --fresh)
 	cyrus=1
 else
+	"$HARNESS_DIR/cyrus.sh" stop
 	log "warning: cyrus-common or the unpacked cyrus-imapd missing (tests/harness/packages.sh): no Cyrus"
 fi
 if [ -n "$(courier_tree)" ]; then
 	"$HARNESS_DIR/courier.sh" start $([ $fresh = 1 ] && echo --fresh)
 	courier=1
 else
+	"$HARNESS_DIR/courier.sh" stop
 	log "warning: courier-authdaemon or the unpacked courier-imap missing (tests/harness/packages.sh): no Courier"
 fi
 
