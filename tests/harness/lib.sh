@@ -1,4 +1,4 @@
-# lib.sh - shared settings for the private test Dovecot.  Source it (bash).
+# lib.sh - shared settings for the private test servers.  Source it (bash).
 #
 # The tests' state directory is $MAILFS_TEST_DIR (default tests/tmp).  The
 # servers' own files are not in it: their unprivileged users (dovecot,
@@ -32,6 +32,25 @@
 #     postfix/spool/, data/    its queue_directory and data_directory
 #     postfix/maillog          all Postfix logging
 #     home/<user>/Maildir      mail, owned by $MAIL_USER, LAYOUT=fs
+#     cyrus/imapd.conf, cyrus.conf, users, sasldb2, tls/
+#                              cyrus.sh's generated config and users
+#     cyrus/config/            its configdirectory (mailbox list, sockets)
+#     cyrus/config/log/<user>/ its telemetry: the protocol trace per imapd
+#     cyrus/spool/             its mail; cyrus/run/master.pid
+#     cyrus/master.log         its master's stdout and stderr
+#     courier/etc/             bound over /etc/courier in courier.sh's mount
+#                              namespace: authdaemonrc, userdb(.dat),
+#                              imapd.pem, dhparams.pem
+#     courier/run/             bound over /run/courier (authdaemon socket)
+#     courier/imapd.env, run.sh  imapd's environment; the namespace's first
+#                              process (PID in courier.pid, namespace in
+#                              courier.ns)
+#     courier/home/<user>/Maildir  its mail (Maildir++), owned by $MAIL_USER
+#     courier/courier.log      the daemons' stderr
+#
+# Not in the server dir: the unpacked cyrus-imapd and courier-imap
+# packages, $MAILFS_SERVER_CACHE (/var/cache/mailfs-test)/<pkg>-<version>,
+# kept between runs (packages.sh).
 #
 # The server dir is kept like the state dir (stop.sh leaves the mail;
 # stop.sh --purge removes it).  start.sh removes server dirs whose state
@@ -53,6 +72,11 @@
 # OAUTH2_PORT (IMAPS_PORT - 1): where Dovecot's oauth2 passdb asks whether
 # a token is good; nothing listens there unless a test runs
 # tests/harness/oauth2.py.
+# CYRUS_IMAPS_PORT, CYRUS_IMAP_PORT (IMAPS_PORT - 200, - 210: 10793, 10783),
+# COURIER_IMAPS_PORT, COURIER_IMAP_PORT (IMAPS_PORT - 100, - 110: 10893,
+# 10883): cyrus.sh's and courier.sh's IMAPS and IMAP+STARTTLS.
+# MAILFS_SERVER_CACHE (/var/cache/mailfs-test): where packages.sh unpacks
+# the two server packages.
 
 HARNESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$HARNESS_DIR/../.." && pwd)
