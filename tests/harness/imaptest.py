@@ -101,6 +101,20 @@ def connect(h, user="alice", pw=None):
     return m
 
 
+def for_server(h, name):
+    """h (harness.json) pointed at the harness's IMAP server name
+    ("dovecot", "cyrus" or "courier"; see "servers"): a copy whose
+    imaps_port and imap_port are that server's, so that every helper here
+    talks to it.  LookupError when start.sh did not start it."""
+    srv = (h.get("servers") or {}).get(name)
+    if not srv:
+        raise LookupError("server %s is not in harness.json (start.sh ran without it: "
+                          "tests/harness/packages.sh installs it)" % name)
+    hs = dict(h)
+    hs.update(imaps_port=srv["imaps_port"], imap_port=srv["imap_port"], server=name)
+    return hs
+
+
 def check(typ, data, what):
     if typ != "OK":
         raise RuntimeError("%s: %s %r" % (what, typ, data))
@@ -145,8 +159,18 @@ def _unquote(b):
     return b
 
 
+# Attribute names are case-insensitive (RFC 3501, 6154); Cyrus says
+# \trash and \archive.  list_folders() spells these as written here.
+_ATTRS = {a.lower(): a for a in (
+    "\\Noselect", "\\NonExistent", "\\Noinferiors", "\\HasChildren",
+    "\\HasNoChildren", "\\Marked", "\\Unmarked", "\\Subscribed", "\\Remote",
+    "\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")}
+
+
 def list_folders(m):
-    """[(utf8_name, set_of_flags, delimiter)] for LIST "" "*"."""
+    """[(utf8_name, set_of_flags, delimiter)] for LIST "" "*"; the
+    standard attributes spelled as in RFC 3501/6154 (\\Noselect, \\Trash)
+    whatever case the server used."""
     data = check(*m.list('""', '"*"'), "LIST")
     res = []
     for item in data:
@@ -161,7 +185,7 @@ def list_folders(m):
             raw_name = _unquote(mo.group("name")) if mo else None
         if not mo:
             raise RuntimeError("cannot parse LIST line %r" % (item,))
-        flags = set(mo.group("flags").decode().split())
+        flags = {_ATTRS.get(f.lower(), f) for f in mo.group("flags").decode().split()}
         delim = _unquote(mo.group("delim")).decode()
         res.append((utf7_decode(raw_name.decode("ascii")), flags, delim))
     return res

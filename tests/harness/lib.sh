@@ -1,4 +1,4 @@
-# lib.sh - shared settings for the private test Dovecot.  Source it (bash).
+# lib.sh - shared settings for the private test servers.  Source it (bash).
 #
 # The tests' state directory is $MAILFS_TEST_DIR (default tests/tmp).  The
 # servers' own files are not in it: their unprivileged users (dovecot,
@@ -32,6 +32,25 @@
 #     postfix/spool/, data/    its queue_directory and data_directory
 #     postfix/maillog          all Postfix logging
 #     home/<user>/Maildir      mail, owned by $MAIL_USER, LAYOUT=fs
+#     cyrus/imapd.conf, cyrus.conf, users, sasldb2, tls/
+#                              cyrus.sh's generated config and users
+#     cyrus/config/            its configdirectory (mailbox list, sockets)
+#     cyrus/config/log/<user>/ its telemetry: the protocol trace per imapd
+#     cyrus/spool/             its mail; cyrus/run/master.pid
+#     cyrus/master.log         its master's stdout and stderr
+#     courier/etc/             bound over /etc/courier in courier.sh's mount
+#                              namespace: authdaemonrc, userdb(.dat),
+#                              imapd.pem, dhparams.pem
+#     courier/run/             bound over /run/courier (authdaemon socket)
+#     courier/imapd.env, run.sh  imapd's environment; the namespace's first
+#                              process (PID in courier.pid, namespace in
+#                              courier.ns)
+#     courier/home/<user>/Maildir  its mail (Maildir++), owned by $MAIL_USER
+#     courier/courier.log      the daemons' stderr
+#
+# Not in the server dir: the unpacked cyrus-imapd and courier-imap
+# packages, $MAILFS_SERVER_CACHE (/var/cache/mailfs-test)/<pkg>-<version>,
+# kept between runs (packages.sh).
 #
 # The server dir is kept like the state dir (stop.sh leaves the mail;
 # stop.sh --purge removes it).  start.sh removes server dirs whose state
@@ -53,6 +72,11 @@
 # OAUTH2_PORT (IMAPS_PORT - 1): where Dovecot's oauth2 passdb asks whether
 # a token is good; nothing listens there unless a test runs
 # tests/harness/oauth2.py.
+# CYRUS_IMAPS_PORT, CYRUS_IMAP_PORT (IMAPS_PORT - 200, - 210: 10793, 10783),
+# COURIER_IMAPS_PORT, COURIER_IMAP_PORT (IMAPS_PORT - 100, - 110: 10893,
+# 10883): cyrus.sh's and courier.sh's IMAPS and IMAP+STARTTLS.
+# MAILFS_SERVER_CACHE (/var/cache/mailfs-test): where packages.sh unpacks
+# the two server packages.
 
 HARNESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$HARNESS_DIR/../.." && pwd)
@@ -73,6 +97,55 @@ POSTFIX_PORT=${POSTFIX_PORT:-$((IMAPS_PORT - 968))}
 PLAIN_IMAPS_PORT=${PLAIN_IMAPS_PORT:-$((IMAPS_PORT - 300))}
 OAUTH2_PORT=${OAUTH2_PORT:-$((IMAPS_PORT - 1))}
 MAIL_DOMAIN=mailfs.test
+
+# Cyrus IMAP 3.6 and Courier IMAP 5.0 beside Dovecot (cyrus.sh, courier.sh):
+# IMAPS and IMAP+STARTTLS on IMAPS_PORT - 200/210 and - 100/110.
+CYRUS_IMAPS_PORT=${CYRUS_IMAPS_PORT:-$((IMAPS_PORT - 200))}
+CYRUS_IMAP_PORT=${CYRUS_IMAP_PORT:-$((IMAPS_PORT - 210))}
+COURIER_IMAPS_PORT=${COURIER_IMAPS_PORT:-$((IMAPS_PORT - 100))}
+COURIER_IMAP_PORT=${COURIER_IMAP_PORT:-$((IMAPS_PORT - 110))}
+
+# packages.sh: the packages of both that do not conflict with dovecot-imapd
+# (installed), and where it unpacks the two server packages themselves.
+CYRUS_DEPS="cyrus-common cyrus-admin sasl2-bin libsasl2-modules libsasl2-modules-db libwrap0"
+COURIER_DEPS="courier-base courier-authdaemon courier-authlib courier-authlib-userdb
+gamin libgamin0 libcourier-unicode4 libidn12 libgdbm6"
+SERVER_CACHE=${MAILFS_SERVER_CACHE:-/var/cache/mailfs-test}
+CYRUS_MASTER=/usr/lib/cyrus/bin/master
+CYRUS_IMAPD=/usr/lib/cyrus/bin/imapd
+CYRUS_IDLED=/usr/lib/cyrus/bin/idled
+COURIER_IMAPD=/usr/bin/imapd
+COURIER_IMAPLOGIN=/usr/lib/courier/courier/imaplogin
+
+# pkg_version PKG: the installed version of PKG, or nothing.
+pkg_version() {
+	dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null |
+		sed -n 's/^install ok installed //p'
+}
+
+# cyrus_tree: the unpacked cyrus-imapd that matches the installed
+# cyrus-common (packages.sh), or nothing.
+cyrus_tree() {
+	local v d
+	v=$(pkg_version cyrus-common)
+	[ -n "$v" ] && [ -x "$CYRUS_MASTER" ] || return 0
+	d=$SERVER_CACHE/cyrus-imapd-${v//:/_}
+	[ -x "$d$CYRUS_IMAPD" ] && [ -x "$d$CYRUS_IDLED" ] && printf '%s\n' "$d"
+	return 0
+}
+
+# courier_tree: the unpacked courier-imap built for the installed
+# courier-base, with authdaemond installed, or nothing.
+courier_tree() {
+	local v d
+	v=$(pkg_version courier-base)
+	[ -n "$v" ] && [ -x /usr/lib/courier/courier-authlib/authdaemond ] || return 0
+	[ -n "$(pkg_version courier-authlib-userdb)" ] || return 0
+	for d in "$SERVER_CACHE"/courier-imap-*+"${v//:/_}"; do
+		[ -x "$d$COURIER_IMAPD" ] && [ -x "$d$COURIER_IMAPLOGIN" ] && printf '%s\n' "$d" && break
+	done
+	return 0
+}
 
 TLS_DIR=$MAILFS_TEST_DIR/tls
 
@@ -113,6 +186,27 @@ set_paths() {
 	PF_SPOOL=$PF_DIR/spool
 	PF_DATA=$PF_DIR/data
 	PF_LOG=$PF_DIR/maillog
+
+	# cyrus.sh: imapd.conf, cyrus.conf, sasldb2 and tls/ at the top;
+	# config/ is its configdirectory (mailbox list, sockets, telemetry
+	# in config/log/<user>/), spool/ its partition, run/ the master's pid.
+	CY_DIR=$SRV/cyrus
+	CY_CONF=$CY_DIR/imapd.conf
+	CY_MCONF=$CY_DIR/cyrus.conf
+	CY_CFG=$CY_DIR/config
+	CY_SPOOL=$CY_DIR/spool
+	CY_PIDFILE=$CY_DIR/run/master.pid
+	CY_LOG=$CY_CFG/log
+	CY_MLOG=$CY_DIR/master.log
+
+	# courier.sh: etc/ is bound over /etc/courier and run/ over
+	# /run/courier in its mount namespace; home/<user>/Maildir the mail.
+	CO_DIR=$SRV/courier
+	CO_ETC=$CO_DIR/etc
+	CO_RUN=$CO_DIR/run
+	CO_HOME=$CO_DIR/home
+	CO_PIDFILE=$CO_DIR/courier.pid
+	CO_LOG=$CO_DIR/courier.log
 }
 
 # The server dir the link records; without a good one, the state dir
@@ -123,7 +217,7 @@ SRV=$(readlink "$SRV_LINK" 2>/dev/null) || SRV=
 srv_ok "$SRV" || SRV=$MAILFS_TEST_DIR
 set_paths
 TEST_USERS="alice bob"
-SRV_LINKS="dovecot dovecot-plain postfix home"
+SRV_LINKS="dovecot dovecot-plain postfix home cyrus courier"
 
 # The part of dovecot.conf that says who the users are and where their mail
 # is; start.sh and plain.sh both use it, so the two instances serve the
@@ -189,6 +283,14 @@ dovecot_pid() {
 	fi
 }
 
+# pid_file_alive FILE: FILE holds the PID of a live process.
+pid_file_alive() {
+	local pid
+	pid=$(tr -d ' \n' <"$1" 2>/dev/null) || return 1
+	case $pid in ''|*[!0-9]*) return 1 ;; esac
+	kill -0 "$pid" 2>/dev/null
+}
+
 # PID of the Postfix master this state dir started, or nothing: the PID in
 # our queue_directory, alive, a Postfix master, and started with our
 # MAIL_CONFIG (postfix -c exports it to the master).
@@ -219,11 +321,20 @@ port_open() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# running PID: true while PID exists and has not exited (a zombie whose
+# parent has not reaped it yet has).
+running() {
+	local st
+	kill -0 "$1" 2>/dev/null || return 1
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ "${st%% *}" != Z ]
+}
+
 # wait_exit PID WHAT: PID was asked to stop; wait until it has exited,
 # SIGKILL it after 10 s, die when it is still there 5 s later.
 wait_exit() {
 	local i=0
-	while kill -0 "$1" 2>/dev/null; do
+	while running "$1"; do
 		i=$((i + 1))
 		if [ $i -eq 100 ]; then
 			log "$2 $1 did not stop, sending SIGKILL"

@@ -26,10 +26,15 @@
 # server down"; see submission.sh).  Without dovecot-submissiond or postfix
 # installed, a warning, and IMAP only (harness.json: "smtp": false).
 #
+# Then Cyrus IMAP 3.6 and Courier IMAP 5.0 (cyrus.sh, courier.sh: the same
+# users and passwords, mail of their own, IMAPS on IMAPS_PORT - 200 and
+# - 100, IMAP+STARTTLS on - 210 and - 110); without what packages.sh
+# installs, a warning, and null for them in harness.json's "servers".
+#
 # Already running with the same config: nothing happens.  Running with a
 # different config (e.g. DOVECOT_PLAIN_CAPS changed): restarted.
-# --fresh: stop, delete all mail and Postfix's queue, start (deterministic
-# UIDs for seeding).
+# --fresh: stop, delete all mail (Cyrus's and Courier's too) and Postfix's
+# queue, start (deterministic UIDs for seeding).
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -66,8 +71,9 @@ srv_gc() {
 		owner=$(head -n 1 "$d/owner")
 		[ "$(readlink "$owner/server" 2>/dev/null)" = "$d" ] && continue
 		[ -n "$(dovecot_pid "$d/dovecot/run")$(dovecot_pid "$d/dovecot-plain/run")" ] && continue
-		pid=$(tr -d ' \n' <"$d/postfix/spool/pid/master.pid" 2>/dev/null) || pid=
-		case $pid in ''|*[!0-9]*) ;; *) kill -0 "$pid" 2>/dev/null && continue ;; esac
+		pid_file_alive "$d/postfix/spool/pid/master.pid" && continue
+		pid_file_alive "$d/cyrus/run/master.pid" && continue
+		pid_file_alive "$d/courier/courier.pid" && continue
 		rm -rf "$d"
 		log "removed $d (server files of $owner, which no longer uses them)"
 	done
@@ -81,7 +87,7 @@ srv_reachable() {
 	as_user() {
 		setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups -- "$@"
 	}
-	for u in dovecot dovenull postfix "$MAIL_USER"; do
+	for u in dovecot dovenull postfix cyrus courier "$MAIL_USER"; do
 		getent passwd "$u" >/dev/null || continue
 		as_user test -x "$SRV/." && continue
 		# The first directory from the top that it cannot search.
@@ -333,6 +339,25 @@ if [ $smtp = 1 ]; then
 	fi
 fi
 
+# Cyrus and Courier beside Dovecot, each on its own ports with its own
+# mail (cyrus.sh, courier.sh); without packages.sh's trees, a warning and
+# null in harness.json.
+cyrus=0 courier=0
+if [ -n "$(cyrus_tree)" ]; then
+	"$HARNESS_DIR/cyrus.sh" start $([ $fresh = 1 ] && echo --fresh)
+	cyrus=1
+else
+	"$HARNESS_DIR/cyrus.sh" stop
+	log "warning: cyrus-common or the unpacked cyrus-imapd missing (tests/harness/packages.sh): no Cyrus"
+fi
+if [ -n "$(courier_tree)" ]; then
+	"$HARNESS_DIR/courier.sh" start $([ $fresh = 1 ] && echo --fresh)
+	courier=1
+else
+	"$HARNESS_DIR/courier.sh" stop
+	log "warning: courier-authdaemon or the unpacked courier-imap missing (tests/harness/packages.sh): no Courier"
+fi
+
 # What tests need to know, for shell and for Python.
 cat >"$MAILFS_TEST_DIR/harness.env.new" <<EOF
 MAILFS_TEST_DIR='$MAILFS_TEST_DIR'
@@ -356,6 +381,14 @@ OAUTH2_PORT=$OAUTH2_PORT
 POSTFIX_CONF='$PF_CONF'
 POSTFIX_LOG='$PF_LOG'
 MAIL_DOMAIN=$MAIL_DOMAIN
+CYRUS=$cyrus
+CYRUS_IMAPS_PORT=$CYRUS_IMAPS_PORT
+CYRUS_IMAP_PORT=$CYRUS_IMAP_PORT
+CYRUS_LOG='$CY_LOG'
+COURIER=$courier
+COURIER_IMAPS_PORT=$COURIER_IMAPS_PORT
+COURIER_IMAP_PORT=$COURIER_IMAP_PORT
+COURIER_LOG='$CO_LOG'
 EOF
 mv -f "$MAILFS_TEST_DIR/harness.env.new" "$MAILFS_TEST_DIR/harness.env"
 python3 - "$MAILFS_TEST_DIR" <<EOF
@@ -388,6 +421,22 @@ json.dump({
     "mail_domain": "$MAIL_DOMAIN",
     "users": {u: {"password_file": d + "/" + u + ".pw",
                   "address": u + "@$MAIL_DOMAIN"} for u in "$TEST_USERS".split()},
+    # Every IMAP server of this harness, the same users on each: what
+    # its config makes it announce (test_servers.py checks that it does).
+    # prefix and delimiter: its personal namespace; trash: the name of
+    # the trash folder as it spells it.
+    "servers": {
+        "dovecot": {"imaps_port": $IMAPS_PORT, "imap_port": $IMAP_PORT,
+                    "log": "$DC_LOG", "prefix": "", "delimiter": "/",
+                    "special_use": True, "trash": "Trash"},
+        "cyrus": {"imaps_port": $CYRUS_IMAPS_PORT, "imap_port": $CYRUS_IMAP_PORT,
+                  "log": "$CY_LOG", "master_log": "$CY_MLOG",
+                  "prefix": "INBOX.", "delimiter": ".",
+                  "special_use": True, "trash": "INBOX.Trash"} if $cyrus else None,
+        "courier": {"imaps_port": $COURIER_IMAPS_PORT, "imap_port": $COURIER_IMAP_PORT,
+                    "log": "$CO_LOG", "prefix": "INBOX.", "delimiter": ".",
+                    "special_use": False, "trash": "INBOX.Trash"} if $courier else None,
+    },
 }, open(d + "/harness.json.new", "w"), indent=1)
 EOF
 mv -f "$MAILFS_TEST_DIR/harness.json.new" "$MAILFS_TEST_DIR/harness.json"

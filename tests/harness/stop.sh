@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # stop.sh [--dovecot-only | --purge] - stop the private test servers of
 # $MAILFS_TEST_DIR (idempotent): the Postfix relay (postfix.sh stop), the
-# second Dovecot of plain.sh if one runs, then the main Dovecot.  Their
-# files (mail, queue, logs) stay in the server dir for the next start.sh.
+# second Dovecot of plain.sh if one runs, Cyrus and Courier (cyrus.sh and
+# courier.sh stop), then the main Dovecot.  Their files (mail, queue, logs)
+# stay in the server dir for the next start.sh.
 # --dovecot-only leaves Postfix running (start.sh uses it to restart
 # Dovecot with another config; Postfix keeps its queue and retries LMTP
-# until Dovecot is back) and plain.sh's instance serving.
+# until Dovecot is back), plain.sh's instance, Cyrus and Courier serving.
 # --purge stops everything, then removes the server dir and the symlinks
 # to it (the state dir keeps its certificates and passwords).
 #
 # Signals only the master whose PID is in our base_dir's master.pid (its
 # children exit with it), and Postfix's master by the PID in our own
-# queue_directory; never touches any other Dovecot or Postfix on the machine.
+# queue_directory; never touches any other Dovecot or Postfix on the machine
+# (nor Cyrus or Courier: see their scripts).
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -22,6 +24,8 @@ case ${1:-} in
 	[ "${1:-}" = --purge ] && purge=1
 	"$HARNESS_DIR/postfix.sh" stop || pf_rc=$?
 	"$HARNESS_DIR/plain.sh" stop || pf_rc=$?
+	"$HARNESS_DIR/cyrus.sh" stop || pf_rc=$?
+	"$HARNESS_DIR/courier.sh" stop || pf_rc=$?
 	;;
 *) die "usage: stop.sh [--dovecot-only | --purge]" ;;
 esac
