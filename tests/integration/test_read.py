@@ -1088,7 +1088,7 @@ def main():
     cport = closed_port()
     log1 = os.path.join(RUN, "mailfs.log")
     write_config(RUN, cport, log1)
-    env = mailfs_env(RUN, "cache", None)
+    env = mailfs_env(RUN, "cache")
 
     # A previous run that died in the fallback part may have left Dovecot in
     # its reduced-capability mode; start.sh restarts only if that is so.

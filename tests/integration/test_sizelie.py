@@ -167,7 +167,7 @@ def mount(name, proxy_port, log):
     url = "imaps://alice@127.0.0.1:%d" % proxy_port
     opts = "ca_file=%s,password_command=cat %s,cache_dir=%s,log_file=%s" % (
         H["ca_file"], H["users"]["alice"]["password_file"], os.path.join(RUN, "cache"), log)
-    env = mailfs_env(RUN, "xdg-cache", None)
+    env = mailfs_env(RUN, "xdg-cache")
     os.makedirs(env["XDG_CONFIG_HOME"], exist_ok=True)     # empty: no config file
     return Mount(BIN, ["-o", opts], url, os.path.join(RUN, name), env, MOUNT_TIMEOUT)
 
