@@ -37,13 +37,7 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-cmd=${1:-}
-fresh=0
-case $cmd in
-start) [ "${2:-}" = --fresh ] && fresh=1 ;;
-stop|status) ;;
-*) die "usage: courier.sh start [--fresh] | stop | status" ;;
-esac
+start_stop_status courier.sh "$@"
 
 CO_NSFILE=$CO_DIR/courier.ns
 CO_RUNSH=$CO_DIR/run.sh
@@ -51,12 +45,7 @@ CO_RUNSH=$CO_DIR/run.sh
 # courier_pid: our supervisor (PID in courier.pid, alive, running our
 # run.sh), or nothing.
 courier_pid() {
-	local pid
-	[ -r "$CO_PIDFILE" ] || return 0
-	pid=$(tr -d ' \n' <"$CO_PIDFILE" 2>/dev/null) || return 0
-	case $pid in ''|*[!0-9]*) return 0 ;; esac
-	{ tr '\0' '\n' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qxF "$CO_RUNSH" || return 0
-	printf '%s\n' "$pid"
+	pid_in "$CO_PIDFILE" "$CO_RUNSH"
 }
 
 # ns_pids: the processes in our mount namespace (recorded at start) that
@@ -106,12 +95,7 @@ up() {
 
 case $cmd in
 status)
-	if up; then
-		echo "courier up (pid $(courier_pid), imaps 127.0.0.1:$COURIER_IMAPS_PORT, imap 127.0.0.1:$COURIER_IMAP_PORT)"
-		exit 0
-	fi
-	echo "courier down"
-	exit 1
+	imap_status courier "$(courier_pid)" "$COURIER_IMAPS_PORT" "$COURIER_IMAP_PORT"
 	;;
 stop)
 	co_stop

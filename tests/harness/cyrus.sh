@@ -33,22 +33,14 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-cmd=${1:-}
-fresh=0
-case $cmd in
-start) [ "${2:-}" = --fresh ] && fresh=1 ;;
-stop|status) ;;
-*) die "usage: cyrus.sh start [--fresh] | stop | status" ;;
-esac
+start_stop_status cyrus.sh "$@"
 
 # cyrus_pid: our master (PID in our pid file, alive, a Cyrus master run
 # with our imapd.conf), or nothing.
 cyrus_pid() {
 	local pid
-	[ -r "$CY_PIDFILE" ] || return 0
-	pid=$(tr -d ' \n' <"$CY_PIDFILE" 2>/dev/null) || return 0
-	case $pid in ''|*[!0-9]*) return 0 ;; esac
-	{ tr '\0' '\n' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qxF "$CY_CONF" || return 0
+	pid=$(pid_in "$CY_PIDFILE" "$CY_CONF")
+	[ -n "$pid" ] || return 0
 	{ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q master || return 0
 	printf '%s\n' "$pid"
 }
@@ -91,12 +83,7 @@ up() {
 
 case $cmd in
 status)
-	if up; then
-		echo "cyrus up (pid $(cyrus_pid), imaps 127.0.0.1:$CYRUS_IMAPS_PORT, imap 127.0.0.1:$CYRUS_IMAP_PORT)"
-		exit 0
-	fi
-	echo "cyrus down"
-	exit 1
+	imap_status cyrus "$(cyrus_pid)" "$CYRUS_IMAPS_PORT" "$CYRUS_IMAP_PORT"
 	;;
 stop)
 	cy_stop

@@ -306,6 +306,41 @@ postfix_pid() {
 	printf '%s\n' "$pid"
 }
 
+# pid_in FILE ARG: the PID FILE holds when that process is alive and has
+# ARG as one of its arguments (our config, our script), or nothing.
+pid_in() {
+	local pid
+	[ -r "$1" ] || return 0
+	pid=$(tr -d ' \n' <"$1" 2>/dev/null) || return 0
+	case $pid in ''|*[!0-9]*) return 0 ;; esac
+	{ tr '\0' '\n' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qxF "$2" || return 0
+	printf '%s\n' "$pid"
+}
+
+# start_stop_status NAME ARGS...: for the scripts that take start
+# [--fresh] | stop | status: cmd and fresh (0 or 1), or NAME's usage.
+start_stop_status() {
+	cmd=${2:-}
+	fresh=0
+	case $cmd in
+	start) [ "${3:-}" = --fresh ] && fresh=1 ;;
+	stop|status) ;;
+	*) die "usage: $1 start [--fresh] | stop | status" ;;
+	esac
+	return 0
+}
+
+# imap_status NAME PID IMAPS_PORT IMAP_PORT: the status line of an IMAP
+# server script, and exit 0 when PID is set and both ports accept.
+imap_status() {
+	if [ -n "$2" ] && port_open "$3" && port_open "$4"; then
+		echo "$1 up (pid $2, imaps 127.0.0.1:$3, imap 127.0.0.1:$4)"
+		exit 0
+	fi
+	echo "$1 down"
+	exit 1
+}
+
 # True when Dovecot's submission service and Postfix are installed.
 submission_installed() {
 	[ -x /usr/lib/dovecot/submission ] && [ -x /usr/lib/dovecot/submission-login ] &&
