@@ -9,15 +9,23 @@
 #   make demo       throwaway server with sample mail, mounted at ./mail
 #   make bench      benchmarks (see README)
 #   make lint       clang-format check and banned-call check
-#   make install    mailfs and mailfs.1 under $(DESTDIR)$(PREFIX) (/usr/local)
+#   make install    mailfs and its man pages under $(DESTDIR)$(PREFIX)
+#                   (/usr/local)
+#
+# CFLAGS, CPPFLAGS and LDFLAGS are honoured (a distribution's hardening
+# flags), PKG_CONFIG names pkg-config, and WERROR= turns warnings back
+# into warnings (the tests build with -Werror).
 
 VERSION = 0.1.0
 PREFIX ?= /usr/local
+MANDIR ?= $(PREFIX)/share/man
 CC ?= cc
+PKG_CONFIG ?= pkg-config
 BUILD ?= build
 PKGS = fuse3 libcurl gmime-3.0 sqlite3 openssl
 
-WARN = -Wall -Wextra -Wmissing-declarations -Wwrite-strings -Werror
+WERROR ?= -Werror
+WARN = -Wall -Wextra -Wmissing-declarations -Wwrite-strings $(WERROR)
 CFLAGS ?= -O2 -g
 SANFLAGS =
 ifeq ($(SAN),1)
@@ -27,8 +35,9 @@ ifeq ($(SAN),thread)
 SANFLAGS = -fsanitize=thread -fno-omit-frame-pointer
 endif
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DMAILFS_VERSION='"$(VERSION)"' $(WARN) \
-	$(CFLAGS) $(SANFLAGS) -Iinclude $(shell pkg-config --cflags $(PKGS))
-LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread
+	$(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -Iinclude \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS))
+LIBS = $(LDFLAGS) $(shell $(PKG_CONFIG) --libs $(PKGS)) -lpthread
 
 LIB_SRC = $(wildcard util/*.c) $(wildcard imap/*.c) $(wildcard smtp/*.c) \
 	$(filter-out fs/main.c,$(wildcard fs/*.c)) $(wildcard fs/core/*.c) \
@@ -84,7 +93,7 @@ tsan:
 	$(MAKE) BUILD=build-tsan SAN=thread build-tsan/mailfs
 
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-Iinclude $(shell pkg-config --cflags $(PKGS))
+	-Iinclude $(shell $(PKG_CONFIG) --cflags $(PKGS))
 fuzz:
 	@mkdir -p build-fuzz
 	@for f in $(FUZZ_SRC); do \
@@ -109,7 +118,10 @@ lint:
 # binary must be in a system directory such as $(PREFIX)/bin.
 install: mailfs
 	install -D -m 0755 mailfs $(DESTDIR)$(PREFIX)/bin/mailfs
-	install -D -m 0644 man/mailfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/mailfs.1
+	for m in man/*.[1-8]; do \
+		s=$${m##*.}; \
+		install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/} || exit 1; \
+	done
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz mailfs
