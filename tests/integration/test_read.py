@@ -913,6 +913,15 @@ def check_errors(env, cport):
     rc, out, err = run_once(BIN, ["--help"], env, timeout=30)
     C.check(rc == 0 and b"usage" in (out + err).lower() and b"-o" in out + err,
             "--help exits 0 and prints usage with options", "status %s, output %r" % (rc, (out + err)[:200]))
+    # Every option fs/main.c accepts, by its name in the option table.
+    spec = open(os.path.join(REPO_ROOT, "fs", "main.c")).read()
+    names = sorted(set(re.findall(r'OPT\("([a-z_0-9]+)', spec)))
+    missing = [n for n in names if not re.search(rb"-o %s\b" % n.encode(), out)]
+    C.check(len(names) > 20 and not missing,
+            "--help names every one of the %d -o options mailfs takes" % len(names),
+            "missing: %s" % missing)
+    C.check(b"allow_other" in out and b"-s" in out,
+            "--help lists FUSE's own options too (allow_other, -s)", out[-300:])
 
 
 def dovecot_logins(since):
