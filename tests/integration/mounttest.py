@@ -237,12 +237,34 @@ class Mount:
             return um_ok, self.rc
         except subprocess.TimeoutExpired:
             pass
+        # A daemon that does not exit: where each thread is, for the FAIL.
+        self.hang = thread_stacks(self.proc.pid, self.out + ".threads")
         kill_pid(self.proc)
         unregister(self.proc)
         if mounted(self.mountpoint):
             subprocess.run(["fusermount3", "-uz", self.mountpoint],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return um_ok, None
+
+
+def thread_stacks(pid, path):
+    """Every thread's stack of a live process, by gdb, into path; a
+    one-line summary (the innermost mailfs function of each thread)."""
+    try:
+        r = subprocess.run(["gdb", "-batch", "-nx", "-p", str(pid), "-ex", "thread apply all bt"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "no stacks (gdb: %s)" % e
+    text = r.stdout.decode(errors="replace")
+    with open(path, "w") as f:
+        f.write(text)
+    where = []
+    for block in text.split("\nThread ")[1:]:
+        frames = re.findall(r"^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*?\) at ((?:fs|imap|smtp|util)/\S+)",
+                            block, re.M)
+        if frames:
+            where.append("%s (%s)" % frames[0])
+    return "threads stuck in: %s; stacks in %s" % (", ".join(where) or "no mailfs frame", path)
 
 
 def kill_pid(proc):
@@ -341,8 +363,9 @@ def unmount_and_check(checks, mnt, what, logs=(), where="the daemon's output"):
     um_ok, rc = mnt.unmount()
     checks.check(um_ok and rc == 0 and not mounted(mnt.mountpoint),
                  "%s: fusermount3 -u unmounts and the daemon exits with status 0" % what,
-                 "unmounted: %s, exit status %s: %s" % ("yes" if um_ok else "no", rc,
-                                                         tail(mnt.out)))
+                 "unmounted: %s, exit status %s: %s%s" % (
+                     "yes" if um_ok else "no", rc, tail(mnt.out),
+                     "; " + mnt.hang if getattr(mnt, "hang", None) else ""))
     rep = sanitizer_reports([mnt.out] + list(logs))
     checks.check(not rep, "%s: no sanitizer report in %s" % (what, where),
                  "; ".join("%s: %s" % r for r in rep))
