@@ -196,6 +196,12 @@ cat >"$new/run.sh" <<EOF
 set -u
 echo \$\$ >"$CO_PIDFILE.new" && mv -f "$CO_PIDFILE.new" "$CO_PIDFILE"
 readlink /proc/self/ns/mnt >"$CO_NSFILE"
+# The namespace began as a copy of every mount, FUSE mounts of running
+# tests among them; a copy would keep such a mount alive after its
+# fusermount3 -u, and its daemon would never see it go.  Courier needs
+# none of them.
+awk '\$3 ~ /^fuse/ { print \$2 }' /proc/self/mounts | sort -r |
+	while read -r m; do umount -l "\$(printf '%b' "\$m")" 2>/dev/null; done
 mount --bind "$CO_ETC" /etc/courier || exit 1
 mount --bind "$CO_RUN" /run/courier || exit 1
 # Their environment: only what imapd.env says (shell syntax), and ARGS.

@@ -28,6 +28,12 @@ For each server:
            IMAP_ENHANCEDIDLE push at once; a server that only polls would
            need a minute).  The folder is deleted after.
 
+Courier's mount namespace (courier.sh) starts as a copy of every mount
+there is: a FUSE mount in it would outlive its fusermount3 -u, and its
+daemon would never exit.  "courier: mounts" restarts Courier while a
+mailfs (the one binary this test runs) is mounted on Dovecot, unmounts
+it, and wants the daemon gone within 10 s.
+
 The CAPABILITY of each after login is printed as a # line.
 Environment (MAILFS_TEST_DIR, MAILFS_TEST_LABEL), output: mounttest.py.
 """
@@ -36,11 +42,13 @@ import imaplib
 import os
 import re
 import socket
+import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
-from mounttest import imaptest as it, setup_test  # noqa: E402
+from mounttest import (imaptest as it, mount_own_dirs, ready, run_harness,  # noqa: E402
+                       setup_test, write_alice_config)
 import seed  # noqa: E402  (tests/harness, put on sys.path by mounttest)
 
 BIN, LABEL, C, H, RUN = setup_test("servers")
@@ -232,9 +240,36 @@ def check_server(name):
     C.section("%s: idle" % name, check_idle, name, hs, srv)
 
 
+def check_courier_mounts():
+    write_alice_config(RUN, H, "alice@servers")
+    mnt = mount_own_dirs(BIN, RUN, "alice@servers", "courier", [], 60)
+    try:
+        if not C.check(mnt.ok, "courier: mounts: mailfs mounted on Dovecot", mnt.error):
+            return
+        ok, out = run_harness(H, "courier.sh", "stop")
+        if ok:
+            ok, out = run_harness(H, "courier.sh", "start")
+        if not C.check(ok, "courier: mounts: Courier restarted while mailfs is mounted", out):
+            return
+        subprocess.run(["fusermount3", "-u", mnt.mountpoint], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        try:
+            rc = mnt.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            rc = None
+        C.check(rc == 0, "courier: mounts: after fusermount3 -u the daemon exits (status 0) "
+                "within 10 s: Courier's namespace keeps no copy of the mount", "status %s" % rc)
+    finally:
+        mnt.unmount()
+
+
 def main():
+    if not ready(C, BIN, RUN):
+        return 1
     for name in SERVERS:
         C.section(name, check_server, name)
+    if (H.get("servers") or {}).get("courier"):
+        C.section("courier: mounts", check_courier_mounts)
     return C.summary()
 
 
