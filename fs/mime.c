@@ -15,6 +15,7 @@
 
 #include <gmime/gmime.h>
 
+#include "maildate.h"
 #include "mime.h"
 #include "names.h"
 
@@ -203,7 +204,9 @@ int mime_summary_parse(const char *hdr, size_t len, struct mime_summary *out)
 	GMimeStream *stream = NULL;
 	GMimeParser *parser = NULL;
 	GMimeMessage *msg = NULL;
-	GDateTime *dt;
+	GMimeHeaderList *headers;
+	GMimeHeader *date;
+	const char *raw;
 	int ret = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -225,11 +228,13 @@ int mime_summary_parse(const char *hdr, size_t len, struct mime_summary *out)
 	if (!msg)
 		goto out;
 
-	dt = g_mime_message_get_date(msg);
-	if (dt) {
-		out->date = g_date_time_to_unix(dt);
-		out->date_valid = true;
-	}
+	/* The first Date as written: GMime's own reading of it is not
+	 * python's (maildate.h). */
+	headers = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+	date = headers ? g_mime_header_list_get_header(headers, "Date") : NULL;
+	raw = date ? g_mime_header_get_raw_value(date) : NULL;
+	if (raw)
+		out->date_valid = maildate_parse(raw, strlen(raw), &out->date);
 	ret = dup_text(sender_of(msg), true, &out->from);
 	if (ret == 0)
 		ret = dup_text(g_mime_message_get_subject(msg), true,

@@ -17,7 +17,7 @@ void mime_shutdown(void);
 
 /* What a message's header says, decoded to UTF-8. */
 struct mime_summary {
-	int64_t date;		/* Date header, seconds since epoch */
+	int64_t date;		/* Date header (maildate.h), seconds since epoch */
 	bool date_valid;	/* false when missing or unparsable */
 	char *from;		/* display name of the first From, else address, else NULL */
 	char *subject;		/* decoded (RFC 2047), NULL when missing */
