@@ -43,7 +43,7 @@ sys.dont_write_bytecode = True  # before importing mounttest (found next to this
 from mounttest import imaptest as it, setup_test  # noqa: E402
 import seed  # noqa: E402  (tests/harness, put on sys.path by mounttest)
 
-BIN, LABEL, C, H, RUN = setup_test("servers")
+BIN, LABEL, C, H, RUN = setup_test("servers", None)
 SERVERS = ("dovecot", "cyrus", "courier")
 IDLE_WAIT = 10
 IDLE_FOLDER = "mailfs-servers-idle"
