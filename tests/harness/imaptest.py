@@ -350,11 +350,19 @@ def _caps(m):
 
 
 def deselect(m):
-    """Leave the selected folder without expunging: UNSELECT, or on a
-    server without it (Courier) nothing, since the next SELECT or the
-    LOGOUT leaves it the same way (never CLOSE, which expunges)."""
+    """Leave the selected folder without expunging anything: UNSELECT, or
+    on a server without it (Courier) EXAMINE INBOX, if the folder was
+    selected read-write, then CLOSE, which expunges nothing in a read-only
+    selection (RFC 3501 6.4.2).  Courier refuses an APPEND to the folder
+    it has open read-only, so APPEND there after this."""
+    if m.state != "SELECTED":
+        return
     if "UNSELECT" in _caps(m):
         check(*m.unselect(), "UNSELECT")
+        return
+    if not m.is_readonly:
+        check(*m.select("INBOX", readonly=True), "EXAMINE INBOX")
+    check(*m.close(), "CLOSE")
 
 
 def move(m, uid, dest):

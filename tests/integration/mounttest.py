@@ -679,10 +679,32 @@ def dovecot_running(checks, h, what="start Dovecot (found stopped)"):
     """Start the harness's Dovecot when dovecot.sh status says it is not
     running (an earlier test may have died with it stopped); then one check
     named what."""
-    ok, out = run_harness(h, "dovecot.sh", "status")
+    server_running(checks, dict(h, server="dovecot"), what)
+
+
+SERVER_TITLES = {"dovecot": "Dovecot", "cyrus": "Cyrus", "courier": "Courier"}
+
+
+def server_title(h):
+    """The name of h's IMAP server as a word in a check ("Cyrus")."""
+    return SERVER_TITLES.get(server_of(h), server_of(h))
+
+
+def server_script(h):
+    """The harness script that stops, starts and tells the status of h's
+    IMAP server alone: dovecot.sh, cyrus.sh or courier.sh (the same
+    words: stop|start|status; start keeps mail, ports and UIDVALIDITYs)."""
+    return "%s.sh" % server_of(h)
+
+
+def server_running(checks, h, what=None):
+    """Start h's IMAP server when its script's status says it is not
+    running (an earlier test may have died with it stopped); then one
+    check named what ("start <Server> (found stopped)")."""
+    ok, out = run_harness(h, server_script(h), "status")
     if not ok:
-        ok, out = run_harness(h, "dovecot.sh", "start")
-        checks.check(ok, what, out)
+        ok, out = run_harness(h, server_script(h), "start")
+        checks.check(ok, what or "start %s (found stopped)" % server_title(h), out)
 
 
 def restart_full_caps(h):
