@@ -530,8 +530,9 @@ def setup_test(name, servers=("dovecot",)):
     label = label_of(binary)
     server = imaptest.test_server() if servers is not None else "dovecot"
     if servers is not None and server not in servers:
-        sys.exit("test_%s: runs against %s only, not %s=%s" % (
-            name, " and ".join(servers), imaptest.SERVER_ENV, server))
+        print("test_%s: runs against %s only, not %s=%s" % (
+            name, " and ".join(servers), imaptest.SERVER_ENV, server), file=sys.stderr)
+        sys.exit(2)
     if server != "dovecot" and server not in label:
         label = server if label in ("release", os.path.basename(binary)) else "%s-%s" % (
             label, server)
