@@ -12,7 +12,12 @@
 # read or changed, and nothing is mounted in the host's namespace.  A
 # supervisor script (run.sh, the namespace's first process, PID in
 # courier.pid) starts authdaemond and two couriertcpd and stops them on
-# SIGTERM.
+# SIGTERM.  The namespace starts with a copy of every mount there is,
+# also the FUSE mounts of tests running then (mailfs's, anyone's): a copy
+# would keep that file system alive after its unmount in the host's
+# namespace, so its daemon would never see the unmount and would not
+# exit.  run.sh first detaches every FUSE mount in its own namespace, and
+# start fails if one is left.
 #
 # 127.0.0.1 only: IMAPS on $COURIER_IMAPS_PORT (IMAPS_PORT - 100: 10893)
 # and IMAP with STARTTLS on $COURIER_IMAP_PORT (IMAPS_PORT - 110: 10883),
@@ -196,12 +201,11 @@ cat >"$new/run.sh" <<EOF
 set -u
 echo \$\$ >"$CO_PIDFILE.new" && mv -f "$CO_PIDFILE.new" "$CO_PIDFILE"
 readlink /proc/self/ns/mnt >"$CO_NSFILE"
-# The namespace began as a copy of every mount, FUSE mounts of running
-# tests among them; a copy would keep such a mount alive after its
-# fusermount3 -u, and its daemon would never see it go.  Courier needs
-# none of them.
-awk '\$3 ~ /^fuse/ { print \$2 }' /proc/self/mounts | sort -r |
-	while read -r m; do umount -l "\$(printf '%b' "\$m")" 2>/dev/null; done
+# The copies of other file systems' FUSE mounts (see courier.sh), deepest
+# first; private, so nothing of this reaches the host's namespace.
+mount --make-rprivate / || exit 1
+awk '{ i = 7; while (\$i != "-") i++; if (\$(i + 1) ~ /^fuse/) print \$5 }' /proc/self/mountinfo |
+	sort -r | while read -r mp; do umount -l "\$(printf '%b' "\$mp")"; done
 mount --bind "$CO_ETC" /etc/courier || exit 1
 mount --bind "$CO_RUN" /run/courier || exit 1
 # Their environment: only what imapd.env says (shell syntax), and ARGS.
@@ -310,4 +314,9 @@ until up; do
 	fi
 	sleep 0.1
 done
+if awk '{ i = 7; while ($i != "-") i++; if ($(i + 1) ~ /^fuse/) n++ } END { exit !n }' \
+	"/proc/$(courier_pid)/mountinfo" 2>/dev/null; then
+	co_stop || true
+	die "courier's mount namespace still holds FUSE mounts (run.sh did not detach them)"
+fi
 log "courier started (pid $(courier_pid)), imaps 127.0.0.1:$COURIER_IMAPS_PORT, imap+starttls 127.0.0.1:$COURIER_IMAP_PORT, log $CO_LOG"

@@ -23,11 +23,31 @@ def state_dir():
                            or os.path.join(REPO_ROOT, "tests", "tmp"))
 
 
-def load_harness(sdir=None):
-    """The harness.json written by start.sh (ports, CA, password files)."""
+# The IMAP server an integration test talks to: "dovecot" (the default),
+# "cyrus" or "courier" (harness.json's "servers"; tests/run sets it for
+# test_read, test_write and test_live).
+SERVER_ENV = "MAILFS_TEST_SERVER"
+
+
+def test_server():
+    """$MAILFS_TEST_SERVER, else "dovecot"."""
+    return os.environ.get(SERVER_ENV) or "dovecot"
+
+
+def load_harness(sdir=None, server=None):
+    """The harness.json written by start.sh (ports, CA, password files).
+
+    With server (a name in its "servers"), pointed at that server
+    (for_server()), and from then on the folder names of every helper
+    below are the mount's paths: see "Folder names" further down.
+    LookupError when start.sh did not start that server."""
     sdir = sdir or state_dir()
     with open(os.path.join(sdir, "harness.json")) as f:
-        return json.load(f)
+        h = json.load(f)
+    if server:
+        h = for_server(h, server)
+        speak_mount_paths()
+    return h
 
 
 def password(h, user):
@@ -83,8 +103,79 @@ def quote(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# --- folder names: the mount's paths and the server's names ------------------
+#
+# The tests name folders as the mount shows them ("Archive/2024").  On a
+# server with the personal namespace "INBOX." and "." as delimiter
+# (Cyrus, Courier) that folder is "INBOX.Archive.2024"; mailfs shows the
+# folders below the prefix at the top level and INBOX as INBOX (mailfs(1),
+# THE TREE).  Once speak_mount_paths() was called (load_harness(server=))
+# every helper here that takes or returns a folder name speaks mount
+# paths, translated with the prefix and delimiter the server's NAMESPACE
+# gives (asked once, at the first login); before, names are passed as
+# they are (seed.py and test_servers.py speak the server's own names).
+
+_NAMES = {"on": False, "prefix": "", "delimiter": "/"}
+_NS_RE = re.compile(rb'^\(\("((?:[^"\\]|\\.)*)" (?:"((?:[^"\\]|\\.)*)"|NIL)\)')
+
+
+def speak_mount_paths():
+    """From now on, folder names are mount paths (learned at the next
+    connect())."""
+    _NAMES.update(on=True, learned=False)
+
+
+def _learn_names(m):
+    """Prefix and delimiter of the server's first personal namespace
+    (RFC 2342); without NAMESPACE, no prefix and LIST's delimiter."""
+    if "NAMESPACE" in capabilities(m):
+        data = check(*m.namespace(), "NAMESPACE")
+        mo = _NS_RE.match(data[0] or b"")
+        if not mo:
+            raise RuntimeError("cannot parse NAMESPACE %r" % (data,))
+        prefix, delim = mo.group(1).decode(), (mo.group(2) or b"").decode()
+    else:
+        data = check(*m.list('""', '""'), "LIST delimiter")
+        mo = _LIST_RE.match(data[0] or b"")
+        prefix, delim = "", _unquote(mo.group("delim")).decode() if mo else "/"
+    _NAMES.update(prefix=prefix, delimiter=delim or "/", learned=True)
+
+
+def namespace():
+    """(prefix, delimiter) the helpers translate with: ("", "/") until
+    a connection has learned them."""
+    return _NAMES["prefix"], _NAMES["delimiter"]
+
+
+def server_name(path):
+    """The server's (UTF-8) name of the folder the mount shows at path."""
+    prefix, delim = namespace()
+    if not _NAMES["on"] or path.upper() == "INBOX" or (prefix == "" and delim == "/"):
+        return path
+    return prefix + delim.join(path.split("/"))
+
+
+def mount_path(name):
+    """The mount's path of the server's folder name (the inverse of
+    server_name(); a folder outside the personal namespace keeps its
+    levels)."""
+    prefix, delim = namespace()
+    if not _NAMES["on"] or name.upper() == "INBOX" or (prefix == "" and delim == "/"):
+        return name
+    if prefix and name.startswith(prefix):
+        name = name[len(prefix):]
+    return "/".join(p.replace("/", "_") for p in name.split(delim))
+
+
+def wire_form(folder):
+    """The server's name of folder in modified UTF-7, unquoted: as LIST
+    sends it and mailfs's index keeps it."""
+    return utf7_encode(server_name(folder))
+
+
 def wire_name(folder):
-    return quote(utf7_encode(folder))
+    """The server's name of folder as a command argument (quoted mUTF-7)."""
+    return quote(wire_form(folder))
 
 
 # --- connections ----------------------------------------------------------
@@ -98,6 +189,8 @@ def connect(h, user="alice", pw=None):
     m = imaplib.IMAP4_SSL(h["host"], h["imaps_port"],
                           ssl_context=tls_context(h["ca_file"]), timeout=60)
     m.login(user, pw if pw is not None else password(h, user))
+    if _NAMES["on"] and not _NAMES["learned"]:
+        _learn_names(m)
     return m
 
 
@@ -139,7 +232,7 @@ def remove_test_mail(h, domain, ours_re, note="", user="alice"):
                 s = b",".join(uids).decode()
                 check(*m.uid("STORE", s, "+FLAGS.SILENT", "(\\Deleted)"), "STORE " + f)
                 check(*m.xatom("UID", "EXPUNGE", s), "UID EXPUNGE " + f)
-            m.unselect()
+            deselect(m)
         ours = sorted((n for n, _, _ in folders if ours_re.search(n)),
                       key=lambda n: -n.count("/"))
         for n in ours:
@@ -168,7 +261,8 @@ _ATTRS = {a.lower(): a for a in (
 
 
 def list_folders(m):
-    """[(utf8_name, set_of_flags, delimiter)] for LIST "" "*"; the
+    """[(utf8_name, set_of_flags, delimiter)] for LIST "" "*" (the names
+    as mount paths after speak_mount_paths(); the server's delimiter); the
     standard attributes spelled as in RFC 3501/6154 (\\Noselect, \\Trash)
     whatever case the server used."""
     data = check(*m.list('""', '"*"'), "LIST")
@@ -187,7 +281,7 @@ def list_folders(m):
             raise RuntimeError("cannot parse LIST line %r" % (item,))
         flags = {_ATTRS.get(f.lower(), f) for f in mo.group("flags").decode().split()}
         delim = _unquote(mo.group("delim")).decode()
-        res.append((utf7_decode(raw_name.decode("ascii")), flags, delim))
+        res.append((mount_path(utf7_decode(raw_name.decode("ascii"))), flags, delim))
     return res
 
 
@@ -241,9 +335,46 @@ def fetch_raw(m, uid):
 
 
 def capabilities(m):
+    """CAPABILITY now (imaplib keeps only the greeting's), upper case."""
     typ, data = m.capability()
     check(typ, data, "CAPABILITY")
     return set(data[0].decode().upper().split())
+
+
+def _caps(m):
+    """capabilities(m), asked once per logged-in connection."""
+    caps = getattr(m, "_mailfs_caps", None)
+    if caps is None:
+        caps = m._mailfs_caps = capabilities(m)
+    return caps
+
+
+def deselect(m):
+    """Leave the selected folder without expunging anything: UNSELECT, or
+    on a server without it (Courier) EXAMINE INBOX, if the folder was
+    selected read-write, then CLOSE, which expunges nothing in a read-only
+    selection (RFC 3501 6.4.2).  Courier refuses an APPEND to the folder
+    it has open read-only, so APPEND there after this."""
+    if m.state != "SELECTED":
+        return
+    if "UNSELECT" in _caps(m):
+        check(*m.unselect(), "UNSELECT")
+        return
+    if not m.is_readonly:
+        check(*m.select("INBOX", readonly=True), "EXAMINE INBOX")
+    check(*m.close(), "CLOSE")
+
+
+def move(m, uid, dest):
+    """What another client does to move one message of the selected
+    (read-write) folder: UID MOVE, or where the server lacks MOVE
+    (Courier) UID COPY, \\Deleted and UID EXPUNGE of that UID only."""
+    if "MOVE" in _caps(m):
+        check(*m.uid("MOVE", str(uid), wire_name(dest)), "UID MOVE")
+        return
+    check(*m.uid("COPY", str(uid), wire_name(dest)), "UID COPY")
+    check(*m.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Deleted)"), "STORE \\Deleted")
+    check(*m.xatom("UID", "EXPUNGE", str(uid)), "UID EXPUNGE")
 
 
 # --- one question each, on a connection of its own ----------------------------

@@ -532,16 +532,52 @@ def label_of(binary):
         "asan" if "asan" in binary else os.path.basename(binary))
 
 
-def setup_test(name):
+SERVERS = ("dovecot", "cyrus", "courier")
+
+
+def setup_test(name, servers=("dovecot",)):
     """What integration test `name` starts with: (BIN, LABEL, C, H, RUN):
     mailfs_bin(), label_of(BIN), Checks named "name[LABEL]: ", the
-    harness (imaptest.load_harness()) and the test's run directory
-    <state dir>/<name>-<LABEL>."""
+    harness and the test's run directory <state dir>/<name>-<LABEL>.
+
+    A test that runs on other servers than Dovecot names them in servers
+    (SERVERS: every one): then H is imaptest.load_harness(server=
+    $MAILFS_TEST_SERVER), pointed at that server with the folder names of
+    the imaplib helpers translated to mount paths, and on a server other
+    than Dovecot the label names it ("cyrus" for a release binary, else
+    e.g. "asan-cyrus").  A test run with $MAILFS_TEST_SERVER naming a
+    server it does not list exits with status 2 and one line.  servers
+    None: the test picks its servers itself ($MAILFS_TEST_SERVER is not
+    read)."""
     binary = mailfs_bin()
     label = label_of(binary)
-    h = imaptest.load_harness()
+    server = imaptest.test_server() if servers is not None else "dovecot"
+    if servers is not None and server not in servers:
+        print("test_%s: runs against %s only, not %s=%s" % (
+            name, " and ".join(servers), imaptest.SERVER_ENV, server), file=sys.stderr)
+        sys.exit(2)
+    if server != "dovecot" and server not in label:
+        label = server if label in ("release", os.path.basename(binary)) else "%s-%s" % (
+            label, server)
+    h = imaptest.load_harness(server=server) if servers and len(servers) > 1 else \
+        imaptest.load_harness()
     return (binary, label, Checks("%s[%s]: " % (name, label)), h,
             os.path.join(h["state_dir"], "%s-%s" % (name, label)))
+
+
+def server_of(h):
+    """The IMAP server h points at ("dovecot" unless for_server() said)."""
+    return h.get("server", "dovecot")
+
+
+def not_on(h, why):
+    """On a server other than Dovecot: print "# not on SERVER: why" and
+    return True (the caller skips a part that needs Dovecot's own tools);
+    on Dovecot False."""
+    if server_of(h) == "dovecot":
+        return False
+    print("# not on %s: %s" % (server_of(h), why), flush=True)
+    return True
 
 
 def ready(checks, binary, run=None):
@@ -647,8 +683,11 @@ def run_harness(h, script, *args, plain_caps=None):
     given): (ok, output)."""
     env = dict(os.environ)
     caps = h.get("plain_caps") if plain_caps is None else plain_caps
-    env.update({"MAILFS_TEST_DIR": h["state_dir"], "IMAPS_PORT": str(h["imaps_port"]),
-                "IMAP_PORT": str(h["imap_port"]), "DOVECOT_PLAIN_CAPS": "1" if caps else "0"})
+    # The harness's base ports are Dovecot's, also when h points at
+    # another server (imaptest.for_server).
+    dc = (h.get("servers") or {}).get("dovecot") or h
+    env.update({"MAILFS_TEST_DIR": h["state_dir"], "IMAPS_PORT": str(dc["imaps_port"]),
+                "IMAP_PORT": str(dc["imap_port"]), "DOVECOT_PLAIN_CAPS": "1" if caps else "0"})
     for k, j in (("SUBMISSION_PORT", "submission_port"), ("SUBMISSIONS_PORT", "submissions_port"),
                  ("POSTFIX_PORT", "postfix_port"), ("OAUTH2_PORT", "oauth2_port")):
         if j in h:
@@ -664,10 +703,32 @@ def dovecot_running(checks, h, what="start Dovecot (found stopped)"):
     """Start the harness's Dovecot when dovecot.sh status says it is not
     running (an earlier test may have died with it stopped); then one check
     named what."""
-    ok, out = run_harness(h, "dovecot.sh", "status")
+    server_running(checks, dict(h, server="dovecot"), what)
+
+
+SERVER_TITLES = {"dovecot": "Dovecot", "cyrus": "Cyrus", "courier": "Courier"}
+
+
+def server_title(h):
+    """The name of h's IMAP server as a word in a check ("Cyrus")."""
+    return SERVER_TITLES.get(server_of(h), server_of(h))
+
+
+def server_script(h):
+    """The harness script that stops, starts and tells the status of h's
+    IMAP server alone: dovecot.sh, cyrus.sh or courier.sh (the same
+    words: stop|start|status; start keeps mail, ports and UIDVALIDITYs)."""
+    return "%s.sh" % server_of(h)
+
+
+def server_running(checks, h, what=None):
+    """Start h's IMAP server when its script's status says it is not
+    running (an earlier test may have died with it stopped); then one
+    check named what ("start <Server> (found stopped)")."""
+    ok, out = run_harness(h, server_script(h), "status")
     if not ok:
-        ok, out = run_harness(h, "dovecot.sh", "start")
-        checks.check(ok, what, out)
+        ok, out = run_harness(h, server_script(h), "start")
+        checks.check(ok, what or "start %s (found stopped)" % server_title(h), out)
 
 
 def restart_full_caps(h):

@@ -51,7 +51,7 @@ from mounttest import (imaptest as it, mount_own_dirs, ready, run_harness,  # no
                        setup_test, write_alice_config)
 import seed  # noqa: E402  (tests/harness, put on sys.path by mounttest)
 
-BIN, LABEL, C, H, RUN = setup_test("servers")
+BIN, LABEL, C, H, RUN = setup_test("servers", None)
 SERVERS = ("dovecot", "cyrus", "courier")
 IDLE_WAIT = 10
 IDLE_FOLDER = "mailfs-servers-idle"

@@ -3,11 +3,16 @@
 operations (setfattr, rm, rm -r, mv, mkdir, rmdir) and check every result
 with an independent IMAP client (imaplib) on the same server.
 
-Needs the private Dovecot from tests/harness/start.sh (seeded or not: the
-test makes its own folders, all named wt-<random>..., and APPENDs its own
+Needs the private servers from tests/harness/start.sh, seeded (the test
+makes its own folders, all named wt-<random>..., and APPENDs its own
 messages with unique Message-IDs ...@write.mailfs.test, into those folders
-and into INBOX; it operates only on those and removes them at the end).
-Environment (MAILFS_BIN, MAILFS_TEST_DIR, MAILFS_TEST_LABEL), output: mounttest.py.
+and into INBOX; it moves some into the seeded Archive, Archive/2024 and
+"Café Ünïcode", operates only on its own messages and removes them at the
+end).  Runs against Dovecot, or the server $MAILFS_TEST_SERVER names
+(cyrus, courier), folders named by their mount paths (imaptest's "Folder
+names"); the trash is the folder LIST marks \\Trash, else Trash.
+Environment (MAILFS_BIN, MAILFS_TEST_DIR, MAILFS_TEST_LABEL,
+MAILFS_TEST_SERVER), output: mounttest.py.
 
 Three mounts of the real binary, each with its own cache directory: the
 default one (rm moves to Trash), -o delete=expunge, and -o ro.  The tools
@@ -24,15 +29,16 @@ import secrets
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
-from mounttest import (eml_name, ename, errno_of, imaptest as it, listdir,  # noqa: E402
-                       mount_checked, quietly, ready, restart_full_caps, run, run_as_owner,
-                       server_setup, setup_test, unmount_and_check, wait_for, wait_visible,
-                       write_alice_config)
+from mounttest import (SERVERS, by_uid, eml_name, ename, errno_of, imaptest as it,  # noqa: E402
+                       listdir, mount_checked, quietly, ready, restart_full_caps, run,
+                       run_as_owner, server_of, server_setup, setup_test, unmount_and_check,
+                       wait_for, wait_visible, write_alice_config)
 
-BIN, LABEL, C, H, RUN = setup_test("write")
+BIN, LABEL, C, H, RUN = setup_test("write", SERVERS)
 ACCOUNT = "alice@test"
 MOUNT_TIMEOUT = 90
 SYNC_TIMEOUT = 120      # a freshly mounted tree shows our messages
@@ -496,7 +502,7 @@ def index_rows(cache, folder):
             try:
                 return {u: (a, b, c) for u, a, b, c in db.execute(
                     "SELECT uid, sender, subject, internaldate FROM messages WHERE folder ="
-                    " (SELECT id FROM folders WHERE wire = ?)", (it.utf7_encode(folder),))}
+                    " (SELECT id FROM folders WHERE wire = ?)", (it.wire_form(folder),))}
             finally:
                 db.close()
         except sqlite3.Error:
@@ -504,10 +510,23 @@ def index_rows(cache, folder):
     return {}
 
 
+REF_N = 40          # messages of the refused-batch check
+REF_AFTER = 8       # of them mv'd after the server confirmed the DELETE
+
+
 def check_bulk_refused(root, mnt):
-    """A queued batch the server refuses puts its messages back."""
+    """A queued batch the server refuses puts its messages back.
+
+    Another client deletes the target while a run of mv goes on.  The run
+    must outlast the DELETE (0.02 s on Dovecot and Cyrus, 2 s on Courier,
+    which deletes at the end of that time): mv goes on, one every 0.1 s
+    (a run ends after a pause of half a second, mailfs(1)), while the
+    DELETE runs on its own connection, and REF_AFTER more once it is
+    answered.  Those are refused and must be back in the source; any of
+    the ones before may have been moved before the folder went (then they
+    went with it) or come back."""
     src, dst = TAG + "-refsrc", TAG + "-refdst"
-    n = 12
+    n = REF_N
     mids = ["%s-ref%d@%s" % (TAG, i, DOMAIN) for i in range(n)]
     m = it.connect(H)
     try:
@@ -521,28 +540,60 @@ def check_bulk_refused(root, mnt):
     with open(os.path.join(root, ".mailfs", "refresh"), "w") as f:
         f.write("\n")
     sdir, ddir = os.path.join(root, src), os.path.join(root, dst)
-    names = sorted(x for x in (listdir(sdir) or []) if x.endswith(".eml"))
+    names = sorted((x for x in (listdir(sdir) or []) if x.endswith(".eml")),
+                   key=lambda x: int(re.search(r"refused (\d+) ", x).group(1)))
     if not C.check(len(names) == n, "refused batch: %d messages listed" % n, "%d" % len(names)):
         return
-    other = it.connect(H)     # logged in before the run starts: DELETE is quick
+    errs, during, after, deleted = [], [], [], {}
+    other = it.connect(H)     # logged in before the run starts
     try:
         os.rename(os.path.join(sdir, names[0]), os.path.join(ddir, names[0]))
-        # Another client deletes the target while our run goes on: the
-        # rest is queued and the server refuses the batch.
-        it.check(*other.delete(it.wire_name(dst)), "DELETE " + dst)
-        errs = [ename(errno_of(os.rename, os.path.join(sdir, x), os.path.join(ddir, x)))
-                for x in names[1:]]
+
+        def delete():
+            deleted["reply"] = other.delete(it.wire_name(dst))
+        t = threading.Thread(target=delete)
+        t.start()
+        i = 1
+        while t.is_alive() and i < n - REF_AFTER:
+            errs.append(ename(errno_of(os.rename, os.path.join(sdir, names[i]),
+                                       os.path.join(ddir, names[i]))))
+            during.append(i)
+            i += 1
+            t.join(0.1)
+        t.join()
+        for j in range(i, i + REF_AFTER):
+            errs.append(ename(errno_of(os.rename, os.path.join(sdir, names[j]),
+                                       os.path.join(ddir, names[j]))))
+            after.append(j)
     finally:
         other.logout()
+    print("# refused batch: %d mv while the DELETE ran, %d after" % (len(during), len(after)),
+          flush=True)
+    if not C.check(deleted.get("reply", ("",))[0] == "OK" and len(after) == REF_AFTER,
+                   "refused batch: another client DELETEs the target while the run of mv "
+                   "goes on", "%r, %d mv after it" % (deleted.get("reply"), len(after))):
+        return
     C.check(all(e in ("success", "ENOENT") for e in errs),
             "refused batch: the queued mv calls return", "%s" % errs)
     C.check(run(["sync", sdir])[0] == 0, "refused batch: sync of the source folder succeeds")
+    locs = {i: [] for i in range(n)}
+    with it.session(H) as m:
+        for f in it.selectable(m):
+            it.select(m, f)
+            for i in range(n):
+                locs[i] += [(f, u) for u in it.search_mid(m, mids[i])]
+    probs = ["refused %d at %s" % (i, locs[i]) for i in after if len(locs[i]) != 1 or
+             locs[i][0][0] != src]
+    probs += ["refused %d (mv'd during the DELETE) at %s" % (i, locs[i]) for i in during
+              if locs[i] and (len(locs[i]) != 1 or locs[i][0][0] != src)]
+    probs += ["refused 0 (moved at once) at %s" % locs[0]] if locs[0] else []
+    C.problems(probs, "refused batch: the %d mv'd after the DELETE are still in the source on "
+               "the server, the ones before in the source or gone with the target" % len(after))
     left = it.flags_by_uid(H, src) or {}
-    C.check(len(left) == n - 1, "refused batch: the %d queued messages are still in the source on the server"
-            % (n - 1), "%d there" % len(left))
-    shown = wait_for(lambda: len([x for x in (listdir(sdir) or []) if x.endswith(".eml")]) == n - 1 or None,
-                     SHOW_TIMEOUT)
-    C.check(shown, "refused batch: they show in the source folder again")
+    shown = wait_for(lambda: sorted(by_uid(root, src)) == sorted(left) or None, SHOW_TIMEOUT)
+    C.check(shown, "refused batch: the source folder shows exactly the server's %d messages "
+            "again" % len(left), "shown %s, server %s" % (sorted(by_uid(root, src)),
+                                                          sorted(left)))
     # Only the put-back restores their rows (the sync never takes a UID it
     # has seen for new): they must come back whole.
     cache = os.path.join(RUN, "cache-" + os.path.basename(mnt.mountpoint)[len("mnt-"):])
@@ -573,7 +624,7 @@ def check_mkdir_rmdir(root, msgs):
                        (NEW_UTF8, "mkdir 'Mount/Ünïcödé ...' (non-ASCII)")):
         rc, err = run_as_owner(["mkdir", os.path.join(root, name)])
         C.check(rc == 0 and not err, "%s succeeds" % what, "status %d: %s" % (rc, err))
-        wire = it.utf7_encode(name)
+        wire = it.wire_form(name)
         names = wire_names()
         C.check(wire in names, "%s: the server LISTs it (modified UTF-7 name)" % what,
                 "want %r; LIST has %s" % (wire, sorted(n for n in names if TAG in n)))
@@ -753,10 +804,10 @@ def main():
 
     # test_read's fallback part may have left Dovecot announcing only basic
     # capabilities (if it died there); the writes here want the full set.
-    if H.get("plain_caps"):
+    if H.get("plain_caps") and server_of(H) == "dovecot":
         ok, out = restart_full_caps(H)
         C.check(ok, "restart Dovecot with all capabilities", out)
-        H = it.load_harness()
+        H = it.load_harness(server="dovecot")
 
     got = server_setup(C, lambda: (setup(), it.trash_folder(H)))
     if got is None:
