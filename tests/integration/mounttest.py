@@ -13,6 +13,8 @@ passed, ... failed" line, and exits with status 1 when a check failed.
 """
 
 import base64
+import calendar
+import email.utils
 import errno
 import os
 import re
@@ -910,3 +912,30 @@ def emls(root, folder):
         return sorted(e for e in os.listdir(os.path.join(root, folder)) if e.endswith(".eml"))
     except OSError:
         return []
+
+
+def date_instant(value):
+    """Seconds since the epoch of python's reading of a Date header value
+    (email.utils.parsedate_to_datetime; a naive result is UTC), or None
+    when python gives none."""
+    if value is None:
+        return None
+    try:
+        dt = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        return calendar.timegm(dt.timetuple())
+    return int(dt.timestamp())
+
+
+def raw_header(raw, name):
+    """The value of the first header line `name:` before the first empty
+    line of raw (bytes; unfolded, stripped, as text), or None."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    for line in re.sub(rb"\r\n[ \t]", b" ", head).split(b"\r\n"):
+        if line.lower().startswith(name.lower() + b":"):
+            return line.split(b":", 1)[1].strip().decode("utf-8", "replace")
+    return None

@@ -32,7 +32,6 @@ private Dovecot (tests/harness/start.sh).
 Environment (MAILFS_BIN, MAILFS_TEST_DIR, MAILFS_TEST_LABEL), output: mounttest.py.
 """
 
-import calendar
 import datetime
 import email
 import email.errors
@@ -45,7 +44,8 @@ import secrets
 import sys
 
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
-from mounttest import (REPO_ROOT, by_uid, emls, imaptest as it, mount_own_dirs,  # noqa: E402
+from mounttest import (REPO_ROOT, by_uid, date_instant, emls, imaptest as it,  # noqa: E402
+                       mount_own_dirs, raw_header,
                        ready, run_as_owner, setup_test, unmount_and_check, wait_for,
                        write_alice_config)
 
@@ -148,29 +148,6 @@ def strip_comments(s):
     return "".join(out)
 
 
-def python_instant(value):
-    """Seconds since the epoch of python's reading of a Date value (naive:
-    UTC), or None when python gives none."""
-    if value is None:
-        return None
-    try:
-        dt = email.utils.parsedate_to_datetime(str(value))
-    except (TypeError, ValueError, IndexError):
-        return None
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        return calendar.timegm(dt.timetuple())
-    return int(dt.timestamp())
-
-
-def raw_header(raw, name):
-    """First header line `name:` anywhere before the first empty line."""
-    head = raw.split(b"\r\n\r\n", 1)[0]
-    for line in re.sub(rb"\r\n[ \t]", b" ", head).split(b"\r\n"):
-        if line.lower().startswith(name.lower() + b":"):
-            return line.split(b":", 1)[1].strip().decode("utf-8", "replace")
-    return None
 
 
 def wanted(raw, idate):
@@ -179,12 +156,12 @@ def wanted(raw, idate):
     hdr = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
         raw, headersonly=True)
     value = hdr.get("Date")
-    ts = python_instant(strip_comments(str(value)) if value is not None else None)
+    ts = date_instant(strip_comments(str(value)) if value is not None else None)
     res = {ts if ts is not None else idate}
     if any(isinstance(d, (email.errors.MissingHeaderBodySeparatorDefect,
                           email.errors.InvalidHeaderDefect))
            for d in email.message_from_bytes(raw, policy=email.policy.default).defects):
-        alt = python_instant(raw_header(raw, b"Date"))
+        alt = date_instant(raw_header(raw, b"Date"))
         if alt is not None:
             res.add(alt)
     return res, value
@@ -297,7 +274,7 @@ def check_sloppy(root, cases):
     for uid, what in sorted(cases.items()):
         raw, idate = view[uid]
         want, value = wanted(raw, idate)
-        raw_python = python_instant(None if value is None else str(value))
+        raw_python = date_instant(None if value is None else str(value))
         note = ""
         if raw_python not in want and not (raw_python is None and idate in want):
             note = " (comments removed; python on the whole value: %s)" % (
@@ -340,7 +317,7 @@ def check_import(root):
             return int(it.folder_meta(m, TAG)[uids[0]]["internaldate"])
 
     got = wait_for(appended, IMPORT_TIMEOUT, 0.5)
-    want = python_instant(EXAMPLE)
+    want = date_instant(EXAMPLE)
     C.check(got == want, "import: the appended message's INTERNALDATE is python's instant "
             "of its Date", "INTERNALDATE %s, want %s" % (
                 "none within %d s" % IMPORT_TIMEOUT if got is None else fmt(got), fmt(want)))

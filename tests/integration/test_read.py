@@ -21,7 +21,6 @@ import email.errors
 import email.header
 import email.parser
 import email.policy
-import email.utils
 import os
 import re
 import signal
@@ -32,10 +31,11 @@ import sys
 import time
 
 sys.dont_write_bytecode = True  # before importing mounttest (found next to this script)
-from mounttest import (SERVERS, Mount, REPO_ROOT, check_mount, emls, file_size,  # noqa: E402
-                       files_holding, first_diff, imaptest as it, mailfs_env, mounted, not_on,
+from mounttest import (SERVERS, Mount, REPO_ROOT, check_mount, date_instant, emls,  # noqa: E402
+                       file_size, files_holding, first_diff, imaptest as it, mailfs_env, mounted, not_on,
                        password_forms, proc_cmdlines, ready, run_harness, run_once,
-                       sanitizer_reports, server_of, setup_test, tail, write_config_file)
+                       raw_header, sanitizer_reports, server_of, setup_test, tail,
+                       write_config_file)
 
 BIN, LABEL, C, H, RUN = setup_test("read", SERVERS)
 PW = it.password(H, "alice")
@@ -68,12 +68,12 @@ class Msg:
         # whose header block python calls broken, a Date (Message-ID) line
         # found further down is accepted too (which reading is right is not
         # ours to say).
-        ts = parse_date(hdr.get("Date"))
+        ts = date_instant(hdr.get("Date"))
         self.mtimes = {ts if ts is not None else self.internaldate}
         if any(isinstance(d, (email.errors.MissingHeaderBodySeparatorDefect,
                               email.errors.InvalidHeaderDefect))
                for d in self.email.defects):
-            alt = parse_date(raw_header(raw, b"Date"))
+            alt = date_instant(raw_header(raw, b"Date"))
             if alt is not None:
                 self.mtimes.add(alt)
             self.message_ids.add((raw_header(raw, b"Message-ID") or "").strip().strip("<>"))
@@ -82,27 +82,6 @@ class Msg:
         return "%s/%d" % (self.folder, self.uid)
 
 
-def parse_date(value):
-    if value is None:
-        return None
-    try:
-        dt = email.utils.parsedate_to_datetime(str(value))
-    except (TypeError, ValueError, IndexError):
-        return None
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        return calendar.timegm(dt.timetuple())
-    return int(dt.timestamp())
-
-
-def raw_header(raw, name):
-    """First header line `name:` anywhere before the first empty line."""
-    head = raw.split(b"\r\n\r\n", 1)[0]
-    for line in re.sub(rb"\r\n[ \t]", b" ", head).split(b"\r\n"):
-        if line.lower().startswith(name.lower() + b":"):
-            return line.split(b":", 1)[1].strip().decode("utf-8", "replace")
-    return None
 
 
 def snapshot():
