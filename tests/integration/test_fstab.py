@@ -82,6 +82,9 @@ def main():
                  "mount.fuse3 %s MNT -t mailfs -o noauto,user,_netdev,...: exits 0 and the "
                  "mount is there (the daemon detached)" % ACCOUNT,
                  "status %d, mounted: %s: %s" % (r.returncode, mounted(MNT), said))
+    # The parent of the fork that detaches may still be on its way out
+    # right after the mount appears.
+    wait_for(lambda: len(daemons()) == 1, 10)
     pids = daemons()
     try:
         if not ok:
