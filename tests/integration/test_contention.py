@@ -101,21 +101,30 @@ def index_path(what):
     return os.path.join(cache_dir(what), "index.sqlite")
 
 
+def cache_rows(what):
+    db = sqlite3.connect("file:%s?mode=ro" % index_path(what), uri=True, timeout=30)
+    try:
+        return set(db.execute("SELECT folder, uid FROM cache").fetchall())
+    finally:
+        db.close()
+
+
 def cache_mismatch(what):
     """Bodies on disk without a row in the cache table, and rows without
-    a body, read with python3's sqlite3: [problem]."""
+    a body, read with python3's sqlite3: [problem].  The rows are read
+    before and after the directory: a body is renamed into place before
+    its row is written, so one stored while we look shows in the second
+    reading only, and a row counts as lacking its body only when it was
+    there before the listing and still is after it."""
+    before = cache_rows(what)
     files = set()
     for n in os.listdir(os.path.join(cache_dir(what), "bodies")):
         mo = re.match(r"^(\d+)\.(\d+)\.(\d+)\.eml$", n)
         if mo:
             files.add((int(mo.group(1)), int(mo.group(3))))
-    db = sqlite3.connect("file:%s?mode=ro" % index_path(what), uri=True, timeout=30)
-    try:
-        rows = set(db.execute("SELECT folder, uid FROM cache").fetchall())
-    finally:
-        db.close()
-    probs = ["body %d/%d on disk has no cache row" % k for k in sorted(files - rows)]
-    probs += ["cache row %d/%d has no body on disk" % k for k in sorted(rows - files)]
+    after = cache_rows(what)
+    probs = ["body %d/%d on disk has no cache row" % k for k in sorted(files - after)]
+    probs += ["cache row %d/%d has no body on disk" % k for k in sorted((before & after) - files)]
     return probs, len(files)
 
 
