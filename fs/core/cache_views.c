@@ -198,11 +198,10 @@ static int decode_view(struct cache *c, const struct cache_key *k, bool known,
 	count_decode(c);
 	rc = mime_decode_all(body, MAX_PARTS, open_part, collect_part, a,
 			     &werr);
-	if (rc < 0)
-		mfs_fail(err, rc, "%s", werr.msg);
-	if (rc == MFS_E_IO && a->fd >= 0 && !known) {
-		/* Most likely the disk is full: the names and sizes can
-		 * still be had, for a listing. */
+	if (rc == MFS_E_IO && a->fd >= 0) {
+		/* Most likely the disk is full: no parts file.  A reader
+		 * decodes its part on its own, into memory; the names and
+		 * sizes can still be had, for a listing. */
 		log_msg(LOG_WARNING, "%s/%u: decoded parts: %s", k->mailbox,
 			k->uid, werr.msg);
 		close(a->fd);
@@ -210,9 +209,14 @@ static int decode_view(struct cache *c, const struct cache_key *k, bool known,
 		unlink(tmp);
 		tmp[0] = '\0';
 		acc_clear(a);
-		count_decode(c);
-		rc = mime_decode_all(body, MAX_PARTS, open_part, collect_part,
-				     a, err);
+		rc = 0;
+		if (!known) {
+			count_decode(c);
+			rc = mime_decode_all(body, MAX_PARTS, open_part,
+					     collect_part, a, err);
+		}
+	} else if (rc < 0) {
+		mfs_fail(err, rc, "%s", werr.msg);
 	}
 	if (rc == 0 && !known)
 		rc = index_parts_set(c->ix, k->folder, k->uid, a->parts, a->n,
