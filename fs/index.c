@@ -1364,17 +1364,34 @@ int index_cache_adopt(struct index *ix, int64_t folder, uint32_t uid,
 }
 
 int index_cache_remove(struct index *ix, int64_t folder, uint32_t uid,
-		       struct mfs_error *err)
+		       uint64_t *bytes, struct mfs_error *err)
 {
 	static const char sql[] =
-		"DELETE FROM cache WHERE folder = ? AND uid = ?";
+		"DELETE FROM cache WHERE folder = ? AND uid = ?"
+		" RETURNING bytes + coalesce(views, 0)";
 	sqlite3_stmt *st = stmt(ix, sql, err);
+	int rc;
 
 	if (!st)
 		return MFS_E_IO;
 	sqlite3_bind_int64(st, 1, folder);
 	sqlite3_bind_int64(st, 2, uid);
-	return step_done(ix, st, err);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (bytes)
+			*bytes = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = sqlite3_step(st);
+	} else if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return 0;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_fail(err, sqlite3_db_handle(st), "cache remove");
+		sqlite3_reset(st);
+		return rc;
+	}
+	sqlite3_reset(st);
+	return 1;
 }
 
 int index_cache_total(struct index *ix, uint64_t *bytes,
@@ -1434,17 +1451,18 @@ int index_views_count(struct index *ix, uint64_t *count, uint64_t *bytes,
 	return 0;
 }
 
-int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
-		       uint64_t *bytes, struct mfs_error *err)
+int index_cache_oldest(struct index *ix, unsigned skip, int64_t *folder,
+		       uint32_t *uid, uint64_t *bytes, struct mfs_error *err)
 {
 	static const char sql[] =
 		"SELECT folder, uid, bytes + coalesce(views, 0) FROM cache"
-		" ORDER BY used LIMIT 1";
+		" ORDER BY used LIMIT 1 OFFSET ?";
 	sqlite3_stmt *st = stmt(ix, sql, err);
 	int rc;
 
 	if (!st)
 		return MFS_E_IO;
+	sqlite3_bind_int(st, 1, (int)skip);
 	rc = step_row(st, "cache oldest", err);
 	if (rc < 0)
 		return rc;

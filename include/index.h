@@ -212,16 +212,20 @@ int index_cache_touch(struct index *ix, int64_t folder, uint32_t uid,
  * entry was there, or an error. */
 int index_cache_adopt(struct index *ix, int64_t folder, uint32_t uid,
 		      uint64_t bytes, struct mfs_error *err);
+/* 1 when the entry was there and is gone, with *bytes (may be NULL) the
+ * bytes it counted (body and parts file); 0 when there was none (another
+ * thread removed it first); or an error. */
 int index_cache_remove(struct index *ix, int64_t folder, uint32_t uid,
-		       struct mfs_error *err);
+		       uint64_t *bytes, struct mfs_error *err);
 int index_cache_total(struct index *ix, uint64_t *bytes,
 		      struct mfs_error *err);
 /* Bodies cached and their bytes, of one folder (or all: folder 0). */
 int index_cache_count(struct index *ix, int64_t folder, uint64_t *count,
 		      uint64_t *bytes, struct mfs_error *err);
-/* Least recently used entry: 0 with *folder and *uid set, or MFS_E_NOTFOUND. */
-int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
-		       uint64_t *bytes, struct mfs_error *err);
+/* The least recently used entry after skip others: 0 with *folder, *uid
+ * and *bytes set, or MFS_E_NOTFOUND. */
+int index_cache_oldest(struct index *ix, unsigned skip, int64_t *folder,
+		       uint32_t *uid, uint64_t *bytes, struct mfs_error *err);
 
 /* Small facts about the account, by key: the value into buf (cap bytes).
  * MFS_E_NOTFOUND when none is kept, MFS_E_TOOBIG when it does not fit. */

@@ -142,6 +142,13 @@ static bool inflight_try_enter(struct cache *c, int64_t folder, uint32_t uid)
 	return ok;
 }
 
+static void inflight_leave_id(struct cache *c, int64_t folder, uint32_t uid)
+{
+	struct cache_key k = { .folder = folder, .uid = uid };
+
+	cache_inflight_leave(c, &k);
+}
+
 /* ---- files, the cap and eviction ---- */
 
 static void remove_tree(const char *path)
@@ -264,20 +271,31 @@ static bool over_cap(struct cache *c)
 
 void cache_evict(struct cache *c, const struct cache_key *keep)
 {
+	unsigned skip = 0;
 	int64_t folder;
 	uint32_t uid;
 	uint64_t bytes;
 
 	/* Evict by up-to-date recency. */
 	flush_touches(c);
-	while (over_cap(c)) {
-		if (index_cache_oldest(c->ix, &folder, &uid, &bytes, NULL) < 0)
+	while (over_cap(c) && skip <= MAX_INFLIGHT) {
+		if (index_cache_oldest(c->ix, skip, &folder, &uid, &bytes,
+				       NULL) < 0)
 			return;
-		if (folder == keep->folder && uid == keep->uid)
-			return;
+		/* A message being fetched or decoded is passed over: its
+		 * parts file may be going into place, or its entry getting
+		 * the file's bytes.  Holding its slot, nobody else removes
+		 * it meanwhile, and the bytes taken off the total are the
+		 * ones its entry counted. */
+		if ((folder == keep->folder && uid == keep->uid) ||
+		    !inflight_try_enter(c, folder, uid)) {
+			skip++;
+			continue;
+		}
 		remove_files(c, folder, uid);
-		index_cache_remove(c->ix, folder, uid, NULL);
-		cache_unaccount(c, bytes);
+		if (index_cache_remove(c->ix, folder, uid, &bytes, NULL) == 1)
+			cache_unaccount(c, bytes);
+		inflight_leave_id(c, folder, uid);
 		log_debug(LOG_CAT_CACHE, "evicted %lld/%u", (long long)folder,
 			  uid);
 	}
@@ -714,7 +732,7 @@ void cache_sweep_run(struct cache *c, bool startup)
 		}
 		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
 			removed++;
-		index_cache_remove(c->ix, folder, uid, NULL);
+		index_cache_remove(c->ix, folder, uid, NULL, NULL);
 	}
 	closedir(d);
 	if (removed)

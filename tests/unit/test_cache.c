@@ -323,6 +323,101 @@ out:
 	index_close(ix);
 }
 
+/* Bytes of the files in pdir (bodies and parts files). */
+static uint64_t dir_bytes(void)
+{
+	DIR *d = opendir(pdir);
+	struct dirent *de;
+	uint64_t n = 0;
+	char path[600];
+	struct stat sb;
+
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.' && strncmp(de->d_name, "tmp.", 4)) {
+			snprintf(path, sizeof(path), "%s/%s", pdir, de->d_name);
+			if (stat(path, &sb) == 0)
+				n += (uint64_t)sb.st_size;
+		}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+#define EVICTORS 4
+#define EVICT_FIRST 100
+#define EVICT_N 80
+
+static void *evict_reader(void *arg)
+{
+	unsigned t = (unsigned)(uintptr_t)arg;
+
+	for (uint32_t u = EVICT_FIRST + t; u < EVICT_FIRST + EVICT_N;
+	     u += EVICTORS)
+		read_part(u);
+	return NULL;
+}
+
+/* Readers fetching and decoding at once, each evicting what is over
+ * the cap: the cache's byte count stays the bytes on disk (readers that
+ * evicted the same entry at once each took its bytes off the total). */
+static void test_evict_race(const char *dir, struct pool *pool)
+{
+	char path[400], body[1024];
+	uint64_t one = strlen(fake_imap_body(EVICT_FIRST, body, sizeof(body)));
+	struct mfs_error err = { 0 };
+	struct index *ix = NULL;
+	struct cache_stats st;
+	pthread_t t[EVICTORS];
+	int mb = fake_imap_mbox_by_name(srv, "INBOX");
+
+	snprintf(path, sizeof(path), "%s/race.sqlite", dir);
+	snprintf(pdir, sizeof(pdir), "%s/race", dir);
+	CHECK(index_open(path, &ix, &err) == 0 && mkdir(pdir, 0700) == 0,
+	      "race: an index and a cache directory (%s)", err.msg);
+	if (!ix)
+		return;
+	index_folder_put(ix, 0, "INBOX", "INBOX", '/', 0, &f_inbox, NULL);
+	index_folder_set_state(ix, f_inbox, 5, 6, 0, NULL);
+	for (uint32_t u = EVICT_FIRST; u <= EVICT_FIRST + EVICT_N; u++) {
+		char name[16];
+		struct ix_msg m = { .folder = f_inbox, .uid = u, .size = one,
+				    .flags = "", .name = name };
+
+		snprintf(name, sizeof(name), "m%u", u);
+		index_msg_put(ix, &m, NULL);
+		fake_imap_put(srv, mb, u, "");
+	}
+	/* Room for about four messages with their parts. */
+	CHECK(cache_open(pdir, ix, pool, 5 * one, 5, NULL, NULL, &pcache,
+			 &err) == 0, "race: a small cache (%s)", err.msg);
+	if (!pcache)
+		goto out;
+	for (unsigned i = 0; i < EVICTORS; i++)
+		pthread_create(&t[i], NULL, evict_reader, (void *)(uintptr_t)i);
+	for (unsigned i = 0; i < EVICTORS; i++)
+		pthread_join(t[i], NULL);
+	/* The cache's thread may still be fetching a read-ahead window.
+	 * What was in flight could not be evicted meanwhile: one more
+	 * message read alone, and the cache is within its cap again. */
+	for (int i = 0; i < 100; i++) {
+		cache_stats(pcache, &st);
+		if (st.bytes == dir_bytes())
+			break;
+		usleep(50000);
+	}
+	read_part(EVICT_FIRST + EVICT_N);
+	cache_stats(pcache, &st);
+	CHECK(st.bytes == dir_bytes() && st.bytes <= st.cap,
+	      "race: %u readers of %u messages evicting at once: the cache "
+	      "counts %llu bytes, %llu on disk, cap %llu",
+	      EVICTORS, EVICT_N, (unsigned long long)st.bytes,
+	      (unsigned long long)dir_bytes(), (unsigned long long)st.cap);
+out:
+	cache_close(pcache);
+	pcache = NULL;
+	index_close(ix);
+}
+
 int main(void)
 {
 	const char *t = getenv("TMPDIR");
@@ -369,6 +464,7 @@ int main(void)
 	test_inflight();
 	test_evict();
 	test_parts(dir, pool);
+	test_evict_race(dir, pool);
 out:
 	cache_close(cache);
 	pool_free(pool);

@@ -268,7 +268,7 @@ static void test_views(const char *dir)
 	CHECK(index_cache_total(ix, &total, &err) == 0 && total == 5010,
 	      "views: the total counts body and parts file (%llu)",
 	      (unsigned long long)total);
-	CHECK(index_cache_oldest(ix, &of, &ou, &total, &err) == 0 &&
+	CHECK(index_cache_oldest(ix, 0, &of, &ou, &total, &err) == 0 &&
 		      ou == 7 && total == 5010,
 	      "views: evicting UID 7 frees both (%llu)",
 	      (unsigned long long)total);
@@ -292,10 +292,12 @@ static void test_views(const char *dir)
 			      MFS_E_NOTFOUND,
 	      "views: new parts set forget the parts file");
 	index_views_set(ix, inbox, 7, parts, off, 2, 2010, &err);
-	CHECK(index_cache_remove(ix, inbox, 7, &err) == 0 &&
+	CHECK(index_cache_remove(ix, inbox, 7, &total, &err) == 1 &&
+		      total == 5010 &&
 		      index_part_view(ix, inbox, 7, 1, &o, &size, &total,
 				      &err) == MFS_E_NOTFOUND,
-	      "views: the body evicted, its parts file goes with it");
+	      "views: the body evicted, its parts file goes with it (%llu "
+	      "bytes)", (unsigned long long)total);
 	CHECK(index_cache_add(ix, inbox, 7, 3000, &err) == 0 &&
 		      index_part_view(ix, inbox, 7, 1, &o, &size, &total,
 				      &err) == MFS_E_NOTFOUND,
@@ -452,7 +454,7 @@ int main(void)
 	index_cache_touch(ix, inbox, 7, &err);
 	CHECK(index_cache_total(ix, &total, &err) == 0 && total == 150,
 	      "cache total 150");
-	CHECK(index_cache_oldest(ix, &of, &ou, &total, &err) == 0 && ou == 9 && total == 50,
+	CHECK(index_cache_oldest(ix, 0, &of, &ou, &total, &err) == 0 && ou == 9 && total == 50,
 	      "LRU: 9 is oldest after touching 7 (got %u)", ou);
 	CHECK(index_cache_adopt(ix, inbox, 7, 999, &err) == 0,
 	      "adopt: a body with an entry keeps it");
@@ -461,9 +463,14 @@ int main(void)
 	CHECK(index_cache_total(ix, &total, &err) == 0 && total == 180,
 	      "adopt: it counts against the total (%llu)",
 	      (unsigned long long)total);
-	CHECK(index_cache_oldest(ix, &of, &ou, &total, &err) == 0 && ou == 11,
+	CHECK(index_cache_oldest(ix, 0, &of, &ou, &total, &err) == 0 && ou == 11,
 	      "adopt: as the least recently used (got %u)", ou);
-	CHECK(index_cache_remove(ix, inbox, 11, &err) == 0, "adopt: removed");
+	CHECK(index_cache_oldest(ix, 1, &of, &ou, &total, &err) == 0 &&
+		      ou == 9, "LRU: the next oldest is 9 (got %u)", ou);
+	CHECK(index_cache_remove(ix, inbox, 11, &total, &err) == 1 &&
+		      total == 30, "adopt: removed, with its 30 bytes");
+	CHECK(index_cache_remove(ix, inbox, 11, &total, &err) == 0,
+	      "removing it again finds nothing");
 
 	CHECK(index_folder_drop(ix, archive, true, &renewed, &err) == 0 &&
 		      renewed != archive, "renew gives a new id");
@@ -478,7 +485,7 @@ int main(void)
 	memset(&g, 0, sizeof(g));
 	CHECK(index_msg_get(ix, inbox, 7, got_msg, &g, &err) == MFS_E_NOTFOUND,
 	      "dropped folder's messages are gone");
-	CHECK(index_cache_oldest(ix, &of, &ou, &total, &err) == MFS_E_NOTFOUND,
+	CHECK(index_cache_oldest(ix, 0, &of, &ou, &total, &err) == MFS_E_NOTFOUND,
 	      "and so is its cache bookkeeping");
 
 	index_close(ix);
