@@ -114,7 +114,7 @@ static void usage(const char *prog)
 	       "    -o oauth2_token_command=CMD  log in with XOAUTH2 using its output\n"
 	       "    -o netrc_file=FILE     password from this netrc (default ~/.netrc)\n"
 	       "    -o connections=N       IMAP connections for reading (4)\n"
-	       "    -o cache_size=N[KMG]   body cache cap (1G)\n"
+	       "    -o cache_size=N[KMG]   body cache cap (2G)\n"
 	       "    -o cache_dir=DIR       index and cache ($XDG_CACHE_HOME/mailfs/USER@HOST)\n"
 	       "    -o timeout=SECONDS     network timeout; an uncached read fails\n"
 	       "                           with EIO after it when offline (15)\n"
