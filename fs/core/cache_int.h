@@ -125,7 +125,7 @@ int cache_batch_run(struct cache *c, struct batch *b, struct mfs_error *err);
 void cache_batch_leave(struct cache *c, struct batch *b, size_t from);
 
 /* Evict least recently used bodies (each with its parts file), never
- * keep, until under the cap. */
+ * keep nor a message whose inflight slot is taken, until under the cap. */
 void cache_evict(struct cache *c, const struct cache_key *keep);
 /* Bytes put in the cache (a parts file), or taken out of it. */
 void cache_account(struct cache *c, uint64_t added);
