@@ -420,7 +420,7 @@ int config_tls(const struct config *cfg, enum imap_tls *tls,
 int config_cache_bytes(const struct config *cfg, uint64_t *bytes,
 		       struct mfs_error *err)
 {
-	const char *s = cfg->cache_size ? cfg->cache_size : "1G";
+	const char *s = cfg->cache_size ? cfg->cache_size : "2G";
 	char *end;
 	unsigned long long n;
 

@@ -12,7 +12,7 @@
 
 #include "index.h"
 
-#define STMT_CACHE 64
+#define STMT_CACHE 80
 
 struct handle {
 	sqlite3 *db;
@@ -53,11 +53,13 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS parts("
 	" folder INTEGER NOT NULL, uid INTEGER NOT NULL, n INTEGER NOT NULL,"
 	" name TEXT NOT NULL, type TEXT NOT NULL, size INTEGER NOT NULL,"
+	" off INTEGER,"
 	" PRIMARY KEY(folder, uid, n)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS parts_name ON parts(folder, uid, name);"
 	"CREATE TABLE IF NOT EXISTS cache("
 	" folder INTEGER NOT NULL, uid INTEGER NOT NULL,"
 	" bytes INTEGER NOT NULL, used INTEGER NOT NULL,"
+	" views INTEGER,"
 	" PRIMARY KEY(folder, uid)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS cache_used ON cache(used);"
 	"CREATE INDEX IF NOT EXISTS folders_wire ON folders(wire);"
@@ -75,6 +77,10 @@ static const struct {
 	  "ALTER TABLE messages ADD COLUMN subject TEXT" },
 	{ "messages", "internaldate",
 	  "ALTER TABLE messages ADD COLUMN internaldate INTEGER" },
+	/* Where each decoded part lies in its message's parts file, and
+	 * that file's bytes beside the body's (NULL: it has none). */
+	{ "parts", "off", "ALTER TABLE parts ADD COLUMN off INTEGER" },
+	{ "cache", "views", "ALTER TABLE cache ADD COLUMN views INTEGER" },
 };
 
 /* After the upgrades: finds the unfilled rows without a scan, and is
@@ -1062,6 +1068,9 @@ int index_parts_set(struct index *ix, int64_t folder, uint32_t uid,
 		" VALUES(?, ?, ?, ?, ?, ?)";
 	static const char known_sql[] =
 		"UPDATE messages SET parts_known = 1 WHERE folder = ? AND uid = ?";
+	/* Parts stored before are not these: their file goes. */
+	static const char views_sql[] =
+		"UPDATE cache SET views = NULL WHERE folder = ? AND uid = ?";
 	sqlite3_stmt *st;
 	int rc;
 
@@ -1088,17 +1097,152 @@ int index_parts_set(struct index *ix, int64_t folder, uint32_t uid,
 		if (step_done(ix, st, err) < 0)
 			goto fail;
 	}
-	st = stmt(ix, known_sql, err);
-	if (!st)
-		goto fail;
-	sqlite3_bind_int64(st, 1, folder);
-	sqlite3_bind_int64(st, 2, uid);
-	if (step_done(ix, st, err) < 0)
-		goto fail;
+	for (int i = 0; i < 2; i++) {
+		st = stmt(ix, i == 0 ? known_sql : views_sql, err);
+		if (!st)
+			goto fail;
+		sqlite3_bind_int64(st, 1, folder);
+		sqlite3_bind_int64(st, 2, uid);
+		if (step_done(ix, st, err) < 0)
+			goto fail;
+	}
 	return index_commit(ix, err);
 fail:
 	index_rollback(ix);
 	return MFS_E_IO;
+}
+
+/* Rows the last statement on st's connection changed. */
+static int changes(sqlite3_stmt *st)
+{
+	return sqlite3_changes(sqlite3_db_handle(st));
+}
+
+int index_views_set(struct index *ix, int64_t folder, uint32_t uid,
+		    const struct ix_part *parts, const uint64_t *off,
+		    unsigned n, uint64_t total, struct mfs_error *err)
+{
+	static const char count_sql[] =
+		"SELECT count(*) FROM parts WHERE folder = ? AND uid = ?";
+	static const char off_sql[] =
+		"UPDATE parts SET off = ? WHERE folder = ? AND uid = ?"
+		" AND n = ? AND name = ? AND size = ?";
+	static const char views_sql[] =
+		"UPDATE cache SET views = ? WHERE folder = ? AND uid = ?";
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = index_begin(ix, err);
+	if (rc < 0)
+		return rc;
+	st = stmt(ix, count_sql, err);
+	if (!st)
+		goto fail;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	rc = step_row(st, "parts count", err);
+	if (rc < 0)
+		goto fail;
+	rc = sqlite3_column_int64(st, 0) == (sqlite3_int64)n ? 0 :
+							      MFS_E_NOTFOUND;
+	sqlite3_reset(st);
+	for (unsigned i = 0; rc == 0 && i < n; i++) {
+		st = stmt(ix, off_sql, err);
+		if (!st)
+			goto fail;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)off[i]);
+		sqlite3_bind_int64(st, 2, folder);
+		sqlite3_bind_int64(st, 3, uid);
+		sqlite3_bind_int(st, 4, (int)parts[i].n);
+		sqlite3_bind_text(st, 5, parts[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)parts[i].size);
+		if ((rc = step_done(ix, st, err)) < 0)
+			goto fail;
+		if (changes(st) != 1)
+			rc = MFS_E_NOTFOUND;
+	}
+	if (rc == 0) {
+		st = stmt(ix, views_sql, err);
+		if (!st)
+			goto fail;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)total);
+		sqlite3_bind_int64(st, 2, folder);
+		sqlite3_bind_int64(st, 3, uid);
+		if ((rc = step_done(ix, st, err)) < 0)
+			goto fail;
+		if (changes(st) != 1)
+			rc = MFS_E_NOTFOUND;
+	}
+	if (rc < 0) {
+		index_rollback(ix);
+		return rc;
+	}
+	return index_commit(ix, err);
+fail:
+	index_rollback(ix);
+	return rc < 0 ? rc : MFS_E_IO;
+}
+
+int index_views_clear(struct index *ix, int64_t folder, uint32_t uid,
+		      struct mfs_error *err)
+{
+	static const char sql[] =
+		"UPDATE cache SET views = NULL WHERE folder = ? AND uid = ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	return step_done(ix, st, err);
+}
+
+int index_views_get(struct index *ix, int64_t folder, uint32_t uid,
+		    uint64_t *total, struct mfs_error *err)
+{
+	static const char sql[] =
+		"SELECT views FROM cache WHERE folder = ? AND uid = ?"
+		" AND views IS NOT NULL";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+	int rc;
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	rc = step_row(st, "views", err);
+	if (rc < 0)
+		return rc;
+	*total = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int index_part_view(struct index *ix, int64_t folder, uint32_t uid,
+		    unsigned n, uint64_t *off, uint64_t *size,
+		    uint64_t *total, struct mfs_error *err)
+{
+	static const char sql[] =
+		"SELECT p.off, p.size, c.views FROM parts p JOIN cache c"
+		" ON c.folder = p.folder AND c.uid = p.uid"
+		" WHERE p.folder = ? AND p.uid = ? AND p.n = ?"
+		" AND p.off IS NOT NULL AND c.views IS NOT NULL";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+	int rc;
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int(st, 3, (int)n);
+	rc = step_row(st, "part view", err);
+	if (rc < 0)
+		return rc;
+	*off = (uint64_t)sqlite3_column_int64(st, 0);
+	*size = (uint64_t)sqlite3_column_int64(st, 1);
+	*total = (uint64_t)sqlite3_column_int64(st, 2);
+	sqlite3_reset(st);
+	return 0;
 }
 
 static int part_row(sqlite3_stmt *st, void *fn, void *ctx)
@@ -1172,8 +1316,9 @@ int index_cache_add(struct index *ix, int64_t folder, uint32_t uid,
 		    uint64_t bytes, struct mfs_error *err)
 {
 	static const char sql[] =
-		"INSERT OR REPLACE INTO cache(folder, uid, bytes, used)"
-		" VALUES(?, ?, ?, ?)";
+		"INSERT INTO cache(folder, uid, bytes, used) VALUES(?, ?, ?, ?)"
+		" ON CONFLICT(folder, uid) DO UPDATE"
+		" SET bytes = excluded.bytes, used = excluded.used";
 	sqlite3_stmt *st = stmt(ix, sql, err);
 
 	if (!st)
@@ -1219,23 +1364,41 @@ int index_cache_adopt(struct index *ix, int64_t folder, uint32_t uid,
 }
 
 int index_cache_remove(struct index *ix, int64_t folder, uint32_t uid,
-		       struct mfs_error *err)
+		       uint64_t *bytes, struct mfs_error *err)
 {
 	static const char sql[] =
-		"DELETE FROM cache WHERE folder = ? AND uid = ?";
+		"DELETE FROM cache WHERE folder = ? AND uid = ?"
+		" RETURNING bytes + coalesce(views, 0)";
 	sqlite3_stmt *st = stmt(ix, sql, err);
+	int rc;
 
 	if (!st)
 		return MFS_E_IO;
 	sqlite3_bind_int64(st, 1, folder);
 	sqlite3_bind_int64(st, 2, uid);
-	return step_done(ix, st, err);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (bytes)
+			*bytes = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = sqlite3_step(st);
+	} else if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return 0;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_fail(err, sqlite3_db_handle(st), "cache remove");
+		sqlite3_reset(st);
+		return rc;
+	}
+	sqlite3_reset(st);
+	return 1;
 }
 
 int index_cache_total(struct index *ix, uint64_t *bytes,
 		      struct mfs_error *err)
 {
-	static const char sql[] = "SELECT coalesce(sum(bytes), 0) FROM cache";
+	static const char sql[] =
+		"SELECT coalesce(sum(bytes + coalesce(views, 0)), 0) FROM cache";
 	sqlite3_stmt *st = stmt(ix, sql, err);
 	int rc;
 
@@ -1269,16 +1432,37 @@ int index_cache_count(struct index *ix, int64_t folder, uint64_t *count,
 	return 0;
 }
 
-int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
-		       uint64_t *bytes, struct mfs_error *err)
+int index_views_count(struct index *ix, uint64_t *count, uint64_t *bytes,
+		      struct mfs_error *err)
 {
-	static const char sql[] =
-		"SELECT folder, uid, bytes FROM cache ORDER BY used LIMIT 1";
+	static const char sql[] = "SELECT count(*), coalesce(sum(views), 0)"
+				  " FROM cache WHERE views IS NOT NULL";
 	sqlite3_stmt *st = stmt(ix, sql, err);
 	int rc;
 
 	if (!st)
 		return MFS_E_IO;
+	rc = step_row(st, "views count", err);
+	if (rc < 0)
+		return rc;
+	*count = (uint64_t)sqlite3_column_int64(st, 0);
+	*bytes = (uint64_t)sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int index_cache_oldest(struct index *ix, unsigned skip, int64_t *folder,
+		       uint32_t *uid, uint64_t *bytes, struct mfs_error *err)
+{
+	static const char sql[] =
+		"SELECT folder, uid, bytes + coalesce(views, 0) FROM cache"
+		" ORDER BY used LIMIT 1 OFFSET ?";
+	sqlite3_stmt *st = stmt(ix, sql, err);
+	int rc;
+
+	if (!st)
+		return MFS_E_IO;
+	sqlite3_bind_int(st, 1, (int)skip);
 	rc = step_row(st, "cache oldest", err);
 	if (rc < 0)
 		return rc;

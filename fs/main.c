@@ -120,7 +120,7 @@ static void usage(const char *prog)
 	       "\n"
 	       "Reading:\n"
 	       "    -o connections=N       IMAP connections for reading (4)\n"
-	       "    -o cache_size=N[KMG]   body cache cap (1G)\n"
+	       "    -o cache_size=N[KMG]   body and decoded parts cache cap (2G)\n"
 	       "    -o cache_dir=DIR       index and cache\n"
 	       "                           ($XDG_CACHE_HOME/mailfs/USER@HOST)\n"
 	       "    -o timeout=SECONDS     network timeout; an uncached read fails\n"

@@ -5,15 +5,17 @@
  * fetched on first use through the pool, once however many readers want
  * them; opens of a folder's messages in quick succession fetch the ones
  * that follow in the same command (read-ahead, kept streaming by the
- * cache's thread).  Total size is capped and the least recently used
- * bodies are evicted.  Decoded parts are made from the cached body when
- * opened and kept for the opens that follow: all parts of a message up to
- * 8 MB at once, into memfds kept for the last 8 such messages (at most 64
- * descriptors and 32 MB together); a part of a bigger message on its own,
- * into an unlinked file in dir shared by the opens of that part (the last
- * two are kept).  Any thread may call any function; those that may fetch
- * wait on the server.  fs/core/cache.c has the bodies, cache_readahead.c
- * the read-ahead and the thread, cache_views.c the decoded parts.
+ * cache's thread).  A message's decoded parts are made from its cached
+ * body once, the first time they are wanted, into one file beside it (the
+ * parts one after another, where each lies recorded in the index); opens
+ * of its parts read from that file.  Total size (bodies and parts files)
+ * is capped and the least recently used messages are evicted, each body
+ * with its parts file.  A message that has no parts file (bigger than
+ * half the cap, or the disk full) gets each part decoded on its own at
+ * each open, into a memfd or, over 8 MB, an unlinked file in dir.  Any
+ * thread may call any function; those that may fetch wait on the server.
+ * fs/core/cache.c has the bodies, cache_readahead.c the read-ahead and
+ * the thread, cache_views.c the decoded parts.
  */
 #ifndef CACHE_H
 #define CACHE_H
@@ -51,15 +53,17 @@ int cache_body(struct cache *c, const struct cache_key *k, int *fd,
 	       uint64_t *size, struct mfs_error *err);
 
 /* Make sure the decoded view's parts (names, types, sizes) are in the
- * index, decoding the body once if they are not. */
+ * index, decoding the body once (fetched if need be) if they are not,
+ * which also writes the parts file. */
 int cache_parts(struct cache *c, const struct cache_key *k,
 		struct mfs_error *err);
 
-/* An fd on decoded part n to read from (caller closes), decoded from the
- * body (fetched if need be) as above; *size receives its exact size.
+/* Decoded part n to read (decoded from the body, fetched if need be, as
+ * above): a read-only *fd (caller closes) on a file in which the part is
+ * the *size bytes from *off (its exact size; the file may go on).
  * MFS_E_NOTFOUND if the message has no part n. */
 int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
-	       int *fd, uint64_t *size, struct mfs_error *err);
+	       int *fd, uint64_t *off, uint64_t *size, struct mfs_error *err);
 
 /* Download up to a batch of the bodies of uids (in k's folder; k->uid is
  * ignored) that are not cached yet, in one command.  *used: how many of
@@ -74,8 +78,11 @@ int cache_prefetch(struct cache *c, const struct cache_key *k,
 void cache_sweep(struct cache *c);
 
 struct cache_stats {
-	uint64_t bodies, bytes, cap;	/* on disk now, and the cap */
+	uint64_t bodies, bytes, cap;	/* on disk now (bytes: bodies and
+					   parts files), and the cap */
+	uint64_t views, views_bytes;	/* parts files on disk now */
 	uint64_t fetched, fetched_bytes;	/* downloaded since start */
+	uint64_t decoded;	/* bodies decoded with GMime since start */
 };
 void cache_stats(struct cache *c, struct cache_stats *st);
 

@@ -157,7 +157,8 @@ int index_msg_delete(struct index *ix, int64_t folder, uint32_t uid,
 int index_msg_max_uid(struct index *ix, int64_t folder, uint32_t *uid,
 		      struct mfs_error *err);
 
-/* Decoded parts of a message: replaces them all and sets parts_known. */
+/* Decoded parts of a message: replaces them all and sets parts_known
+ * (and forgets a parts file recorded for the message before). */
 int index_parts_set(struct index *ix, int64_t folder, uint32_t uid,
 		    const struct ix_part *parts, unsigned n,
 		    struct mfs_error *err);
@@ -169,7 +170,39 @@ int index_part_by_name(struct index *ix, int64_t folder, uint32_t uid,
 int index_part_get(struct index *ix, int64_t folder, uint32_t uid, unsigned n,
 		   ix_part_fn fn, void *ctx, struct mfs_error *err);
 
-/* Body cache bookkeeping (LRU by last use). */
+/* The message's decoded parts are stored one after another in one file
+ * of total bytes beside its body (the cache's parts file), parts[i] at
+ * off[i].  Recorded only when the index holds exactly these parts (the
+ * same n, names and sizes, no others) and the body has its cache entry:
+ * then the entry counts total beside the body's bytes (the cap and
+ * eviction take both) and index_part_view finds each part.  0, or
+ * MFS_E_NOTFOUND when they do not match (nothing is changed), or an index
+ * error. */
+int index_views_set(struct index *ix, int64_t folder, uint32_t uid,
+		    const struct ix_part *parts, const uint64_t *off,
+		    unsigned n, uint64_t total, struct mfs_error *err);
+/* The message's parts file is gone, or not to be trusted: no longer
+ * recorded. */
+int index_views_clear(struct index *ix, int64_t folder, uint32_t uid,
+		      struct mfs_error *err);
+/* The parts file's bytes the cache entry records; MFS_E_NOTFOUND when
+ * it records none (or the body has no entry). */
+int index_views_get(struct index *ix, int64_t folder, uint32_t uid,
+		    uint64_t *total, struct mfs_error *err);
+/* Where part n lies in the message's parts file (*off, *size) and the
+ * file's bytes as recorded (*total, to check the file against).
+ * MFS_E_NOTFOUND when there is no such part or no parts file. */
+int index_part_view(struct index *ix, int64_t folder, uint32_t uid,
+		    unsigned n, uint64_t *off, uint64_t *size,
+		    uint64_t *total, struct mfs_error *err);
+/* Messages with a parts file, and the files' bytes. */
+int index_views_count(struct index *ix, uint64_t *count, uint64_t *bytes,
+		      struct mfs_error *err);
+
+/* Body cache bookkeeping (LRU by last use).  A body's entry also counts
+ * its parts file (index_views_set): the total and the least recently
+ * used entry's bytes are both together.  index_cache_add keeps the parts
+ * file an entry already had. */
 int index_cache_add(struct index *ix, int64_t folder, uint32_t uid,
 		    uint64_t bytes, struct mfs_error *err);
 int index_cache_touch(struct index *ix, int64_t folder, uint32_t uid,
@@ -179,16 +212,20 @@ int index_cache_touch(struct index *ix, int64_t folder, uint32_t uid,
  * entry was there, or an error. */
 int index_cache_adopt(struct index *ix, int64_t folder, uint32_t uid,
 		      uint64_t bytes, struct mfs_error *err);
+/* 1 when the entry was there and is gone, with *bytes (may be NULL) the
+ * bytes it counted (body and parts file); 0 when there was none (another
+ * thread removed it first); or an error. */
 int index_cache_remove(struct index *ix, int64_t folder, uint32_t uid,
-		       struct mfs_error *err);
+		       uint64_t *bytes, struct mfs_error *err);
 int index_cache_total(struct index *ix, uint64_t *bytes,
 		      struct mfs_error *err);
 /* Bodies cached and their bytes, of one folder (or all: folder 0). */
 int index_cache_count(struct index *ix, int64_t folder, uint64_t *count,
 		      uint64_t *bytes, struct mfs_error *err);
-/* Least recently used entry: 0 with *folder and *uid set, or MFS_E_NOTFOUND. */
-int index_cache_oldest(struct index *ix, int64_t *folder, uint32_t *uid,
-		       uint64_t *bytes, struct mfs_error *err);
+/* The least recently used entry after skip others: 0 with *folder, *uid
+ * and *bytes set, or MFS_E_NOTFOUND. */
+int index_cache_oldest(struct index *ix, unsigned skip, int64_t *folder,
+		       uint32_t *uid, uint64_t *bytes, struct mfs_error *err);
 
 /* Small facts about the account, by key: the value into buf (cap bytes).
  * MFS_E_NOTFOUND when none is kept, MFS_E_TOOBIG when it does not fit. */

@@ -60,7 +60,10 @@ int mime_decode(int fd_in, unsigned want, int fd_out, unsigned max_parts,
 typedef int (*mime_open_fn)(void *ctx, unsigned n);
 
 /* Every part at once, from one parse: each written to the descriptor
- * open_fn gives for it, and told to fn as with mime_decode (same ctx). */
+ * open_fn gives for it, and told to fn as with mime_decode (same ctx).
+ * Parts are written in order, each from its descriptor's current offset
+ * on, one call of open_fn before each: one descriptor given for all of
+ * them holds them one after another. */
 int mime_decode_all(int fd_in, unsigned max_parts, mime_open_fn open_fn,
 		    mime_part_fn fn, void *ctx, struct mfs_error *err);
 

@@ -11,7 +11,8 @@
  * index keeps each body's size and last use (the cache table), which
  * the cap and eviction go by; the sweep removes what the index no longer
  * knows (a deleted or rebuilt folder, a crash).  Decoded parts are made
- * from these files by cache_views.c. */
+ * from these files by cache_views.c, into a parts file beside each body
+ * that the body's entry counts and that goes with it. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,8 +36,7 @@ int cache_open(const char *dir, struct index *ix, struct pool *pool,
 	struct cache *c = calloc(1, sizeof(*c));
 	int rc;
 
-	if (!c || !(c->dir = strdup(dir)) ||
-	    !(c->views = cache_views_new())) {
+	if (!c || !(c->dir = strdup(dir))) {
 		if (c)
 			free(c->dir);
 		free(c);
@@ -55,7 +55,6 @@ int cache_open(const char *dir, struct index *ix, struct pool *pool,
 	if (rc < 0) {
 		pthread_cond_destroy(&c->done);
 		pthread_mutex_destroy(&c->lock);
-		cache_views_free(c->views);
 		free(c->dir);
 		free(c);
 		return rc;
@@ -72,7 +71,6 @@ void cache_close(struct cache *c)
 		return;
 	cache_ra_stop(c);
 	flush_touches(c);
-	cache_views_free(c->views);
 	pthread_cond_destroy(&c->done);
 	pthread_mutex_destroy(&c->lock);
 	free(c->dir);
@@ -144,6 +142,13 @@ static bool inflight_try_enter(struct cache *c, int64_t folder, uint32_t uid)
 	return ok;
 }
 
+static void inflight_leave_id(struct cache *c, int64_t folder, uint32_t uid)
+{
+	struct cache_key k = { .folder = folder, .uid = uid };
+
+	cache_inflight_leave(c, &k);
+}
+
 /* ---- files, the cap and eviction ---- */
 
 static void remove_tree(const char *path)
@@ -175,6 +180,8 @@ static void remove_files(struct cache *c, int64_t folder, uint32_t uid)
 			     NULL) < 0)
 		return;
 	cache_key_path(c, &k, ".eml", path, sizeof(path));
+	unlink(path);
+	cache_key_path(c, &k, ".parts", path, sizeof(path));
 	unlink(path);
 	/* Decoded views of earlier versions lived beside the body. */
 	cache_key_path(c, &k, ".d", path, sizeof(path));
@@ -210,7 +217,7 @@ static void flush_touches(struct cache *c)
 	write_touches(c, t, n);
 }
 
-static void touch(struct cache *c, const struct cache_key *k)
+void cache_touch(struct cache *c, const struct cache_key *k)
 {
 	struct folder_uid t[TOUCH_BATCH];
 	unsigned n = 0;
@@ -227,7 +234,7 @@ static void touch(struct cache *c, const struct cache_key *k)
 	write_touches(c, t, n);
 }
 
-static void account(struct cache *c, uint64_t added)
+void cache_account(struct cache *c, uint64_t added)
 {
 	uint64_t total;
 	bool reread;
@@ -245,6 +252,13 @@ static void account(struct cache *c, uint64_t added)
 	}
 }
 
+void cache_unaccount(struct cache *c, uint64_t removed)
+{
+	pthread_mutex_lock(&c->lock);
+	c->total = c->total > removed ? c->total - removed : 0;
+	pthread_mutex_unlock(&c->lock);
+}
+
 static bool over_cap(struct cache *c)
 {
 	bool over;
@@ -257,22 +271,31 @@ static bool over_cap(struct cache *c)
 
 void cache_evict(struct cache *c, const struct cache_key *keep)
 {
+	unsigned skip = 0;
 	int64_t folder;
 	uint32_t uid;
 	uint64_t bytes;
 
 	/* Evict by up-to-date recency. */
 	flush_touches(c);
-	while (over_cap(c)) {
-		if (index_cache_oldest(c->ix, &folder, &uid, &bytes, NULL) < 0)
+	while (over_cap(c) && skip <= MAX_INFLIGHT) {
+		if (index_cache_oldest(c->ix, skip, &folder, &uid, &bytes,
+				       NULL) < 0)
 			return;
-		if (folder == keep->folder && uid == keep->uid)
-			return;
+		/* A message being fetched or decoded is passed over: its
+		 * parts file may be going into place, or its entry getting
+		 * the file's bytes.  Holding its slot, nobody else removes
+		 * it meanwhile, and the bytes taken off the total are the
+		 * ones its entry counted. */
+		if ((folder == keep->folder && uid == keep->uid) ||
+		    !inflight_try_enter(c, folder, uid)) {
+			skip++;
+			continue;
+		}
 		remove_files(c, folder, uid);
-		index_cache_remove(c->ix, folder, uid, NULL);
-		pthread_mutex_lock(&c->lock);
-		c->total = c->total > bytes ? c->total - bytes : 0;
-		pthread_mutex_unlock(&c->lock);
+		if (index_cache_remove(c->ix, folder, uid, &bytes, NULL) == 1)
+			cache_unaccount(c, bytes);
+		inflight_leave_id(c, folder, uid);
 		log_debug(LOG_CAT_CACHE, "evicted %lld/%u", (long long)folder,
 			  uid);
 	}
@@ -329,7 +352,7 @@ static void store(struct cache *c, const struct cache_key *k, uint64_t len)
 	if (index_cache_add(c->ix, k->folder, k->uid, len, &err) < 0)
 		log_msg(LOG_WARNING, "%s/%u: %s (the body is recorded at the "
 			"next start)", k->mailbox, k->uid, err.msg);
-	account(c, len);
+	cache_account(c, len);
 	pthread_mutex_lock(&c->lock);
 	c->fetched++;
 	c->fetched_bytes += len;
@@ -537,11 +560,13 @@ void cache_stats(struct cache *c, struct cache_stats *st)
 
 	memset(st, 0, sizeof(*st));
 	index_cache_count(c->ix, 0, &st->bodies, &bytes, NULL);
+	index_views_count(c->ix, &st->views, &st->views_bytes, NULL);
 	pthread_mutex_lock(&c->lock);
 	st->bytes = c->total;
 	st->cap = c->max_bytes;
 	st->fetched = c->fetched;
 	st->fetched_bytes = c->fetched_bytes;
+	st->decoded = c->decoded;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -576,7 +601,7 @@ int cache_open_body(struct cache *c, const struct cache_key *k, bool held,
 			return mfs_fail(err, MFS_E_IO, "cache %s: %s", path,
 					strerror(errno));
 	} else {
-		touch(c, k);
+		cache_touch(c, k);
 		cache_ra_consumed(c, k);
 	}
 	if (fstat(*fd, &st) < 0) {
@@ -609,15 +634,44 @@ static bool adopt(struct cache *c, int dirfd, const char *name,
 	    index_cache_adopt(c->ix, folder, uid, (uint64_t)st.st_size,
 			      NULL) != 1)
 		return false;
-	account(c, (uint64_t)st.st_size);
+	cache_account(c, (uint64_t)st.st_size);
 	return true;
+}
+
+/* A parts file counts only as its body's entry records it (see
+ * cache_views.c): one the index does not know of (a crash between its
+ * rename and its record) or knows with another size is removed.  With
+ * the message's slot held, so that no decoder is putting it in place
+ * meanwhile.  True when it went. */
+static bool parts_stray(struct cache *c, int dirfd, const char *name,
+			int64_t folder, uint32_t uid)
+{
+	struct cache_key k = { .folder = folder, .uid = uid };
+	uint64_t total = 0;
+	bool gone = false;
+	struct stat st;
+	int rc;
+
+	cache_inflight_enter(c, &k);
+	if (fstatat(dirfd, name, &st, 0) == 0) {
+		rc = index_views_get(c->ix, folder, uid, &total, NULL);
+		if (rc == 0 && total != (uint64_t)st.st_size &&
+		    index_views_clear(c->ix, folder, uid, NULL) == 0)
+			cache_unaccount(c, total);
+		if (rc == MFS_E_NOTFOUND ||
+		    (rc == 0 && total != (uint64_t)st.st_size))
+			gone = unlinkat(dirfd, name, 0) == 0;
+	}
+	cache_inflight_leave(c, &k);
+	return gone;
 }
 
 /* Remove bodies whose folder has left the index or was rebuilt under a
  * new UIDVALIDITY: the index forgets them with the folder, so neither
  * the cap nor eviction would ever reach their files.  At start also what
- * a crash left (temporary files) and the decoded views earlier versions
- * kept on disk, and record the bodies that lack their entry (adopt). */
+ * a crash left (temporary files, parts files the index does not record)
+ * and the decoded views earlier versions kept on disk, and record the
+ * bodies that lack their entry (adopt). */
 void cache_sweep_run(struct cache *c, bool startup)
 {
 	DIR *d = opendir(c->dir);
@@ -671,11 +725,14 @@ void cache_sweep_run(struct cache *c, bool startup)
 			if (startup && dot == 'e')
 				adopted += adopt(c, dirfd(d), de->d_name,
 						 folder, uid);
+			if (startup && dot == 'p')
+				removed += parts_stray(c, dirfd(d), de->d_name,
+						       folder, uid);
 			continue;
 		}
 		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
 			removed++;
-		index_cache_remove(c->ix, folder, uid, NULL);
+		index_cache_remove(c->ix, folder, uid, NULL, NULL);
 	}
 	closedir(d);
 	if (removed)

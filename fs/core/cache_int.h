@@ -10,14 +10,14 @@
  *                      next window while the reader reads and runs the
  *                      sweeps.
  *   cache_views.c      decoded parts: every part of a message decoded
- *                      once into memfds kept for the opens that follow; a
- *                      part of a big message decoded once to disk.
+ *                      once into one file beside its body (the parts
+ *                      file), which opens of its parts then read from.
  *
- * Three locks, each beside what it guards: cache.lock (below), the
- * read-ahead lock and the views lock (in their files).  None is held
- * while another lock is taken, nor across the index or the network.  An
- * inflight slot is not a mutex but is held like one, across the fetch
- * or decoding of its message (see cache.c).
+ * Two locks, each beside what it guards: cache.lock (below) and the
+ * read-ahead lock (in its file).  Neither is held while the other is
+ * taken, nor across the index or the network.  An inflight slot is not a
+ * mutex but is held like one, across the fetch or decoding of its
+ * message (see cache.c).
  */
 #ifndef CACHE_INT_H
 #define CACHE_INT_H
@@ -35,7 +35,6 @@
 #define TOUCH_BATCH 256
 
 struct cache_ra;
-struct cache_views;
 
 /* A message, as the inflight table and the LRU touches name it. */
 struct folder_uid {
@@ -53,22 +52,22 @@ struct cache {
 	cache_size_fn on_size;
 	void *ctx;
 	struct cache_ra *ra;		/* cache_readahead.c */
-	struct cache_views *views;	/* cache_views.c */
 
 	/* Guards the rest of this struct: the inflight table, the byte
-	 * count, the fetch counters and the batch of LRU touches.  Held for
-	 * those fields only. */
+	 * count, the fetch and decode counters and the batch of LRU
+	 * touches.  Held for those fields only. */
 	pthread_mutex_t lock;
 	pthread_cond_t done;	/* on lock: an inflight slot was freed */
 	/* Messages being fetched or decoded (see cache_inflight_enter). */
 	struct folder_uid inflight[MAX_INFLIGHT];
 	unsigned ninflight;
-	/* Bytes cached, kept here so a fetch needn't sum the table; re-read
-	 * from the index every 256 bodies added, in case files were touched
-	 * behind our back. */
+	/* Bytes cached (bodies and parts files), kept here so a fetch
+	 * needn't sum the table; re-read from the index every 256 files
+	 * added, in case files were touched behind our back. */
 	uint64_t total;
 	unsigned adds;
 	uint64_t fetched, fetched_bytes;	/* since mount, for status */
+	uint64_t decoded;	/* messages decoded since mount, for status */
 	/* LRU touches of cached bodies, written to the index in batches:
 	 * one transaction per open would cost more than the read. */
 	struct folder_uid touched[TOUCH_BATCH];
@@ -80,6 +79,9 @@ struct cache {
 /* dir/<folder>.<uidvalidity>.<uid><suffix>: k's file. */
 void cache_key_path(const struct cache *c, const struct cache_key *k,
 		    const char *suffix, char *buf, size_t len);
+
+/* k's parts file is dir/<folder>.<uidvalidity>.<uid>.parts, its body
+ * the same with .eml. */
 
 /* Take k's inflight slot, waiting while another thread holds it (or all
  * slots are taken); cache_inflight_leave gives it back.  Whoever holds a
@@ -122,8 +124,14 @@ int cache_batch_run(struct cache *c, struct batch *b, struct mfs_error *err);
 /* Give back the slots of b's bodies from index from on. */
 void cache_batch_leave(struct cache *c, struct batch *b, size_t from);
 
-/* Evict least recently used bodies, never keep, until under the cap. */
+/* Evict least recently used bodies (each with its parts file), never
+ * keep nor a message whose inflight slot is taken, until under the cap. */
 void cache_evict(struct cache *c, const struct cache_key *keep);
+/* Bytes put in the cache (a parts file), or taken out of it. */
+void cache_account(struct cache *c, uint64_t added);
+void cache_unaccount(struct cache *c, uint64_t removed);
+/* k was used: for the LRU order (written to the index in batches). */
+void cache_touch(struct cache *c, const struct cache_key *k);
 
 /* Remove bodies whose folder left the index or was rebuilt; at startup
  * also what a crash or an earlier version left behind. */
@@ -147,11 +155,5 @@ void cache_ra_started(struct cache *c, const struct cache_key *k,
 		      const struct batch *b);
 /* An open found k's body already fetched. */
 void cache_ra_consumed(struct cache *c, const struct cache_key *k);
-
-/* ---- cache_views.c: decoded parts ---- */
-
-struct cache_views *cache_views_new(void);
-/* Close every kept copy (open files keep their own duplicates). */
-void cache_views_free(struct cache_views *v);
 
 #endif

@@ -1,235 +1,74 @@
-/* cache_views.c - decoded parts, made from the cached body when opened.
+/* cache_views.c - decoded parts, decoded once per message and kept on disk
+ * with its body.
  *
- * A reader of a decoded directory (cp -r, grep -r, a file manager) opens
- * its parts one after another.  A message of up to VIEW_MSG_MAX bytes is
- * decoded once, every part into a memfd (in memory, not in the process)
- * kept for the opens that follow: the views of the last VIEW_SLOTS such
- * messages, VIEW_BYTES and VIEW_FDS at most together.  A part of a
- * bigger message is decoded on its own into an unlinked file beside the
- * bodies (disk, not memory), shared by the opens of that part; the last
- * BIG_SLOTS such parts are kept.  A message with too many parts to keep
- * gets each part decoded alone, per open.  Every open gets a duplicate
- * descriptor, so dropping a kept copy never pulls a file from a reader.
- * The parts' names, types and sizes go to the index the first time, so
- * that listing a decoded directory needs no body afterwards. */
+ * The first time a message's decoded view is wanted (its decoded
+ * directory listed, or a part opened), its cached body is decoded once
+ * with GMime and every part is written, one after another, into one file
+ * beside the body: dir/<folder>.<uidvalidity>.<uid>.parts.  The file is
+ * written under a temporary name and renamed into place; then, in one
+ * transaction, the index records where each part lies in it and the
+ * file's size in the body's cache entry.  That record is what makes the
+ * file good: the file counts against the cap with its body and is evicted
+ * with it.  An open of a part is then an index lookup and an open of that
+ * file; the reader is given the part's range of it.  No GMime, no copy.
+ *
+ * What can go wrong, and what is done about it:
+ *   - a crash before the rename leaves a temporary file (swept at start);
+ *     between the rename and the record, a file the index does not know
+ *     (swept at start too: cache_sweep_run);
+ *   - a record whose file is missing or has another size than recorded
+ *     (a disk that lost it, someone's rm) is found at the open and the
+ *     file is made again;
+ *   - the body evicted meanwhile (its entry gone) or the index busy: the
+ *     record cannot be written, and the file is removed;
+ *   - the index holds other parts for the message than this decoder gives
+ *     (an index made by a version whose decoder differed): they are
+ *     replaced by these, which are what a reader gets.
+ * One decode of a message at a time: whoever holds its inflight slot
+ * decodes, a second reader waits for the slot and then finds the file.
+ *
+ * A message gets no parts file when its body is more than half the cap
+ * (body and parts could not both be kept), or when one cannot be written
+ * or recorded (the disk full, the cases above).  Then each open decodes
+ * its part on its own, into memory (a memfd) for a message of up to 8 MB,
+ * else into an unlinked file beside the bodies; the parts' names and
+ * sizes still go to the index, so listings work. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cache_int.h"
+#include "log.h"
 #include "mime.h"
 
 #define MAX_PARTS 1000
-#define VIEW_SLOTS 8
-#define VIEW_MAX_PARTS 64
-#define VIEW_BYTES (32ull << 20)
-/* Descriptors the kept views may hold together (8 x 64 would pin 512 of
- * them, which open files need more). */
-#define VIEW_FDS 64
-_Static_assert(VIEW_MAX_PARTS <= VIEW_FDS, "a view must fit");
-#define BIG_SLOTS 2
-#define VIEW_MSG_MAX (8ull << 20)
+/* Up to this message size a part decoded on its own goes into memory. */
+#define MEM_MSG_MAX (8ull << 20)
 
-/* A message decoded lately, every part in a memfd. */
-struct view {
-	int64_t folder;
-	uint32_t uidvalidity, uid;
-	unsigned n;	/* parts; 0: a free slot */
-	int fd[VIEW_MAX_PARTS];
-	uint64_t size[VIEW_MAX_PARTS];
-	uint64_t bytes;
-	uint64_t used;
-};
-
-/* A part of a big message, in an unlinked file. */
-struct big {
-	int64_t folder;
-	uint32_t uidvalidity, uid;
-	unsigned n;	/* the part; 0: a free slot */
-	int fd;
-	uint64_t size, used;
-};
-
-struct cache_views {
-	/* Guards everything below.  Held to look up, keep or drop a copy
-	 * (a dup or a close of its descriptors), never while decoding. */
-	pthread_mutex_t lock;
-	struct view v[VIEW_SLOTS];
-	uint64_t bytes;		/* in all views' memfds */
-	unsigned fds;		/* held by all views */
-	struct big big[BIG_SLOTS];
-	uint64_t tick;		/* use of views and bigs, least recent out */
-};
-
-struct cache_views *cache_views_new(void)
-{
-	struct cache_views *vs = calloc(1, sizeof(*vs));
-
-	if (vs)
-		pthread_mutex_init(&vs->lock, NULL);
-	return vs;
-}
-
-/* The slot's memfds go (open files keep their own duplicates); lock held
- * or the cache being closed. */
-static void view_drop(struct cache_views *vs, struct view *v)
-{
-	for (unsigned i = 0; i < v->n; i++)
-		close(v->fd[i]);
-	vs->bytes -= v->bytes;
-	vs->fds -= v->n;
-	v->n = 0;
-	v->bytes = 0;
-}
-
-void cache_views_free(struct cache_views *vs)
-{
-	if (!vs)
-		return;
-	for (unsigned i = 0; i < VIEW_SLOTS; i++)
-		view_drop(vs, &vs->v[i]);
-	for (unsigned i = 0; i < BIG_SLOTS; i++)
-		if (vs->big[i].n)
-			close(vs->big[i].fd);
-	pthread_mutex_destroy(&vs->lock);
-	free(vs);
-}
-
-static bool view_is(const struct view *v, const struct cache_key *k)
-{
-	return v->n && v->folder == k->folder && v->uid == k->uid &&
-	       v->uidvalidity == k->uidvalidity;
-}
-
-static bool big_is(const struct big *b, const struct cache_key *k,
-		   unsigned n)
-{
-	return b->n == n && b->folder == k->folder && b->uid == k->uid &&
-	       b->uidvalidity == k->uidvalidity;
-}
-
-/* A duplicate of the kept copy of k's part n, from its view or as a big
- * part (a message has one or the other, by its size); false if there is
- * none. */
-static bool kept_get(struct cache *c, const struct cache_key *k, unsigned n,
-		     int *fd, uint64_t *size)
-{
-	struct cache_views *vs = c->views;
-	uint64_t *used = NULL;
-	int kept = -1;
-
-	pthread_mutex_lock(&vs->lock);
-	for (unsigned i = 0; i < VIEW_SLOTS && kept < 0; i++) {
-		struct view *v = &vs->v[i];
-
-		if (view_is(v, k) && n >= 1 && n <= v->n) {
-			kept = v->fd[n - 1];
-			*size = v->size[n - 1];
-			used = &v->used;
-		}
-	}
-	for (unsigned i = 0; i < BIG_SLOTS && kept < 0; i++) {
-		struct big *b = &vs->big[i];
-
-		if (big_is(b, k, n)) {
-			kept = b->fd;
-			*size = b->size;
-			used = &b->used;
-		}
-	}
-	if (kept >= 0) {
-		*fd = fcntl(kept, F_DUPFD_CLOEXEC, 0);
-		*used = ++vs->tick;
-	}
-	pthread_mutex_unlock(&vs->lock);
-	return kept >= 0 && *fd >= 0;
-}
-
-/* Keep a decoded view (its memfds are taken over), making room by
- * dropping the least recently used ones. */
-static void view_put(struct cache *c, const struct cache_key *k,
-		     const struct view *nv)
-{
-	struct cache_views *vs = c->views;
-	struct view *slot = NULL;
-
-	pthread_mutex_lock(&vs->lock);
-	/* A reader may have raced us to it. */
-	for (unsigned i = 0; i < VIEW_SLOTS; i++)
-		if (view_is(&vs->v[i], k))
-			view_drop(vs, &vs->v[i]);
-	for (;;) {
-		struct view *lru = NULL;
-
-		slot = NULL;
-		for (unsigned i = 0; i < VIEW_SLOTS; i++) {
-			struct view *v = &vs->v[i];
-
-			if (!v->n && !slot)
-				slot = v;
-			if (v->n && (!lru || v->used < lru->used))
-				lru = v;
-		}
-		if (slot && vs->bytes + nv->bytes <= VIEW_BYTES &&
-		    vs->fds + nv->n <= VIEW_FDS)
-			break;
-		if (!lru)
-			break;
-		view_drop(vs, lru);
-	}
-	*slot = *nv;
-	slot->folder = k->folder;
-	slot->uid = k->uid;
-	slot->uidvalidity = k->uidvalidity;
-	slot->used = ++vs->tick;
-	vs->bytes += nv->bytes;
-	vs->fds += nv->n;
-	pthread_mutex_unlock(&vs->lock);
-}
-
-/* Keep a duplicate of fd as k's part n, in place of the least recently
- * used one (open files keep their own duplicates). */
-static void big_put(struct cache *c, const struct cache_key *k, unsigned n,
-		    int fd, uint64_t size)
-{
-	struct cache_views *vs = c->views;
-	int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	struct big *slot = &vs->big[0];
-
-	if (dup < 0)
-		return;
-	pthread_mutex_lock(&vs->lock);
-	for (unsigned i = 0; i < BIG_SLOTS; i++) {
-		struct big *b = &vs->big[i];
-
-		if (big_is(b, k, n) || !b->n) {
-			slot = b;
-			break;
-		}
-		if (b->used < slot->used)
-			slot = b;
-	}
-	if (slot->n)
-		close(slot->fd);
-	*slot = (struct big){ .folder = k->folder,
-			      .uidvalidity = k->uidvalidity, .uid = k->uid,
-			      .n = n, .fd = dup, .size = size,
-			      .used = ++vs->tick };
-	pthread_mutex_unlock(&vs->lock);
-}
-
-/* ---- decoding ---- */
-
+/* What one decode of a message found: each part's name, type and size,
+ * and where it begins in the parts file when one is written. */
 struct parts_acc {
 	struct ix_part parts[MAX_PARTS];
+	uint64_t off[MAX_PARTS];
 	char *names[MAX_PARTS];
 	char *types[MAX_PARTS];
 	unsigned n;
+	int fd;		/* the parts file being written; -1: measure only */
 };
+
+static void acc_clear(struct parts_acc *a)
+{
+	for (unsigned i = 0; i < a->n; i++) {
+		free(a->names[i]);
+		free(a->types[i]);
+	}
+	a->n = 0;
+}
 
 static int collect_part(void *ctx, unsigned n, const char *name,
 			const char *type, uint64_t size)
@@ -237,7 +76,7 @@ static int collect_part(void *ctx, unsigned n, const char *name,
 	struct parts_acc *a = ctx;
 	unsigned i = a->n;
 
-	if (i >= MAX_PARTS)
+	if (i >= MAX_PARTS || n != i + 1)
 		return 0;
 	a->names[i] = strdup(name);
 	a->types[i] = strdup(type);
@@ -252,83 +91,149 @@ static int collect_part(void *ctx, unsigned n, const char *name,
 	return 0;
 }
 
-struct view_build {
-	struct parts_acc *acc;
-	struct view v;
-	bool keep;		/* every part so far has its memfd */
-};
-
-static int view_open(void *ctx, unsigned n)
+/* Every part into the one file, each where the previous one ended. */
+static int open_part(void *ctx, unsigned n)
 {
-	struct view_build *vb = ctx;
-	int fd;
+	struct parts_acc *a = ctx;
+	off_t off;
 
-	if (!vb->keep || n > VIEW_MAX_PARTS) {
-		vb->keep = false;
-		return -1;	/* measured only */
-	}
-	/* In memory (tmpfs), not in the process: the reader's pages.  Out
-	 * of descriptors, the listing must still work: measure instead. */
-	fd = memfd_create("mailfs-part", MFD_CLOEXEC);
-	if (fd < 0) {
-		vb->keep = false;
+	if (a->fd < 0 || n < 1 || n > MAX_PARTS)
 		return -1;
-	}
-	vb->v.fd[n - 1] = fd;
-	vb->v.n = n;
-	return fd;
+	off = lseek(a->fd, 0, SEEK_CUR);
+	if (off < 0)
+		return -errno;
+	a->off[n - 1] = (uint64_t)off;
+	return a->fd;
 }
 
-static int view_part(void *ctx, unsigned n, const char *name,
-		     const char *type, uint64_t size)
+static void count_decode(struct cache *c)
 {
-	struct view_build *vb = ctx;
-
-	if (vb->keep && n <= vb->v.n) {
-		vb->v.size[n - 1] = size;
-		vb->v.bytes += size;
-	}
-	return collect_part(vb->acc, n, name, type, size);
+	pthread_mutex_lock(&c->lock);
+	c->decoded++;
+	pthread_mutex_unlock(&c->lock);
 }
 
-/* Decode k's body once: every part's name, type and size, recorded in the
- * index when record is set, and for a body small enough every part kept
- * in a memfd for the opens that follow.  held: the caller owns k's
- * inflight slot. */
-static int decode_view(struct cache *c, const struct cache_key *k, bool held,
-		       bool record, struct mfs_error *err)
+/* Rename the parts file written at tmp into place and record it.  Any
+ * failure leaves the message without one (and its reader decoding parts
+ * on their own); nothing of it is left behind. */
+static void view_keep(struct cache *c, const struct cache_key *k,
+		      const struct parts_acc *a, const char *tmp)
 {
-	struct view_build vb = { 0 };
+	char path[PATH_MAX];
+	struct mfs_error err = { 0 };
+	uint64_t total = 0;
+	struct stat st;
+	int rc;
+
+	if (a->n > 0)
+		total = a->off[a->n - 1] + a->parts[a->n - 1].size;
+	/* A short write that no call reported would misplace every part. */
+	if (a->n == 0 || fstat(a->fd, &st) < 0 ||
+	    (uint64_t)st.st_size != total) {
+		unlink(tmp);
+		return;
+	}
+	cache_key_path(c, k, ".parts", path, sizeof(path));
+	if (rename(tmp, path) < 0) {
+		log_msg(LOG_WARNING, "%s/%u: decoded parts: %s", k->mailbox,
+			k->uid, strerror(errno));
+		unlink(tmp);
+		return;
+	}
+	rc = index_views_set(c->ix, k->folder, k->uid, a->parts, a->off, a->n,
+			     total, &err);
+	if (rc == MFS_E_NOTFOUND) {
+		/* The index has other parts for it, from a version whose
+		 * decoder differed: these are what a reader will get. */
+		rc = index_parts_set(c->ix, k->folder, k->uid, a->parts, a->n,
+				     &err);
+		if (rc == 0)
+			rc = index_views_set(c->ix, k->folder, k->uid, a->parts,
+					     a->off, a->n, total, &err);
+	}
+	if (rc < 0) {
+		/* Evicted meanwhile (no entry to count it in), or the index
+		 * busy: the file would count for nothing. */
+		if (rc != MFS_E_NOTFOUND)
+			log_msg(LOG_WARNING, "%s/%u: decoded parts: %s",
+				k->mailbox, k->uid, err.msg);
+		unlink(path);
+		return;
+	}
+	cache_account(c, total);
+	cache_evict(c, k);
+}
+
+/* Decode k's body once (the caller holds k's inflight slot): the parts'
+ * names, types and sizes into the index unless known says they are
+ * there, and every part into k's parts file, recorded in the index. */
+static int decode_view(struct cache *c, const struct cache_key *k, bool known,
+		       struct mfs_error *err)
+{
+	struct mfs_error werr = { 0 };
+	struct parts_acc *a = NULL;
+	char tmp[PATH_MAX] = "";
 	uint64_t size;
-	int fd = -1, rc;
+	int body = -1, rc;
 
-	rc = cache_open_body(c, k, held, &fd, &size, err);
+	rc = cache_open_body(c, k, true, &body, &size, err);
 	if (rc < 0)
 		return rc;
-	vb.acc = calloc(1, sizeof(*vb.acc));
-	if (!vb.acc) {
+	a = calloc(1, sizeof(*a));
+	if (!a) {
 		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
 		goto out;
 	}
-	vb.keep = size <= VIEW_MSG_MAX;
-	rc = mime_decode_all(fd, MAX_PARTS, view_open, view_part, &vb, err);
-	if (rc == 0 && record)
-		rc = index_parts_set(c->ix, k->folder, k->uid, vb.acc->parts,
-				     vb.acc->n, err);
-	if (rc == 0 && vb.keep && vb.v.n == vb.acc->n && vb.v.n > 0) {
-		view_put(c, k, &vb.v);
-		vb.v.n = 0;	/* the fds are the cache's now */
+	a->fd = -1;
+	/* The parts take about as much room as the body: both must fit. */
+	if (size <= c->max_bytes / 2) {
+		snprintf(tmp, sizeof(tmp), "%s/tmp.XXXXXX", c->dir);
+		a->fd = mkostemp(tmp, O_CLOEXEC);
+		if (a->fd < 0)
+			tmp[0] = '\0';
+	}
+	/* Known parts and no file to write: nothing to decode for. */
+	if (known && a->fd < 0)
+		goto out;
+	count_decode(c);
+	rc = mime_decode_all(body, MAX_PARTS, open_part, collect_part, a,
+			     &werr);
+	if (rc == MFS_E_IO && a->fd >= 0) {
+		/* Most likely the disk is full: no parts file.  A reader
+		 * decodes its part on its own, into memory; the names and
+		 * sizes can still be had, for a listing. */
+		log_msg(LOG_WARNING, "%s/%u: decoded parts: %s", k->mailbox,
+			k->uid, werr.msg);
+		close(a->fd);
+		a->fd = -1;
+		unlink(tmp);
+		tmp[0] = '\0';
+		acc_clear(a);
+		rc = 0;
+		if (!known) {
+			count_decode(c);
+			rc = mime_decode_all(body, MAX_PARTS, open_part,
+					     collect_part, a, err);
+		}
+	} else if (rc < 0) {
+		mfs_fail(err, rc, "%s", werr.msg);
+	}
+	if (rc == 0 && !known)
+		rc = index_parts_set(c->ix, k->folder, k->uid, a->parts, a->n,
+				     err);
+	if (rc == 0 && a->fd >= 0) {
+		view_keep(c, k, a, tmp);
+		tmp[0] = '\0';
 	}
 out:
-	for (unsigned i = 0; i < vb.v.n; i++)
-		close(vb.v.fd[i]);
-	if (vb.acc)
-		for (unsigned i = 0; i < vb.acc->n; i++) {
-			free(vb.acc->names[i]);
-			free(vb.acc->types[i]);
-		}
-	free(vb.acc);
-	close(fd);
+	if (a && a->fd >= 0)
+		close(a->fd);
+	if (tmp[0])
+		unlink(tmp);
+	if (a)
+		acc_clear(a);
+	free(a);
+	close(body);
 	return rc;
 }
 
@@ -356,9 +261,49 @@ int cache_parts(struct cache *c, const struct cache_key *k,
 	cache_inflight_enter(c, k);
 	rc = index_msg_get(c->ix, k->folder, k->uid, get_known, &kc, err);
 	if (rc == 0 && !kc.known)
-		rc = decode_view(c, k, true, true, err);
+		rc = decode_view(c, k, false, err);
 	cache_inflight_leave(c, k);
 	return rc;
+}
+
+/* Part n from k's parts file: 0 with *fd open on it, or MFS_E_NOTFOUND
+ * when there is no good one (with held, a recorded file that is missing
+ * or of the wrong size is forgotten, to be made again). */
+static int view_open(struct cache *c, const struct cache_key *k, unsigned n,
+		     bool held, int *fd, uint64_t *off, uint64_t *size)
+{
+	const char *why = "of the wrong size";
+	char path[PATH_MAX];
+	uint64_t total;
+	struct stat st;
+	int rc;
+
+	rc = index_part_view(c->ix, k->folder, k->uid, n, off, size, &total,
+			     NULL);
+	if (rc < 0)
+		return MFS_E_NOTFOUND;
+	cache_key_path(c, k, ".parts", path, sizeof(path));
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		why = errno == ENOENT ? "missing" : strerror(errno);
+	else if (fstat(*fd, &st) == 0 && (uint64_t)st.st_size == total &&
+		 *off + *size <= total) {
+		cache_touch(c, k);
+		return 0;
+	}
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	/* Only the slot's holder may judge: another thread may be in the
+	 * middle of putting a new file in place. */
+	if (held) {
+		log_msg(LOG_INFO, "%s/%u: decoded parts file %s: made again",
+			k->mailbox, k->uid, why);
+		if (index_views_clear(c->ix, k->folder, k->uid, NULL) == 0)
+			cache_unaccount(c, total);
+		unlink(path);
+	}
+	return MFS_E_NOTFOUND;
 }
 
 struct one_part {
@@ -381,82 +326,72 @@ static int note_part(void *ctx, unsigned n, const char *name,
 	return 0;
 }
 
-/* An unlinked file beside the bodies, open for reading and writing. */
-static int big_file(struct cache *c, struct mfs_error *err)
-{
-	char name[PATH_MAX];
-	int fd;
-
-	snprintf(name, sizeof(name), "%s/tmp.XXXXXX", c->dir);
-	fd = mkostemp(name, O_CLOEXEC);
-	if (fd < 0)
-		return mfs_fail(err, MFS_E_IO, "decoded part: %s",
-				strerror(errno));
-	unlink(name);
-	return fd;
-}
-
-int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
-	       int *fd, uint64_t *size, struct mfs_error *err)
+/* Part n alone, decoded from the body into a file of its own: for a
+ * message that has no parts file.  The caller holds k's slot. */
+static int decode_alone(struct cache *c, const struct cache_key *k,
+			unsigned n, int *fd, uint64_t *size,
+			struct mfs_error *err)
 {
 	struct one_part p = { n, false, 0 };
+	char name[PATH_MAX];
 	uint64_t body_size;
-	bool held = false;
 	int body = -1, rc;
 
-	*fd = -1;
-	if (kept_get(c, k, n, fd, size))
-		return 0;
-	rc = cache_parts(c, k, err);	/* may decode and keep the view */
-	if (rc == 0 && kept_get(c, k, n, fd, size))
-		return 0;
-	if (rc == 0)
-		rc = cache_open_body(c, k, false, &body, &body_size, err);
+	rc = cache_open_body(c, k, true, &body, &body_size, err);
 	if (rc < 0)
 		return rc;
-	if (body_size <= VIEW_MSG_MAX) {
-		rc = decode_view(c, k, false, false, err);
-		if (rc < 0)
-			goto out;
-		if (kept_get(c, k, n, fd, size))
-			goto out;
-		/* Too many parts to keep: this part alone, into memory
-		 * (tmpfs) as well; at most VIEW_MSG_MAX bytes. */
+	if (body_size <= MEM_MSG_MAX) {
 		*fd = memfd_create("mailfs-part", MFD_CLOEXEC);
-		if (*fd < 0) {
-			rc = mfs_fail(err, MFS_E_IO, "memfd: %s",
-				      strerror(errno));
-			goto out;
-		}
 	} else {
-		/* Too big for memory: one copy on disk for all its opens.
-		 * Holding the message's slot, a second reader waits for the
-		 * first one's copy instead of decoding its own. */
-		cache_inflight_enter(c, k);
-		held = true;
-		if (kept_get(c, k, n, fd, size))
-			goto out;
-		*fd = big_file(c, err);
-		if (*fd < 0) {
-			rc = *fd;
-			goto out;
-		}
+		snprintf(name, sizeof(name), "%s/tmp.XXXXXX", c->dir);
+		*fd = mkostemp(name, O_CLOEXEC);
+		if (*fd >= 0)
+			unlink(name);
 	}
+	if (*fd < 0) {
+		rc = mfs_fail(err, MFS_E_IO, "decoded part: %s",
+			      strerror(errno));
+		goto out;
+	}
+	count_decode(c);
 	rc = mime_decode(body, n, *fd, MAX_PARTS, note_part, &p, err);
 	if (rc == 0 && !p.seen)
 		rc = mfs_fail(err, MFS_E_NOTFOUND, "no part %u", n);
-	if (rc < 0)
-		goto out;
-	*size = p.size;
-	if (held)
-		big_put(c, k, n, *fd, p.size);
+	if (rc == 0)
+		*size = p.size;
 out:
-	if (held)
-		cache_inflight_leave(c, k);
 	if (rc < 0 && *fd >= 0) {
 		close(*fd);
 		*fd = -1;
 	}
 	close(body);
+	return rc;
+}
+
+int cache_part(struct cache *c, const struct cache_key *k, unsigned n,
+	       int *fd, uint64_t *off, uint64_t *size, struct mfs_error *err)
+{
+	struct known_ctx kc = { false };
+	int rc = 0;
+
+	*fd = -1;
+	*off = 0;
+	if (view_open(c, k, n, false, fd, off, size) == 0)
+		return 0;
+	cache_inflight_enter(c, k);
+	/* A reader before us may have made it while we waited. */
+	if (view_open(c, k, n, true, fd, off, size) == 0)
+		goto out;
+	rc = index_msg_get(c->ix, k->folder, k->uid, get_known, &kc, err);
+	if (rc == 0)
+		rc = decode_view(c, k, kc.known, err);
+	if (rc < 0)
+		goto out;
+	if (view_open(c, k, n, true, fd, off, size) == 0)
+		goto out;
+	*off = 0;
+	rc = decode_alone(c, k, n, fd, size, err);
+out:
+	cache_inflight_leave(c, k);
 	return rc;
 }

@@ -401,6 +401,9 @@ int control_status_text(struct control *c, char **out, size_t *len)
 	put(&t, "fetched: %llu bodies, %llu bytes\n",
 	    (unsigned long long)cs.fetched,
 	    (unsigned long long)cs.fetched_bytes);
+	put(&t, "decoded: %llu messages, %llu bytes on disk; %llu decodes\n",
+	    (unsigned long long)cs.views, (unsigned long long)cs.views_bytes,
+	    (unsigned long long)cs.decoded);
 	status_folders(c, &t);
 	prefetch_report(c->o.prefetch, put_line, &t);
 	status_outbox(c, &t);

@@ -122,6 +122,22 @@ static struct overwrite *ow_of(const struct fuse_file_info *fi)
 		       NULL;
 }
 
+/* A decoded part open for reading: its range of the message's parts
+ * file.  Told from the others by the next bit down. */
+#define PART_BIT ((uint64_t)1 << 62)
+
+struct part_fh {
+	int fd;
+	uint64_t off, size;
+};
+
+static struct part_fh *part_of(const struct fuse_file_info *fi)
+{
+	return fi && !(fi->fh & OW_BIT) && (fi->fh & PART_BIT) ?
+		       (struct part_fh *)(uintptr_t)(fi->fh & ~PART_BIT) :
+		       NULL;
+}
+
 static int fd_of(const struct fuse_file_info *fi)
 {
 	struct overwrite *w = ow_of(fi);
@@ -943,8 +959,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct ino_tree n = ino_tree_parse(ino);
 	struct mfs_error err = { 0 };
 	struct cache_key k;
+	struct part_fh *ph = NULL;
 	char *wire = NULL;
-	uint64_t size;
+	uint64_t size, off = 0;
 	int fd = -1, rc;
 
 	if (owner(o, ino)) {
@@ -986,12 +1003,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = index_part_get(o->ix, n.folder, n.uid, n.part, copy_part,
 				    &pc, NULL);
 		if (rc == 0)
-			rc = cache_part(o->cache, &k, n.part, &fd, &size,
+			rc = cache_part(o->cache, &k, n.part, &fd, &off, &size,
 					&err);
 		/* Only a decoder that changed since the index was made can
 		 * disagree with it; the reader still gets every byte. */
 		if (rc == 0 && size != pc.size)
 			fi->direct_io = 1;
+		if (rc == 0 && !(ph = malloc(sizeof(*ph)))) {
+			close(fd);
+			rc = MFS_E_NOMEM;
+		}
 	}
 	if (rc < 0) {
 		if (err.msg[0])
@@ -1021,18 +1042,25 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)fd;
+	if (ph) {
+		*ph = (struct part_fh){ fd, off, size };
+		fi->fh = (uint64_t)(uintptr_t)ph | PART_BIT;
+	}
 	fi->keep_cache = !fi->direct_io;
 	/* Nothing to write back: spare the kernel a FLUSH round trip on
 	 * every close (cp -r closes tens of thousands). */
 	fi->noflush = 1;
-	if (fuse_reply_open(req, fi) != 0)
+	if (fuse_reply_open(req, fi) != 0) {
 		close(fd);
+		free(ph);
+	}
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	const struct subtree *t = owner(ctx_of(req), ino);
+	struct part_fh *ph = part_of(fi);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
 	if (t) {
@@ -1043,6 +1071,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = fd_of(fi);
 	buf.buf[0].pos = off;
+	if (ph) {
+		/* The part ends where its file may go on. */
+		uint64_t left = (uint64_t)off < ph->size ?
+					ph->size - (uint64_t)off : 0;
+
+		buf.buf[0].fd = ph->fd;
+		buf.buf[0].pos = (off_t)(ph->off + (uint64_t)off);
+		buf.buf[0].size = size < left ? size : (size_t)left;
+	}
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
@@ -1055,10 +1092,14 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		SUBTREE_CALL(t, release, fuse_reply_err(req, 0), req, ino, fi);
 		return;
 	}
-	if (ow_of(fi))
+	if (ow_of(fi)) {
 		overwrite_close(ow_of(fi));
-	else
+	} else if (part_of(fi)) {
+		close(part_of(fi)->fd);
+		free(part_of(fi));
+	} else {
 		close((int)fi->fh);
+	}
 	fuse_reply_err(req, 0);
 }
 

@@ -18,7 +18,9 @@ the index's write lock, or while the sync thread waits on a stalled server.
          `ls` of a decoded directory whose parts were never decoded must
          list them, and every body in the cache directory must have its
          row in the index's cache table (else it never counts against the
-         cap and is never evicted).  Then the stall ends and the folder
+         cap and is never evicted), every decoded parts file must be
+         recorded in its body's row with its size, and no row may record
+         one that is not there.  Then the stall ends and the folder
          lists all 400 messages.
 
   orphan A body is fetched while python3's sqlite3 holds the index's
@@ -102,29 +104,46 @@ def index_path(what):
 
 
 def cache_rows(what):
+    """The cache table's (folder, uid) rows and {(folder, uid): views}."""
     db = sqlite3.connect("file:%s?mode=ro" % index_path(what), uri=True, timeout=30)
     try:
-        return set(db.execute("SELECT folder, uid FROM cache").fetchall())
+        rows = set(db.execute("SELECT folder, uid FROM cache").fetchall())
+        views = dict(((f, u), v) for f, u, v in db.execute(
+            "SELECT folder, uid, views FROM cache WHERE views IS NOT NULL"))
+        return rows, views
     finally:
         db.close()
 
 
 def cache_mismatch(what):
     """Bodies on disk without a row in the cache table, and rows without
-    a body, read with python3's sqlite3: [problem].  The rows are read
-    before and after the directory: a body is renamed into place before
-    its row is written, so one stored while we look shows in the second
-    reading only, and a row counts as lacking its body only when it was
-    there before the listing and still is after it."""
-    before = cache_rows(what)
-    files = set()
-    for n in os.listdir(os.path.join(cache_dir(what), "bodies")):
-        mo = re.match(r"^(\d+)\.(\d+)\.(\d+)\.eml$", n)
-        if mo:
+    a body; decoded parts files whose row does not record them with their
+    size, and rows that record one not on disk; read with python3's
+    sqlite3: [problem].  The rows are read before and after the
+    directory: a file is renamed into place before its row is written, so
+    one stored while we look shows in the second reading only, and a row
+    counts as lacking its file only when it was there before the listing
+    and still is after it."""
+    before, vbefore = cache_rows(what)
+    files, parts = set(), {}
+    bodies = os.path.join(cache_dir(what), "bodies")
+    for n in os.listdir(bodies):
+        mo = re.match(r"^(\d+)\.(\d+)\.(\d+)\.(eml|parts)$", n)
+        if mo and mo.group(4) == "eml":
             files.add((int(mo.group(1)), int(mo.group(3))))
-    after = cache_rows(what)
+        elif mo:
+            try:
+                size = os.stat(os.path.join(bodies, n)).st_size
+            except FileNotFoundError:
+                continue        # evicted meanwhile
+            parts[(int(mo.group(1)), int(mo.group(3)))] = size
+    after, vafter = cache_rows(what)
     probs = ["body %d/%d on disk has no cache row" % k for k in sorted(files - after)]
     probs += ["cache row %d/%d has no body on disk" % k for k in sorted((before & after) - files)]
+    probs += ["parts file %d/%d of %d bytes, its row says %s" % (k + (v, vafter.get(k)))
+              for k, v in sorted(parts.items()) if vafter.get(k) != v and vbefore.get(k) != v]
+    probs += ["cache row %d/%d records a parts file not on disk" % k
+              for k in sorted((set(vbefore) & set(vafter)) - set(parts))]
     return probs, len(files)
 
 
@@ -226,9 +245,14 @@ def stall_part(proxy):
         rc, names, err = ls(os.path.join(root, "INBOX", inbox[u][:-4]))
         C.check(rc == 0 and names, "stall: meanwhile ls of a decoded directory never listed "
                 "before lists its parts", "exit %s: %s %s" % (rc, err, names))
+        pf = [n for n in os.listdir(os.path.join(cache_dir(what), "bodies"))
+              if re.match(r"^\d+\.\d+\.%d\.parts$" % u, n)]
+        C.check(len(pf) == 1, "stall: its parts were decoded into one parts file in the cache "
+                "directory", pf)
         probs, nfiles = cache_mismatch(what)
         C.problems(probs, "stall: meanwhile every body in the cache (%d) has its row in the "
-                   "index's cache table and no row lacks its body" % nfiles)
+                   "index's cache table and no row lacks its body; every parts file is "
+                   "recorded with its size" % nfiles)
 
         proxy.set_mode("pass")
         got = wait_for(lambda: len(by_uid(root, TAG)) == NEW, SYNC_TIMEOUT, 0.5)
@@ -239,7 +263,7 @@ def stall_part(proxy):
         finish(mnt, what)
     probs, nfiles = cache_mismatch(what)
     C.problems(probs, "stall: after unmounting, every body in the cache (%d) has its row "
-               "and every row its body" % nfiles)
+               "and every row its body; every parts file is recorded with its size" % nfiles)
 
 
 # --- orphan: a body whose cache row could not be written ---------------------

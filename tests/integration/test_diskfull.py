@@ -82,9 +82,13 @@ def refresh(root):
         os.close(fd)
 
 
-def read(path):
+def read(path, uncached=False):
+    """path's bytes, or the OSError; uncached: not from the kernel's page
+    cache (dropped first), so the daemon must serve them."""
     try:
         with open(path, "rb") as f:
+            if uncached:
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             return f.read()
     except OSError as e:
         return e
@@ -109,6 +113,13 @@ def check_full(mnt, raws, fs):
     got0 = read(os.path.join(folder, nm[0]))
     C.check(got0 == raws[0], "with room on the cache's file system, a read gives the server's bytes",
             ename(got0.errno) if isinstance(got0, OSError) else "%d bytes" % len(got0))
+    # Its decoded directory listed too: its parts file is written.
+    view = os.path.join(folder, nm[0][:-4])
+    want_txt = raws[0].split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n")
+    C.check(listdir(view) == ["body.txt"] and read(os.path.join(view, "body.txt")) == want_txt,
+            "with room, its decoded directory lists body.txt, which reads exactly", listdir(view))
+    parts_files = [n for n in os.listdir(os.path.join(fs, "c", "bodies")) if n.endswith(".parts")]
+    C.check(len(parts_files) == 1, "and its parts file is in the cache directory", parts_files)
     ballast = os.path.join(fs, "ballast")
     n = fill(ballast)
     st = os.statvfs(fs)
@@ -133,6 +144,15 @@ def check_full(mnt, raws, fs):
     got0 = read(os.path.join(folder, nm[0]))
     C.check(got0 == raws[0], "with the file system full, the cached message still reads exactly",
             ename(got0.errno) if isinstance(got0, OSError) else "%d bytes" % len(got0))
+    # Its parts file lost while the disk is full: it cannot be written
+    # again, and the part is decoded on its own.
+    for n in parts_files:
+        os.unlink(os.path.join(fs, "c", "bodies", n))
+    fill(ballast + "2")         # full again, for this and what follows
+    got = read(os.path.join(view, "body.txt"), uncached=True)
+    C.check(got == want_txt, "with the file system full, a decoded part of the cached message "
+            "whose parts file was lost still reads exactly",
+            ename(got.errno) if isinstance(got, OSError) else "%d bytes" % len(got))
 
     # Idle, the daemon must not spin on what it could not write.
     hz = os.sysconf("SC_CLK_TCK")
@@ -164,6 +184,7 @@ def check_full(mnt, raws, fs):
           flush=True)
 
     os.unlink(ballast)
+    os.unlink(ballast + "2")
     wait_for(lambda: errno_of(refresh, root) == 0, 30)
     ok = wait_for(lambda: isinstance(listdir(newdir), list) and
                   any(e.endswith(".eml") for e in listdir(newdir)), 30)

@@ -8,11 +8,16 @@ copies, with many files open at once.
           opens of one cached .eml held at once all succeed (each open
           file holds a descriptor in the daemon).
   views   Three messages of 64 decoded parts each are read part by part
-          (as cp -r does).  With no file open, the daemon holds at most
-          64 memfds for the decoded parts it keeps for later opens.
+          (as cp -r does), byte-exact.  Each message's parts are decoded
+          once into one file in the cache directory (<...>.parts, mode
+          0600, the directory 0700): three such files; read again, every
+          part is byte-exact and no file was written again (same inode,
+          same mtime).  With no file open, the daemon holds no memfd and
+          no descriptor on a parts file.
   big     A message over 8 MB whose attachment decodes to 7 MB: 20 opens
           of the attachment held at once read byte-exact and share one
-          decoded copy in the daemon, not one each.
+          decoded copy in the daemon (their descriptors are all on the
+          message's parts file), not one each.
   header  A message whose Subject header is 5 MB (more than a server
           response may hold in mailfs's memory): its folder still
           syncs, it is listed and reads byte-exact.
@@ -50,7 +55,6 @@ OPENS = 1500            # .eml opens held at once
 NOFILE_MAX = 1 << 20    # what mailfs raises its soft limit to at most
 MANY = 3                # messages of PARTS decoded parts
 PARTS = 64
-VIEW_FDS = 64           # memfds the daemon may keep for decoded parts
 BIG = 7 << 20           # bytes of the big message's attachment
 BIG_OPENS = 20
 HEADER_UID = MANY + 2   # UIDs in order of APPEND
@@ -185,6 +189,40 @@ def parts_of(raw):
             for p in msg.iter_attachments()}
 
 
+BODIES = os.path.join(RUN, "cache", "bodies")
+
+
+def parts_files(uids):
+    """{file name: os.stat} of the parts files of our folder's uids in the
+    cache directory (<folder>.<uidvalidity>.<uid>.parts)."""
+    res = {}
+    for n in os.listdir(BODIES):
+        mo = re.match(r"^\d+\.\d+\.(\d+)\.parts$", n)
+        if mo and int(mo.group(1)) in uids:
+            res[n] = os.stat(os.path.join(BODIES, n))
+    return res
+
+
+def read_all(root, names, raws):
+    """Every decoded part of the messages named, compared with python3's
+    email package: [problem]."""
+    probs = []
+    for n in names:
+        d = os.path.join(root, TAG, n[:-4])
+        entries = listdir(d)
+        if not isinstance(entries, list) or len(entries) != PARTS:
+            probs.append("%s: %s" % (n, entries if isinstance(entries, str) else
+                                     "%d entries" % len(entries)))
+            continue
+        want = parts_of(raws[n])
+        for e in entries:
+            with open(os.path.join(d, e), "rb") as f:
+                got = f.read()
+            if e in want and got != want[e]:
+                probs.append("%s/%s: %d bytes differ" % (n, e, len(got)))
+    return probs
+
+
 def check_views(mnt):
     root = mnt.mountpoint
     names = [n for n in emls(root, TAG) if "many parts" in n]
@@ -200,30 +238,34 @@ def check_views(mnt):
             raws[n] = it.fetch_raw(m, uid)
     finally:
         m.logout()
-    probs = []
-    for n in names:
-        d = os.path.join(root, TAG, n[:-4])
-        entries = listdir(d)
-        if not isinstance(entries, list) or len(entries) != PARTS:
-            probs.append("%s: %s" % (n, entries if isinstance(entries, str) else
-                                     "%d entries" % len(entries)))
-            continue
-        want = parts_of(raws[n])
-        for e in entries:
-            with open(os.path.join(d, e), "rb") as f:
-                got = f.read()
-            if e in want and got != want[e]:
-                probs.append("%s/%s: %d bytes differ" % (n, e, len(got)))
+    uids = [int(re.search(r"\[(\d+)\]\.eml$", n).group(1)) for n in names]
+    probs = read_all(root, names, raws)
     C.problems(probs, "views: every part of the %d messages of %d parts reads byte-exact"
                % (MANY, PARTS))
-    def memfds():
-        return [t for _, t, _ in daemon_fds(mnt.pid) if t.startswith("/memfd:")]
+    files = parts_files(uids)
+    C.check(len(files) == MANY, "views: the cache directory has one parts file for each of "
+            "the %d messages" % MANY, sorted(files))
+    bad = ["%s: mode %o" % (n, st.st_mode & 0o7777) for n, st in sorted(files.items())
+           if st.st_mode & 0o7777 != 0o600]
+    dmode = os.stat(BODIES).st_mode & 0o7777
+    if dmode != 0o700:
+        bad.append("the directory: mode %o" % dmode)
+    C.problems(bad, "views: the parts files are mode 0600, their directory 0700")
+    probs = read_all(root, names, raws)
+    again = parts_files(uids)
+    changed = [n for n, st in files.items() if n not in again or
+               (again[n].st_ino, again[n].st_mtime_ns) != (st.st_ino, st.st_mtime_ns)]
+    C.check(not probs and not changed, "views: read again, every part is byte-exact and no "
+            "parts file was written again", probs[:3] + changed)
+
+    def held():
+        return [t for _, t, _ in daemon_fds(mnt.pid)
+                if t.startswith("/memfd:") or t.endswith(".parts")]
     # The kernel tells the daemon of a close (FUSE release) after close()
     # has returned here: wait for the last ones to arrive.
-    wait_for(lambda: len(memfds()) <= VIEW_FDS, RELEASE_TIMEOUT)
-    n = len(memfds())
-    C.check(n <= VIEW_FDS, "views: with no file open, the daemon keeps at most %d "
-            "memfds of decoded parts" % VIEW_FDS, "%d memfds after %d s" % (n, RELEASE_TIMEOUT))
+    wait_for(lambda: not held(), RELEASE_TIMEOUT)
+    C.check(not held(), "views: with no file open, the daemon holds no memfd and no "
+            "descriptor on a parts file", "%s after %d s" % (held()[:5], RELEASE_TIMEOUT))
 
 
 def check_big(mnt, data):
@@ -245,8 +287,11 @@ def check_big(mnt, data):
             if got != data:
                 probs.append("open %d: %d bytes, want %d%s" % (
                     i + 1, len(got), len(data), "" if len(got) != len(data) else " (differ)"))
-        copies = {(st.st_dev, st.st_ino) for _, _, st in daemon_fds(mnt.pid)
-                  if st is not None and st.st_size == len(data)}
+        # Each open holds a descriptor on the decoded copy it reads (a
+        # parts file, a memfd or an unlinked file) of at least its size.
+        copies = {(st.st_dev, st.st_ino) for _, t, st in daemon_fds(mnt.pid)
+                  if st is not None and st.st_size >= len(data) and
+                  (t.endswith(".parts") or t.startswith("/memfd:") or t.endswith(" (deleted)"))}
     finally:
         for f in files:
             f.close()

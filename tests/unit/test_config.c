@@ -176,9 +176,27 @@ static void other_cases(void)
 	config_clear(&cfg);
 }
 
+/* cache_size: the default, and sizes with their suffixes. */
+static void cache_cases(void)
+{
+	struct config cfg = { 0 };
+	uint64_t b = 0;
+
+	CHECK(config_cache_bytes(&cfg, &b, NULL) == 0 && b == 2ull << 30,
+	      "cache_size by default: 2G (%llu), room for a folder's bodies "
+	      "and their decoded parts", (unsigned long long)b);
+	cfg.cache_size = (char *)"512M";
+	CHECK(config_cache_bytes(&cfg, &b, NULL) == 0 && b == 512ull << 20,
+	      "cache_size=512M");
+	cfg.cache_size = (char *)"1x";
+	CHECK(config_cache_bytes(&cfg, &b, NULL) == MFS_E_CONFIG,
+	      "cache_size=1x is refused");
+}
+
 int main(void)
 {
 	line_cases();
 	other_cases();
+	cache_cases();
 	return check_done();
 }

@@ -114,7 +114,8 @@ static const char old_index[] =
 	" '2020-09-13 1226 Ann - Hi [3]', 1);"
 	"INSERT INTO messages VALUES(1, 12, 200, 1600000100, '', NULL,"
 	" '2020-09-13 1228 Bob - Yo [12]', 0);"
-	"INSERT INTO parts VALUES(1, 3, 1, 'body.txt', 'text/plain', 5);";
+	"INSERT INTO parts VALUES(1, 3, 1, 'body.txt', 'text/plain', 5);"
+	"INSERT INTO cache VALUES(1, 3, 100, 1);";
 
 static void test_upgrade(const char *dir)
 {
@@ -126,6 +127,8 @@ static void test_upgrade(const char *dir)
 	struct got g = { 0 };
 	uint32_t lo = 0, hi = 0;
 	int64_t inbox = 0;
+	uint64_t total = 0, off = 0;
+	struct ix_part parts[] = { { 1, "body.txt", "text/plain", 5 } };
 
 	snprintf(path, sizeof(path), "%s/old.sqlite", dir);
 	CHECK(sqlite3_open(path, &db) == SQLITE_OK &&
@@ -157,6 +160,15 @@ static void test_upgrade(const char *dir)
 	      "old parts are kept");
 	CHECK(index_msg_unfilled(ix, inbox, &lo, &hi, &err) == 0 && lo == 3 &&
 		      hi == 12, "unfilled UIDs 3:12 (got %u:%u)", lo, hi);
+	CHECK(index_cache_total(ix, &total, &err) == 0 && total == 100 &&
+		      index_views_get(ix, inbox, 3, &total, &err) ==
+			      MFS_E_NOTFOUND &&
+		      index_part_view(ix, inbox, 3, 1, &off, &total, &total,
+				      &err) == MFS_E_NOTFOUND,
+	      "an old cache entry counts its body and has no parts file");
+	CHECK(index_views_set(ix, inbox, 3, parts, &off, 1, 5, &err) == 0 &&
+		      index_cache_total(ix, &total, &err) == 0 && total == 105,
+	      "one can be recorded for it (%s)", err.msg);
 
 	/* A put of a row read back (a refused delete) keeps it unfilled. */
 	memset(&r, 0, sizeof(r));
@@ -197,6 +209,99 @@ static void test_upgrade(const char *dir)
 		      strcmp(r.sender, "Ann") == 0 &&
 		      r.m.internaldate == 1599999999,
 	      "filled values persist");
+	index_close(ix);
+}
+
+/* Parts files: where each part lies, counted with the body, checked
+ * against the parts the index has. */
+static void test_views(const char *dir)
+{
+	char path[300];
+	struct index *ix = NULL;
+	struct mfs_error err = { 0 };
+	struct ix_part parts[] = {
+		{ 1, "body.txt", "text/plain", 10 },
+		{ 2, "report.pdf", "application/pdf", 2000 },
+	};
+	struct ix_part other[] = {
+		{ 1, "body.txt", "text/plain", 10 },
+		{ 2, "report (2).pdf", "application/pdf", 2000 },
+	};
+	uint64_t off[] = { 0, 10 }, o = 0, size = 0, total = 0, count = 0;
+	struct ix_msg m = { .uid = 7, .size = 3000, .flags = "", .name = "m7" };
+	int64_t inbox = 0, of = 0;
+	uint32_t ou = 0;
+
+	snprintf(path, sizeof(path), "%s/views.sqlite", dir);
+	CHECK(index_open(path, &ix, &err) == 0, "views: a new index (%s)",
+	      err.msg);
+	if (!ix)
+		return;
+	index_folder_put(ix, 0, "INBOX", "INBOX", '/', 0, &inbox, &err);
+	m.folder = inbox;
+	index_msg_put(ix, &m, &err);
+	CHECK(index_parts_set(ix, inbox, 7, parts, 2, &err) == 0,
+	      "views: parts of UID 7 known");
+	CHECK(index_views_set(ix, inbox, 7, parts, off, 2, 2010, &err) ==
+		      MFS_E_NOTFOUND,
+	      "views: no parts file recorded without the body's entry");
+	CHECK(index_cache_add(ix, inbox, 7, 3000, &err) == 0,
+	      "views: the body cached");
+	CHECK(index_part_view(ix, inbox, 7, 2, &o, &size, &total, &err) ==
+		      MFS_E_NOTFOUND, "views: no parts file yet");
+	CHECK(index_views_set(ix, inbox, 7, other, off, 2, 2010, &err) ==
+		      MFS_E_NOTFOUND,
+	      "views: other parts than the index has are not recorded");
+	CHECK(index_views_set(ix, inbox, 7, parts, off, 1, 10, &err) ==
+		      MFS_E_NOTFOUND, "views: nor fewer of them");
+	CHECK(index_part_view(ix, inbox, 7, 1, &o, &size, &total, &err) ==
+		      MFS_E_NOTFOUND, "views: and nothing changed");
+	CHECK(index_views_set(ix, inbox, 7, parts, off, 2, 2010, &err) == 0,
+	      "views: the same parts are (%s)", err.msg);
+	CHECK(index_part_view(ix, inbox, 7, 2, &o, &size, &total, &err) == 0 &&
+		      o == 10 && size == 2000 && total == 2010,
+	      "views: part 2 at 10, 2000 bytes, file of 2010 (%llu %llu %llu)",
+	      (unsigned long long)o, (unsigned long long)size,
+	      (unsigned long long)total);
+	CHECK(index_part_view(ix, inbox, 7, 3, &o, &size, &total, &err) ==
+		      MFS_E_NOTFOUND, "views: no part 3");
+	CHECK(index_cache_total(ix, &total, &err) == 0 && total == 5010,
+	      "views: the total counts body and parts file (%llu)",
+	      (unsigned long long)total);
+	CHECK(index_cache_oldest(ix, 0, &of, &ou, &total, &err) == 0 &&
+		      ou == 7 && total == 5010,
+	      "views: evicting UID 7 frees both (%llu)",
+	      (unsigned long long)total);
+	CHECK(index_views_count(ix, &count, &total, &err) == 0 && count == 1 &&
+		      total == 2010, "views: one parts file of 2010 bytes");
+	CHECK(index_cache_add(ix, inbox, 7, 3000, &err) == 0 &&
+		      index_views_get(ix, inbox, 7, &total, &err) == 0 &&
+		      total == 2010,
+	      "views: a body added again keeps its parts file");
+	CHECK(index_views_clear(ix, inbox, 7, &err) == 0 &&
+		      index_views_get(ix, inbox, 7, &total, &err) ==
+			      MFS_E_NOTFOUND &&
+		      index_part_view(ix, inbox, 7, 1, &o, &size, &total,
+				      &err) == MFS_E_NOTFOUND,
+	      "views: cleared, it is gone");
+	CHECK(index_cache_total(ix, &total, &err) == 0 && total == 3000,
+	      "views: and no longer counted (%llu)", (unsigned long long)total);
+	index_views_set(ix, inbox, 7, parts, off, 2, 2010, &err);
+	CHECK(index_parts_set(ix, inbox, 7, parts, 2, &err) == 0 &&
+		      index_views_get(ix, inbox, 7, &total, &err) ==
+			      MFS_E_NOTFOUND,
+	      "views: new parts set forget the parts file");
+	index_views_set(ix, inbox, 7, parts, off, 2, 2010, &err);
+	CHECK(index_cache_remove(ix, inbox, 7, &total, &err) == 1 &&
+		      total == 5010 &&
+		      index_part_view(ix, inbox, 7, 1, &o, &size, &total,
+				      &err) == MFS_E_NOTFOUND,
+	      "views: the body evicted, its parts file goes with it (%llu "
+	      "bytes)", (unsigned long long)total);
+	CHECK(index_cache_add(ix, inbox, 7, 3000, &err) == 0 &&
+		      index_part_view(ix, inbox, 7, 1, &o, &size, &total,
+				      &err) == MFS_E_NOTFOUND,
+	      "views: and fetched again, it has none");
 	index_close(ix);
 }
 
@@ -349,7 +454,7 @@ int main(void)
 	index_cache_touch(ix, inbox, 7, &err);
 	CHECK(index_cache_total(ix, &total, &err) == 0 && total == 150,
 	      "cache total 150");
-	CHECK(index_cache_oldest(ix, &of, &ou, &total, &err) == 0 && ou == 9 && total == 50,
+	CHECK(index_cache_oldest(ix, 0, &of, &ou, &total, &err) == 0 && ou == 9 && total == 50,
 	      "LRU: 9 is oldest after touching 7 (got %u)", ou);
 	CHECK(index_cache_adopt(ix, inbox, 7, 999, &err) == 0,
 	      "adopt: a body with an entry keeps it");
@@ -358,9 +463,14 @@ int main(void)
 	CHECK(index_cache_total(ix, &total, &err) == 0 && total == 180,
 	      "adopt: it counts against the total (%llu)",
 	      (unsigned long long)total);
-	CHECK(index_cache_oldest(ix, &of, &ou, &total, &err) == 0 && ou == 11,
+	CHECK(index_cache_oldest(ix, 0, &of, &ou, &total, &err) == 0 && ou == 11,
 	      "adopt: as the least recently used (got %u)", ou);
-	CHECK(index_cache_remove(ix, inbox, 11, &err) == 0, "adopt: removed");
+	CHECK(index_cache_oldest(ix, 1, &of, &ou, &total, &err) == 0 &&
+		      ou == 9, "LRU: the next oldest is 9 (got %u)", ou);
+	CHECK(index_cache_remove(ix, inbox, 11, &total, &err) == 1 &&
+		      total == 30, "adopt: removed, with its 30 bytes");
+	CHECK(index_cache_remove(ix, inbox, 11, &total, &err) == 0,
+	      "removing it again finds nothing");
 
 	CHECK(index_folder_drop(ix, archive, true, &renewed, &err) == 0 &&
 		      renewed != archive, "renew gives a new id");
@@ -375,7 +485,7 @@ int main(void)
 	memset(&g, 0, sizeof(g));
 	CHECK(index_msg_get(ix, inbox, 7, got_msg, &g, &err) == MFS_E_NOTFOUND,
 	      "dropped folder's messages are gone");
-	CHECK(index_cache_oldest(ix, &of, &ou, &total, &err) == MFS_E_NOTFOUND,
+	CHECK(index_cache_oldest(ix, 0, &of, &ou, &total, &err) == MFS_E_NOTFOUND,
 	      "and so is its cache bookkeeping");
 
 	index_close(ix);
@@ -386,6 +496,7 @@ int main(void)
 		      0 && g.id == renewed, "state persists across reopen");
 	index_close(ix);
 	test_upgrade(dir);
+	test_views(dir);
 	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
 	if (system(path) != 0)
 		return 1;
