@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "smtp.h"
 
@@ -29,8 +30,29 @@ struct dialogue {
 	struct smtp_result *res;
 	char rcpt[256];		/* address of the RCPT awaiting its reply */
 	char last[256];		/* last reply line before QUIT */
+	char cmd[16];		/* verb of the last command sent */
 	bool quitting;		/* QUIT sent: its "221 Bye" is no reason */
 };
+
+/* Remember which command a reply is awaited for, by its verb only: the
+ * line after AUTH is the credentials, which must never be kept. */
+static void note_verb(struct dialogue *d, const char *line)
+{
+	static const char *const verbs[] = {
+		"EHLO", "HELO", "STARTTLS", "AUTH", "MAIL FROM", "RCPT TO",
+		"DATA", "BDAT", "RSET", "NOOP",
+	};
+
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		size_t n = strlen(verbs[i]);
+
+		if (strncasecmp(line, verbs[i], n) == 0 &&
+		    (line[n] == '\0' || line[n] == ' ' || line[n] == ':')) {
+			snprintf(d->cmd, sizeof(d->cmd), "%s", verbs[i]);
+			return;
+		}
+	}
+}
 
 static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size,
 		    void *ctx)
@@ -50,6 +72,8 @@ static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size,
 		 * the reason for the failure is the reply before that. */
 		if (strncmp(line, "QUIT", 4) == 0)
 			d->quitting = true;
+		else
+			note_verb(d, line);
 		if (strncmp(line, "RCPT TO:<", 9) == 0)
 			snprintf(d->rcpt, sizeof(d->rcpt), "%.*s",
 				 (int)strcspn(line + 9, ">"), line + 9);
@@ -204,9 +228,17 @@ int smtp_send(const struct smtp_opts *o, const struct smtp_msg *m,
 		goto out;
 	}
 	rc = classify(cr, code);
-	snprintf(res->reply, sizeof(res->reply), "%s",
-		 code >= 400 && d.last[0] ? d.last :
-		 errbuf[0] ? errbuf : curl_easy_strerror(cr));
+	if (code >= 400 && d.last[0])
+		snprintf(res->reply, sizeof(res->reply), "%s", d.last);
+	else if ((cr == CURLE_RECV_ERROR || cr == CURLE_GOT_NOTHING) &&
+		 d.cmd[0])
+		/* The server went away between replies: say which reply
+		 * never came, as curl's words do not. */
+		snprintf(res->reply, sizeof(res->reply), "no reply to %s: %s",
+			 d.cmd, errbuf[0] ? errbuf : curl_easy_strerror(cr));
+	else
+		snprintf(res->reply, sizeof(res->reply), "%s",
+			 errbuf[0] ? errbuf : curl_easy_strerror(cr));
 	mfs_fail(err, rc, "%s", res->reply);
 out:
 	if (h) {

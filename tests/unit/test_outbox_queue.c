@@ -139,6 +139,7 @@ struct smtpd {
 	size_t nscript;
 	const char *answer;
 	bool hold;
+	bool drop_at_mail;	/* MAIL FROM: close without a reply */
 	struct seen n;
 	char *last;		/* the last message transmitted, unstuffed */
 	char *first;		/* the first one since the last reset */
@@ -152,6 +153,7 @@ static void srv_reset(const char *answer)
 	srv.nscript = 0;
 	srv.answer = answer;
 	srv.hold = false;
+	srv.drop_at_mail = false;
 	memset(&srv.n, 0, sizeof(srv.n));
 	free(srv.last);
 	free(srv.first);
@@ -333,6 +335,13 @@ static void serve(int fd)
 		if (strncasecmp(line, "EHLO", 4) == 0) {
 			swrite(l.ssl, "250-fake\r\n250 8BITMIME\r\n");
 		} else if (strncasecmp(line, "MAIL FROM:", 10) == 0) {
+			bool drop;
+
+			pthread_mutex_lock(&srv.lock);
+			drop = srv.drop_at_mail;
+			pthread_mutex_unlock(&srv.lock);
+			if (drop)
+				goto out;
 			swrite(l.ssl, "250 ok\r\n");
 		} else if (strncasecmp(line, "RCPT TO:", 8) == 0) {
 			pthread_mutex_lock(&srv.lock);
@@ -803,6 +812,41 @@ static void test_retry(void)
 	spool_stop(&s);
 }
 
+/* A server that hangs up instead of answering MAIL FROM (as Dovecot's
+ * submission does when its relay is down and it closes before its 421
+ * is out): retrying, and the status says which reply never came. */
+static void test_dropped(void)
+{
+	struct spool s;
+	char st[512];
+
+	srv_reset("250 ok");
+	pthread_mutex_lock(&srv.lock);
+	srv.drop_at_mail = true;
+	pthread_mutex_unlock(&srv.lock);
+	hk_reset(0);
+	spool_new(&s, "dropped");
+	s.o.retry_initial_s = 1;
+	if (!spool_start(&s))
+		return;
+	put(&s, "d.eml", MSG("dropped"), DAY);
+	WAIT_UNTIL(status_is(&s, "d.eml", "retrying"), 15);
+	status(&s, "d.eml", st, sizeof(st));
+	CHECK(strncmp(st, "retrying: no reply to MAIL FROM: ", 33) == 0 &&
+		      strstr(st, "; next "),
+	      "a hang-up at MAIL FROM gives 'retrying: no reply to MAIL FROM:"
+	      " <why>; next <time>' ('%s')", st);
+	CHECK(srv_datas() == 0, "nothing was transmitted");
+	pthread_mutex_lock(&srv.lock);
+	srv.drop_at_mail = false;
+	pthread_mutex_unlock(&srv.lock);
+	WAIT_UNTIL(!exists(&s, "d.eml"), 20);
+	CHECK(!exists(&s, "d.eml") && srv_accepted() == 1,
+	      "once the server answers it is sent, once (%u tries)",
+	      srv_datas());
+	spool_stop(&s);
+}
+
 /* 554: failed at once, with a .error, never tried again. */
 static void test_permanent(void)
 {
@@ -1060,6 +1104,7 @@ int main(int argc, char **argv)
 	}
 	test_happy_path();
 	test_retry();
+	test_dropped();
 	test_permanent();
 	test_give_up();
 	test_writing();
