@@ -220,6 +220,30 @@ def submission_logins(h, since):
     return [ln for ln in data.splitlines() if "submission-login: Info: Login: " in ln]
 
 
+def relay_down_421s(h, user, since, wait=5):
+    """How many of user's submission sessions since an offset in Dovecot's
+    log ended having written "235 Logged in" and the relay-down 421: its
+    "Disconnected: Failed to connect to relay server" line counts the bytes
+    written in out=.  None when no such line shows within `wait` s.  Under
+    load Dovecot can hang up without the 421, and a client then has no
+    reply to show."""
+    reply = "235 2.7.0 Logged in.\r\n" \
+        "421 4.4.0 %s Failed to connect to relay server (connect)\r\n" % h["mail_domain"]
+    who = "submission(%s)" % address(h, user)
+    deadline = time.time() + wait
+    while True:
+        with open(h["dovecot_log"], "rb") as f:
+            f.seek(since)
+            lines = f.read().decode("utf-8", "replace").splitlines()
+        outs = [int(m.group(1)) for ln in lines
+                if who in ln and "Failed to connect to relay server" in ln
+                for m in [re.search(r"\bout=(\d+)", ln)] if m]
+        if outs or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    return sum(1 for o in outs if o >= len(reply)) if outs else None
+
+
 # --- self-check --------------------------------------------------------------
 
 def selfcheck(h, ok, fail, prefix="harness: "):

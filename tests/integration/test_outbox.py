@@ -536,8 +536,8 @@ def case_relay_down(ob):
         err = ob.put("relay.eml", message("relay down"))
         C.check(err is None, "4xx: write a message", err)
         # The first try can end in a dropped connection instead (Dovecot
-        # closing as the relay goes): a retrying status too, but the 421
-        # must come by the next try.
+        # hanging up before its 421 is out: "no reply to MAIL FROM"): a
+        # retrying status too, but the 421 must come by the next try.
         s = ob.wait_status("relay.eml", "retrying:", pattern=r"\b4\d\d\b.*; next ")
         C.check(s is not None and s.startswith("retrying:") and re.search(r"\b4\d\d\b", s) and "; next " in s,
                 "4xx: status becomes 'retrying: <the server's 4xx reply>; next <time>'", "status %r" % s)

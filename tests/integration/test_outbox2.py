@@ -105,6 +105,9 @@ def settle_logins(since, user, quiet=1.5, timeout=5):
     return n
 
 
+NEXT = r"next \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
+
+
 def status_time(s):
     """The epoch seconds of "...; next YYYY-MM-DD HH:MM:SS" (local time)."""
     m = re.search(r"; next (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)$", s or "")
@@ -359,12 +362,24 @@ def case_retry_default(ob):
     """With the default retry_initial, the first retry is announced about
     60 s after the failed attempt.  Called with the relay stopped."""
     name = "retry.eml"
+    since = file_size(H["dovecot_log"])
     t0 = time.time()
     err = ob.put(name, message("retry default"))
     s = ob.wait_status(name, "retrying:", step=0.1)
     t1 = time.time()
-    C.check(err is None and s and re.match(r"^retrying: 4\d\d .+; next \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", s),
-            "retry: status is 'retrying: <the 4xx reply>; next <time>'", "%s; status %r" % (err, s))
+    sent = st.relay_down_421s(H, "alice", since)
+    if s and re.match(r"^retrying: no reply to ", s) and sent == 0:
+        # Dovecot hung up without writing its 421 (seen once in a loaded
+        # run): nothing to show but which reply never came.
+        C.check(err is None and re.match(r"^retrying: no reply to [A-Z ]+: .+; " + NEXT, s),
+                "retry: status is 'retrying: no reply to <command>: <why>; next <time>' "
+                "(Dovecot's log: its session ended before its 421 was written)",
+                "%s; status %r" % (err, s))
+    else:
+        C.check(err is None and s and re.match(r"^retrying: 4\d\d .+; " + NEXT, s),
+                "retry: status is 'retrying: <the 4xx reply>; next <time>'",
+                "%s; status %r; Dovecot wrote the 421 in %s of alice's sessions"
+                % (err, s, sent))
     nxt = status_time(s)
     # The attempt was between t0 and t1 (whole seconds on the daemon's side).
     C.check(nxt is not None and t0 + RETRY_INITIAL - 5 <= nxt <= t1 + RETRY_INITIAL + 5,
