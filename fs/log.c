@@ -1,14 +1,18 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
 static unsigned debug_mask;
 static bool to_syslog;
 static FILE *log_file;
+static int journal = -1;	/* stderr is the journal: -1 not yet known */
 /* Guards writes to the log file or stderr, so that lines do not mix.  A
  * leaf: taken last, with other locks held (the outbox queue's). */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -44,8 +48,33 @@ int log_parse_categories(const char *s, unsigned *mask)
 	return 0;
 }
 
+/* systemd connects stderr to the journal and says so in JOURNAL_STREAM
+ * ("device:inode" of that stream); a stderr redirected since is not it. */
+static bool journal_check(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char end;
+
+	if (!js || sscanf(js, "%llu:%llu%c", &dev, &ino, &end) != 2)
+		return false;
+	return fstat(STDERR_FILENO, &st) == 0 &&
+	       (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
+/* Whether to write "<N>" prefixes; asked with log_lock held. */
+static bool stderr_is_journal(void)
+{
+	if (journal < 0)
+		journal = journal_check();
+	return journal;
+}
+
 void log_setup(unsigned mask, bool use_syslog, const char *file)
 {
+	journal = -1;	/* daemonizing hands stderr to /dev/null */
 	debug_mask = mask;
 	to_syslog = use_syslog && !file;
 	if (log_file && log_file != stderr)
@@ -68,11 +97,15 @@ static void vlog(int prio, const char *fmt, va_list ap)
 		vsyslog(prio, fmt, ap);
 		return;
 	}
-	now = time(NULL);
-	localtime_r(&now, &tm);
-	strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
 	pthread_mutex_lock(&log_lock);
-	fprintf(f, "%s mailfs: ", ts);
+	if (f == stderr && stderr_is_journal()) {
+		fprintf(f, "<%d>mailfs: ", prio);
+	} else {
+		now = time(NULL);
+		localtime_r(&now, &tm);
+		strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
+		fprintf(f, "%s mailfs: ", ts);
+	}
 	vfprintf(f, fmt, ap);
 	fputc('\n', f);
 	fflush(f);
@@ -85,6 +118,22 @@ void log_msg(int prio, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	vlog(prio, fmt, ap);
+	va_end(ap);
+}
+
+void log_early(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	pthread_mutex_lock(&log_lock);
+	if (stderr_is_journal())
+		fprintf(stderr, "<%d>", prio);
+	fputs("mailfs: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&log_lock);
 	va_end(ap);
 }
 

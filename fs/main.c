@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include "acctlock.h"
@@ -30,6 +31,7 @@
 #include "index.h"
 #include "log.h"
 #include "mime.h"
+#include "notify.h"
 #include "outbox_dir.h"
 #include "outbox.h"
 #include "imap_parse.h"
@@ -184,7 +186,7 @@ static int opt_proc(void *data, const char *arg, int key,
 			cl->mountpoint = strdup(arg);
 			return cl->mountpoint ? 0 : -1;
 		}
-		fprintf(stderr, "mailfs: unexpected argument '%s'\n", arg);
+		log_early(LOG_ERR, "unexpected argument '%s'", arg);
 		return -1;
 	default:
 		return 1;
@@ -203,15 +205,42 @@ static bool unreachable(int rc)
 	       rc == MFS_E_CLOSED;
 }
 
+/* The exit status for a failure to start, by its cause (mailfs(1), EXIT
+ * STATUS), so that a service manager restarts only what can succeed
+ * later: an unreachable server can; a refused password, an unverifiable
+ * certificate or a wrong configuration cannot until someone acts. */
+static int exit_status(int rc)
+{
+	switch (rc) {
+	case MFS_E_CONFIG:
+	case MFS_E_INVAL:
+		return EX_CONFIG;
+	case MFS_E_AUTH:
+	case MFS_E_SECRET:
+		return EX_NOPERM;
+	case MFS_E_TLS:
+	case MFS_E_PROTO:
+	case MFS_E_BAD:
+	case MFS_E_UNSUPPORTED:
+		return EX_PROTOCOL;
+	case MFS_E_CONNECT:
+	case MFS_E_TIMEOUT:
+	case MFS_E_CLOSED:
+	case MFS_E_TEMPFAIL:
+		return EX_TEMPFAIL;
+	default:
+		return 1;
+	}
+}
+
 static int fail_line(const char *what, const struct mfs_error *err)
 {
 	if (what)
-		fprintf(stderr, "mailfs: %s: %s\n", what,
-			err->msg[0] ? err->msg : mfs_strerror(err->code));
+		log_early(LOG_ERR, "%s: %s", what,
+			  err->msg[0] ? err->msg : mfs_strerror(err->code));
 	else
-		fprintf(stderr, "mailfs: %s\n",
-			err->msg[0] ? err->msg : mfs_strerror(err->code));
-	return 1;
+		log_early(LOG_ERR, "%s", err->msg[0] ? err->msg : mfs_strerror(err->code));
+	return exit_status(err->code);
 }
 
 /* Until the daemon runs, libfuse's complaints are start-up errors and get
@@ -249,7 +278,7 @@ static void fuse_logger(enum fuse_log_level level, const char *fmt,
 		log_msg(level <= FUSE_LOG_ERR ? LOG_ERR : LOG_INFO, "fuse: %s",
 			msg);
 	else
-		fprintf(stderr, "mailfs: %s\n", msg);
+		log_early(level <= FUSE_LOG_ERR ? LOG_ERR : LOG_INFO, "%s", msg);
 	fuse_len = 0;
 	fuse_line[0] = '\0';
 	pthread_mutex_unlock(&fuse_log_lock);
@@ -378,7 +407,8 @@ static bool options(struct daemon *d, struct fuse_args *args, int *status)
 	struct mfs_error err = { 0 };
 	struct stat st;
 
-	*status = 1;
+	/* Until the command line is read, a failure is the caller's usage. */
+	*status = EX_USAGE;
 	if (fuse_opt_parse(args, cl, opt_spec, opt_proc) < 0)
 		return false;
 	if (cl->help || cl->version) {
@@ -393,16 +423,16 @@ static bool options(struct daemon *d, struct fuse_args *args, int *status)
 	if (fuse_parse_cmdline(args, &d->fo) != 0)
 		return false;
 	if (!cl->cfg.account || !cl->mountpoint) {
-		fprintf(stderr, "mailfs: need ACCOUNT and MOUNTPOINT "
-				"(try --help)\n");
+		log_early(LOG_ERR, "need ACCOUNT and MOUNTPOINT (try --help)");
 		return false;
 	}
 	errno = 0;
 	if (stat(cl->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "mailfs: mountpoint %s: %s\n", cl->mountpoint,
-			errno ? strerror(errno) : "not a directory");
+		log_early(LOG_ERR, "mountpoint %s: %s", cl->mountpoint,
+			  errno ? strerror(errno) : "not a directory");
 		return false;
 	}
+	*status = EX_CONFIG;
 	if (config_resolve(&cl->cfg, &err) < 0 ||
 	    config_tls(&cl->cfg, &d->io.tls, &err) < 0 ||
 	    config_cache_bytes(&cl->cfg, &d->cache_bytes, &err) < 0 ||
@@ -411,17 +441,17 @@ static bool options(struct daemon *d, struct fuse_args *args, int *status)
 		return false;
 	}
 	if (parse_idle(cl->cfg.idle_folders, &d->idle_slots) < 0) {
-		fprintf(stderr, "mailfs: configuration: idle_folders must be "
-				"a number from 0 to 16\n");
+		log_early(LOG_ERR, "configuration: idle_folders must be a number from 0 "
+			  "to 16");
 		return false;
 	}
 	if (cl->cfg.debug &&
 	    log_parse_categories(cl->cfg.debug, &d->debug_mask) < 0) {
-		fprintf(stderr, "mailfs: unknown debug category in '%s' "
-				"(imap, fs, sync, cache, all; separate with ':')\n",
-			cl->cfg.debug);
+		log_early(LOG_ERR, "unknown debug category in '%s' (imap, fs, sync, "
+			  "cache, all; separate with ':')", cl->cfg.debug);
 		return false;
 	}
+	*status = 1;
 	log_setup(d->debug_mask, false, cl->cfg.log_file);
 	/* The password or token command runs for every login, not once:
 	 * OAuth2 tokens expire long before a mount ends. */
@@ -469,7 +499,7 @@ static int log_in_and_mount(struct daemon *d, struct fuse_args *args)
 	d->se = fuse_session_new(args, fsops_ops(), sizeof(*fsops_ops()),
 				 d->fsops);
 	if (!d->se)
-		return 1;
+		return EX_USAGE;
 
 	/* One daemon per account, decided before we log in: a second mount
 	 * must not make the user type a passphrase only to be refused. */
@@ -479,9 +509,8 @@ static int log_in_and_mount(struct daemon *d, struct fuse_args *args)
 		return fail_line("outbox directory", &err);
 	d->mnt_abs = realpath(cl->mountpoint, NULL);
 	if (!d->mnt_abs) {
-		fprintf(stderr, "mailfs: mountpoint %s: %s\n", cl->mountpoint,
-			strerror(errno));
-		return 1;
+		log_early(LOG_ERR, "mountpoint %s: %s", cl->mountpoint, strerror(errno));
+		return EX_USAGE;
 	}
 	if (acctlock_take(cl->cfg.cache_dir, cl->cfg.outbox_dir, d->mnt_abs,
 			  cl->cfg.timeout, &d->alock, &err) < 0)
@@ -494,10 +523,10 @@ static int log_in_and_mount(struct daemon *d, struct fuse_args *args)
 		return fail_line(err.code == MFS_E_SECRET ? "credentials" : NULL,
 				 &err);
 	if (rc < 0)
-		fprintf(stderr, "mailfs: %s; serving %s offline from its index "
-				"until the server is back\n",
-			err.msg[0] ? err.msg : mfs_strerror(err.code),
-			cl->cfg.account);
+		log_early(LOG_WARNING, "%s; serving %s offline from its index until the "
+			  "server is back",
+			  err.msg[0] ? err.msg : mfs_strerror(err.code),
+			  cl->cfg.account);
 	/* The user may have typed a passphrase for that one; from now on a
 	 * stuck command must fail a login (retried later), not hang it. */
 	cred_limit(d->cred, cl->cfg.timeout);
@@ -507,7 +536,7 @@ static int log_in_and_mount(struct daemon *d, struct fuse_args *args)
 		return 1;
 	d->handlers = true;
 	if (fuse_session_mount(d->se, cl->mountpoint) != 0) {
-		fprintf(stderr, "mailfs: cannot mount on %s\n", cl->mountpoint);
+		log_early(LOG_ERR, "cannot mount on %s", cl->mountpoint);
 		return 1;
 	}
 	d->mounted = true;
@@ -643,6 +672,16 @@ static int start_writers(struct daemon *d)
 	return 0;
 }
 
+/* A service manager that asked (Type=notify) learns when the tree can be
+ * used and when it is going. */
+static void tell_manager(const char *state)
+{
+	int rc = notify_manager(state);
+
+	if (rc < 0)
+		log_msg(LOG_WARNING, "NOTIFY_SOCKET: %s", strerror(-rc));
+}
+
 /* Until unmounted or signalled; 0 for a normal unmount. */
 static int serve(struct daemon *d)
 {
@@ -729,7 +768,9 @@ int main(int argc, char *argv[])
 		if (start_readers(&d) == 0 && start_writers(&d) == 0) {
 			log_msg(LOG_INFO, "mounted %s on %s", d.cl.cfg.account,
 				d.cl.mountpoint);
+			tell_manager("READY=1\nSTATUS=mounted");
 			status = serve(&d);
+			tell_manager("STOPPING=1");
 		}
 	}
 	teardown(&d);

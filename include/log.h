@@ -1,6 +1,9 @@
 /* log.h - logging for the daemon (fs/ only; libraries return errors).
  *
  * Foreground: stderr.  Daemonized: syslog, or log_file when given.
+ * When stderr is the journal (systemd's JOURNAL_STREAM names it), each
+ * line carries its priority as a "<N>" prefix (sd-daemon(3)) and no time
+ * of its own.
  * Debug output is by category, chosen with -o debug=imap:fs:sync:cache
  * (':' because FUSE splits -o values on commas).
  */
@@ -26,6 +29,10 @@ int log_parse_categories(const char *s, unsigned *mask);
 void log_setup(unsigned debug_mask, bool use_syslog, const char *file);
 
 void log_msg(int prio, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The one line a user sees when mailfs cannot start, or about how it
+ * starts: "mailfs: ..." on stderr, with no time, whatever log_setup said. */
+void log_early(int prio, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void log_debug(unsigned cat, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -384,8 +384,8 @@ def at_mount():
         os.makedirs(mp, exist_ok=True)
         rc, out, err = run_once(BIN, ["-f", "-o", "timeout=%d" % TIMEOUT, account, mp], env)
         lines = err.decode("utf-8", "replace").strip().splitlines()
-        C.check(rc not in (None, 0) and not mounted(mp),
-                "%s: mailfs exits non-zero without mounting" % account,
+        C.check(rc == 77 and not mounted(mp),
+                "%s: mailfs exits with status 77 (credentials) without mounting" % account,
                 "exit status %s, mounted %s" % (rc, mounted(mp)))
         C.check(len(lines) == 1 and want in lines[0] and lines[0].startswith("mailfs: "),
                 "%s: one line on stderr saying so" % account, lines)

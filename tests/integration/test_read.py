@@ -857,7 +857,11 @@ def finish_mount(mnt, what, logs=(), sig=None):
             "; ".join("%s: %s" % r for r in rep))
 
 
-def error_case(what, args, env, keywords=None, mountpoint=None):
+# Exit statuses by cause (mailfs(1) EXIT STATUS; sysexits.h numbers).
+EX_USAGE, EX_TEMPFAIL, EX_PROTOCOL, EX_NOPERM, EX_CONFIG = 64, 75, 76, 77, 78
+
+
+def error_case(what, args, env, want, keywords=None, mountpoint=None):
     mp = mountpoint or os.path.join(RUN, "mnt-error")
     if mountpoint is None:
         os.makedirs(mp, exist_ok=True)
@@ -867,8 +871,8 @@ def error_case(what, args, env, keywords=None, mountpoint=None):
     lines = [ln for ln in err.decode("utf-8", "replace").split("\n") if ln.strip()]
     line = lines[0] if lines else ""
     probs = []
-    if rc != 1:
-        probs.append("exit status %s, want 1" % ("timeout" if rc is None else rc))
+    if rc != want:
+        probs.append("exit status %s, want %d" % ("timeout" if rc is None else rc, want))
     if len(lines) != 1 or not line.startswith("mailfs: "):
         probs.append("stderr is not one 'mailfs: ...' line: %r" % err[:300])
     if keywords and not re.search(keywords, line, re.I):
@@ -878,19 +882,19 @@ def error_case(what, args, env, keywords=None, mountpoint=None):
         subprocess.run(["fusermount3", "-uz", mp])
     if PW in err.decode("utf-8", "replace") + out.decode("utf-8", "replace"):
         probs.append("password printed")
-    C.problems(probs, "%s: exit 1, one clear line on stderr, no mount" % what)
+    C.problems(probs, "%s: exit status %d, one clear line on stderr, no mount" % (what, want))
 
 
 def check_errors(env, cport):
-    error_case("wrong password", ["wrongpw@test"], env, r"auth|login|password|credential|reject")
+    error_case("wrong password", ["wrongpw@test"], env, EX_NOPERM, r"auth|login|password|credential|reject")
     error_case("untrusted certificate (CA that did not sign it; log_file set)", ["badca@test"], env,
-               r"certificate|tls|ssl")
-    error_case("unreachable server (closed port %d)" % cport, ["closed@test"], env)
-    error_case("nonexistent mountpoint", [ACCOUNT], env,
+               EX_PROTOCOL, r"certificate|tls|ssl")
+    error_case("unreachable server (closed port %d)" % cport, ["closed@test"], env, EX_TEMPFAIL)
+    error_case("nonexistent mountpoint", [ACCOUNT], env, EX_USAGE,
                mountpoint=os.path.join(RUN, "no", "such", "dir"))
-    error_case("tls=none without allow_plaintext", ["plain@test"], env, r"plaintext")
-    error_case("unknown -o option", ["-o", "no_such_option_xyz", ACCOUNT], env)
-    error_case("unknown account", ["nobody@nowhere"], env)
+    error_case("tls=none without allow_plaintext", ["plain@test"], env, EX_CONFIG, r"plaintext")
+    error_case("unknown -o option", ["-o", "no_such_option_xyz", ACCOUNT], env, EX_USAGE)
+    error_case("unknown account", ["nobody@nowhere"], env, EX_CONFIG)
 
     rc, out, err = run_once(BIN, ["--version"], env, timeout=30)
     ver = re.search(r"^VERSION\s*=\s*(\S+)", open(os.path.join(REPO_ROOT, "Makefile")).read(), re.M)
