@@ -9,7 +9,8 @@
 #   make demo       throwaway server with sample mail, mounted at ./mail
 #   make bench      benchmarks (see README)
 #   make lint       clang-format check and banned-call check
-#   make install    mailfs and its man pages under $(DESTDIR)$(PREFIX)
+#   make install    mailfs, its man pages and its systemd user unit under
+#                   $(DESTDIR)$(PREFIX)
 #                   (/usr/local)
 #
 # CFLAGS, CPPFLAGS and LDFLAGS are honoured (a distribution's hardening
@@ -19,6 +20,7 @@
 VERSION = 0.1.0
 PREFIX ?= /usr/local
 MANDIR ?= $(PREFIX)/share/man
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
 CC ?= cc
 PKG_CONFIG ?= pkg-config
 BUILD ?= build
@@ -118,6 +120,10 @@ lint:
 # binary must be in a system directory such as $(PREFIX)/bin.
 install: mailfs
 	install -D -m 0755 mailfs $(DESTDIR)$(PREFIX)/bin/mailfs
+	install -d $(DESTDIR)$(USERUNITDIR)
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' systemd/mailfs@.service.in \
+		> $(DESTDIR)$(USERUNITDIR)/mailfs@.service
+	chmod 0644 $(DESTDIR)$(USERUNITDIR)/mailfs@.service
 	for m in man/*.[1-8]; do \
 		s=$${m##*.}; \
 		install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/} || exit 1; \
