@@ -376,3 +376,32 @@ int folders_special(struct index *ix, enum folders_role role,
 		free(sc.wire);
 	return 0;
 }
+
+int folders_keep(void *ctx, const struct imap_mailbox *mb)
+{
+	struct folders_list *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		struct imap_mailbox *p = realloc(l->v, cap * sizeof(*p));
+
+		if (!p)
+			return MFS_E_NOMEM;
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n] = *mb;
+	l->v[l->n].name = strdup(mb->name);
+	if (!l->v[l->n].name)
+		return MFS_E_NOMEM;
+	l->n++;
+	return 0;
+}
+
+void folders_list_clear(struct folders_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free((char *)l->v[i].name);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}

@@ -20,6 +20,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "acctcheck.h"
 #include "acctlock.h"
 #include "changes.h"
 #include "cache.h"
@@ -42,7 +43,7 @@
 
 #define NOFILE_MAX ((rlim_t)1 << 20)
 
-enum { KEY_HELP, KEY_VERSION, KEY_DISCARD };
+enum { KEY_HELP, KEY_VERSION, KEY_CHECK, KEY_DISCARD };
 
 #define OPT(t, f) { t, offsetof(struct config, f), 0 }
 
@@ -83,6 +84,7 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("--check", KEY_CHECK),
 	/* fstab's own words mean nothing to us. */
 	FUSE_OPT_KEY("_netdev", KEY_DISCARD),
 	FUSE_OPT_KEY("noauto", KEY_DISCARD),
@@ -96,16 +98,19 @@ static const struct fuse_opt opt_spec[] = {
 struct cmdline {
 	struct config cfg;
 	char *mountpoint;
-	bool help, version;
+	bool help, version, check;
 	int nonopt;
 };
 
 static void usage(const char *prog)
 {
 	printf("usage: %s [options] ACCOUNT|imaps://user@host[:port] MOUNTPOINT\n"
+	       "       %s --check [options] ACCOUNT|imaps://user@host[:port]\n"
 	       "\n"
 	       "Mount an IMAP account as a directory tree.  Every -o KEY=VALUE is\n"
 	       "also a config file key (defaults in parentheses); see mailfs(1).\n"
+	       "--check logs in over IMAP and SMTP, says what a mount would use\n"
+	       "and mounts nothing; the exit status says what failed.\n"
 	       "\n"
 	       "Account:\n"
 	       "    -o config=FILE         config file ($XDG_CONFIG_HOME/mailfs/config)\n"
@@ -153,7 +158,7 @@ static void usage(const char *prog)
 	       "    -o log_file=FILE       log here instead of syslog/stderr\n"
 	       "\n"
 	       "FUSE:\n",
-	       prog);
+	       prog, prog);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 	printf("\nUnmount with: fusermount3 -u MOUNTPOINT\n");
@@ -168,6 +173,9 @@ static int opt_proc(void *data, const char *arg, int key,
 	switch (key) {
 	case KEY_HELP:
 		cl->help = true;
+		return 0;
+	case KEY_CHECK:
+		cl->check = true;
 		return 0;
 	case KEY_VERSION:
 		cl->version = true;
@@ -422,12 +430,18 @@ static bool options(struct daemon *d, struct fuse_args *args, int *status)
 	}
 	if (fuse_parse_cmdline(args, &d->fo) != 0)
 		return false;
-	if (!cl->cfg.account || !cl->mountpoint) {
+	if (cl->check && (!cl->cfg.account || cl->mountpoint)) {
+		log_early(LOG_ERR, "--check takes ACCOUNT and no MOUNTPOINT "
+				   "(try --help)");
+		return false;
+	}
+	if (!cl->cfg.account || (!cl->mountpoint && !cl->check)) {
 		log_early(LOG_ERR, "need ACCOUNT and MOUNTPOINT (try --help)");
 		return false;
 	}
 	errno = 0;
-	if (stat(cl->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
+	if (!cl->check &&
+	    (stat(cl->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode))) {
 		log_early(LOG_ERR, "mountpoint %s: %s", cl->mountpoint,
 			  errno ? strerror(errno) : "not a directory");
 		return false;
@@ -751,6 +765,43 @@ static void teardown(struct daemon *d)
 	config_clear(&d->cl.cfg);
 }
 
+/* mailfs --check: log in, say what a mount would use, mount nothing. */
+static int check(struct daemon *d)
+{
+	struct config *cfg = &d->cl.cfg;
+	struct mfs_error err = { 0 };
+	const char *tmp = getenv("TMPDIR");
+	char log_to[600];
+	struct smtp_opts so = {
+		.host = cfg->smtp_host, .port = cfg->smtp_port,
+		.tls = d->smtp_implicit ? SMTP_TLS_IMPLICIT : SMTP_TLS_STARTTLS,
+		.user = cfg->user, .secret = d->io.secret,
+		.ca_file = cfg->ca_file, .timeout_s = cfg->timeout,
+	};
+	struct acctcheck_opts o = {
+		.account = cfg->account, .imap = &d->io, .smtp = &so,
+		.strip_prefix = !cfg->strip_prefix ||
+				strcmp(cfg->strip_prefix, "yes") == 0,
+		.trash = cfg->trash_folder, .sent = cfg->sent_folder,
+		.save_sent = !cfg->save_sent ||
+			     strcmp(cfg->save_sent, "yes") == 0,
+		.expunge = cfg->delete_mode &&
+			   strcmp(cfg->delete_mode, "expunge") == 0,
+		.cache_dir = cfg->cache_dir, .index_path = d->index_path,
+		.outbox_dir = cfg->outbox_dir, .log_to = log_to,
+		.tmp_dir = tmp && *tmp ? tmp : "/tmp",
+	};
+
+	snprintf(log_to, sizeof(log_to), "%s",
+		 cfg->log_file ? cfg->log_file :
+		 "syslog, or standard error with -f (the journal under "
+		 "systemd)");
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (acctcheck_run(&o, stdout, &err) < 0)
+		return fail_line(NULL, &err);
+	return 0;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -762,8 +813,14 @@ int main(int argc, char *argv[])
 	mallopt(M_ARENA_MAX, 2);
 	raise_nofile();
 	fuse_set_log_func(fuse_logger);
-	if (options(&d, &args, &status) &&
-	    (status = log_in_and_mount(&d, &args)) == 0) {
+	if (!options(&d, &args, &status))
+		goto out;
+	if (d.cl.check) {
+		status = check(&d);
+		goto out;
+	}
+	status = log_in_and_mount(&d, &args);
+	if (status == 0) {
 		status = 1;
 		if (start_readers(&d) == 0 && start_writers(&d) == 0) {
 			log_msg(LOG_INFO, "mounted %s on %s", d.cl.cfg.account,
@@ -773,6 +830,7 @@ int main(int argc, char *argv[])
 			tell_manager("STOPPING=1");
 		}
 	}
+out:
 	teardown(&d);
 	fuse_opt_free_args(&args);
 	return status;

@@ -474,35 +474,55 @@ int conn_cmd(struct imap_conn *c, const char *line, conn_untagged_fn fn,
 	return rc < 0 ? rc : conn_finish(c, tag, fn, ctx, err);
 }
 
+static const struct {
+	const char *name;
+	unsigned bit;
+} known_caps[] = {
+	{ "CONDSTORE", IMAP_CAP_CONDSTORE },
+	{ "QRESYNC", IMAP_CAP_QRESYNC },
+	{ "BINARY", IMAP_CAP_BINARY },
+	{ "LIST-STATUS", IMAP_CAP_LIST_STATUS },
+	{ "SPECIAL-USE", IMAP_CAP_SPECIAL_USE },
+	{ "UIDPLUS", IMAP_CAP_UIDPLUS },
+	{ "ESEARCH", IMAP_CAP_ESEARCH },
+	{ "LITERAL+", IMAP_CAP_LITERALPLUS },
+	{ "MOVE", IMAP_CAP_MOVE },
+	{ "IDLE", IMAP_CAP_IDLE },
+	{ "ENABLE", IMAP_CAP_ENABLE },
+	{ "UNSELECT", IMAP_CAP_UNSELECT },
+	{ "NAMESPACE", IMAP_CAP_NAMESPACE },
+};
+
+const char *imap_cap_name(unsigned bit)
+{
+	for (size_t k = 0; k < sizeof(known_caps) / sizeof(known_caps[0]); k++)
+		if (known_caps[k].bit == bit)
+			return known_caps[k].name;
+	return NULL;
+}
+
 static int parse_caps(void *ctx, const struct imap_resp *r)
 {
-	static const struct {
-		const char *name;
-		unsigned bit;
-	} known[] = {
-		{ "CONDSTORE", IMAP_CAP_CONDSTORE },
-		{ "QRESYNC", IMAP_CAP_QRESYNC },
-		{ "BINARY", IMAP_CAP_BINARY },
-		{ "LIST-STATUS", IMAP_CAP_LIST_STATUS },
-		{ "SPECIAL-USE", IMAP_CAP_SPECIAL_USE },
-		{ "UIDPLUS", IMAP_CAP_UIDPLUS },
-		{ "ESEARCH", IMAP_CAP_ESEARCH },
-		{ "LITERAL+", IMAP_CAP_LITERALPLUS },
-		{ "MOVE", IMAP_CAP_MOVE },
-		{ "IDLE", IMAP_CAP_IDLE },
-		{ "ENABLE", IMAP_CAP_ENABLE },
-		{ "UNSELECT", IMAP_CAP_UNSELECT },
-		{ "NAMESPACE", IMAP_CAP_NAMESPACE },
-	};
 	struct imap_conn *c = ctx;
 
 	if (!imap_atom_is(imap_list_get(&r->data, 0), "CAPABILITY"))
 		return 0;
 	c->caps = 0;
-	for (size_t i = 1; i < r->data.n; i++)
-		for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
-			if (imap_atom_is(&r->data.items[i], known[k].name))
-				c->caps |= known[k].bit;
+	c->cap_text[0] = '\0';
+	for (size_t i = 1; i < r->data.n; i++) {
+		const struct imap_value *v = &r->data.items[i];
+		size_t used = strlen(c->cap_text);
+
+		for (size_t k = 0; k < sizeof(known_caps) / sizeof(known_caps[0]);
+		     k++)
+			if (imap_atom_is(v, known_caps[k].name))
+				c->caps |= known_caps[k].bit;
+		/* Kept for people to read; what does not fit is left out. */
+		if (v->type == IMAP_V_ATOM &&
+		    used + 1 + strlen(v->str) < sizeof(c->cap_text))
+			snprintf(c->cap_text + used, sizeof(c->cap_text) - used,
+				 "%s%s", used ? " " : "", v->str);
+	}
 	return 0;
 }
 
@@ -668,6 +688,11 @@ bool imap_is_selected(const struct imap_conn *c, const char *mailbox)
 unsigned imap_caps(const struct imap_conn *c)
 {
 	return c->caps;
+}
+
+const char *imap_cap_text(const struct imap_conn *c)
+{
+	return c->cap_text;
 }
 
 bool imap_usable(const struct imap_conn *c)

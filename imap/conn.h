@@ -27,6 +27,7 @@ struct imap_conn {
 	size_t rpos, rlen;
 	unsigned tagseq;
 	unsigned caps;
+	char cap_text[IMAP_CAP_TEXT_MAX];	/* CAPABILITY, as announced */
 	bool broken;
 	bool qresync;		/* ENABLE QRESYNC done */
 	unsigned max_untagged;	/* per command; see conn_finish */

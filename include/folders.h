@@ -32,6 +32,15 @@ struct folders_hooks {
 	void *ctx;
 };
 
+/* A LIST answer kept beyond imap_list's calls: folders_keep is an
+ * imap_list_fn filling one (zeroed first); folders_list_clear frees it. */
+struct folders_list {
+	struct imap_mailbox *v;	/* names owned */
+	size_t n, cap;
+};
+int folders_keep(void *ctx, const struct imap_mailbox *mb);
+void folders_list_clear(struct folders_list *l);
+
 /* Write the n mailboxes of one LIST answer (names as on the wire) into
  * the index, parents first; call inside a transaction.  A name that
  * begins with strip (the personal namespace prefix, e.g. "INBOX."; NULL

@@ -78,6 +78,15 @@ bool imap_is_selected(const struct imap_conn *c, const char *mailbox);
 /* IMAP_CAP_* bits the server announced after login. */
 unsigned imap_caps(const struct imap_conn *c);
 
+/* The capabilities announced after login, space-separated as sent (at
+ * most IMAP_CAP_TEXT_MAX - 1 bytes: later ones that do not fit are left
+ * out), for people to read; "" before any. */
+#define IMAP_CAP_TEXT_MAX 1024
+const char *imap_cap_text(const struct imap_conn *c);
+
+/* The name of one IMAP_CAP_* bit ("CONDSTORE"), NULL for another value. */
+const char *imap_cap_name(unsigned bit);
+
 /* False once the connection has failed; it must then be closed. */
 bool imap_usable(const struct imap_conn *c);
 

@@ -89,4 +89,11 @@ struct smtp_result {
 int smtp_send(const struct smtp_opts *o, const struct smtp_msg *m,
 	      struct smtp_result *res, struct mfs_error *err);
 
+/* Connect, secure and log in as smtp_send would (EHLO, STARTTLS, AUTH),
+ * then leave without sending: whether a submission could start.  0, or
+ * a negative mfs_err classified as for smtp_send (MFS_E_AUTH for a
+ * refused login), with the server's or curl's words in res->reply. */
+int smtp_login(const struct smtp_opts *o, struct smtp_result *res,
+	       struct mfs_error *err);
+
 #endif

@@ -137,41 +137,27 @@ static int progress_cb(void *p, curl_off_t dltotal, curl_off_t dlnow,
 	return o->cancelled(o->cancel_ctx) ? 1 : 0;
 }
 
-int smtp_send(const struct smtp_opts *o, const struct smtp_msg *m,
-	      struct smtp_result *res, struct mfs_error *err)
+/* A handle for o's server: URL, TLS, timeouts and the login, with a
+ * secret asked of o->secret now.  0 or a negative mfs_err (the words in
+ * res->reply too); *out is the caller's either way (NULL on failure). */
+static int session_new(const struct smtp_opts *o, char *errbuf,
+		       struct smtp_result *res, CURL **out,
+		       struct mfs_error *err)
 {
-	struct upload up = { m->data, m->len, 0 };
-	struct dialogue d = { .res = res };
-	struct curl_slist *rcpts = NULL;
-	char errbuf[CURL_ERROR_SIZE] = "";
-	char *url = NULL, *from = NULL, *secret = NULL;
 	unsigned port = o->port;
-	CURL *h = NULL;
-	CURLcode cr;
-	long code = 0;
-	int rc;
+	char *url = NULL, *secret = NULL;
+	CURL *h = curl_easy_init();
+	int rc = 0;
 
-	memset(res, 0, sizeof(*res));
+	*out = h;
 	if (!port)
 		port = o->tls == SMTP_TLS_IMPLICIT ? 465 : 587;
 	if (asprintf(&url, "%s://%s:%u/", o->tls == SMTP_TLS_IMPLICIT ?
 		     "smtps" : "smtp", o->host, port) < 0)
 		url = NULL;
-	if (asprintf(&from, "<%s>", m->from) < 0)
-		from = NULL;
-	h = curl_easy_init();
-	if (!url || !from || !h) {
+	if (!url || !h) {
 		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
 		goto out;
-	}
-	for (size_t i = 0; i < m->nrcpt; i++) {
-		struct curl_slist *n = curl_slist_append(rcpts, m->rcpt[i]);
-
-		if (!n) {
-			rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
-			goto out;
-		}
-		rcpts = n;
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -196,9 +182,97 @@ int smtp_send(const struct smtp_opts *o, const struct smtp_msg *m,
 	} else if (o->secret.kind == SECRET_PASSWORD) {
 		curl_easy_setopt(h, CURLOPT_PASSWORD, secret);
 	}
-	/* libcurl keeps its own copy: ours need not live any longer. */
+out:
+	/* libcurl keeps its own copies: ours need not live any longer. */
 	secret_free(secret);
-	secret = NULL;
+	free(url);
+	return rc;
+}
+
+/* res->reply and the mfs_err for a transfer that did not succeed. */
+static int failed(CURLcode cr, long code, const struct dialogue *d,
+		  const char *errbuf, struct smtp_result *res,
+		  struct mfs_error *err)
+{
+	int rc = classify(cr, code);
+
+	if (code >= 400 && d->last[0])
+		snprintf(res->reply, sizeof(res->reply), "%s", d->last);
+	else if ((cr == CURLE_RECV_ERROR || cr == CURLE_GOT_NOTHING) &&
+		 d->cmd[0])
+		/* The server went away between replies: say which reply
+		 * never came, as curl's words do not. */
+		snprintf(res->reply, sizeof(res->reply), "no reply to %s: %s",
+			 d->cmd, errbuf[0] ? errbuf : curl_easy_strerror(cr));
+	else
+		snprintf(res->reply, sizeof(res->reply), "%s",
+			 errbuf[0] ? errbuf : curl_easy_strerror(cr));
+	return mfs_fail(err, rc, "%s", res->reply);
+}
+
+int smtp_login(const struct smtp_opts *o, struct smtp_result *res,
+	       struct mfs_error *err)
+{
+	struct dialogue d = { .res = res };
+	char errbuf[CURL_ERROR_SIZE] = "";
+	CURL *h = NULL;
+	CURLcode cr;
+	long code = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = session_new(o, errbuf, res, &h, err);
+	if (rc < 0)
+		goto out;
+	/* The protocol's connect phase is EHLO, STARTTLS and AUTH. */
+	curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+	curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, debug_cb);
+	curl_easy_setopt(h, CURLOPT_DEBUGDATA, &d);
+	curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+	cr = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	res->code = (int)code;
+	if (cr != CURLE_OK)
+		rc = failed(cr, code, &d, errbuf, res, err);
+out:
+	if (h) {
+		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+		curl_easy_cleanup(h);
+	}
+	return rc;
+}
+
+int smtp_send(const struct smtp_opts *o, const struct smtp_msg *m,
+	      struct smtp_result *res, struct mfs_error *err)
+{
+	struct upload up = { m->data, m->len, 0 };
+	struct dialogue d = { .res = res };
+	struct curl_slist *rcpts = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	char *from = NULL;
+	CURL *h = NULL;
+	CURLcode cr;
+	long code = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if (asprintf(&from, "<%s>", m->from) < 0) {
+		from = NULL;
+		rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		struct curl_slist *n = curl_slist_append(rcpts, m->rcpt[i]);
+
+		if (!n) {
+			rc = mfs_fail(err, MFS_E_NOMEM, "out of memory");
+			goto out;
+		}
+		rcpts = n;
+	}
+	rc = session_new(o, errbuf, res, &h, err);
+	if (rc < 0)
+		goto out;
 	curl_easy_setopt(h, CURLOPT_MAIL_FROM, from);
 	curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpts);
 	/* One refused recipient must not stop delivery to the others. */
@@ -227,27 +301,13 @@ int smtp_send(const struct smtp_opts *o, const struct smtp_msg *m,
 		rc = mfs_fail(err, MFS_E_CANCELLED, "cancelled");
 		goto out;
 	}
-	rc = classify(cr, code);
-	if (code >= 400 && d.last[0])
-		snprintf(res->reply, sizeof(res->reply), "%s", d.last);
-	else if ((cr == CURLE_RECV_ERROR || cr == CURLE_GOT_NOTHING) &&
-		 d.cmd[0])
-		/* The server went away between replies: say which reply
-		 * never came, as curl's words do not. */
-		snprintf(res->reply, sizeof(res->reply), "no reply to %s: %s",
-			 d.cmd, errbuf[0] ? errbuf : curl_easy_strerror(cr));
-	else
-		snprintf(res->reply, sizeof(res->reply), "%s",
-			 errbuf[0] ? errbuf : curl_easy_strerror(cr));
-	mfs_fail(err, rc, "%s", res->reply);
+	rc = failed(cr, code, &d, errbuf, res, err);
 out:
 	if (h) {
 		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 		curl_easy_cleanup(h);
 	}
 	curl_slist_free_all(rcpts);
-	secret_free(secret);
-	free(url);
 	free(from);
 	return rc;
 }

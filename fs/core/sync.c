@@ -233,32 +233,6 @@ struct list_ctx {
 };
 
 /* The LIST response, kept until the index is written. */
-struct listed {
-	struct imap_mailbox *v;	/* names owned */
-	size_t n, cap;
-};
-
-static int keep_mailbox(void *ctx, const struct imap_mailbox *mb)
-{
-	struct listed *l = ctx;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 32;
-		struct imap_mailbox *p = realloc(l->v, cap * sizeof(*p));
-
-		if (!p)
-			return MFS_E_NOMEM;
-		l->v = p;
-		l->cap = cap;
-	}
-	l->v[l->n] = *mb;
-	l->v[l->n].name = strdup(mb->name);
-	if (!l->v[l->n].name)
-		return MFS_E_NOMEM;
-	l->n++;
-	return 0;
-}
-
 static int remember_status(struct sync *s, int64_t id,
 			   const struct imap_mbstate *st)
 {
@@ -379,7 +353,7 @@ static int sync_list(struct sync *s, struct mfs_error *err)
 	struct list_ctx lc = { .s = s, .dc = &dc, .err = err };
 	struct folders_hooks fh = { on_folder, on_moved, &lc };
 	struct seen before = { 0 };
-	struct listed listed = { 0 };
+	struct folders_list listed = { 0 };
 	char strip[IMAP_NS_PREFIX_MAX];
 	bool changed;
 	int rc;
@@ -389,7 +363,7 @@ static int sync_list(struct sync *s, struct mfs_error *err)
 	if (rc == 0)
 		rc = strip_of(s, strip, err);
 	if (rc == 0)
-		rc = imap_list(s->conn, keep_mailbox, &listed, err);
+		rc = imap_list(s->conn, folders_keep, &listed, err);
 	if (rc == MFS_E_NOMEM)
 		mfs_fail(err, rc, "out of memory");
 	if (rc < 0)
@@ -436,9 +410,7 @@ out:
 	for (size_t i = 0; i < dc.nnames; i++)
 		free(dc.names[i]);
 	free(dc.names);
-	for (size_t i = 0; i < listed.n; i++)
-		free((char *)listed.v[i].name);
-	free(listed.v);
+	folders_list_clear(&listed);
 	return rc;
 }
 
