@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,11 @@ static struct overwrite *ow_of(const struct fuse_file_info *fi)
 struct part_fh {
 	int fd;
 	uint64_t off, size;
+	/* Reads answered.  The kernel sends RELEASE only after every READ
+	 * of the file has its answer, but orders them through /dev/fuse,
+	 * where ThreadSanitizer cannot see it; each read's release and the
+	 * RELEASE's acquire of this count are that order, made visible. */
+	atomic_uint answered;
 };
 
 static struct part_fh *part_of(const struct fuse_file_info *fi)
@@ -1043,7 +1049,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)fd;
 	if (ph) {
-		*ph = (struct part_fh){ fd, off, size };
+		ph->fd = fd;
+		ph->off = off;
+		ph->size = size;
+		atomic_init(&ph->answered, 0);
 		fi->fh = (uint64_t)(uintptr_t)ph | PART_BIT;
 	}
 	fi->keep_cache = !fi->direct_io;
@@ -1079,6 +1088,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		buf.buf[0].fd = ph->fd;
 		buf.buf[0].pos = (off_t)(ph->off + (uint64_t)off);
 		buf.buf[0].size = size < left ? size : (size_t)left;
+		atomic_fetch_add_explicit(&ph->answered, 1,
+					  memory_order_release);
 	}
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
@@ -1095,8 +1106,11 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	if (ow_of(fi)) {
 		overwrite_close(ow_of(fi));
 	} else if (part_of(fi)) {
-		close(part_of(fi)->fd);
-		free(part_of(fi));
+		struct part_fh *ph = part_of(fi);
+
+		(void)atomic_load_explicit(&ph->answered, memory_order_acquire);
+		close(ph->fd);
+		free(ph);
 	} else {
 		close((int)fi->fh);
 	}
