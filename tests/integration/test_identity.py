@@ -70,8 +70,22 @@ class Pid:
         self.pid = pid
 
 
+def parent_of(pid):
+    """The parent PID from /proc/PID/stat, None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (in parentheses) may hold spaces; the fields after it do not.
+    return int(stat[stat.rindex(b")") + 2:].split()[1])
+
+
 def daemon_pids(mountpoint):
-    """PIDs of the mailfs processes whose argv names this mountpoint."""
+    """PIDs of the mailfs processes whose argv names this mountpoint, not
+    counting a child of one of them: the daemon forks to run its
+    password_command, and until that child execs it is a mailfs with the
+    same argv (a loaded ASan run counted one)."""
     found = []
     for pid, cmdline in proc_cmdlines():
         try:
@@ -80,7 +94,7 @@ def daemon_pids(mountpoint):
             continue
         if mountpoint.encode() in cmdline.split(b"\0") and exe == os.path.realpath(BIN):
             found.append(pid)
-    return found
+    return [p for p in found if parent_of(p) not in found]
 
 
 def check_refused(first_mnt, first_pid, n, what):
